@@ -1,0 +1,38 @@
+# The two commands: `make demo` runs the whole pipeline through Airflow; `make test` runs the tests.
+# Both create the environments they need on first use (infra/bootstrap.sh) and reuse them after.
+SHELL := /bin/bash
+VENV ?= .venv
+PIPELINE := $(VENV)/pipeline/bin
+AIRFLOW := $(VENV)/airflow/bin
+PYTEST_ARGS ?=
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+
+.PHONY: demo test test-all envs lint bench-demo clean help
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
+
+envs:  ## create the pipeline and airflow environments (no-op when up to date)
+	@infra/bootstrap.sh all
+
+demo: envs  ## generate demo data and run the whole pipeline DAG through Airflow
+	@LAKECART_AIRFLOW_BIN=$(abspath $(AIRFLOW)) $(PIPELINE)/lakecart demo $(DEMO_ARGS)
+
+# pytest exits 5 when a selection holds no test; that is not a failure of the suite.
+test: envs  ## run the default test suite (slow end-to-end tests excluded)
+	@set -o pipefail; rc=0; \
+	$(PIPELINE)/python -m pytest tests --ignore=tests/dags -m "not slow" $(PYTEST_ARGS) || { s=$$?; [ $$s -eq 5 ] || rc=$$s; }; \
+	$(AIRFLOW)/python -m pytest tests/dags $(PYTEST_ARGS) || { s=$$?; [ $$s -eq 5 ] || rc=$$s; }; \
+	exit $$rc
+
+test-all: envs  ## the whole suite, slow end-to-end tests included
+	@$(MAKE) --no-print-directory test PYTEST_ARGS="-m 'slow or not slow' $(PYTEST_ARGS)"
+
+lint: envs  ## ruff over the code
+	@$(PIPELINE)/ruff check lakecart jobs features training dags tests benchmarks
+
+bench-demo:  ## time `make demo` with warm environments (see BENCHMARKS.md)
+	@$(PIPELINE)/python benchmarks/demo_run.py
+
+clean:  ## remove generated data (keeps the environments)
+	rm -rf data

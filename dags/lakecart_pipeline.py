@@ -1,0 +1,79 @@
+"""lakecart daily pipeline: raw logs -> bronze -> silver -> features -> training set -> Horovod
+training -> embeddings and recommendations in the lake.
+
+This file only wires tasks. Each task runs the ``lakecart`` command line in the pipeline
+environment (``LAKECART_PIPELINE_BIN`` names its ``bin/``; otherwise ``lakecart`` must be on PATH),
+exactly as a person would. Validation tasks gate what follows: when a suite fails, the task
+fails and training and publishing do not run.
+
+Params: ``lookback_days`` re-processes that many days before the logical date (backfill through
+the same code path); ``train_days`` and ``test_days`` shape the training set; ``processes`` sets
+the Horovod workers.
+"""
+from __future__ import annotations
+
+import pendulum
+from airflow.providers.standard.operators.bash import BashOperator
+from airflow.sdk import Asset, Param, dag
+
+# Resolved by bash when the task runs, never at parse time.
+LAKECART = 'PATH="${LAKECART_PIPELINE_BIN:+$LAKECART_PIPELINE_BIN:}$PATH" lakecart'
+DAY = "--date {{ ds }}"
+WINDOW = DAY + " --lookback-days {{ params.lookback_days }}"
+
+SILVER_EVENTS = Asset("lakecart://silver/events")
+USER_FEATURES = Asset("lakecart://features/user_activity_v1")
+ITEM_FEATURES = Asset("lakecart://features/item_popularity_v1")
+RECOMMENDATIONS = Asset("lakecart://gold/recommendations")
+
+
+def lakecart(task_id: str, arguments: str, **kwargs) -> BashOperator:
+    return BashOperator(task_id=task_id, bash_command=f"{LAKECART} {arguments}", **kwargs)
+
+
+@dag(
+    dag_id="lakecart_pipeline",
+    schedule="@daily",
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    default_args={"retries": 0},
+    params={
+        "lookback_days": Param(0, type="integer", minimum=0, description="also re-process this many earlier days"),
+        "train_days": Param(14, type="integer", minimum=2, description="days of interactions in the training set"),
+        "test_days": Param(2, type="integer", minimum=1, description="last days held out for evaluation"),
+        "processes": Param(2, type="integer", minimum=1, description="Horovod workers"),
+        "epochs": Param(3, type="integer", minimum=1),
+    },
+    tags=["lakecart", "features", "training"],
+    doc_md=__doc__,
+)
+def lakecart_pipeline():
+    catalog = lakecart("ingest_catalog", "ingest catalog")
+    bronze = lakecart("ingest_bronze", f"ingest bronze {WINDOW}")
+    silver = lakecart("ingest_silver", f"ingest silver {WINDOW}")
+    validate_silver = lakecart("validate_silver", f"validate silver.events {WINDOW}", outlets=[SILVER_EVENTS])
+    features = lakecart("materialize_features", f"features materialize {WINDOW}")
+    validate_user = lakecart(
+        "validate_user_features", f"validate features.user_activity_v1 {WINDOW}", outlets=[USER_FEATURES]
+    )
+    validate_item = lakecart(
+        "validate_item_features", f"validate features.item_popularity_v1 {WINDOW}", outlets=[ITEM_FEATURES]
+    )
+    dataset = lakecart(
+        "build_training_set",
+        f"dataset build {DAY} --days {{{{ params.train_days }}}} --test-days {{{{ params.test_days }}}}",
+    )
+    validate_dataset = lakecart("validate_training_set", f"validate training.retrieval {DAY}")
+    train = lakecart(
+        "train_retrieval",
+        f"train retrieval {DAY} --processes {{{{ params.processes }}}} --epochs {{{{ params.epochs }}}}",
+    )
+    publish = lakecart("publish_retrieval", f"publish retrieval {DAY}", outlets=[RECOMMENDATIONS])
+
+    bronze >> silver >> validate_silver >> features >> [validate_user, validate_item] >> dataset
+    catalog >> dataset
+    dataset >> validate_dataset >> train >> publish
+
+
+lakecart_pipeline()

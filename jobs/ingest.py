@@ -1,0 +1,246 @@
+"""Raw JSON-lines logs -> bronze (raw text + ingest metadata) -> silver (typed, de-duplicated).
+
+Records that break the raw contract go to ``quarantine.events`` with a machine-readable reason;
+nothing is dropped silently. Per batch: raw lines = accepted + quarantined + duplicates dropped.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from datetime import date
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from lakecart import delta, tables
+from lakecart.config import Settings
+
+log = logging.getLogger(__name__)
+
+EVENT_TYPES = ("product_view", "add_to_cart", "purchase")
+MAX_PRICE = 100_000.0
+
+# Every field is read as text first, so that one bad value is reported, not a whole null record.
+RAW_EVENT_FIELDS = (
+    "event_id", "user_id", "session_id", "event_type", "item_id", "category",
+    "price", "quantity", "device", "channel", "event_time",
+)
+RAW_EVENT_SCHEMA = T.StructType(
+    [T.StructField(name, T.StringType()) for name in RAW_EVENT_FIELDS]
+    + [T.StructField("_corrupt_record", T.StringType())]
+)
+
+SILVER_COLUMNS = (
+    "event_id", "user_id", "session_id", "event_type", "item_id", "category", "price",
+    "quantity", "device", "channel", "event_time", "event_date", "ingest_date", "source_file", "batch_id",
+)
+
+
+class MissingInputError(FileNotFoundError):
+    """The raw partition a job was told to read does not exist."""
+
+
+def batch_id_for(day: date, files: list[str]) -> str:
+    """Deterministic: the same files for the same day always make the same batch id."""
+    digest = hashlib.sha256("\n".join([day.isoformat(), *sorted(files)]).encode()).hexdigest()
+    return f"{day:%Y%m%d}-{digest[:12]}"
+
+
+def _path_exists(spark: SparkSession, path: str) -> bool:
+    jvm = spark.sparkContext._jvm
+    hpath = jvm.org.apache.hadoop.fs.Path(path)
+    return hpath.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()).exists(hpath)
+
+
+def read_raw_events(spark: SparkSession, raw_root: str, days: list[date]) -> DataFrame:
+    """Raw lines of the given event-date partitions, with the file each line came from."""
+    paths = [f"{raw_root}/events/event_date={day.isoformat()}" for day in days]
+    missing = [p for p in paths if not _path_exists(spark, p)]
+    if missing:
+        raise MissingInputError(f"raw events not found: {', '.join(missing)}")
+    return spark.read.text(paths).select(
+        F.col("value").alias("raw"),
+        F.col("_metadata.file_path").alias("source_file"),
+        F.to_date(F.regexp_extract("_metadata.file_path", r"event_date=(\d{4}-\d{2}-\d{2})", 1)).alias("ingest_date"),
+    )
+
+
+# --- pure transforms -------------------------------------------------------------------------
+
+
+def to_bronze(raw: DataFrame, batch_ids: dict[date, str]) -> DataFrame:
+    """Raw lines plus ingest metadata; blank lines carry no record and are not kept."""
+    mapping = F.create_map(*[x for d, b in batch_ids.items() for x in (F.lit(d), F.lit(b))])
+    return raw.where(F.trim("raw") != "").select(
+        "raw", "source_file", mapping[F.col("ingest_date")].alias("batch_id"), "ingest_date"
+    )
+
+
+def _reject_reason(p: str = "p") -> F.Column:
+    """The first contract rule a parsed record breaks, or null if it keeps them all."""
+    price = F.col(f"{p}.price").cast("double")
+    quantity = F.col(f"{p}.quantity").cast("int")
+    event_time = F.to_timestamp(F.col(f"{p}.event_time"))
+    rules = [
+        (F.col(f"{p}._corrupt_record").isNotNull() | F.col(p).isNull(), "malformed_json"),
+        (F.col(f"{p}.event_id").isNull(), "missing_event_id"),
+        (F.col(f"{p}.user_id").isNull(), "missing_user_id"),
+        (F.col(f"{p}.item_id").isNull(), "missing_item_id"),
+        (F.col(f"{p}.event_type").isNull(), "missing_event_type"),
+        (~F.col(f"{p}.event_type").isin(*EVENT_TYPES), "unknown_event_type"),
+        (event_time.isNull(), "invalid_event_time"),
+        (F.col(f"{p}.price").isNotNull() & price.isNull(), "invalid_price"),
+        (price < 0, "negative_price"),
+        (F.col(f"{p}.quantity").isNotNull() & quantity.isNull(), "invalid_quantity"),
+    ]
+    reason = F.lit(None).cast("string")
+    for condition, name in reversed(rules):
+        reason = F.when(condition, F.lit(name)).otherwise(reason)
+    return reason
+
+
+def parse_events(bronze: DataFrame) -> DataFrame:
+    """Parse raw JSON and attach ``reject_reason`` (null for records that keep the contract)."""
+    parsed = bronze.withColumn(
+        "p",
+        F.from_json("raw", RAW_EVENT_SCHEMA, {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": "_corrupt_record"}),
+    )
+    return parsed.withColumn("reject_reason", _reject_reason("p"))
+
+
+def quarantined(parsed: DataFrame) -> DataFrame:
+    return parsed.where(F.col("reject_reason").isNotNull()).select(
+        "raw", "source_file", "batch_id", "ingest_date", "reject_reason"
+    )
+
+
+def to_silver(parsed: DataFrame) -> DataFrame:
+    """Typed, contract-keeping records, one row per event id (first seen wins)."""
+    accepted = parsed.where(F.col("reject_reason").isNull())
+    typed = accepted.select(
+        F.col("p.event_id").alias("event_id"),
+        F.col("p.user_id").alias("user_id"),
+        F.col("p.session_id").alias("session_id"),
+        F.col("p.event_type").alias("event_type"),
+        F.col("p.item_id").alias("item_id"),
+        F.col("p.category").alias("category"),
+        F.col("p.price").cast("double").alias("price"),
+        F.coalesce(F.col("p.quantity").cast("int"), F.lit(0)).alias("quantity"),
+        F.col("p.device").alias("device"),
+        F.col("p.channel").alias("channel"),
+        F.to_timestamp(F.col("p.event_time")).alias("event_time"),
+        "ingest_date",
+        "source_file",
+        "batch_id",
+    ).withColumn("event_date", F.to_date("event_time"))
+    return typed.dropDuplicates(["event_id"]).select(*SILVER_COLUMNS)
+
+
+# --- thin I/O --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class IngestReport:
+    day: date
+    raw_records: int
+    accepted: int
+    quarantined: int
+    duplicates_dropped: int
+
+    @property
+    def reconciles(self) -> bool:
+        return self.raw_records == self.accepted + self.quarantined + self.duplicates_dropped
+
+
+def _counts_by_day(df: DataFrame) -> dict[date, int]:
+    return {r["ingest_date"]: r["count"] for r in df.groupBy("ingest_date").count().collect()}
+
+
+def run_bronze(spark: SparkSession, settings: Settings, days: list[date]) -> dict[date, int]:
+    """Land the raw partitions of ``days`` in bronze: one transaction replacing exactly those days."""
+    raw = read_raw_events(spark, settings.lake.raw, days)
+    files: dict[date, list[str]] = {d: [] for d in days}
+    for row in raw.select("ingest_date", "source_file").distinct().collect():
+        files[row["ingest_date"]].append(row["source_file"])
+    bronze = to_bronze(raw, {d: batch_id_for(d, f) for d, f in files.items()})
+    path = tables.table_path(tables.BRONZE_EVENTS, settings)
+    delta.replace_partitions(bronze, path, "ingest_date", days)
+    counts = _counts_by_day(spark.read.format("delta").load(path).where(F.col("ingest_date").isin(days)))
+    for day in days:
+        log.info("bronze %s: %d records from %d file(s)", day, counts.get(day, 0), len(files[day]))
+    return {d: counts.get(d, 0) for d in days}
+
+
+def run_silver(spark: SparkSession, settings: Settings, days: list[date]) -> list[IngestReport]:
+    """Bronze partitions of ``days`` -> quarantine (replaced per day) and silver (MERGE on event id)."""
+    bronze_path = tables.table_path(tables.BRONZE_EVENTS, settings)
+    bronze = spark.read.format("delta").load(bronze_path).where(F.col("ingest_date").isin(days))
+    parsed = parse_events(bronze).cache()
+    rejects = quarantined(parsed)
+    silver = to_silver(parsed).cache()
+
+    raw_counts, reject_counts, accepted_counts = _counts_by_day(parsed), _counts_by_day(rejects), _counts_by_day(silver)
+    reports = []
+    for day in days:
+        raw_n, rej_n, acc_n = raw_counts.get(day, 0), reject_counts.get(day, 0), accepted_counts.get(day, 0)
+        reports.append(IngestReport(day, raw_n, acc_n, rej_n, raw_n - rej_n - acc_n))
+
+    delta.replace_partitions(rejects, tables.table_path(tables.QUARANTINE_EVENTS, settings), "ingest_date", days)
+    delta.merge_by_key(silver, tables.table_path(tables.SILVER_EVENTS, settings), ["event_id"], "event_date")
+    parsed.unpersist()
+    silver.unpersist()
+    for r in reports:
+        log.info(
+            "silver %s: %d raw = %d accepted + %d quarantined + %d duplicates",
+            r.day, r.raw_records, r.accepted, r.quarantined, r.duplicates_dropped,
+        )
+    return reports
+
+
+CATALOG_SCHEMA = T.StructType(
+    [
+        T.StructField("item_id", T.StringType()),
+        T.StructField("title", T.StringType()),
+        T.StructField("brand", T.StringType()),
+        T.StructField("category", T.StringType()),
+        T.StructField("price", T.DoubleType()),
+        T.StructField("launch_date", T.StringType()),
+    ]
+)
+
+
+def to_silver_items(catalog: DataFrame) -> DataFrame:
+    return (
+        catalog.where(F.col("item_id").isNotNull())
+        .withColumn("launch_date", F.to_date("launch_date"))
+        .dropDuplicates(["item_id"])
+    )
+
+
+def run_catalog(spark: SparkSession, settings: Settings) -> int:
+    path = f"{settings.lake.raw}/catalog"
+    if not _path_exists(spark, path):
+        raise MissingInputError(f"raw catalogue not found: {path}")
+    items = to_silver_items(spark.read.schema(CATALOG_SCHEMA).json(path))
+    delta.merge_by_key(items, tables.table_path(tables.SILVER_ITEMS, settings), ["item_id"])
+    return items.count()
+
+
+def silver_events_expectations() -> list:
+    """What a published silver partition must satisfy (the contract checks above are per record;
+    these are about the data set: uniqueness, ranges, completeness of optional fields)."""
+    import great_expectations.expectations as gxe
+
+    return [
+        gxe.ExpectTableRowCountToBeBetween(min_value=1),
+        *[gxe.ExpectColumnValuesToNotBeNull(column=c) for c in ("event_id", "user_id", "item_id", "event_time")],
+        gxe.ExpectColumnValuesToBeUnique(column="event_id"),
+        gxe.ExpectColumnValuesToBeInSet(column="event_type", value_set=list(EVENT_TYPES)),
+        gxe.ExpectColumnValuesToBeBetween(column="price", min_value=0, max_value=MAX_PRICE),
+        gxe.ExpectColumnValuesToBeBetween(column="quantity", min_value=0, max_value=1000),
+        # Optional in the contract, but a tracking release that stops sending them is an incident.
+        gxe.ExpectColumnValuesToNotBeNull(column="category", mostly=0.99),
+        gxe.ExpectColumnValuesToNotBeNull(column="session_id", mostly=0.99),
+    ]

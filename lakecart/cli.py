@@ -1,0 +1,274 @@
+"""The ``lakecart`` command line: one subcommand per pipeline step.
+
+Airflow tasks run exactly these commands; so can you. Dates are logical dates (YYYY-MM-DD): a job
+processes the day it is given, never "today". Configuration: see ``lakecart.config``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable
+from datetime import date, timedelta
+from pathlib import Path
+
+log = logging.getLogger("lakecart")
+
+
+def _date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
+
+
+def _print(obj) -> None:
+    print(json.dumps(obj, indent=2, default=str))
+
+
+def _spark(app: str):
+    from lakecart.spark import get_spark
+
+    return get_spark(app_name=f"lakecart-{app}")
+
+
+# --- commands ------------------------------------------------------------------------------------
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from lakecart.config import get_settings
+    from lakecart.jobs.generate import GeneratorSpec, generate
+
+    defects = {}
+    for item in args.defect or []:
+        kind, _, count = item.partition("=")
+        defects[kind] = int(count or 1)
+    spec = GeneratorSpec(
+        users=args.users, items=args.items, categories=args.categories, days=args.days,
+        events_per_day=args.events_per_day, start_date=args.start_date, seed=args.seed, defects=defects,
+    )
+    out = args.out or get_settings().lake.raw
+    manifest = generate(spec, out)
+    _print({"raw": out, **manifest})
+    return 0
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from lakecart.config import get_settings
+    from lakecart.jobs import ingest
+    from lakecart.jobs.dates import date_range
+
+    settings, spark = get_settings(), _spark(f"ingest-{args.layer}")
+    if args.layer == "catalog":
+        _print({"items": ingest.run_catalog(spark, settings)})
+        return 0
+    days = date_range(args.date, args.lookback_days)
+    if args.layer == "bronze":
+        _print({str(d): n for d, n in ingest.run_bronze(spark, settings, days).items()})
+        return 0
+    reports = ingest.run_silver(spark, settings, days)
+    _print([{**r.__dict__, "reconciles": r.reconciles} for r in reports])
+    broken = [r for r in reports if not r.reconciles]
+    if broken:
+        raise RuntimeError(f"silver counts do not reconcile: {broken}")
+    return 0
+
+
+def cmd_features(args: argparse.Namespace) -> int:
+    from lakecart.config import get_settings
+    from lakecart.features import REGISTRY
+
+    if args.action == "list":
+        _print([
+            {"table": v.qualified_name, "entity": v.entity.name, "keys": v.entity.keys, "ttl": str(v.ttl),
+             "owner": v.owner, "features": v.feature_names(), "description": v.description}
+            for v in REGISTRY.values()
+        ])
+        return 0
+    from lakecart.jobs.materialize import run_materialize
+
+    start = args.date - timedelta(days=args.lookback_days)
+    _print(run_materialize(_spark("features"), get_settings(), start, args.date, args.view))
+    return 0
+
+
+def cmd_dataset(args: argparse.Namespace) -> int:
+    from lakecart.config import get_settings
+    from lakecart.jobs.training_set import run_training_set
+
+    start = args.date - timedelta(days=args.days - 1)
+    _print(run_training_set(_spark("dataset"), get_settings(), start, args.date, args.test_days, args.shards))
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from lakecart.config import get_settings
+    from lakecart.jobs.validate import run_validate
+
+    outcome = run_validate(_spark("validate"), get_settings(), args.table, args.date, args.lookback_days)
+    print(outcome.summary())
+    return 0
+
+
+def run_dir_for(settings, model: str, dataset_id: str) -> Path:
+    return Path(settings.lake.models) / model / dataset_id
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from lakecart.config import get_settings
+    from lakecart.jobs.training_set import dataset_id_for
+    from lakecart.training import distributed
+
+    settings = get_settings()
+    dataset_id = dataset_id_for(args.date)
+    run_dir = run_dir_for(settings, args.model, dataset_id)
+    worker_args = ["--dataset-id", dataset_id, "--as-of", args.date.isoformat(), "--run-dir", str(run_dir)]
+    for flag in ("epochs", "global_batch_size", "learning_rate", "embedding_dim", "seed"):
+        value = getattr(args, flag)
+        if value is not None:
+            worker_args += [f"--{flag.replace('_', '-')}", str(value)]
+    processes = args.processes or settings.training.processes
+    rc = distributed.launch("lakecart.training.train_retrieval", worker_args, processes, args.hosts or settings.training.hosts)
+    if rc != 0:
+        raise RuntimeError(f"training failed (exit code {rc}); see the worker logs above")
+    _print(json.loads((run_dir / "metrics.json").read_text()))
+    return 0
+
+
+def cmd_publish(args: argparse.Namespace) -> int:
+    from lakecart.config import get_settings
+    from lakecart.jobs.training_set import dataset_id_for
+    from lakecart.training.publish import publish_retrieval
+
+    settings = get_settings()
+    run_dir = run_dir_for(settings, args.model, dataset_id_for(args.date))
+    _print(publish_retrieval(settings, run_dir, args.date, args.top_k or settings.training.top_k))
+    return 0
+
+
+def cmd_tables(args: argparse.Namespace) -> int:
+    from lakecart.summary import table_overview
+
+    _print(table_overview())
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from lakecart.demo import run_demo
+
+    return run_demo(args)
+
+
+# --- parser --------------------------------------------------------------------------------------
+
+
+def _with_date(p: argparse.ArgumentParser, lookback: bool = True) -> None:
+    p.add_argument("--date", type=_date, required=True, help="logical date to process (YYYY-MM-DD)")
+    if lookback:
+        p.add_argument("--lookback-days", type=int, default=0,
+                       help="also process this many days before --date (a backfill through the same code)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lakecart",
+        description="Raw e-commerce logs -> Delta feature store -> TFRS/Horovod training -> results in the lake.",
+        epilog="Configuration: LAKECART_CONFIG=<yaml> and LAKECART_<SECTION>__<KEY> variables "
+        "(e.g. LAKECART_LAKE__ROOT=/mnt/lake, LAKECART_SPARK__MASTER=spark://host:7077).",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, fn: Callable[[argparse.Namespace], int], help_text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.set_defaults(func=fn)
+        return p
+
+    p = add("generate", cmd_generate, "write deterministic synthetic raw logs (clickstream + catalogue)")
+    p.add_argument("--out", help="raw folder (default: <lake root>/raw)")
+    p.add_argument("--users", type=int, default=500)
+    p.add_argument("--items", type=int, default=200)
+    p.add_argument("--categories", type=int, default=12)
+    p.add_argument("--days", type=int, default=14)
+    p.add_argument("--events-per-day", type=int, default=2000)
+    p.add_argument("--start-date", type=_date, default=date(2026, 1, 1))
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--defect", action="append", metavar="KIND=COUNT",
+                   help="plant defects per day, e.g. --defect malformed_json=5 (repeatable)")
+
+    p = add("ingest", cmd_ingest, "raw -> bronze -> silver (quarantining bad records), or the catalogue")
+    p.add_argument("layer", choices=["bronze", "silver", "catalog"])
+    p.add_argument("--date", type=_date, help="logical date (bronze, silver)")
+    p.add_argument("--lookback-days", type=int, default=0)
+
+    p = add("features", cmd_features, "list or materialise feature views")
+    p.add_argument("action", choices=["list", "materialize"])
+    p.add_argument("--date", type=_date)
+    p.add_argument("--lookback-days", type=int, default=0)
+    p.add_argument("--view", action="append", help="only this view (table name, e.g. user_activity_v1)")
+
+    p = add("dataset", cmd_dataset, "build the point-in-time correct retrieval training set")
+    p.add_argument("action", choices=["build"])
+    _with_date(p, lookback=False)
+    p.add_argument("--days", type=int, default=14, help="days of interactions ending at --date")
+    p.add_argument("--test-days", type=int, default=2, help="the last days held out for evaluation")
+    p.add_argument("--shards", type=int, default=4, help="files written, so workers can read disjoint shards")
+
+    p = add("validate", cmd_validate, "run a table's Great Expectations suite; fails if any expectation fails")
+    p.add_argument("table", help="e.g. silver.events, features.user_activity_v1, training.retrieval")
+    _with_date(p)
+
+    p = add("train", cmd_train, "train a model on N Horovod workers (horovodrun --gloo; NCCL on GPU hosts)")
+    p.add_argument("model", choices=["retrieval"])
+    _with_date(p, lookback=False)
+    p.add_argument("--processes", type=int, help="workers (default from config: 2)")
+    p.add_argument("--hosts", help="horovodrun hosts, e.g. gpu-1:4,gpu-2:4")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--global-batch-size", type=int)
+    p.add_argument("--learning-rate", type=float)
+    p.add_argument("--embedding-dim", type=int)
+    p.add_argument("--seed", type=int)
+
+    p = add("publish", cmd_publish, "write embeddings, top-k recommendations and the registry row to Delta")
+    p.add_argument("model", choices=["retrieval"])
+    _with_date(p, lookback=False)
+    p.add_argument("--top-k", type=int)
+
+    add("tables", cmd_tables, "list the lake's tables with row counts and Delta versions")
+
+    p = add("demo", cmd_demo, "generate demo data and run the whole pipeline DAG through Airflow")
+    p.add_argument("--days", type=int, default=14)
+    p.add_argument("--users", type=int, default=500)
+    p.add_argument("--items", type=int, default=200)
+    p.add_argument("--events-per-day", type=int, default=2000)
+    p.add_argument("--fresh", action="store_true", help="delete the demo lake first")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    for noisy in ("py4j", "great_expectations", "matplotlib"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    from lakecart.jobs.ingest import MissingInputError
+    from lakecart.quality import ValidationFailed
+
+    try:
+        return args.func(args)
+    except ValidationFailed as exc:
+        print(f"lakecart: validation failed: {exc}", file=sys.stderr)
+        return 1
+    except (MissingInputError, FileNotFoundError, ValueError, RuntimeError) as exc:
+        print(f"lakecart {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,50 @@
+"""Training input read straight from Delta with delta-rs (no JVM): each worker reads its own shard."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+from deltalake import DeltaTable
+
+USER_FEATURE_PREFIX = "user_activity_v1__"
+
+
+def dataset_fragments(table_uri: str, dataset_id: str) -> list:
+    """The data files of one training set as the Delta log lists them (never a directory scan),
+    as pyarrow fragments on whatever filesystem the table lives on, in a stable order."""
+    dataset = DeltaTable(table_uri).to_pyarrow_dataset(partitions=[("dataset_id", "=", dataset_id)])
+    return sorted(dataset.get_fragments(), key=lambda fragment: fragment.path)
+
+
+def read_shard(table_uri: str, dataset_id: str, rank: int, size: int, split: str | None = None) -> pd.DataFrame:
+    """Worker ``rank`` of ``size`` reads every size-th file; with fewer files than workers it reads
+    all files and keeps every size-th row instead. Shards are disjoint and cover the data set."""
+    fragments = dataset_fragments(table_uri, dataset_id)
+    if not fragments:
+        raise FileNotFoundError(f"training set {dataset_id} has no files in {table_uri}")
+    by_file = len(fragments) >= size
+    mine = fragments[rank::size] if by_file else fragments
+    frame = pa.concat_tables([f.to_table() for f in mine]).to_pandas()
+    if not by_file:
+        frame = frame.iloc[rank::size]
+    if split is not None:
+        frame = frame[frame["split"] == split]
+    return frame.reset_index(drop=True)
+
+
+def read_split(table_uri: str, dataset_id: str, split: str) -> pd.DataFrame:
+    return read_shard(table_uri, dataset_id, 0, 1, split)
+
+
+def user_feature_columns(frame: pd.DataFrame) -> list[str]:
+    return sorted(c for c in frame.columns if c.startswith(USER_FEATURE_PREFIX))
+
+
+def user_feature_matrix(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
+    """Missing features (no row known at label time) become 0; counts are log-scaled."""
+    values = frame.reindex(columns=columns).astype("float64").fillna(0.0).to_numpy()
+    return np.log1p(np.clip(values, 0.0, None)).astype("float32")
+
+
+def read_delta(table_uri: str, columns: list[str] | None = None, filters=None) -> pd.DataFrame:
+    return DeltaTable(table_uri).to_pandas(columns=columns, filters=filters)
