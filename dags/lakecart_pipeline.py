@@ -43,7 +43,7 @@ def lakecart(task_id: str, arguments: str, **kwargs) -> BashOperator:
         "train_days": Param(14, type="integer", minimum=2, description="days of interactions in the training set"),
         "test_days": Param(2, type="integer", minimum=1, description="last days held out for evaluation"),
         "processes": Param(2, type="integer", minimum=1, description="Horovod workers"),
-        "epochs": Param(3, type="integer", minimum=1),
+        "epochs": Param(10, type="integer", minimum=1),
     },
     tags=["lakecart", "features", "training"],
     doc_md=__doc__,

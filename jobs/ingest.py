@@ -80,9 +80,10 @@ def to_bronze(raw: DataFrame, batch_ids: dict[date, str]) -> DataFrame:
 
 def _reject_reason(p: str = "p") -> F.Column:
     """The first contract rule a parsed record breaks, or null if it keeps them all."""
-    price = F.col(f"{p}.price").cast("double")
-    quantity = F.col(f"{p}.quantity").cast("int")
-    event_time = F.to_timestamp(F.col(f"{p}.event_time"))
+    # try_* because Spark 4 runs in ANSI mode: a plain cast of a bad value fails the whole job.
+    price = F.col(f"{p}.price").try_cast("double")
+    quantity = F.col(f"{p}.quantity").try_cast("int")
+    event_time = F.try_to_timestamp(F.col(f"{p}.event_time"))
     rules = [
         (F.col(f"{p}._corrupt_record").isNotNull() | F.col(p).isNull(), "malformed_json"),
         (F.col(f"{p}.event_id").isNull(), "missing_event_id"),
@@ -126,11 +127,11 @@ def to_silver(parsed: DataFrame) -> DataFrame:
         F.col("p.event_type").alias("event_type"),
         F.col("p.item_id").alias("item_id"),
         F.col("p.category").alias("category"),
-        F.col("p.price").cast("double").alias("price"),
-        F.coalesce(F.col("p.quantity").cast("int"), F.lit(0)).alias("quantity"),
+        F.col("p.price").try_cast("double").alias("price"),
+        F.coalesce(F.col("p.quantity").try_cast("int"), F.lit(0)).alias("quantity"),
         F.col("p.device").alias("device"),
         F.col("p.channel").alias("channel"),
-        F.to_timestamp(F.col("p.event_time")).alias("event_time"),
+        F.try_to_timestamp(F.col("p.event_time")).alias("event_time"),
         "ingest_date",
         "source_file",
         "batch_id",

@@ -55,8 +55,8 @@ class LakeSettings(BaseModel):
 
 class TrainingSettings(BaseModel):
     processes: int = 2
-    epochs: int = 3
-    global_batch_size: int = 1024
+    epochs: int = 10
+    global_batch_size: int = 512
     learning_rate: float = 0.1
     embedding_dim: int = 32
     top_k: int = 10

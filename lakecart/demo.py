@@ -35,7 +35,8 @@ def airflow_env(lake_root: Path, airflow_home: Path) -> dict[str, str]:
         "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder()),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT": "120",
-        "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
+        # Task logs go to the console as the DAG runs: that is the demo's progress output.
+        "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
         "LAKECART_PIPELINE_BIN": str(Path(sys.executable).parent),
         "LAKECART_LAKE__ROOT": str(lake_root),
     }
@@ -45,16 +46,24 @@ def airflow_bin() -> Path:
     return Path(os.environ.get("LAKECART_AIRFLOW_BIN", Path(sys.prefix).parent / "airflow" / "bin"))
 
 
-def run_dag(lake_root: Path, end: date, conf: dict, airflow_home: Path | None = None) -> subprocess.CompletedProcess:
-    """Migrate Airflow's SQLite database (idempotent) and run one DAG run for ``end``."""
-    home = airflow_home or lake_root / "airflow"
+def run_dag(lake_root: Path, end: date, conf: dict, capture: bool = False) -> tuple[str, str]:
+    """Migrate Airflow's SQLite database (idempotent), run one DAG run for ``end`` with
+    ``airflow dags test``, and return the run's final state and (if ``capture``) its output."""
+    home = lake_root / "airflow"
     home.mkdir(parents=True, exist_ok=True)
     env = airflow_env(lake_root, home)
     airflow = str(airflow_bin() / "airflow")
-    subprocess.run([airflow, "db", "migrate"], env=env, check=True, stdout=subprocess.DEVNULL)
-    return subprocess.run(
-        [airflow, "dags", "test", DAG_ID, end.isoformat(), "--conf", json.dumps(conf)], env=env, check=False
+    subprocess.run([airflow, "db", "migrate"], env=env, check=True, capture_output=True)
+    done = subprocess.run(
+        [airflow, "dags", "test", DAG_ID, end.isoformat(), "--conf", json.dumps(conf)],
+        env=env, check=False, text=True, stdout=subprocess.PIPE if capture else None, stderr=subprocess.STDOUT if capture else None,
     )
+    runs = subprocess.run(
+        [airflow, "dags", "list-runs", DAG_ID, "-o", "json"], env=env, check=True, capture_output=True, text=True
+    )
+    mine = [r for r in json.loads(runs.stdout) if str(r.get("logical_date", "")).startswith(end.isoformat())]
+    state = mine[0]["state"] if mine else f"unknown (airflow exit code {done.returncode})"
+    return state, done.stdout or ""
 
 
 def run_demo(args: Namespace) -> int:
@@ -78,11 +87,11 @@ def run_demo(args: Namespace) -> int:
 
     _step(f"2/3 Airflow runs DAG '{DAG_ID}' for {end} (tasks: bronze, silver, validation, features, "
           "training set, Horovod training on 2 processes, publish)")
-    conf = {"lookback_days": args.days - 1, "train_days": args.days, "test_days": 2, "processes": 2, "epochs": 3}
-    result = run_dag(lake_root, end, conf)
-    if result.returncode != 0:
-        print(f"\nThe DAG run failed (exit {result.returncode}); the failing task's log is above.", file=sys.stderr)
-        return result.returncode
+    conf = {"lookback_days": args.days - 1, "train_days": args.days, "test_days": 2, "processes": 2, "epochs": 10}
+    state, _ = run_dag(lake_root, end, conf)
+    if state != "success":
+        print(f"\nThe DAG run ended '{state}'; the failing task's log is above.", file=sys.stderr)
+        return 1
 
     _step("3/3 results")
     print_summary(lake_root, end)

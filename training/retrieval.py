@@ -2,7 +2,10 @@
 
 Query tower: user id embedding + the user's point-in-time activity features.
 Candidate tower: item id embedding + category embedding.
-Loss: in-batch softmax over the candidates of each batch (``tfrs.tasks.Retrieval``).
+Loss: in-batch softmax over the candidates of each batch (``tfrs.tasks.Retrieval``), with the
+sampling-bias (logQ) correction: in-batch negatives are drawn in proportion to popularity, so without
+it the model learns to push popular items down. Inputs may carry ``candidate_probability``, the
+chance of an item appearing as a candidate in a batch.
 """
 from __future__ import annotations
 
@@ -63,7 +66,12 @@ class TwoTowerRetrieval(tfrs.Model):
         self.task = tfrs.tasks.Retrieval()
 
     def compute_loss(self, features: dict[str, tf.Tensor], training: bool = False) -> tf.Tensor:
-        return self.task(self.query_model(features), self.candidate_model(features), compute_metrics=not training)
+        return self.task(
+            self.query_model(features),
+            self.candidate_model(features),
+            candidate_sampling_probability=features.get("candidate_probability"),
+            compute_metrics=not training,
+        )
 
 
 def embed(tower: tf.keras.Model, inputs: dict[str, np.ndarray], batch_size: int = 4096) -> np.ndarray:

@@ -48,6 +48,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def candidate_probability(item_ids: pd.Series) -> np.ndarray:
+    """Per row: how often its item occurs among this worker's training rows (the logQ correction)."""
+    frequency = item_ids.map(item_ids.value_counts(normalize=True))
+    return frequency.to_numpy(dtype="float32")
+
+
 def to_inputs(frame: pd.DataFrame, feature_columns: list[str]) -> dict[str, np.ndarray]:
     return {
         "user_id": frame["user_id"].astype(str).to_numpy(),
@@ -98,8 +104,9 @@ def main(argv: list[str] | None = None) -> int:
     model = TwoTowerRetrieval(users, items["item_id"].tolist(), sorted(items["category"].dropna().unique()), len(feature_columns), args.embedding_dim)
     # The global batch is fixed, so the learning rate is not scaled with the number of workers.
     model.compile(optimizer=distributed.distributed_optimizer(tf.keras.optimizers.legacy.Adagrad(args.learning_rate)))
+    train_inputs = {**to_inputs(train, feature_columns), "candidate_probability": candidate_probability(train["item_id"])}
     dataset = (
-        tf.data.Dataset.from_tensor_slices(to_inputs(train, feature_columns))
+        tf.data.Dataset.from_tensor_slices(train_inputs)
         .shuffle(len(train), seed=args.seed + worker.rank, reshuffle_each_iteration=True)
         .batch(local_batch, drop_remainder=True)
         .repeat()

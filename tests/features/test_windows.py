@@ -1,0 +1,43 @@
+from datetime import date, datetime
+
+from lakecart.features.user import compute_user_activity
+from lakecart.features.windows import windowed_sums
+
+
+def test_windowed_sums_match_hand_computed_values(spark):
+    # user a: 1 view on Jan 1, 2 on Jan 3, 4 on Jan 10.  Windows of 2 and 7 days.
+    partials = spark.createDataFrame(
+        [("a", date(2026, 1, 1), 1), ("a", date(2026, 1, 3), 2), ("a", date(2026, 1, 10), 4)],
+        "user_id string, event_date date, views long",
+    )
+    out = windowed_sums(partials, ["user_id"], "event_date", ["views"], [2, 7], date(2026, 1, 3), date(2026, 1, 10))
+    rows = {r["feature_date"]: r for r in out.collect()}
+    # Jan 3: 2d = Jan 2..3 = 2; 7d = Dec 28..Jan 3 = 1 + 2 = 3
+    assert (rows[date(2026, 1, 3)]["views_2d"], rows[date(2026, 1, 3)]["views_7d"]) == (2, 3)
+    # Jan 8: 7d = Jan 2..8 = 2 (Jan 1 has aged out); 2d = 0; last activity Jan 3, 5 days earlier
+    assert (rows[date(2026, 1, 8)]["views_2d"], rows[date(2026, 1, 8)]["views_7d"]) == (0, 2)
+    assert rows[date(2026, 1, 8)]["days_since_active"] == 5
+    # Jan 10: 7d = Jan 4..10 = 4
+    assert rows[date(2026, 1, 10)]["views_7d"] == 4
+    # Jan 9 has no activity in 7 days? Jan 3 is 6 days earlier, so it still has a row.
+    assert rows[date(2026, 1, 9)]["views_7d"] == 2
+    # Known once the day has closed.
+    assert rows[date(2026, 1, 3)]["available_at"] == datetime(2026, 1, 4)
+    assert set(rows) == {date(2026, 1, d) for d in range(3, 11)}
+
+
+def test_user_activity_counts_spend_and_conversion(spark):
+    events = spark.createDataFrame(
+        [
+            ("u", "product_view", 10.0, 0, date(2026, 1, 5)),
+            ("u", "product_view", 10.0, 0, date(2026, 1, 5)),
+            ("u", "add_to_cart", 10.0, 1, date(2026, 1, 6)),
+            ("u", "purchase", 10.0, 3, date(2026, 1, 6)),
+        ],
+        "user_id string, event_type string, price double, quantity int, event_date date",
+    )
+    row = compute_user_activity(events, date(2026, 1, 6), date(2026, 1, 6)).collect()[0]
+    assert (row["views_7d"], row["carts_7d"], row["purchases_7d"]) == (2, 1, 1)
+    assert row["spend_7d"] == 30.0          # 3 units x 10.0
+    assert row["purchase_rate_28d"] == 0.5  # 1 purchase / 2 views
+    assert row["days_since_active"] == 0
