@@ -61,7 +61,9 @@ def run_dag(lake_root: Path, end: date, conf: dict, capture: bool = False) -> tu
     runs = subprocess.run(
         [airflow, "dags", "list-runs", DAG_ID, "-o", "json"], env=env, check=True, capture_output=True, text=True
     )
-    mine = [r for r in json.loads(runs.stdout) if str(r.get("logical_date", "")).startswith(end.isoformat())]
+    # The JSON is the last line that opens a list; Airflow may print warnings before it.
+    listing = next((line for line in reversed(runs.stdout.splitlines()) if line.startswith("[")), "[]")
+    mine = [r for r in json.loads(listing) if str(r.get("logical_date", "")).startswith(end.isoformat())]
     state = mine[0]["state"] if mine else f"unknown (airflow exit code {done.returncode})"
     return state, done.stdout or ""
 
