@@ -31,8 +31,8 @@ test-all: envs  ## the whole suite, slow end-to-end tests included
 lint: envs  ## ruff over the code
 	@$(PIPELINE)/ruff check lakecart jobs features training dags tests benchmarks
 
-bench-demo:  ## time `make demo` with warm environments (see BENCHMARKS.md)
-	@$(PIPELINE)/python benchmarks/demo_run.py
+bench-demo:  ## time `make demo`, warm (BENCH_ARGS=--cold: fresh clone, empty pip cache)
+	@$(PIPELINE)/python benchmarks/demo_run.py $(BENCH_ARGS)
 
 clean:  ## remove generated data (keeps the environments)
 	rm -rf data
