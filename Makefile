@@ -5,6 +5,7 @@ VENV ?= .venv
 PIPELINE := $(VENV)/pipeline/bin
 AIRFLOW := $(VENV)/airflow/bin
 PYTEST_ARGS ?=
+LINTED := lakecart jobs features training dags tests benchmarks setup.py
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
 .PHONY: demo test test-all envs lint bench-demo clean help
@@ -19,7 +20,8 @@ demo: envs  ## generate demo data and run the whole pipeline DAG through Airflow
 	@LAKECART_AIRFLOW_BIN=$(abspath $(AIRFLOW)) $(PIPELINE)/lakecart demo $(DEMO_ARGS)
 
 # pytest exits 5 when a selection holds no test; that is not a failure of the suite.
-test: envs  ## run the default test suite (slow end-to-end tests excluded)
+test: envs  ## ruff, then the default test suite (slow end-to-end tests excluded)
+	@$(PIPELINE)/ruff check $(LINTED) && $(PIPELINE)/ruff format --check -q $(LINTED)
 	@set -o pipefail; rc=0; \
 	$(PIPELINE)/python -m pytest tests --ignore=tests/dags -m "not slow" $(PYTEST_ARGS) || { s=$$?; [ $$s -eq 5 ] || rc=$$s; }; \
 	$(AIRFLOW)/python -m pytest tests/dags $(PYTEST_ARGS) || { s=$$?; [ $$s -eq 5 ] || rc=$$s; }; \
@@ -29,7 +31,7 @@ test-all: envs  ## the whole suite, slow end-to-end tests included
 	@$(MAKE) --no-print-directory test PYTEST_ARGS="-m 'slow or not slow' $(PYTEST_ARGS)"
 
 lint: envs  ## ruff over the code
-	@$(PIPELINE)/ruff check lakecart jobs features training dags tests benchmarks
+	@$(PIPELINE)/ruff check $(LINTED) && $(PIPELINE)/ruff format --check $(LINTED)
 
 bench-demo:  ## time `make demo`, warm (BENCH_ARGS=--cold: fresh clone, empty pip cache)
 	@$(PIPELINE)/python benchmarks/demo_run.py $(BENCH_ARGS)

@@ -4,13 +4,12 @@ The top-level folders are the stages of the data flow and install as sub-package
 ``jobs/`` -> ``lakecart.jobs``, ``features/`` -> ``lakecart.features``, ``training/`` -> ``lakecart.training``.
 Pinned environments live in ``requirements/`` and are built by ``infra/bootstrap.sh`` (``make``).
 """
+
 from setuptools import find_packages, setup
 
 STAGES = ("jobs", "features", "training")
 
-packages = ["lakecart"] + [
-    f"lakecart.{name}" for name in find_packages(include=[f"{stage}*" for stage in STAGES])
-]
+packages = ["lakecart"] + [f"lakecart.{name}" for name in find_packages(include=[f"{stage}*" for stage in STAGES])]
 
 setup(
     name="lakecart",

@@ -6,6 +6,7 @@
 
 Prints one JSON object and appends it to bench-results/demo_run.jsonl. Record results in BENCHMARKS.md.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -17,7 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -35,7 +36,9 @@ def timed(command: list[str], cwd: Path, env: dict[str, str], log: Path) -> floa
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--cold", action="store_true", help="fresh clone + empty pip cache: includes environment creation")
+    parser.add_argument(
+        "--cold", action="store_true", help="fresh clone + empty pip cache: includes environment creation"
+    )
     parser.add_argument("--repeat", type=int, default=1, help="warm runs to take the median of")
     args = parser.parse_args()
 
@@ -59,8 +62,10 @@ def main() -> int:
         "seconds_median": round(statistics.median(runs), 1),
         "seconds_all": [round(r, 1) for r in runs],
         "machine": f"{platform.node()} {os.cpu_count()} cores, {platform.platform()}",
-        "date": datetime.now(timezone.utc).date().isoformat(),
-        "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip(),
+        "date": datetime.now(UTC).date().isoformat(),
+        "commit": subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
+        ).stdout.strip(),
     }
     print(json.dumps(result))
     with (results_dir / "demo_run.jsonl").open("a") as out:

@@ -10,6 +10,7 @@ Params: ``lookback_days`` re-processes that many days before the logical date (b
 the same code path); ``train_days`` and ``test_days`` shape the training set; ``processes`` sets
 the Horovod workers.
 """
+
 from __future__ import annotations
 
 import pendulum

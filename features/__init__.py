@@ -2,6 +2,7 @@
 
 ``REGISTRY`` lists every view the platform materialises; jobs and training look views up here.
 """
+
 from lakecart.features.definitions import Entity, Feature, FeatureView
 from lakecart.features.item import ITEM, item_popularity_v1
 from lakecart.features.user import USER, user_activity_v1

@@ -5,6 +5,7 @@ what the features were at the end of ``feature_date`` (event time) and carries `
 the moment the row could be known (the day closes, then the daily job runs), so that training-set
 joins can refuse values from the future.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable

@@ -1,13 +1,13 @@
 """Item features: popularity over trailing windows and conversion."""
+
 from __future__ import annotations
 
 from datetime import date, timedelta
 
-from pyspark.sql import DataFrame
-from pyspark.sql import functions as F
-
 from lakecart.features.definitions import Entity, Feature, FeatureView
 from lakecart.features.windows import windowed_sums
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
 
 ITEM = Entity("item", ("item_id",), "A product in the catalogue.")
 

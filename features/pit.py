@@ -1,12 +1,12 @@
 """Point-in-time correct joins of label rows with feature views."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+from lakecart.features.definitions import AVAILABLE_AT, FEATURE_DATE, FeatureView
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
-
-from lakecart.features.definitions import AVAILABLE_AT, FEATURE_DATE, FeatureView
 
 LABEL_ID = "_label_row"
 

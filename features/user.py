@@ -1,13 +1,13 @@
 """User features: activity over trailing windows, spend, conversion and recency."""
+
 from __future__ import annotations
 
 from datetime import date, timedelta
 
-from pyspark.sql import DataFrame
-from pyspark.sql import functions as F
-
 from lakecart.features.definitions import Entity, Feature, FeatureView
 from lakecart.features.windows import windowed_sums
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
 
 USER = Entity("user", ("user_id",), "A signed-in shopper.")
 
@@ -22,9 +22,9 @@ def daily_user_partials(events: DataFrame) -> DataFrame:
         F.sum(is_type("product_view")).alias("views"),
         F.sum(is_type("add_to_cart")).alias("carts"),
         F.sum(is_type("purchase")).alias("purchases"),
-        F.sum(
-            F.when(F.col("event_type") == "purchase", F.col("price") * F.col("quantity")).otherwise(0.0)
-        ).alias("spend"),
+        F.sum(F.when(F.col("event_type") == "purchase", F.col("price") * F.col("quantity")).otherwise(0.0)).alias(
+            "spend"
+        ),
     )
 
 
@@ -36,7 +36,11 @@ def compute_user_activity(events: DataFrame, start: date, end: date) -> DataFram
         "user_id",
         "feature_date",
         "available_at",
-        *[F.col(f"{m}_{w}d").cast("double" if m == "spend" else "long").alias(f"{m}_{w}d") for m in METRICS for w in WINDOWS],
+        *[
+            F.col(f"{m}_{w}d").cast("double" if m == "spend" else "long").alias(f"{m}_{w}d")
+            for m in METRICS
+            for w in WINDOWS
+        ],
         F.coalesce(conversion, F.lit(0.0)).alias("purchase_rate_28d"),
         F.col("days_since_active").cast("int").alias("days_since_active"),
     )

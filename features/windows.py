@@ -5,15 +5,15 @@ Each source day is aggregated once per key (a *partial*); a window of ``w`` days
 each partial out to the output days it contributes to, so cost grows with days x longest window,
 never with days x history.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import date, timedelta
 
+from lakecart.features.definitions import AVAILABLE_AT, FEATURE_DATE
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
-
-from lakecart.features.definitions import AVAILABLE_AT, FEATURE_DATE
 
 
 def windowed_sums(
@@ -32,17 +32,17 @@ def windowed_sums(
     A key gets a row for an output day when it has any partial inside the longest window.
     """
     longest = max(windows)
-    fanned = partials.where(
-        (F.col(day_col) > F.lit(start - timedelta(days=longest))) & (F.col(day_col) <= F.lit(end))
-    ).withColumn(
-        FEATURE_DATE,
-        F.explode(F.sequence(F.col(day_col), F.date_add(F.col(day_col), longest - 1))),
-    ).where(F.col(FEATURE_DATE).between(F.lit(start), F.lit(end)))
+    fanned = (
+        partials.where((F.col(day_col) > F.lit(start - timedelta(days=longest))) & (F.col(day_col) <= F.lit(end)))
+        .withColumn(
+            FEATURE_DATE,
+            F.explode(F.sequence(F.col(day_col), F.date_add(F.col(day_col), longest - 1))),
+        )
+        .where(F.col(FEATURE_DATE).between(F.lit(start), F.lit(end)))
+    )
     age = F.datediff(F.col(FEATURE_DATE), F.col(day_col))
     aggregations = [
-        F.sum(F.when(age < w, F.col(m)).otherwise(F.lit(0))).alias(f"{m}_{w}d")
-        for m in metrics
-        for w in windows
+        F.sum(F.when(age < w, F.col(m)).otherwise(F.lit(0))).alias(f"{m}_{w}d") for m in metrics for w in windows
     ]
     # Recency falls out of the same pass: the youngest partial inside the longest window.
     aggregations.append(F.min(age).alias("days_since_active"))

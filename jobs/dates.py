@@ -1,4 +1,5 @@
 """Logical dates: jobs are told which day they process, they never ask the clock."""
+
 from __future__ import annotations
 
 from datetime import date, timedelta

@@ -9,12 +9,13 @@ Structure, so that models have something real to learn:
 Defects can be planted in known amounts (``defects={"malformed_json": 5, ...}``); the counts are
 written to ``_manifest.json`` so ingestion can be reconciled against them.
 """
+
 from __future__ import annotations
 
 import json
 import logging
 from dataclasses import asdict, dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -131,7 +132,7 @@ def _day_events(
         )
     ev = pd.concat(frames, ignore_index=True).sort_values(["seconds", "session"], kind="stable")
     n = len(ev)
-    day_start = datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
+    day_start = datetime(day.year, day.month, day.day, tzinfo=UTC)
     times = pd.to_datetime(day_start) + pd.to_timedelta(ev["seconds"].to_numpy(), unit="s")
     ids = rng.integers(0, 2**63 - 1, size=(n, 2), dtype=np.int64)
     user_idx = session_user[ev["session"].to_numpy()]
@@ -210,9 +211,7 @@ def generate(spec: GeneratorSpec, raw_root: str | Path) -> dict:
     rows_total = 0
     for offset in range(spec.days):
         day = spec.start_date + timedelta(days=offset)
-        events = _day_events(
-            spec, day, rng, catalog, affinity_cum, activity, category_items, category_item_cum
-        )
+        events = _day_events(spec, day, rng, catalog, affinity_cum, activity, category_items, category_item_cum)
         lines = events.to_json(orient="records", lines=True).splitlines()
         if spec.defects:
             lines, planted = _plant_defects(lines, events, dict(spec.defects), rng)

@@ -3,6 +3,7 @@
 Records that break the raw contract go to ``quarantine.events`` with a machine-readable reason;
 nothing is dropped silently. Per batch: raw lines = accepted + quarantined + duplicates dropped.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -24,8 +25,17 @@ MAX_PRICE = 100_000.0
 
 # Every field is read as text first, so that one bad value is reported, not a whole null record.
 RAW_EVENT_FIELDS = (
-    "event_id", "user_id", "session_id", "event_type", "item_id", "category",
-    "price", "quantity", "device", "channel", "event_time",
+    "event_id",
+    "user_id",
+    "session_id",
+    "event_type",
+    "item_id",
+    "category",
+    "price",
+    "quantity",
+    "device",
+    "channel",
+    "event_time",
 )
 RAW_EVENT_SCHEMA = T.StructType(
     [T.StructField(name, T.StringType()) for name in RAW_EVENT_FIELDS]
@@ -33,8 +43,21 @@ RAW_EVENT_SCHEMA = T.StructType(
 )
 
 SILVER_COLUMNS = (
-    "event_id", "user_id", "session_id", "event_type", "item_id", "category", "price",
-    "quantity", "device", "channel", "event_time", "event_date", "ingest_date", "source_file", "batch_id",
+    "event_id",
+    "user_id",
+    "session_id",
+    "event_type",
+    "item_id",
+    "category",
+    "price",
+    "quantity",
+    "device",
+    "channel",
+    "event_time",
+    "event_date",
+    "ingest_date",
+    "source_file",
+    "batch_id",
 )
 
 
@@ -195,7 +218,11 @@ def run_silver(spark: SparkSession, settings: Settings, days: list[date]) -> lis
     for r in reports:
         log.info(
             "silver %s: %d raw = %d accepted + %d quarantined + %d duplicates",
-            r.day, r.raw_records, r.accepted, r.quarantined, r.duplicates_dropped,
+            r.day,
+            r.raw_records,
+            r.accepted,
+            r.quarantined,
+            r.duplicates_dropped,
         )
     return reports
 

@@ -1,17 +1,18 @@
 """Materialise feature views for a logical date (or a backfill range): one driver for every view."""
+
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
 from datetime import date, timedelta
 
+from lakecart.features import REGISTRY, FeatureView
+from lakecart.features.definitions import FEATURE_DATE
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from lakecart import delta, tables
 from lakecart.config import Settings
-from lakecart.features import REGISTRY, FeatureView
-from lakecart.features.definitions import FEATURE_DATE
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +39,10 @@ def run_materialize(
         frame = compute_view(view, events, start, end)
         delta.replace_partitions(frame, view_path(view, settings), FEATURE_DATE, days)
         written[view.table_name] = (
-            spark.read.format("delta").load(view_path(view, settings))
-            .where(F.col(FEATURE_DATE).between(F.lit(start), F.lit(end))).count()
+            spark.read.format("delta")
+            .load(view_path(view, settings))
+            .where(F.col(FEATURE_DATE).between(F.lit(start), F.lit(end)))
+            .count()
         )
         log.info("materialised %s for %s..%s: %d rows", view.qualified_name, start, end, written[view.table_name])
     return written

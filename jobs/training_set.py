@@ -1,18 +1,19 @@
 """Build the retrieval training set: interactions joined point-in-time with user and item features."""
+
 from __future__ import annotations
 
 import json
 import logging
 from datetime import date, timedelta
 
+from lakecart.features import item_popularity_v1, user_activity_v1
+from lakecart.features.pit import point_in_time_join
+from lakecart.jobs.materialize import view_path
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from lakecart import delta, tables
 from lakecart.config import Settings
-from lakecart.features import item_popularity_v1, user_activity_v1
-from lakecart.features.pit import point_in_time_join
-from lakecart.jobs.materialize import view_path
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +31,14 @@ def retrieval_labels(events: DataFrame, start: date, end: date, test_days: int) 
     return events.where(
         F.col("event_date").between(F.lit(start), F.lit(end)) & F.col("event_type").isin(*INTERACTIONS)
     ).select(
-        "event_id", "user_id", "item_id", "category", "event_type", "device", "event_time", "event_date",
+        "event_id",
+        "user_id",
+        "item_id",
+        "category",
+        "event_type",
+        "device",
+        "event_time",
+        "event_date",
         F.when(F.col("event_date") >= F.lit(test_start), "test").otherwise("train").alias("split"),
     )
 
@@ -53,7 +61,11 @@ def run_training_set(
     # Read exactly the versions recorded in the manifest, so a rebuild can reproduce the rows.
     read = lambda name: spark.read.format("delta").option("versionAsOf", versions[name]).load(inputs[name])  # noqa: E731
     frame = build_retrieval_set(
-        read(tables.SILVER_EVENTS), {v.table_name: read(v.qualified_name) for v in RETRIEVAL_VIEWS}, start, end, test_days
+        read(tables.SILVER_EVENTS),
+        {v.table_name: read(v.qualified_name) for v in RETRIEVAL_VIEWS},
+        start,
+        end,
+        test_days,
     )
     dataset_id = dataset_id_for(end)
     frame = frame.withColumn("dataset_id", F.lit(dataset_id)).repartition(shards, "user_id")
@@ -61,8 +73,12 @@ def run_training_set(
     delta.replace_partitions(frame, out_path, "dataset_id", [dataset_id])
     counts = {
         r["split"]: r["count"]
-        for r in spark.read.format("delta").load(out_path).where(F.col("dataset_id") == dataset_id)
-        .groupBy("split").count().collect()
+        for r in spark.read.format("delta")
+        .load(out_path)
+        .where(F.col("dataset_id") == dataset_id)
+        .groupBy("split")
+        .count()
+        .collect()
     }
     manifest = {
         "dataset_id": dataset_id,

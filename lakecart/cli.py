@@ -3,6 +3,7 @@
 Airflow tasks run exactly these commands; so can you. Dates are logical dates (YYYY-MM-DD): a job
 processes the day it is given, never "today". Configuration: see ``lakecart.config``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -46,8 +47,14 @@ def cmd_generate(args: argparse.Namespace) -> int:
         kind, _, count = item.partition("=")
         defects[kind] = int(count or 1)
     spec = GeneratorSpec(
-        users=args.users, items=args.items, categories=args.categories, days=args.days,
-        events_per_day=args.events_per_day, start_date=args.start_date, seed=args.seed, defects=defects,
+        users=args.users,
+        items=args.items,
+        categories=args.categories,
+        days=args.days,
+        events_per_day=args.events_per_day,
+        start_date=args.start_date,
+        seed=args.seed,
+        defects=defects,
     )
     out = args.out or get_settings().lake.raw
     manifest = generate(spec, out)
@@ -81,11 +88,20 @@ def cmd_features(args: argparse.Namespace) -> int:
     from lakecart.features import REGISTRY
 
     if args.action == "list":
-        _print([
-            {"table": v.qualified_name, "entity": v.entity.name, "keys": v.entity.keys, "ttl": str(v.ttl),
-             "owner": v.owner, "features": v.feature_names(), "description": v.description}
-            for v in REGISTRY.values()
-        ])
+        _print(
+            [
+                {
+                    "table": v.qualified_name,
+                    "entity": v.entity.name,
+                    "keys": v.entity.keys,
+                    "ttl": str(v.ttl),
+                    "owner": v.owner,
+                    "features": v.feature_names(),
+                    "description": v.description,
+                }
+                for v in REGISTRY.values()
+            ]
+        )
         return 0
     from lakecart.jobs.materialize import run_materialize
 
@@ -130,7 +146,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         if value is not None:
             worker_args += [f"--{flag.replace('_', '-')}", str(value)]
     processes = args.processes or settings.training.processes
-    rc = distributed.launch("lakecart.training.train_retrieval", worker_args, processes, args.hosts or settings.training.hosts)
+    rc = distributed.launch(
+        "lakecart.training.train_retrieval", worker_args, processes, args.hosts or settings.training.hosts
+    )
     if rc != 0:
         raise RuntimeError(f"training failed (exit code {rc}); see the worker logs above")
     _print(json.loads((run_dir / "metrics.json").read_text()))
@@ -167,8 +185,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def _with_date(p: argparse.ArgumentParser, lookback: bool = True) -> None:
     p.add_argument("--date", type=_date, required=True, help="logical date to process (YYYY-MM-DD)")
     if lookback:
-        p.add_argument("--lookback-days", type=int, default=0,
-                       help="also process this many days before --date (a backfill through the same code)")
+        p.add_argument(
+            "--lookback-days",
+            type=int,
+            default=0,
+            help="also process this many days before --date (a backfill through the same code)",
+        )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -195,8 +217,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--events-per-day", type=int, default=2000)
     p.add_argument("--start-date", type=_date, default=date(2026, 1, 1))
     p.add_argument("--seed", type=int, default=42)
-    p.add_argument("--defect", action="append", metavar="KIND=COUNT",
-                   help="plant defects per day, e.g. --defect malformed_json=5 (repeatable)")
+    p.add_argument(
+        "--defect",
+        action="append",
+        metavar="KIND=COUNT",
+        help="plant defects per day, e.g. --defect malformed_json=5 (repeatable)",
+    )
 
     p = add("ingest", cmd_ingest, "raw -> bronze -> silver (quarantining bad records), or the catalogue")
     p.add_argument("layer", choices=["bronze", "silver", "catalog"])

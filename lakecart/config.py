@@ -7,6 +7,7 @@ Layers, later wins:
 
 Secrets never live here: Spark and storage credentials come from the environment of the job.
 """
+
 from __future__ import annotations
 
 import os

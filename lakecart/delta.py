@@ -1,4 +1,5 @@
 """Idempotent Delta writes, each scoped to the partitions being processed."""
+
 from __future__ import annotations
 
 import logging
@@ -26,13 +27,7 @@ def replace_partitions(df, path: str, partition_col: str, values: Sequence[objec
     if not values:
         raise ValueError(f"no partitions given for {path}")
     predicate = f"{partition_col} IN ({_sql_list(values)})"
-    (
-        df.write.format("delta")
-        .mode("overwrite")
-        .option("replaceWhere", predicate)
-        .partitionBy(partition_col)
-        .save(path)
-    )
+    (df.write.format("delta").mode("overwrite").option("replaceWhere", predicate).partitionBy(partition_col).save(path))
     log.info("replaced %s where %s", path, predicate)
 
 
@@ -56,7 +51,9 @@ def merge_by_key(df, path: str, keys: Sequence[str], partition_col: str | None =
         values = [r[0] for r in df.select(partition_col).distinct().collect()]
         if not values:
             return
-        condition = f"t.{partition_col} IN ({_sql_list(values)}) AND t.{partition_col} = s.{partition_col} AND {condition}"
+        condition = (
+            f"t.{partition_col} IN ({_sql_list(values)}) AND t.{partition_col} = s.{partition_col} AND {condition}"
+        )
     (
         DeltaTable.forPath(spark, path)
         .alias("t")

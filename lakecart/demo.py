@@ -1,5 +1,6 @@
 """``lakecart demo``: synthetic raw logs, then the whole pipeline DAG run by Airflow (SQLite,
 in-process ``airflow dags test``), then a summary of what landed in the lake."""
+
 from __future__ import annotations
 
 import json
@@ -56,7 +57,11 @@ def run_dag(lake_root: Path, end: date, conf: dict, capture: bool = False) -> tu
     subprocess.run([airflow, "db", "migrate"], env=env, check=True, capture_output=True)
     done = subprocess.run(
         [airflow, "dags", "test", DAG_ID, end.isoformat(), "--conf", json.dumps(conf)],
-        env=env, check=False, text=True, stdout=subprocess.PIPE if capture else None, stderr=subprocess.STDOUT if capture else None,
+        env=env,
+        check=False,
+        text=True,
+        stdout=subprocess.PIPE if capture else None,
+        stderr=subprocess.STDOUT if capture else None,
     )
     runs = subprocess.run(
         [airflow, "dags", "list-runs", DAG_ID, "-o", "json"], env=env, check=True, capture_output=True, text=True
@@ -83,12 +88,15 @@ def run_demo(args: Namespace) -> int:
     else:
         from lakecart.jobs.generate import GeneratorSpec, generate
 
-        spec = GeneratorSpec(users=args.users, items=args.items, days=args.days,
-                             events_per_day=args.events_per_day, start_date=START)
+        spec = GeneratorSpec(
+            users=args.users, items=args.items, days=args.days, events_per_day=args.events_per_day, start_date=START
+        )
         print(json.dumps(generate(spec, lake_root / "raw")["raw_lines"]), "raw lines written")
 
-    _step(f"2/3 Airflow runs DAG '{DAG_ID}' for {end} (tasks: bronze, silver, validation, features, "
-          "training set, Horovod training on 2 processes, publish)")
+    _step(
+        f"2/3 Airflow runs DAG '{DAG_ID}' for {end} (tasks: bronze, silver, validation, features, "
+        "training set, Horovod training on 2 processes, publish)"
+    )
     conf = {"lookback_days": args.days - 1, "train_days": args.days, "test_days": 2, "processes": 2, "epochs": 10}
     state, _ = run_dag(lake_root, end, conf)
     if state != "success":
@@ -105,7 +113,7 @@ def print_summary(lake_root: Path, end: date) -> None:
     from deltalake import DeltaTable
 
     from lakecart import tables
-    from lakecart.config import Settings, LakeSettings
+    from lakecart.config import LakeSettings, Settings
     from lakecart.jobs.training_set import dataset_id_for
     from lakecart.summary import table_overview
 
@@ -115,8 +123,10 @@ def print_summary(lake_root: Path, end: date) -> None:
         print(f"{row['table']:34} {row['rows']:>9} {row['version']:>8}")
     run_dir = Path(settings.lake.models) / "retrieval" / dataset_id_for(end)
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    print(f"\nmodel {metrics['model_version']} (trained on {metrics['params']['workers']} Horovod workers, "
-          f"{metrics['train_rows']} train / {metrics['test_rows']} held-out interactions)")
+    print(
+        f"\nmodel {metrics['model_version']} (trained on {metrics['params']['workers']} Horovod workers, "
+        f"{metrics['train_rows']} train / {metrics['test_rows']} held-out interactions)"
+    )
     for k, v in metrics["test"].items():
         print(f"  {k:11} two-tower {v:.3f}   most-popular {metrics['baseline_most_popular'][k]:.3f}")
     recs = DeltaTable(tables.table_path(tables.RECOMMENDATIONS, settings)).to_pandas(

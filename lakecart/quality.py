@@ -3,6 +3,7 @@
 Each table gets its own file-mode GX project under ``<lake root>/reports/gx/<table>`` so that tasks
 validating different tables never write the same files. Data Docs: ``.../uncommitted/data_docs/local_site/index.html``.
 """
+
 from __future__ import annotations
 
 import logging

@@ -1,4 +1,5 @@
 """The one SparkSession factory: jobs, notebooks and tests all get their session here."""
+
 from __future__ import annotations
 
 import logging

@@ -1,4 +1,5 @@
 """What is in the lake: tables, row counts, versions; read with delta-rs (no JVM)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -20,5 +21,7 @@ def table_overview(settings: Settings | None = None) -> list[dict]:
         # Row counts from the log's file statistics: no data file is opened.
         actions = pa.table(table.get_add_actions(flatten=True))
         n = int(pa.compute.sum(actions["num_records"]).as_py() or 0) if actions.num_rows else 0
-        rows.append({"table": f"{path.parent.name}.{path.name}", "rows": n, "version": table.version(), "path": str(path)})
+        rows.append(
+            {"table": f"{path.parent.name}.{path.name}", "rows": n, "version": table.version(), "path": str(path)}
+        )
     return rows

@@ -2,6 +2,7 @@
 
 A table name is ``<layer>.<table>``; its location is ``<lake root>/lake/<layer>/<table>``.
 """
+
 from __future__ import annotations
 
 from lakecart.config import Settings, get_settings

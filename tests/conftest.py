@@ -1,5 +1,6 @@
 """Shared fixtures. Heavy imports happen inside fixtures so that tests/dags (run in the Airflow
 environment, which has no Spark) can share this file."""
+
 from __future__ import annotations
 
 import pytest
@@ -14,7 +15,9 @@ def spark(tmp_path_factory):
     from lakecart.config import Settings, SparkSettings
     from lakecart.spark import get_spark
 
-    session = get_spark(Settings(spark=SparkSettings(master="local[2]", shuffle_partitions=2)), app_name="lakecart-tests")
+    session = get_spark(
+        Settings(spark=SparkSettings(master="local[2]", shuffle_partitions=2)), app_name="lakecart-tests"
+    )
     yield session
     session.stop()
 

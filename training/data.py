@@ -1,4 +1,5 @@
 """Training input read straight from Delta with delta-rs (no JVM): each worker reads its own shard."""
+
 from __future__ import annotations
 
 import numpy as np

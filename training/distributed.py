@@ -5,6 +5,7 @@ hosts) and inside Spark executors (``horovod.spark.run``): only the launcher dif
 Per worker: init, GPU pinned by local rank, variables broadcast from rank 0, gradients and
 metrics averaged across workers, logs and checkpoints written by rank 0 only.
 """
+
 from __future__ import annotations
 
 import logging
@@ -71,8 +72,16 @@ def horovodrun_command(module: str, args: Sequence[str], processes: int, hosts: 
     """``horovodrun --gloo`` over ``python -m module args``; ``hosts`` like ``gpu-1:4,gpu-2:4``."""
     horovodrun = shutil.which("horovodrun", path=os.path.dirname(sys.executable)) or "horovodrun"
     return [
-        horovodrun, "--gloo", "-np", str(processes), "-H", hosts or f"localhost:{processes}",
-        sys.executable, "-m", module, *args,
+        horovodrun,
+        "--gloo",
+        "-np",
+        str(processes),
+        "-H",
+        hosts or f"localhost:{processes}",
+        sys.executable,
+        "-m",
+        module,
+        *args,
     ]
 
 
@@ -81,7 +90,8 @@ def launch(module: str, args: Sequence[str], processes: int, hosts: str = "") ->
     if processes < 1:
         raise ValueError("processes must be >= 1")
     command = (
-        [sys.executable, "-m", module, *args] if processes == 1 and not hosts
+        [sys.executable, "-m", module, *args]
+        if processes == 1 and not hosts
         else horovodrun_command(module, args, processes, hosts)
     )
     log.info("launching: %s", " ".join(command))

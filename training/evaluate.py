@@ -1,4 +1,5 @@
 """Offline retrieval metrics over the full catalogue, and the baselines every model must beat."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence

@@ -7,6 +7,7 @@ sampling-bias (logQ) correction: in-batch negatives are drawn in proportion to p
 it the model learns to push popular items down. Inputs may carry ``candidate_probability``, the
 chance of an item appearing as a candidate in a batch.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -40,7 +41,10 @@ class CandidateTower(tf.keras.Model):
             [tf.keras.layers.StringLookup(vocabulary=list(item_ids)), tf.keras.layers.Embedding(len(item_ids) + 1, dim)]
         )
         self.category_embedding = tf.keras.Sequential(
-            [tf.keras.layers.StringLookup(vocabulary=list(categories)), tf.keras.layers.Embedding(len(categories) + 1, 8)]
+            [
+                tf.keras.layers.StringLookup(vocabulary=list(categories)),
+                tf.keras.layers.Embedding(len(categories) + 1, 8),
+            ]
         )
         self.project = tf.keras.layers.Dense(dim)
 

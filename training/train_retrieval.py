@@ -4,6 +4,7 @@ launches it on N workers), or directly as ``python -m lakecart.training.train_re
 Rank 0 evaluates on the held-out days, writes metrics, plots, weights and the embeddings that
 ``lakecart publish retrieval`` puts into the lake.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -18,12 +19,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-
-from lakecart import tables
-from lakecart.config import get_settings
 from lakecart.training import data as training_data
 from lakecart.training import distributed
 from lakecart.training.evaluate import popularity_scores, recall_at_k
+
+from lakecart import tables
+from lakecart.config import get_settings
 
 log = logging.getLogger("lakecart.train.retrieval")
 KS = (10, 50, 100)
@@ -77,7 +78,6 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     args = parse_args(argv)
     import tensorflow as tf
-
     from lakecart.training.retrieval import TwoTowerRetrieval, embed
 
     worker = distributed.init()
@@ -91,7 +91,11 @@ def main(argv: list[str] | None = None) -> int:
     items = items.sort_values("item_id").reset_index(drop=True)
     train = training_data.read_shard(table_uri, args.dataset_id, worker.rank, worker.size, split="train")
     # Vocabularies must be identical on every worker: build them from data all workers read.
-    users = np.array(sorted(training_data.read_delta(table_uri, ["user_id"], [("dataset_id", "=", args.dataset_id)])["user_id"].unique()))
+    users = np.array(
+        sorted(
+            training_data.read_delta(table_uri, ["user_id"], [("dataset_id", "=", args.dataset_id)])["user_id"].unique()
+        )
+    )
     feature_columns = training_data.user_feature_columns(train)
 
     if args.global_batch_size % worker.size:
@@ -101,10 +105,19 @@ def main(argv: list[str] | None = None) -> int:
     if steps < 1:
         raise SystemExit(f"too little data: {len(train)} rows on worker {worker.rank} for a batch of {local_batch}")
 
-    model = TwoTowerRetrieval(users, items["item_id"].tolist(), sorted(items["category"].dropna().unique()), len(feature_columns), args.embedding_dim)
+    model = TwoTowerRetrieval(
+        users,
+        items["item_id"].tolist(),
+        sorted(items["category"].dropna().unique()),
+        len(feature_columns),
+        args.embedding_dim,
+    )
     # The global batch is fixed, so the learning rate is not scaled with the number of workers.
     model.compile(optimizer=distributed.distributed_optimizer(tf.keras.optimizers.legacy.Adagrad(args.learning_rate)))
-    train_inputs = {**to_inputs(train, feature_columns), "candidate_probability": candidate_probability(train["item_id"])}
+    train_inputs = {
+        **to_inputs(train, feature_columns),
+        "candidate_probability": candidate_probability(train["item_id"]),
+    }
     dataset = (
         tf.data.Dataset.from_tensor_slices(train_inputs)
         .shuffle(len(train), seed=args.seed + worker.rank, reshuffle_each_iteration=True)
@@ -133,22 +146,37 @@ def main(argv: list[str] | None = None) -> int:
     all_train = training_data.read_split(table_uri, args.dataset_id, "train")
     item_index = pd.Series(np.arange(len(items)), index=items["item_id"])
     test = test[test["item_id"].isin(item_index.index)]
-    candidate_inputs = {"item_id": items["item_id"].astype(str).to_numpy(), "category": items["category"].fillna("").astype(str).to_numpy()}
+    candidate_inputs = {
+        "item_id": items["item_id"].astype(str).to_numpy(),
+        "category": items["category"].fillna("").astype(str).to_numpy(),
+    }
     item_vectors = embed(model.candidate_model, candidate_inputs)
-    query_vectors = embed(model.query_model, {k: v for k, v in to_inputs(test, feature_columns).items() if k in ("user_id", "user_features")})
+    query_vectors = embed(
+        model.query_model,
+        {k: v for k, v in to_inputs(test, feature_columns).items() if k in ("user_id", "user_features")},
+    )
     true_index = item_index.loc[test["item_id"]].to_numpy()
     model_metrics = recall_at_k(query_vectors @ item_vectors.T, true_index, KS)
     train_index = item_index.reindex(all_train["item_id"]).dropna().astype(int).to_numpy()
     baseline = recall_at_k(popularity_scores(train_index, len(items), len(test)), true_index, KS)
 
     params = {
-        "epochs": args.epochs, "global_batch_size": args.global_batch_size, "learning_rate": args.learning_rate,
-        "embedding_dim": args.embedding_dim, "seed": args.seed, "workers": worker.size,
+        "epochs": args.epochs,
+        "global_batch_size": args.global_batch_size,
+        "learning_rate": args.learning_rate,
+        "embedding_dim": args.embedding_dim,
+        "seed": args.seed,
+        "workers": worker.size,
     }
     version = model_version(args.dataset_id, params)
-    user_vectors = embed(model.query_model, {"user_id": users, "user_features": latest_user_features(settings, args.as_of, users, feature_columns)})
+    user_vectors = embed(
+        model.query_model,
+        {"user_id": users, "user_features": latest_user_features(settings, args.as_of, users, feature_columns)},
+    )
     pd.DataFrame({"user_id": users, "embedding": list(user_vectors)}).to_parquet(run_dir / "user_embeddings.parquet")
-    pd.DataFrame({"item_id": items["item_id"], "embedding": list(item_vectors)}).to_parquet(run_dir / "item_embeddings.parquet")
+    pd.DataFrame({"item_id": items["item_id"], "embedding": list(item_vectors)}).to_parquet(
+        run_dir / "item_embeddings.parquet"
+    )
     model.save_weights(str(run_dir / "weights" / "model"))
     metrics = {
         "model": "retrieval",

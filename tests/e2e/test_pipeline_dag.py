@@ -1,22 +1,30 @@
 """End-to-end: Airflow runs the real DAG (``airflow dags test``, SQLite) over tiny generated raw logs;
 every task is the real CLI in the pipeline environment: Spark + Delta, GX, horovodrun --gloo -np 2.
 Then the Delta outputs are read back with delta-rs."""
+
 import json
 from datetime import date
 
 import pytest
 from deltalake import DeltaTable
+from lakecart.jobs.generate import GeneratorSpec, generate
 
 from lakecart import tables
 from lakecart.config import LakeSettings, Settings
 from lakecart.demo import START, run_dag
-from lakecart.jobs.generate import GeneratorSpec, generate
 
 DAYS = 5
 END = date(2026, 1, DAYS)
 CONF = {"lookback_days": DAYS - 1, "train_days": DAYS, "test_days": 1, "processes": 2, "epochs": 1}
-TINY = GeneratorSpec(users=60, items=30, categories=5, days=DAYS, events_per_day=400, start_date=START,
-                     defects={"malformed_json": 2, "duplicate_event": 1})
+TINY = GeneratorSpec(
+    users=60,
+    items=30,
+    categories=5,
+    days=DAYS,
+    events_per_day=400,
+    start_date=START,
+    defects={"malformed_json": 2, "duplicate_event": 1},
+)
 
 
 def read(settings, name, **kwargs):
@@ -101,6 +109,11 @@ def test_failed_validation_stops_training_and_publishing(tmp_path):
     assert "expect_column_values_to_not_be_null(column=category" in output
     settings = Settings(lake=LakeSettings(root=str(tmp_path)))
     assert DeltaTable.is_deltatable(tables.table_path(tables.SILVER_EVENTS, settings))  # it got that far
-    for never in (tables.TRAINING_RETRIEVAL, tables.USER_EMBEDDINGS, tables.RECOMMENDATIONS, "features.user_activity_v1"):
+    for never in (
+        tables.TRAINING_RETRIEVAL,
+        tables.USER_EMBEDDINGS,
+        tables.RECOMMENDATIONS,
+        "features.user_activity_v1",
+    ):
         assert not DeltaTable.is_deltatable(tables.table_path(never, settings)), never
     assert not (tmp_path / "models").exists()

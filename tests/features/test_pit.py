@@ -4,9 +4,14 @@ from lakecart.features.definitions import Entity, Feature, FeatureView
 from lakecart.features.pit import point_in_time_join
 
 VIEW = FeatureView(
-    name="toy", version=1, entity=Entity("user", ("user_id",), ""),
-    features=(Feature("score", "bigint", ""),), transform=lambda df, s, e: df,
-    ttl=timedelta(days=2), owner="tests", description="",
+    name="toy",
+    version=1,
+    entity=Entity("user", ("user_id",), ""),
+    features=(Feature("score", "bigint", ""),),
+    transform=lambda df, s, e: df,
+    ttl=timedelta(days=2),
+    owner="tests",
+    description="",
 )
 
 
@@ -23,11 +28,14 @@ def test_uses_the_newest_known_fresh_value_and_never_a_future_one(spark):
     )
     labels = spark.createDataFrame(
         [
-            ("a", datetime(2026, 1, 3, 12)),   # Jan 2's row is known (Jan 3 00:00) -> 2
-            ("a", datetime(2026, 1, 2, 23)),   # only Jan 1's row is known yet -> 1
-            ("a", datetime(2026, 1, 5, 23)),   # Jan 5's row arrives at Jan 6: future. Jan 2's is 2d 23h old > ttl -> null
-            ("b", datetime(2026, 1, 2, 1)),    # -> 7
-            ("c", datetime(2026, 1, 2, 1)),    # no features at all -> null
+            ("a", datetime(2026, 1, 3, 12)),  # Jan 2's row is known (Jan 3 00:00) -> 2
+            ("a", datetime(2026, 1, 2, 23)),  # only Jan 1's row is known yet -> 1
+            (
+                "a",
+                datetime(2026, 1, 5, 23),
+            ),  # Jan 5's row arrives at Jan 6: future. Jan 2's is 2d 23h old > ttl -> null
+            ("b", datetime(2026, 1, 2, 1)),  # -> 7
+            ("c", datetime(2026, 1, 2, 1)),  # no features at all -> null
         ],
         "user_id string, label_time timestamp",
     )

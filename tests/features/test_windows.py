@@ -38,6 +38,6 @@ def test_user_activity_counts_spend_and_conversion(spark):
     )
     row = compute_user_activity(events, date(2026, 1, 6), date(2026, 1, 6)).collect()[0]
     assert (row["views_7d"], row["carts_7d"], row["purchases_7d"]) == (2, 1, 1)
-    assert row["spend_7d"] == 30.0          # 3 units x 10.0
+    assert row["spend_7d"] == 30.0  # 3 units x 10.0
     assert row["purchase_rate_28d"] == 0.5  # 1 purchase / 2 views
     assert row["days_since_active"] == 0

@@ -2,19 +2,29 @@ import json
 from datetime import date
 
 import pytest
-
-from lakecart import tables
 from lakecart.jobs import ingest
 
+from lakecart import tables
+
 GOOD = {
-    "event_id": "e1", "user_id": "u1", "session_id": "s1", "event_type": "purchase", "item_id": "i1",
-    "category": "c1", "price": 10.5, "quantity": 2, "device": "mobile", "channel": "email",
+    "event_id": "e1",
+    "user_id": "u1",
+    "session_id": "s1",
+    "event_type": "purchase",
+    "item_id": "i1",
+    "category": "c1",
+    "price": 10.5,
+    "quantity": 2,
+    "device": "mobile",
+    "channel": "email",
     "event_time": "2026-01-01T10:00:00.000Z",
 }
 
 
 def bronze_of(spark, lines, day=date(2026, 1, 1)):
-    raw = spark.createDataFrame([(line, "f.jsonl", day) for line in lines], "raw string, source_file string, ingest_date date")
+    raw = spark.createDataFrame(
+        [(line, "f.jsonl", day) for line in lines], "raw string, source_file string, ingest_date date"
+    )
     return ingest.to_bronze(raw, {day: "batch-1"})
 
 
@@ -25,18 +35,25 @@ def with_(**changes):
 def test_each_contract_breach_gets_its_reason(spark):
     lines = [
         json.dumps(GOOD),
-        '{"event_id": "e2", "user_id": ',                      # cut off
+        '{"event_id": "e2", "user_id": ',  # cut off
         with_(event_id="e3", user_id=None),
         with_(event_id="e4", event_type="teleport"),
         with_(event_id="e5", event_time="yesterday"),
         with_(event_id="e6", price=-3.0),
         with_(event_id="e7", price="cheap"),
-        "",                                                     # blank line: not a record
+        "",  # blank line: not a record
     ]
     parsed = ingest.parse_events(bronze_of(spark, lines))
     reasons = {r["raw"][:40]: r["reject_reason"] for r in parsed.collect()}
     assert sorted(v for v in reasons.values() if v) == sorted(
-        ["malformed_json", "missing_user_id", "unknown_event_type", "invalid_event_time", "negative_price", "invalid_price"]
+        [
+            "malformed_json",
+            "missing_user_id",
+            "unknown_event_type",
+            "invalid_event_time",
+            "negative_price",
+            "invalid_price",
+        ]
     )
     assert parsed.count() == 7
 
@@ -74,8 +91,10 @@ def test_runs_reconcile_and_reruns_change_nothing(spark, settings, tmp_path):
     before = {t: snapshot(t) for t in (tables.BRONZE_EVENTS, tables.SILVER_EVENTS, tables.QUARANTINE_EVENTS)}
     run()
     assert {t: snapshot(t) for t in before} == before
-    assert [r["reject_reason"] for r in spark.read.format("delta").load(
-        tables.table_path(tables.QUARANTINE_EVENTS, settings)).collect()] == ["malformed_json"]
+    assert [
+        r["reject_reason"]
+        for r in spark.read.format("delta").load(tables.table_path(tables.QUARANTINE_EVENTS, settings)).collect()
+    ] == ["malformed_json"]
 
 
 def test_missing_input_names_the_path(spark, settings):

@@ -1,9 +1,9 @@
 from datetime import date, datetime
 
 import pytest
+from lakecart.jobs.validate import run_validate
 
 from lakecart import delta, tables
-from lakecart.jobs.validate import run_validate
 from lakecart.quality import ValidationFailed
 
 COLUMNS = (
@@ -16,7 +16,23 @@ COLUMNS = (
 def silver_rows(spark, settings, rows):
     day = date(2026, 1, 1)
     full = [
-        (eid, "u1", "s1", kind, "i1", category, price, 1, "mobile", "email", datetime(2026, 1, 1, 9), day, day, "f", "b")
+        (
+            eid,
+            "u1",
+            "s1",
+            kind,
+            "i1",
+            category,
+            price,
+            1,
+            "mobile",
+            "email",
+            datetime(2026, 1, 1, 9),
+            day,
+            day,
+            "f",
+            "b",
+        )
         for eid, kind, category, price in rows
     ]
     frame = spark.createDataFrame(full, COLUMNS)

@@ -1,13 +1,12 @@
 import numpy as np
-
 from lakecart.training.evaluate import popularity_scores, recall_at_k, top_k_indices
 
 
 def test_recall_at_k_by_hand():
     scores = np.array(
         [
-            [0.9, 0.1, 0.5, 0.3],   # true item 2 ranks 2nd
-            [0.1, 0.2, 0.3, 0.4],   # true item 0 ranks 4th
+            [0.9, 0.1, 0.5, 0.3],  # true item 2 ranks 2nd
+            [0.1, 0.2, 0.3, 0.4],  # true item 0 ranks 4th
         ]
     )
     assert recall_at_k(scores, np.array([2, 0]), [1, 2, 4]) == {"recall@1": 0.0, "recall@2": 0.5, "recall@4": 1.0}

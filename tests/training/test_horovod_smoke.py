@@ -1,13 +1,14 @@
 """Two real Horovod processes (horovodrun --gloo -np 2) train the retrieval model for one epoch on a
 tiny training set and must report the same averaged loss."""
+
 import json
 import subprocess
 from datetime import date, datetime, timedelta
 
 import pytest
+from lakecart.training.distributed import horovodrun_command
 
 from lakecart import delta, tables
-from lakecart.training.distributed import horovodrun_command
 
 
 @pytest.fixture()
@@ -16,29 +17,57 @@ def tiny_training_set(spark, settings):
     for i in range(640):
         user, item = f"u{i % 40}", f"i{(i * 7) % 25}"
         split = "test" if i % 10 == 0 else "train"
-        rows.append((f"e{i}", user, item, f"c{(i * 7) % 25 % 5}", "product_view", "mobile",
-                     datetime(2026, 1, 2) + timedelta(minutes=i), day, split, float(i % 3), "retrieval_20260102"))
+        rows.append(
+            (
+                f"e{i}",
+                user,
+                item,
+                f"c{(i * 7) % 25 % 5}",
+                "product_view",
+                "mobile",
+                datetime(2026, 1, 2) + timedelta(minutes=i),
+                day,
+                split,
+                float(i % 3),
+                "retrieval_20260102",
+            )
+        )
     frame = spark.createDataFrame(
         rows,
         "event_id string, user_id string, item_id string, category string, event_type string, device string, "
         "event_time timestamp, event_date date, split string, user_activity_v1__views_7d double, dataset_id string",
     ).repartition(4)
-    delta.replace_partitions(frame, tables.table_path(tables.TRAINING_RETRIEVAL, settings), "dataset_id", ["retrieval_20260102"])
+    delta.replace_partitions(
+        frame, tables.table_path(tables.TRAINING_RETRIEVAL, settings), "dataset_id", ["retrieval_20260102"]
+    )
     items = spark.createDataFrame([(f"i{n}", f"c{n % 5}") for n in range(25)], "item_id string, category string")
     items.write.format("delta").save(tables.table_path(tables.SILVER_ITEMS, settings))
     users = spark.createDataFrame(
         [(f"u{n}", date(2026, 1, 2), 1) for n in range(40)], "user_id string, feature_date date, views_7d long"
     )
-    users.write.format("delta").partitionBy("feature_date").save(tables.table_path("features.user_activity_v1", settings))
+    users.write.format("delta").partitionBy("feature_date").save(
+        tables.table_path("features.user_activity_v1", settings)
+    )
     return settings
 
 
 def test_two_gloo_workers_agree_on_the_averaged_loss(tiny_training_set, tmp_path):
     run_dir = tmp_path / "run"
-    args = ["--dataset-id", "retrieval_20260102", "--as-of", "2026-01-02", "--run-dir", str(run_dir),
-            "--epochs", "1", "--global-batch-size", "64"]
-    done = subprocess.run(horovodrun_command("lakecart.training.train_retrieval", args, 2),
-                          capture_output=True, text=True, timeout=600)
+    args = [
+        "--dataset-id",
+        "retrieval_20260102",
+        "--as-of",
+        "2026-01-02",
+        "--run-dir",
+        str(run_dir),
+        "--epochs",
+        "1",
+        "--global-batch-size",
+        "64",
+    ]
+    done = subprocess.run(
+        horovodrun_command("lakecart.training.train_retrieval", args, 2), capture_output=True, text=True, timeout=600
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     rank0 = json.loads((run_dir / "loss-rank0.json").read_text())
     rank1 = json.loads((run_dir / "loss-rank1.json").read_text())
