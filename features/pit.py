@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from lakecart.features.definitions import AVAILABLE_AT, FEATURE_DATE, FeatureView
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
+
+from lakecart.features.definitions import AVAILABLE_AT, FEATURE_DATE, FeatureView
 
 LABEL_ID = "_label_row"
 

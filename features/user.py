@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
-from lakecart.features.definitions import Entity, Feature, FeatureView
-from lakecart.features.windows import windowed_sums
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
+
+from lakecart.features.definitions import Entity, Feature, FeatureView
+from lakecart.features.windows import windowed_sums
 
 USER = Entity("user", ("user_id",), "A signed-in shopper.")
 

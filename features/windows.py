@@ -11,9 +11,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import date, timedelta
 
-from lakecart.features.definitions import AVAILABLE_AT, FEATURE_DATE
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
+
+from lakecart.features.definitions import AVAILABLE_AT, FEATURE_DATE
 
 
 def windowed_sums(

@@ -26,13 +26,20 @@ log = logging.getLogger(__name__)
 EVENT_TYPES = ("product_view", "add_to_cart", "purchase")
 DEVICES = ("mobile", "desktop", "tablet")
 CHANNELS = ("organic", "search", "email", "social", "paid")
-DEFECT_KINDS = (
-    "malformed_json",
-    "missing_user_id",
-    "unknown_event_type",
-    "negative_price",
-    "duplicate_event",
-)
+# Defect kind -> the quarantine reason ingestion must give it (None: the record is accepted).
+DEFECT_REASONS: dict[str, str | None] = {
+    "malformed_json": "malformed_json",
+    "missing_event_id": "missing_event_id",
+    "missing_user_id": "missing_user_id",
+    "missing_item_id": "missing_item_id",
+    "unknown_event_type": "unknown_event_type",
+    "negative_price": "negative_price",
+    "absurd_price": "price_out_of_range",
+    "duplicate_event": None,  # dropped as a duplicate
+    "late_event": None,  # arrives in the next day's file, belongs to its own event date
+    "extra_field": None,  # a field the contract does not name appears mid-stream
+}
+DEFECT_KINDS = tuple(DEFECT_REASONS)
 
 
 @dataclass(frozen=True)
@@ -155,9 +162,13 @@ def _day_events(
 
 def _plant_defects(
     lines: list[str], records: pd.DataFrame, counts: dict[str, int], rng: np.random.Generator
-) -> tuple[list[str], dict[str, int]]:
-    """Replace or add raw lines with known defects; returns the lines and what was planted."""
+) -> tuple[list[str], dict[str, int], list[str]]:
+    """Replace or add raw lines with known defects.
+
+    Returns the day's lines, what was planted, and the late lines to append to the next day's file.
+    """
     planted = {k: 0 for k in counts}
+    late: list[str] = []
     free = list(rng.permutation(len(lines)))
 
     def take() -> int:
@@ -177,13 +188,25 @@ def _plant_defects(
             elif kind == "unknown_event_type":
                 rec["event_type"] = "teleport"
                 lines[i] = json.dumps(rec)
+            elif kind in ("missing_event_id", "missing_item_id"):
+                rec[kind.removeprefix("missing_")] = None
+                lines[i] = json.dumps(rec)
             elif kind == "negative_price":
                 rec["price"] = -abs(float(rec["price"])) - 1.0
                 lines[i] = json.dumps(rec)
+            elif kind == "absurd_price":
+                rec["price"] = 1e9
+                lines[i] = json.dumps(rec)
             elif kind == "duplicate_event":
                 lines.append(lines[i])
+            elif kind == "extra_field":
+                rec["ab_bucket"] = "treatment"
+                lines[i] = json.dumps(rec)
+            elif kind == "late_event":
+                late.append(lines[i])
+                lines[i] = ""
             planted[kind] += 1
-    return lines, planted
+    return [line for line in lines if line], planted, late
 
 
 def generate(spec: GeneratorSpec, raw_root: str | Path) -> dict:
@@ -209,14 +232,20 @@ def generate(spec: GeneratorSpec, raw_root: str | Path) -> dict:
 
     planted_total = {k: 0 for k in spec.defects}
     rows_total = 0
+    carried_late: list[str] = []
     for offset in range(spec.days):
         day = spec.start_date + timedelta(days=offset)
         events = _day_events(spec, day, rng, catalog, affinity_cum, activity, category_items, category_item_cum)
         lines = events.to_json(orient="records", lines=True).splitlines()
+        arrived_late, carried_late = carried_late, []
         if spec.defects:
-            lines, planted = _plant_defects(lines, events, dict(spec.defects), rng)
+            wanted = dict(spec.defects)
+            if offset == spec.days - 1:
+                wanted.pop("late_event", None)  # no later file to arrive in
+            lines, planted, carried_late = _plant_defects(lines, events, wanted, rng)
             for k, v in planted.items():
                 planted_total[k] += v
+        lines += arrived_late  # yesterday's late events land in today's file
         folder = root / "events" / f"event_date={day.isoformat()}"
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "events.jsonl").write_text("\n".join(lines) + "\n")

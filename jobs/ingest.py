@@ -54,6 +54,7 @@ SILVER_COLUMNS = (
     "device",
     "channel",
     "event_time",
+    "extra",
     "event_date",
     "ingest_date",
     "source_file",
@@ -117,12 +118,22 @@ def _reject_reason(p: str = "p") -> F.Column:
         (event_time.isNull(), "invalid_event_time"),
         (F.col(f"{p}.price").isNotNull() & price.isNull(), "invalid_price"),
         (price < 0, "negative_price"),
+        (price > MAX_PRICE, "price_out_of_range"),
         (F.col(f"{p}.quantity").isNotNull() & quantity.isNull(), "invalid_quantity"),
     ]
     reason = F.lit(None).cast("string")
     for condition, name in reversed(rules):
         reason = F.when(condition, F.lit(name)).otherwise(reason)
     return reason
+
+
+def _extra_fields() -> F.Column:
+    """Fields the contract does not name, kept as text (a new field appearing mid-stream is data,
+    not an error); null when there are none."""
+    everything = F.from_json("raw", T.MapType(T.StringType(), T.StringType()))
+    known = F.array(*[F.lit(name) for name in RAW_EVENT_FIELDS])
+    extra = F.map_filter(everything, lambda key, _: ~F.array_contains(known, key))
+    return F.when(F.size(extra) > 0, extra)
 
 
 def parse_events(bronze: DataFrame) -> DataFrame:
@@ -155,6 +166,7 @@ def to_silver(parsed: DataFrame) -> DataFrame:
         F.col("p.device").alias("device"),
         F.col("p.channel").alias("channel"),
         F.try_to_timestamp(F.col("p.event_time")).alias("event_time"),
+        _extra_fields().alias("extra"),
         "ingest_date",
         "source_file",
         "batch_id",

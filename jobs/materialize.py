@@ -6,13 +6,13 @@ import logging
 from collections.abc import Sequence
 from datetime import date, timedelta
 
-from lakecart.features import REGISTRY, FeatureView
-from lakecart.features.definitions import FEATURE_DATE
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from lakecart import delta, tables
 from lakecart.config import Settings
+from lakecart.features import REGISTRY, FeatureView
+from lakecart.features.definitions import FEATURE_DATE
 
 log = logging.getLogger(__name__)
 

@@ -6,14 +6,14 @@ import json
 import logging
 from datetime import date, timedelta
 
-from lakecart.features import item_popularity_v1, user_activity_v1
-from lakecart.features.pit import point_in_time_join
-from lakecart.jobs.materialize import view_path
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from lakecart import delta, tables
 from lakecart.config import Settings
+from lakecart.features import item_popularity_v1, user_activity_v1
+from lakecart.features.pit import point_in_time_join
+from lakecart.jobs.materialize import view_path
 
 log = logging.getLogger(__name__)
 

@@ -8,16 +8,16 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
-from lakecart.features import REGISTRY
-from lakecart.features.definitions import FEATURE_DATE, view_expectations
-from lakecart.jobs.ingest import silver_events_expectations
-from lakecart.jobs.materialize import view_path
-from lakecart.jobs.training_set import dataset_id_for, retrieval_set_expectations
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from lakecart import tables
 from lakecart.config import Settings
+from lakecart.features import REGISTRY
+from lakecart.features.definitions import FEATURE_DATE, view_expectations
+from lakecart.jobs.ingest import silver_events_expectations
+from lakecart.jobs.materialize import view_path
+from lakecart.jobs.training_set import dataset_id_for, retrieval_set_expectations
 from lakecart.quality import ValidationFailed, ValidationOutcome, validate_dataframe
 
 

@@ -48,6 +48,8 @@ def get_spark(settings: Settings | None = None, app_name: str | None = None):
         .config("spark.sql.sources.partitionOverwriteMode", "static")
         # Keep tables on default features so delta-rs (training, downstream readers) can write too.
         .config("spark.databricks.delta.properties.defaults.enableDeletionVectors", "false")
+        # Additive schema changes (a new column in a job's output) evolve the table on MERGE.
+        .config("spark.databricks.delta.schema.autoMerge.enabled", "true")
         .config("spark.driver.extraJavaOptions", "-Duser.timezone=UTC")
         .config("spark.executor.extraJavaOptions", "-Duser.timezone=UTC")
     )

@@ -13,10 +13,10 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 from deltalake import DeltaTable, write_deltalake
-from lakecart.training.evaluate import top_k_indices
 
 from lakecart import tables
 from lakecart.config import Settings
+from lakecart.training.evaluate import top_k_indices
 
 log = logging.getLogger(__name__)
 

@@ -19,12 +19,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from lakecart.training import data as training_data
-from lakecart.training import distributed
-from lakecart.training.evaluate import popularity_scores, recall_at_k
 
 from lakecart import tables
 from lakecart.config import get_settings
+from lakecart.training import data as training_data
+from lakecart.training import distributed
+from lakecart.training.evaluate import popularity_scores, recall_at_k
 
 log = logging.getLogger("lakecart.train.retrieval")
 KS = (10, 50, 100)
@@ -78,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     args = parse_args(argv)
     import tensorflow as tf
+
     from lakecart.training.retrieval import TwoTowerRetrieval, embed
 
     worker = distributed.init()

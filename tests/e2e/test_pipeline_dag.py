@@ -7,11 +7,11 @@ from datetime import date
 
 import pytest
 from deltalake import DeltaTable
-from lakecart.jobs.generate import GeneratorSpec, generate
 
 from lakecart import tables
 from lakecart.config import LakeSettings, Settings
 from lakecart.demo import START, run_dag
+from lakecart.jobs.generate import GeneratorSpec, generate
 
 DAYS = 5
 END = date(2026, 1, DAYS)

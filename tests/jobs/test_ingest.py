@@ -2,9 +2,9 @@ import json
 from datetime import date
 
 import pytest
-from lakecart.jobs import ingest
 
 from lakecart import tables
+from lakecart.jobs import ingest
 
 GOOD = {
     "event_id": "e1",
@@ -100,3 +100,35 @@ def test_runs_reconcile_and_reruns_change_nothing(spark, settings, tmp_path):
 def test_missing_input_names_the_path(spark, settings):
     with pytest.raises(ingest.MissingInputError, match="event_date=2030-01-01"):
         ingest.run_bronze(spark, settings, [date(2030, 1, 1)])
+
+
+def test_every_planted_defect_is_accounted_for(spark, settings, tmp_path):
+    """Plant each defect kind in a known amount; quarantine reasons, duplicates, late events and
+    extra fields must match the plan exactly, and raw = silver + quarantined + duplicates."""
+    from collections import Counter
+
+    from lakecart.jobs.generate import DEFECT_REASONS, GeneratorSpec, generate
+
+    per_day = {kind: 2 for kind in DEFECT_REASONS}
+    spec = GeneratorSpec(users=40, items=20, categories=4, days=3, events_per_day=300, defects=per_day)
+    manifest = generate(spec, tmp_path / "lake-root" / "raw")
+    planted = manifest["planted_defects"]
+    assert planted["late_event"] == 4 and planted["malformed_json"] == 6  # no late events off the last day
+
+    days = [date(2026, 1, d) for d in (1, 2, 3)]
+    ingest.run_bronze(spark, settings, days)
+    reports = ingest.run_silver(spark, settings, days)
+    raw = sum(r.raw_records for r in reports)
+    assert raw == manifest["raw_lines"]
+    assert all(r.reconciles for r in reports)
+
+    quarantine = spark.read.format("delta").load(tables.table_path(tables.QUARANTINE_EVENTS, settings))
+    expected = Counter({reason: planted[kind] for kind, reason in DEFECT_REASONS.items() if reason})
+    assert Counter(r["reject_reason"] for r in quarantine.collect()) == expected
+    assert sum(r.duplicates_dropped for r in reports) == planted["duplicate_event"]
+
+    silver = spark.read.format("delta").load(tables.table_path(tables.SILVER_EVENTS, settings))
+    assert silver.count() == raw - sum(expected.values()) - planted["duplicate_event"]
+    late = silver.where("event_date < ingest_date").count()
+    assert late == planted["late_event"]  # arrived a day late, filed under their own event date
+    assert silver.where("extra['ab_bucket'] = 'treatment'").count() == planted["extra_field"]

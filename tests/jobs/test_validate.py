@@ -1,9 +1,9 @@
 from datetime import date, datetime
 
 import pytest
-from lakecart.jobs.validate import run_validate
 
 from lakecart import delta, tables
+from lakecart.jobs.validate import run_validate
 from lakecart.quality import ValidationFailed
 
 COLUMNS = (

@@ -1,4 +1,5 @@
 import numpy as np
+
 from lakecart.training.evaluate import popularity_scores, recall_at_k, top_k_indices
 
 

@@ -6,9 +6,9 @@ import subprocess
 from datetime import date, datetime, timedelta
 
 import pytest
-from lakecart.training.distributed import horovodrun_command
 
 from lakecart import delta, tables
+from lakecart.training.distributed import horovodrun_command
 
 
 @pytest.fixture()
