@@ -4,7 +4,8 @@ training -> embeddings and recommendations in the lake.
 This file only wires tasks. Each task runs the ``lakecart`` command line in the pipeline
 environment (``LAKECART_PIPELINE_BIN`` names its ``bin/``; otherwise ``lakecart`` must be on PATH),
 exactly as a person would. Validation tasks gate what follows: when a suite fails, the task
-fails and training and publishing do not run.
+fails and nothing downstream runs. Silver is write-audit-publish: new events are staged,
+validated, and only then merged into ``silver.events``.
 
 Params: ``lookback_days`` re-processes that many days before the logical date (backfill through
 the same code path); ``train_days`` and ``test_days`` shape the training set; ``processes`` sets
@@ -53,7 +54,8 @@ def lakecart_pipeline():
     catalog = lakecart("ingest_catalog", "ingest catalog")
     bronze = lakecart("ingest_bronze", f"ingest bronze {WINDOW}")
     silver = lakecart("ingest_silver", f"ingest silver {WINDOW}")
-    validate_silver = lakecart("validate_silver", f"validate silver.events {WINDOW}", outlets=[SILVER_EVENTS])
+    validate_silver = lakecart("validate_silver", f"validate staging.silver_events {DAY}")
+    publish_silver = lakecart("publish_silver", "ingest publish", outlets=[SILVER_EVENTS])
     features = lakecart("materialize_features", f"features materialize {WINDOW}")
     validate_user = lakecart(
         "validate_user_features", f"validate features.user_activity_v1 {WINDOW}", outlets=[USER_FEATURES]
@@ -72,7 +74,7 @@ def lakecart_pipeline():
     )
     publish = lakecart("publish_retrieval", f"publish retrieval {DAY}", outlets=[RECOMMENDATIONS])
 
-    bronze >> silver >> validate_silver >> features >> [validate_user, validate_item] >> dataset
+    bronze >> silver >> validate_silver >> publish_silver >> features >> [validate_user, validate_item] >> dataset
     catalog >> dataset
     dataset >> validate_dataset >> train >> publish
 

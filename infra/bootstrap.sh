@@ -78,8 +78,11 @@ build_pipeline() {
   fi
   "$env/bin/pip" install -q --no-deps -e "$ROOT"
   fetch_delta_jars
-  "$env/bin/horovodrun" --check-build 2>/dev/null | grep -q '\[X\] TensorFlow' || die "Horovod was built without TensorFlow support"
-  "$env/bin/horovodrun" --check-build 2>/dev/null | grep -q '\[X\] Gloo' || die "Horovod was built without Gloo support"
+  # Capture first: with pipefail, `horovodrun | grep -q` fails at random when grep exits early (SIGPIPE).
+  local build
+  build="$("$env/bin/horovodrun" --check-build 2>/dev/null)"
+  grep -q '\[X\] TensorFlow' <<<"$build" || die "Horovod was built without TensorFlow support"
+  grep -q '\[X\] Gloo' <<<"$build" || die "Horovod was built without Gloo support"
   echo "$want" >"$stamp"
   say "pipeline environment ready"
 }

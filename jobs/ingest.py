@@ -17,6 +17,7 @@ from pyspark.sql import types as T
 
 from lakecart import delta, tables
 from lakecart.config import Settings
+from lakecart.faults import crash_point
 
 log = logging.getLogger(__name__)
 
@@ -76,19 +77,6 @@ def _path_exists(spark: SparkSession, path: str) -> bool:
     jvm = spark.sparkContext._jvm
     hpath = jvm.org.apache.hadoop.fs.Path(path)
     return hpath.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()).exists(hpath)
-
-
-def read_raw_events(spark: SparkSession, raw_root: str, days: list[date]) -> DataFrame:
-    """Raw lines of the given event-date partitions, with the file each line came from."""
-    paths = [f"{raw_root}/events/event_date={day.isoformat()}" for day in days]
-    missing = [p for p in paths if not _path_exists(spark, p)]
-    if missing:
-        raise MissingInputError(f"raw events not found: {', '.join(missing)}")
-    return spark.read.text(paths).select(
-        F.col("value").alias("raw"),
-        F.col("_metadata.file_path").alias("source_file"),
-        F.to_date(F.regexp_extract("_metadata.file_path", r"event_date=(\d{4}-\d{2}-\d{2})", 1)).alias("ingest_date"),
-    )
 
 
 # --- pure transforms -------------------------------------------------------------------------
@@ -194,42 +182,136 @@ def _counts_by_day(df: DataFrame) -> dict[date, int]:
     return {r["ingest_date"]: r["count"] for r in df.groupBy("ingest_date").count().collect()}
 
 
-def run_bronze(spark: SparkSession, settings: Settings, days: list[date]) -> dict[date, int]:
-    """Land the raw partitions of ``days`` in bronze: one transaction replacing exactly those days."""
-    raw = read_raw_events(spark, settings.lake.raw, days)
-    files: dict[date, list[str]] = {d: [] for d in days}
-    for row in raw.select("ingest_date", "source_file").distinct().collect():
-        files[row["ingest_date"]].append(row["source_file"])
-    bronze = to_bronze(raw, {d: batch_id_for(d, f) for d, f in files.items()})
-    path = tables.table_path(tables.BRONZE_EVENTS, settings)
-    delta.replace_partitions(bronze, path, "ingest_date", days)
-    counts = _counts_by_day(spark.read.format("delta").load(path).where(F.col("ingest_date").isin(days)))
+@dataclass(frozen=True)
+class RawFile:
+    path: str
+    size: int
+    modified_ms: int
+    day: date
+
+
+LEDGER_SCHEMA = "source_file string, size long, modified_ms long, ingest_date date, batch_id string, status string"
+
+
+def list_raw_files(spark: SparkSession, raw_root: str, days: list[date]) -> list[RawFile]:
+    """The raw files of the given event-date partitions; a missing partition is an error."""
+    jvm = spark.sparkContext._jvm
+    conf = spark.sparkContext._jsc.hadoopConfiguration()
+    files, missing = [], []
     for day in days:
-        log.info("bronze %s: %d records from %d file(s)", day, counts.get(day, 0), len(files[day]))
-    return {d: counts.get(d, 0) for d in days}
+        folder = jvm.org.apache.hadoop.fs.Path(f"{raw_root}/events/event_date={day.isoformat()}")
+        fs = folder.getFileSystem(conf)
+        if not fs.exists(folder):
+            missing.append(folder.toString())
+            continue
+        iterator = fs.listFiles(folder, True)
+        while iterator.hasNext():
+            status = iterator.next()
+            name = status.getPath().getName()
+            if not name.startswith((".", "_")):
+                files.append(RawFile(status.getPath().toString(), status.getLen(), status.getModificationTime(), day))
+    if missing:
+        raise MissingInputError(f"raw events not found: {', '.join(missing)}")
+    return sorted(files, key=lambda f: f.path)
 
 
-def run_silver(spark: SparkSession, settings: Settings, days: list[date]) -> list[IngestReport]:
-    """Bronze partitions of ``days`` -> quarantine (replaced per day) and silver (MERGE on event id)."""
-    bronze_path = tables.table_path(tables.BRONZE_EVENTS, settings)
-    bronze = spark.read.format("delta").load(bronze_path).where(F.col("ingest_date").isin(days))
+def _ledger(spark: SparkSession, settings: Settings) -> DataFrame:
+    path = tables.table_path(tables.INGEST_LEDGER, settings)
+    if delta.table_exists(spark, path):
+        return spark.read.format("delta").load(path)
+    return spark.createDataFrame([], LEDGER_SCHEMA)
+
+
+def _set_status(spark: SparkSession, settings: Settings, rows: list[tuple], status: str) -> None:
+    """Upsert ledger rows ``(source_file, size, modified_ms, ingest_date, batch_id)`` with ``status``."""
+    frame = spark.createDataFrame([(*r, status) for r in rows], LEDGER_SCHEMA)
+    delta.merge_by_key(frame, tables.table_path(tables.INGEST_LEDGER, settings), ["source_file"])
+
+
+def _sql_in(values: list[str]) -> str:
+    return ", ".join("'" + v.replace("'", "''") + "'" for v in values)
+
+
+def _file_scope(days: list[date], files: list[str]) -> str:
+    """The rows of these raw files: partition-pruned by ingest date, then matched by file."""
+    return f"ingest_date IN ({_sql_in([str(d) for d in days])}) AND source_file IN ({_sql_in(files)})"
+
+
+def run_bronze(spark: SparkSession, settings: Settings, days: list[date], reprocess: bool = False) -> dict[date, int]:
+    """Land raw files not yet ingested (per the ledger: same path, size and modification time) in
+    bronze. The write replaces exactly those files' rows, so a run killed after the write but before
+    the ledger update is repaired by running again. ``reprocess`` ignores the ledger."""
+    files = list_raw_files(spark, settings.lake.raw, days)
+    seen = {
+        (r["source_file"], r["size"], r["modified_ms"])
+        for r in _ledger(spark, settings).select("source_file", "size", "modified_ms").collect()
+    }
+    pending = [f for f in files if reprocess or (f.path, f.size, f.modified_ms) not in seen]
+    if not pending:
+        log.info("bronze: no new raw files for %s..%s (%d already ingested)", days[0], days[-1], len(files))
+        return {}
+    by_day: dict[date, list[str]] = {}
+    for f in pending:
+        by_day.setdefault(f.day, []).append(f.path)
+    batch_ids = {d: batch_id_for(d, paths) for d, paths in by_day.items()}
+    raw = spark.read.text([f.path for f in pending]).select(
+        F.col("value").alias("raw"),
+        F.col("_metadata.file_path").alias("source_file"),
+        F.to_date(F.regexp_extract("_metadata.file_path", r"event_date=(\d{4}-\d{2}-\d{2})", 1)).alias("ingest_date"),
+    )
+    bronze = to_bronze(raw, batch_ids)
+    path = tables.table_path(tables.BRONZE_EVENTS, settings)
+    scope = _file_scope(list(by_day), [f.path for f in pending])
+    delta.replace_where(bronze, path, scope, "ingest_date")
+    crash_point("bronze.after_write")
+    _set_status(spark, settings, [(f.path, f.size, f.modified_ms, f.day, batch_ids[f.day]) for f in pending], "bronze")
+    counts = _counts_by_day(spark.read.format("delta").load(path).where(scope))
+    for day, paths in sorted(by_day.items()):
+        log.info("bronze %s: %d records from %d new file(s)", day, counts.get(day, 0), len(paths))
+    return {d: counts.get(d, 0) for d in sorted(by_day)}
+
+
+def run_silver(
+    spark: SparkSession, settings: Settings, days: list[date], reprocess: bool = False
+) -> list[IngestReport]:
+    """Write step of write-audit-publish: bronze rows of files not yet published -> quarantine, and
+    the typed, de-duplicated batch -> ``staging.silver_events``. Consumers do not see it until
+    ``run_publish_silver`` runs after the batch passed validation."""
+    ledger = _ledger(spark, settings).where(F.col("ingest_date").isin(days))
+    if not reprocess:
+        ledger = ledger.where(F.col("status") != "published")
+    pending = [(r["source_file"], r["ingest_date"]) for r in ledger.select("source_file", "ingest_date").collect()]
+    if not pending:
+        log.info("silver: nothing new to stage for %s..%s", days[0], days[-1])
+        return []
+    files = [p for p, _ in pending]
+    pending_days = sorted({d for _, d in pending})
+    scope = _file_scope(pending_days, files)
+    bronze = spark.read.format("delta").load(tables.table_path(tables.BRONZE_EVENTS, settings)).where(scope)
     parsed = parse_events(bronze).cache()
     rejects = quarantined(parsed)
     silver = to_silver(parsed).cache()
 
     raw_counts, reject_counts, accepted_counts = _counts_by_day(parsed), _counts_by_day(rejects), _counts_by_day(silver)
     reports = []
-    for day in days:
+    for day in pending_days:
         raw_n, rej_n, acc_n = raw_counts.get(day, 0), reject_counts.get(day, 0), accepted_counts.get(day, 0)
         reports.append(IngestReport(day, raw_n, acc_n, rej_n, raw_n - rej_n - acc_n))
 
-    delta.replace_partitions(rejects, tables.table_path(tables.QUARANTINE_EVENTS, settings), "ingest_date", days)
-    delta.merge_by_key(silver, tables.table_path(tables.SILVER_EVENTS, settings), ["event_id"], "event_date")
+    delta.replace_where(rejects, tables.table_path(tables.QUARANTINE_EVENTS, settings), scope, "ingest_date")
+    (
+        silver.write.format("delta")
+        .mode("overwrite")
+        .option("overwriteSchema", "true")
+        .save(tables.table_path(tables.STAGING_SILVER_EVENTS, settings))
+    )
+    ledger_rows = ledger.select("source_file", "size", "modified_ms", "ingest_date", "batch_id").collect()
+    _set_status(spark, settings, [tuple(r) for r in ledger_rows], "staged")
     parsed.unpersist()
     silver.unpersist()
     for r in reports:
         log.info(
-            "silver %s: %d raw = %d accepted + %d quarantined + %d duplicates",
+            "silver %s: %d raw = %d accepted + %d quarantined + %d duplicates (staged)",
             r.day,
             r.raw_records,
             r.accepted,
@@ -237,6 +319,21 @@ def run_silver(spark: SparkSession, settings: Settings, days: list[date]) -> lis
             r.duplicates_dropped,
         )
     return reports
+
+
+def run_publish_silver(spark: SparkSession, settings: Settings) -> int:
+    """Publish step: MERGE the validated staged batch into ``silver.events`` (idempotent on event id)."""
+    staging_path = tables.table_path(tables.STAGING_SILVER_EVENTS, settings)
+    if not delta.table_exists(spark, staging_path):
+        raise MissingInputError(f"nothing staged to publish: {staging_path}")
+    staged = spark.read.format("delta").load(staging_path)
+    delta.merge_by_key(staged, tables.table_path(tables.SILVER_EVENTS, settings), ["event_id"], "event_date")
+    ledger = _ledger(spark, settings).where(F.col("status") == "staged")
+    rows = ledger.select("source_file", "size", "modified_ms", "ingest_date", "batch_id").collect()
+    _set_status(spark, settings, [tuple(r) for r in rows], "published")
+    count = staged.count()
+    log.info("published %d staged events into %s", count, tables.SILVER_EVENTS)
+    return count
 
 
 CATALOG_SCHEMA = T.StructType(

@@ -23,9 +23,9 @@ from lakecart.quality import ValidationFailed, ValidationOutcome, validate_dataf
 
 def _target(spark: SparkSession, settings: Settings, table: str, start: date, end: date) -> tuple[DataFrame, list]:
     load = lambda path: spark.read.format("delta").load(path)  # noqa: E731
-    if table == tables.SILVER_EVENTS:
-        rows = load(tables.table_path(table, settings)).where(F.col("ingest_date").between(F.lit(start), F.lit(end)))
-        return rows, silver_events_expectations()
+    if table in (tables.STAGING_SILVER_EVENTS, tables.SILVER_EVENTS):
+        # The audit step of write-audit-publish: the staged batch, before anyone can read it.
+        return load(tables.table_path(tables.STAGING_SILVER_EVENTS, settings)), silver_events_expectations()
     if table == tables.TRAINING_RETRIEVAL:
         rows = load(tables.table_path(table, settings)).where(F.col("dataset_id") == dataset_id_for(end))
         return rows, retrieval_set_expectations()
@@ -34,7 +34,7 @@ def _target(spark: SparkSession, settings: Settings, table: str, start: date, en
         view = REGISTRY[name]
         rows = load(view_path(view, settings)).where(F.col(FEATURE_DATE).between(F.lit(start), F.lit(end)))
         return rows, view_expectations(view)
-    known = [tables.SILVER_EVENTS, tables.TRAINING_RETRIEVAL, *(v.qualified_name for v in REGISTRY.values())]
+    known = [tables.STAGING_SILVER_EVENTS, tables.TRAINING_RETRIEVAL, *(v.qualified_name for v in REGISTRY.values())]
     raise ValueError(f"no validation suite for {table!r}; known: {', '.join(known)}")
 
 

@@ -71,11 +71,16 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     if args.layer == "catalog":
         _print({"items": ingest.run_catalog(spark, settings)})
         return 0
+    if args.layer == "publish":
+        _print({"published_events": ingest.run_publish_silver(spark, settings)})
+        return 0
+    if args.date is None:
+        raise ValueError(f"ingest {args.layer} needs --date")
     days = date_range(args.date, args.lookback_days)
     if args.layer == "bronze":
-        _print({str(d): n for d, n in ingest.run_bronze(spark, settings, days).items()})
+        _print({str(d): n for d, n in ingest.run_bronze(spark, settings, days, args.reprocess).items()})
         return 0
-    reports = ingest.run_silver(spark, settings, days)
+    reports = ingest.run_silver(spark, settings, days, args.reprocess)
     _print([{**r.__dict__, "reconciles": r.reconciles} for r in reports])
     broken = [r for r in reports if not r.reconciles]
     if broken:
@@ -224,10 +229,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="plant defects per day, e.g. --defect malformed_json=5 (repeatable)",
     )
 
-    p = add("ingest", cmd_ingest, "raw -> bronze -> silver (quarantining bad records), or the catalogue")
-    p.add_argument("layer", choices=["bronze", "silver", "catalog"])
+    p = add(
+        "ingest",
+        cmd_ingest,
+        "bronze: land new raw files; silver: parse, quarantine, stage the batch; "
+        "publish: merge the validated batch into silver.events; catalog: the item catalogue",
+    )
+    p.add_argument("layer", choices=["bronze", "silver", "publish", "catalog"])
     p.add_argument("--date", type=_date, help="logical date (bronze, silver)")
     p.add_argument("--lookback-days", type=int, default=0)
+    p.add_argument("--reprocess", action="store_true", help="ignore the file ledger: ingest these days again")
 
     p = add("features", cmd_features, "list or materialise feature views")
     p.add_argument("action", choices=["list", "materialize"])

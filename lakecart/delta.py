@@ -31,6 +31,12 @@ def replace_partitions(df, path: str, partition_col: str, values: Sequence[objec
     log.info("replaced %s where %s", path, predicate)
 
 
+def replace_where(df, path: str, predicate: str, partition_col: str) -> None:
+    """Overwrite exactly the rows matching ``predicate`` with ``df``, in one transaction."""
+    (df.write.format("delta").mode("overwrite").option("replaceWhere", predicate).partitionBy(partition_col).save(path))
+    log.info("replaced %s where %s", path, predicate[:200])
+
+
 def merge_by_key(df, path: str, keys: Sequence[str], partition_col: str | None = None) -> None:
     """Upsert ``df`` into the table at ``path`` on ``keys`` (insert new, update matched).
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 from lakecart.config import Settings, get_settings
 
 BRONZE_EVENTS = "bronze.events"
-BRONZE_CATALOG = "bronze.catalog"
+INGEST_LEDGER = "bronze.ingest_ledger"
+STAGING_SILVER_EVENTS = "staging.silver_events"
 QUARANTINE_EVENTS = "quarantine.events"
 SILVER_EVENTS = "silver.events"
 SILVER_ITEMS = "silver.items"

@@ -11,7 +11,8 @@ from .conftest import DAGS
 EXPECTED_EDGES = {
     ("ingest_bronze", "ingest_silver"),
     ("ingest_silver", "validate_silver"),
-    ("validate_silver", "materialize_features"),
+    ("validate_silver", "publish_silver"),
+    ("publish_silver", "materialize_features"),
     ("materialize_features", "validate_user_features"),
     ("materialize_features", "validate_item_features"),
     ("validate_user_features", "build_training_set"),
@@ -50,13 +51,15 @@ def test_training_and_publishing_sit_behind_every_validation(dagbag):
         "validate_item_features",
         "validate_training_set",
     } <= upstream_of_train
+    # Consumers only ever see validated silver data (write-audit-publish).
+    assert dag.get_task("publish_silver").upstream_task_ids == {"validate_silver"}
 
 
 def test_tasks_call_the_lakecart_cli_with_the_logical_date(dagbag):
     dag = dagbag.dags["lakecart_pipeline"]
     for task in dag.tasks:
         assert "lakecart " in task.bash_command, task.task_id
-        if task.task_id != "ingest_catalog":
+        if task.task_id not in ("ingest_catalog", "publish_silver"):
             assert "{{ ds }}" in task.bash_command, task.task_id
     assert "--processes {{ params.processes }}" in dag.get_task("train_retrieval").bash_command
 
