@@ -18,6 +18,7 @@ setup(
     python_requires=">=3.11,<3.12",
     packages=packages,
     package_dir={f"lakecart.{stage}": stage for stage in STAGES},
+    package_data={"lakecart.jobs": ["contracts/*.json"]},
     # Loose ranges only: the exact, tested versions are the lock files in requirements/.
     install_requires=[],
     extras_require={

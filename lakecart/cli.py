@@ -62,6 +62,36 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_import(args: argparse.Namespace) -> int:
+    from lakecart.config import get_settings
+    from lakecart.jobs.importer import ImportMapping, run_import
+    from lakecart.jobs.presets import PRESETS
+
+    raw_root = Path(args.out or get_settings().lake.raw)
+    if args.source in PRESETS:
+        _print(PRESETS[args.source](raw_root))
+        return 0
+    if args.mapping:
+        mapping = ImportMapping.from_yaml(args.mapping)
+    else:
+        if not (args.user_col and args.item_col and args.time_col):
+            raise ValueError("give --mapping FILE.yaml, or at least --user-col, --item-col and --time-col")
+        fields: dict = {"user_id": args.user_col, "item_id": args.item_col, "event_time": args.time_col}
+        for target, column in (
+            ("quantity", args.quantity_col),
+            ("price", args.price_col),
+            ("category", args.category_col),
+        ):
+            if column:
+                fields[target] = column
+        fields["event_type"] = {"constant": args.event_type}
+        mapping = ImportMapping(
+            name=args.name or Path(args.source).stem, fields=fields, format=args.format, time_format=args.time_format
+        )
+    _print(run_import(args.source, mapping, raw_root))
+    return 0
+
+
 def cmd_ingest(args: argparse.Namespace) -> int:
     from lakecart.config import get_settings
     from lakecart.jobs import ingest
@@ -228,6 +258,26 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KIND=COUNT",
         help="plant defects per day, e.g. --defect malformed_json=5 (repeatable)",
     )
+
+    p = add(
+        "import",
+        cmd_import,
+        "bring an existing export into the raw zone: a preset (movielens-100k, instacart-sample) "
+        "or any CSV/TSV/Parquet/JSON-lines file with a column mapping (--mapping YAML or flags)",
+    )
+    p.add_argument("source", help="a preset name, or the path of the file to import")
+    p.add_argument("--mapping", help="YAML mapping (see infra/importers/*.yaml)")
+    p.add_argument("--out", help="raw folder (default: <lake root>/raw)")
+    p.add_argument("--name", help="import name, used for file names and event ids (default: file stem)")
+    p.add_argument("--format", choices=["csv", "tsv", "parquet", "jsonl"], default="csv")
+    p.add_argument("--user-col")
+    p.add_argument("--item-col")
+    p.add_argument("--time-col")
+    p.add_argument("--time-format", default="iso", help="iso, unix, or a strftime pattern")
+    p.add_argument("--quantity-col")
+    p.add_argument("--price-col")
+    p.add_argument("--category-col")
+    p.add_argument("--event-type", default="purchase", choices=["product_view", "add_to_cart", "purchase"])
 
     p = add(
         "ingest",
