@@ -94,3 +94,23 @@ def test_movielens_preset_fetches_and_maps_all_ratings(tmp_path):
     )
     assert {"user_id", "item_id", "event_time", "category", "rating:float"} <= set(record)
     assert len((tmp_path / "raw" / "catalog" / "catalog.jsonl").read_text().splitlines()) == 1682
+
+
+def test_instacart_preset_orders_each_users_orders_in_time(tmp_path):
+    from lakecart.jobs.presets import import_instacart_sample
+
+    summary = import_instacart_sample(tmp_path / "raw")
+    assert summary["rows"] == 150_000 and summary["rows_without_time"] == 0
+    lines = [
+        json.loads(line)
+        for path in (tmp_path / "raw" / "events").glob("*/instacart-sample.jsonl")
+        for line in path.read_text().splitlines()
+    ]
+    frame = pd.DataFrame(lines)
+    assert len(frame) == 150_000 and set(frame["event_type"]) == {"purchase"}
+    # One time per order, and a user's later orders never happen earlier.
+    per_order = frame.groupby(["user_id", "session_id"]).agg(t=("event_time", "first"), n=("order_number", "first"))
+    assert (frame.groupby("session_id")["event_time"].nunique() == 1).all()
+    for _, orders in per_order.groupby(level="user_id"):
+        times = orders.sort_values("n")["t"].tolist()
+        assert times == sorted(times)
