@@ -38,12 +38,88 @@ def _target(spark: SparkSession, settings: Settings, table: str, start: date, en
     raise ValueError(f"no validation suite for {table!r}; known: {', '.join(known)}")
 
 
+REFERENCE_DAYS = 7
+MAX_PSI = 0.25  # above this a distribution has shifted a lot (population stability index)
+ROWS_PER_DAY_RATIO = (0.5, 2.0)  # a day with half or twice the usual volume is an incident
+
+
+def silver_batch_profile(spark: SparkSession, settings: Settings, staged: DataFrame) -> DataFrame | None:
+    """One row comparing the staged batch with the published silver data of the ``REFERENCE_DAYS``
+    days before it: PSI of the event-type mix and of price deciles, and rows per day relative to the
+    reference. ``None`` when there is no reference yet (the first load)."""
+    from lakecart import delta
+    from lakecart.drift import population_stability_index
+
+    silver_path = tables.table_path(tables.SILVER_EVENTS, settings)
+    bounds = staged.agg(F.min("event_date").alias("lo"), F.max("event_date").alias("hi")).first()
+    if bounds["lo"] is None or not delta.table_exists(spark, silver_path):
+        return None
+    reference = (
+        spark.read.format("delta")
+        .load(silver_path)
+        .where(
+            F.col("event_date").between(
+                F.lit(bounds["lo"] - timedelta(days=REFERENCE_DAYS)), F.lit(bounds["lo"] - timedelta(days=1))
+            )
+        )
+        .cache()
+    )
+    reference_days = reference.select("event_date").distinct().count()
+    if reference_days == 0:
+        reference.unpersist()
+        return None
+
+    def counts(frame: DataFrame, column: str) -> dict:
+        return {r[0]: r[1] for r in frame.groupBy(column).count().collect()}
+
+    deciles = sorted(set(reference.approxQuantile("price", [i / 10 for i in range(1, 10)], 0.001)))
+    bucket = lambda frame: frame.where(F.col("price").isNotNull()).select(  # noqa: E731
+        sum((F.col("price") > edge).cast("int") for edge in deciles).alias("price_bucket")
+        if deciles
+        else F.lit(0).alias("price_bucket")
+    )
+    batch_days = staged.select("event_date").distinct().count()
+    profile = {
+        "psi_event_type": population_stability_index(counts(reference, "event_type"), counts(staged, "event_type")),
+        "psi_price": population_stability_index(
+            counts(bucket(reference), "price_bucket"), counts(bucket(staged), "price_bucket")
+        ),
+        "rows_per_day_ratio": (staged.count() / batch_days) / (reference.count() / reference_days),
+        "reference_days": reference_days,
+    }
+    reference.unpersist()
+    return spark.createDataFrame(
+        [profile], "psi_event_type double, psi_price double, rows_per_day_ratio double, reference_days long"
+    )
+
+
+def silver_profile_expectations() -> list:
+    import great_expectations.expectations as gxe
+
+    low, high = ROWS_PER_DAY_RATIO
+    return [
+        gxe.ExpectColumnValuesToBeBetween(column="psi_event_type", max_value=MAX_PSI),
+        gxe.ExpectColumnValuesToBeBetween(column="psi_price", max_value=MAX_PSI),
+        gxe.ExpectColumnValuesToBeBetween(column="rows_per_day_ratio", min_value=low, max_value=high),
+    ]
+
+
 def run_validate(
     spark: SparkSession, settings: Settings, table: str, end: date, lookback_days: int = 0
 ) -> ValidationOutcome:
     start = end - timedelta(days=lookback_days)
     rows, expectations = _target(spark, settings, table, start, end)
     outcome = validate_dataframe(rows, table, expectations, f"{settings.lake.reports}/gx/{table}")
+    if table in (tables.STAGING_SILVER_EVENTS, tables.SILVER_EVENTS):
+        profile = silver_batch_profile(spark, settings, rows)
+        if profile is not None:
+            name = f"{tables.STAGING_SILVER_EVENTS}.profile"
+            drift = validate_dataframe(
+                profile, name, silver_profile_expectations(), f"{settings.lake.reports}/gx/{name}"
+            )
+            outcome.success = outcome.success and drift.success
+            outcome.evaluated += drift.evaluated
+            outcome.failures += drift.failures
     if not outcome.success:
         raise ValidationFailed(outcome.summary())
     return outcome

@@ -56,3 +56,70 @@ def test_failure_names_each_failed_expectation(spark, settings):
     assert "expect_column_values_to_be_between(column=price" in message
     assert "expect_column_values_to_not_be_null(column=category" in message
     assert "expect_column_values_to_be_unique" not in message
+
+
+def events_frame(spark, day: date, kinds: dict[str, int], prefix: str):
+    rows = []
+    for kind, n in kinds.items():
+        for i in range(n):
+            rows.append(
+                (
+                    f"{prefix}-{kind}-{i}",
+                    "u1",
+                    "s1",
+                    kind,
+                    "i1",
+                    "c1",
+                    float(1 + i % 20),
+                    1,
+                    "mobile",
+                    "email",
+                    datetime(day.year, day.month, day.day, 9),
+                    day,
+                    day,
+                    "f",
+                    "b",
+                )
+            )
+    return spark.createDataFrame(rows, COLUMNS)
+
+
+@pytest.fixture()
+def published_week(spark, settings):
+    """Seven published days of 60 views, 30 carts and 10 purchases each: the reference window."""
+    frames = [
+        events_frame(spark, date(2026, 1, d), {"product_view": 60, "add_to_cart": 30, "purchase": 10}, f"d{d}")
+        for d in range(1, 8)
+    ]
+    reference = frames[0]
+    for frame in frames[1:]:
+        reference = reference.unionByName(frame)
+    reference.write.format("delta").partitionBy("event_date").save(tables.table_path(tables.SILVER_EVENTS, settings))
+    return settings
+
+
+def stage(spark, settings, kinds):
+    frame = events_frame(spark, date(2026, 1, 8), kinds, "new")
+    frame.write.format("delta").mode("overwrite").save(tables.table_path(tables.STAGING_SILVER_EVENTS, settings))
+
+
+def test_a_batch_like_the_reference_passes_the_drift_and_volume_checks(spark, published_week):
+    stage(spark, published_week, {"product_view": 62, "add_to_cart": 28, "purchase": 11})
+    outcome = run_validate(spark, published_week, tables.STAGING_SILVER_EVENTS, date(2026, 1, 8))
+    assert outcome.success and outcome.evaluated >= 13  # row-level suite + 3 profile expectations
+
+
+def test_a_shifted_event_mix_fails_on_psi(spark, published_week):
+    # Carts vanish and purchases jump: what a broken tracking release looks like.
+    stage(spark, published_week, {"product_view": 60, "add_to_cart": 2, "purchase": 40})
+    with pytest.raises(ValidationFailed) as failure:
+        run_validate(spark, published_week, tables.STAGING_SILVER_EVENTS, date(2026, 1, 8))
+    assert "column=psi_event_type" in str(failure.value)
+    assert "column=rows_per_day_ratio" not in str(failure.value)
+
+
+def test_a_collapse_in_volume_fails_on_the_row_count_ratio(spark, published_week):
+    stage(spark, published_week, {"product_view": 12, "add_to_cart": 6, "purchase": 2})  # a fifth of a day
+    with pytest.raises(ValidationFailed) as failure:
+        run_validate(spark, published_week, tables.STAGING_SILVER_EVENTS, date(2026, 1, 8))
+    assert "column=rows_per_day_ratio" in str(failure.value)
