@@ -39,7 +39,10 @@ def _target(spark: SparkSession, settings: Settings, table: str, start: date, en
 
 
 REFERENCE_DAYS = 7
-MAX_PSI = 0.25  # above this a distribution has shifted a lot (population stability index)
+MAX_PSI_EVENT_TYPE = 0.25  # above this the event mix has shifted a lot (population stability index)
+# A site-wide 15% promotion day measured 0.25 on the synthetic logs (normal days: 0.01-0.06), so
+# prices only fail on breaks like a unit or currency change.
+MAX_PSI_PRICE = 0.5
 ROWS_PER_DAY_RATIO = (0.5, 2.0)  # a day with half or twice the usual volume is an incident
 
 
@@ -98,8 +101,8 @@ def silver_profile_expectations() -> list:
 
     low, high = ROWS_PER_DAY_RATIO
     return [
-        gxe.ExpectColumnValuesToBeBetween(column="psi_event_type", max_value=MAX_PSI),
-        gxe.ExpectColumnValuesToBeBetween(column="psi_price", max_value=MAX_PSI),
+        gxe.ExpectColumnValuesToBeBetween(column="psi_event_type", max_value=MAX_PSI_EVENT_TYPE),
+        gxe.ExpectColumnValuesToBeBetween(column="psi_price", max_value=MAX_PSI_PRICE),
         gxe.ExpectColumnValuesToBeBetween(column="rows_per_day_ratio", min_value=low, max_value=high),
     ]
 
