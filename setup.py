@@ -39,5 +39,5 @@ setup(
         "gpu": ["tensorflow[and-cuda]==2.15.1"],
         "airflow": ["apache-airflow==3.3.2", "apache-airflow-providers-apache-spark"],
     },
-    entry_points={"console_scripts": ["lakecart=lakecart.cli:main"]},
+    entry_points={"console_scripts": ["lakecart=lakecart.cli:run"]},
 )

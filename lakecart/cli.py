@@ -352,10 +352,30 @@ def main(argv: list[str] | None = None) -> int:
     except ValidationFailed as exc:
         print(f"lakecart: validation failed: {exc}", file=sys.stderr)
         return 1
-    except (MissingInputError, FileNotFoundError, ValueError, RuntimeError) as exc:
+    except (MissingInputError, FileNotFoundError, KeyError, ValueError, RuntimeError) as exc:
         print(f"lakecart {args.command}: error: {exc}", file=sys.stderr)
         return 1
 
 
+def run() -> None:
+    """Console entry point. Once the command is done (Spark stopped, output flushed), leave without
+    interpreter teardown: native thread pools (Arrow, delta-rs, the JVM bridge) can abort the process
+    while they are destroyed ("terminate called without an active exception"), which would turn a
+    finished task into a failed one."""
+    rc = main()
+    try:
+        from pyspark.sql import SparkSession
+
+        active = SparkSession.getActiveSession()
+        if active is not None:
+            active.stop()
+    except Exception:  # noqa: BLE001 - best effort: the work is already committed
+        pass
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(rc)
+
+
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run()
