@@ -1,4 +1,5 @@
 """Drift and volume checks of a new batch against a reference window of published data."""
+
 from __future__ import annotations
 
 import math
