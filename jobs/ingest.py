@@ -43,24 +43,8 @@ RAW_EVENT_SCHEMA = T.StructType(
     + [T.StructField("_corrupt_record", T.StringType())]
 )
 
-SILVER_COLUMNS = (
-    "event_id",
-    "user_id",
-    "session_id",
-    "event_type",
-    "item_id",
-    "category",
-    "price",
-    "quantity",
-    "device",
-    "channel",
-    "event_time",
-    "extra",
-    "event_date",
-    "ingest_date",
-    "source_file",
-    "batch_id",
-)
+# Silver keeps every contract field, typed, plus what ingestion learned about each record.
+SILVER_COLUMNS = (*RAW_EVENT_FIELDS, "extra", "event_date", "ingest_date", "source_file", "batch_id")
 
 
 class MissingInputError(FileNotFoundError):

@@ -26,9 +26,7 @@ def replace_partitions(df, path: str, partition_col: str, values: Sequence[objec
     """
     if not values:
         raise ValueError(f"no partitions given for {path}")
-    predicate = f"{partition_col} IN ({_sql_list(values)})"
-    (df.write.format("delta").mode("overwrite").option("replaceWhere", predicate).partitionBy(partition_col).save(path))
-    log.info("replaced %s where %s", path, predicate)
+    replace_where(df, path, f"{partition_col} IN ({_sql_list(values)})", partition_col)
 
 
 def replace_where(df, path: str, predicate: str, partition_col: str) -> None:
