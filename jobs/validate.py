@@ -112,6 +112,8 @@ def run_validate(
 ) -> ValidationOutcome:
     start = end - timedelta(days=lookback_days)
     rows, expectations = _target(spark, settings, table, start, end)
+    # GX computes each expectation's metrics as separate Spark jobs: read the batch once, not per job.
+    rows = rows.cache()
     outcome = validate_dataframe(rows, table, expectations, f"{settings.lake.reports}/gx/{table}")
     if table in (tables.STAGING_SILVER_EVENTS, tables.SILVER_EVENTS):
         profile = silver_batch_profile(spark, settings, rows)
@@ -123,6 +125,7 @@ def run_validate(
             outcome.success = outcome.success and drift.success
             outcome.evaluated += drift.evaluated
             outcome.failures += drift.failures
+    rows.unpersist()
     if not outcome.success:
         raise ValidationFailed(outcome.summary())
     return outcome
