@@ -23,7 +23,6 @@ import pandas as pd
 
 log = logging.getLogger(__name__)
 
-EVENT_TYPES = ("product_view", "add_to_cart", "purchase")
 DEVICES = ("mobile", "desktop", "tablet")
 CHANNELS = ("organic", "search", "email", "social", "paid")
 # Defect kind -> the quarantine reason ingestion must give it (None: the record is accepted).

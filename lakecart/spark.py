@@ -11,8 +11,6 @@ from lakecart.config import Settings, get_settings
 
 log = logging.getLogger(__name__)
 
-DELTA_PACKAGE = "io.delta:delta-spark_4.1_2.13:4.4.0"
-
 
 def bundled_jars_dir() -> Path:
     """Where ``infra/bootstrap.sh`` puts the Delta jars it fetched with Maven."""
