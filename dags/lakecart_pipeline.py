@@ -5,7 +5,8 @@ This file only wires tasks. Each task runs the ``lakecart`` command line in the 
 environment (``LAKECART_PIPELINE_BIN`` names its ``bin/``; otherwise ``lakecart`` must be on PATH),
 exactly as a person would. Validation tasks gate what follows: when a suite fails, the task
 fails and nothing downstream runs. Silver is write-audit-publish: new events are staged,
-validated, and only then merged into ``silver.events``.
+validated, and only then merged into ``silver.events``; order lines and user exports go through
+the same steps inside one task each.
 
 Params: ``lookback_days`` re-processes that many days before the logical date (backfill through
 the same code path); ``train_days`` and ``test_days`` shape the training set; ``processes`` sets
@@ -24,6 +25,8 @@ DAY = "--date {{ ds }}"
 WINDOW = DAY + " --lookback-days {{ params.lookback_days }}"
 
 SILVER_EVENTS = Asset("lakecart://silver/events")
+SILVER_ORDER_LINES = Asset("lakecart://silver/order_lines")
+SILVER_USERS = Asset("lakecart://silver/users")
 USER_FEATURES = Asset("lakecart://features/user_activity_v1")
 ITEM_FEATURES = Asset("lakecart://features/item_popularity_v1")
 RECOMMENDATIONS = Asset("lakecart://gold/recommendations")
@@ -53,6 +56,7 @@ def lakecart(task_id: str, arguments: str, **kwargs) -> BashOperator:
 def lakecart_pipeline():
     catalog = lakecart("ingest_catalog", "ingest catalog")
     bronze = lakecart("ingest_bronze", f"ingest bronze {WINDOW}")
+    validate_bronze = lakecart("validate_bronze", f"validate bronze.events {WINDOW}")
     silver = lakecart("ingest_silver", f"ingest silver {WINDOW}")
     validate_silver = lakecart("validate_silver", f"validate staging.silver_events {DAY}")
     publish_silver = lakecart("publish_silver", "ingest publish", outlets=[SILVER_EVENTS])
@@ -74,7 +78,20 @@ def lakecart_pipeline():
     )
     publish = lakecart("publish_retrieval", f"publish retrieval {DAY}", outlets=[RECOMMENDATIONS])
 
-    bronze >> silver >> validate_silver >> publish_silver >> features >> [validate_user, validate_item] >> dataset
+    # Orders and user exports: bronze, both validations and publish in one command each.
+    lakecart("ingest_orders", f"ingest orders {WINDOW}", outlets=[SILVER_ORDER_LINES])
+    lakecart("ingest_users", f"ingest users {WINDOW}", outlets=[SILVER_USERS])
+
+    (
+        bronze
+        >> validate_bronze
+        >> silver
+        >> validate_silver
+        >> publish_silver
+        >> features
+        >> [validate_user, validate_item]
+        >> dataset
+    )
     catalog >> dataset
     dataset >> validate_dataset >> train >> publish
 

@@ -17,10 +17,14 @@ METRICS = ("views", "carts", "units_sold")
 
 
 def daily_item_partials(events: DataFrame) -> DataFrame:
-    return events.groupBy("item_id", "event_date").agg(
-        F.sum(F.when(F.col("event_type") == "product_view", 1).otherwise(0)).alias("views"),
-        F.sum(F.when(F.col("event_type") == "add_to_cart", 1).otherwise(0)).alias("carts"),
-        F.sum(F.when(F.col("event_type") == "purchase", F.col("quantity")).otherwise(0)).alias("units_sold"),
+    return (
+        events.where(F.col("item_id").isNotNull())
+        .groupBy("item_id", "event_date")
+        .agg(
+            F.sum(F.when(F.col("event_type") == "product_view", 1).otherwise(0)).alias("views"),
+            F.sum(F.when(F.col("event_type") == "add_to_cart", 1).otherwise(0)).alias("carts"),
+            F.sum(F.when(F.col("event_type") == "purchase", F.col("quantity")).otherwise(0)).alias("units_sold"),
+        )
     )
 
 

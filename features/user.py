@@ -19,7 +19,8 @@ METRICS = ("views", "carts", "purchases", "spend")
 def daily_user_partials(events: DataFrame) -> DataFrame:
     """One row per user and event day: counts by event type and purchase spend."""
     is_type = lambda t: F.when(F.col("event_type") == t, 1).otherwise(0)  # noqa: E731
-    return events.groupBy("user_id", "event_date").agg(
+    signed_in = events.where(F.col("user_id").isNotNull())  # anonymous visitors have no user features
+    return signed_in.groupBy("user_id", "event_date").agg(
         F.sum(is_type("product_view")).alias("views"),
         F.sum(is_type("add_to_cart")).alias("carts"),
         F.sum(is_type("purchase")).alias("purchases"),

@@ -29,7 +29,9 @@ def retrieval_labels(events: DataFrame, start: date, end: date, test_days: int) 
     """Every interaction in ``[start, end]``; the last ``test_days`` days form the test split."""
     test_start = end - timedelta(days=test_days - 1)
     return events.where(
-        F.col("event_date").between(F.lit(start), F.lit(end)) & F.col("event_type").isin(*INTERACTIONS)
+        F.col("event_date").between(F.lit(start), F.lit(end))
+        & F.col("event_type").isin(*INTERACTIONS)
+        & F.col("user_id").isNotNull()  # signed-out browsing cannot be tied to a user
     ).select(
         "event_id",
         "user_id",

@@ -6,6 +6,7 @@ and nothing downstream (training, publishing) runs.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, timedelta
 
 from pyspark.sql import DataFrame, SparkSession
@@ -15,27 +16,46 @@ from lakecart import tables
 from lakecart.config import Settings
 from lakecart.features import REGISTRY
 from lakecart.features.definitions import FEATURE_DATE, view_expectations
-from lakecart.jobs.ingest import silver_events_expectations
+from lakecart.jobs import ingest
 from lakecart.jobs.materialize import view_path
 from lakecart.jobs.training_set import dataset_id_for, retrieval_set_expectations
 from lakecart.quality import ValidationFailed, ValidationOutcome, validate_dataframe
 
 
+def _suites() -> dict[str, tuple[str, Callable[[], list]]]:
+    """Validation target -> (table whose rows are validated, suite). Silver sources are validated in
+    staging: the audit step of write-audit-publish, before anyone can read the batch."""
+    suites: dict[str, tuple[str, Callable[[], list]]] = {
+        source.bronze: (source.bronze, ingest.bronze_expectations) for source in ingest.SOURCES.values()
+    }
+    for source, suite in (
+        (ingest.EVENTS, ingest.silver_events_expectations),
+        (ingest.ORDERS, ingest.silver_order_lines_expectations),
+        (ingest.USERS, ingest.silver_users_expectations),
+    ):
+        suites[source.staging] = suites[source.silver] = (source.staging, suite)
+    suites[tables.TRAINING_RETRIEVAL] = (tables.TRAINING_RETRIEVAL, retrieval_set_expectations)
+    return suites
+
+
 def _target(spark: SparkSession, settings: Settings, table: str, start: date, end: date) -> tuple[DataFrame, list]:
     load = lambda path: spark.read.format("delta").load(path)  # noqa: E731
-    if table in (tables.STAGING_SILVER_EVENTS, tables.SILVER_EVENTS):
-        # The audit step of write-audit-publish: the staged batch, before anyone can read it.
-        return load(tables.table_path(tables.STAGING_SILVER_EVENTS, settings)), silver_events_expectations()
-    if table == tables.TRAINING_RETRIEVAL:
-        rows = load(tables.table_path(table, settings)).where(F.col("dataset_id") == dataset_id_for(end))
-        return rows, retrieval_set_expectations()
+    suites = _suites()
+    if table in suites:
+        source_table, suite = suites[table]
+        rows = load(tables.table_path(source_table, settings))
+        if source_table.startswith("bronze."):
+            rows = rows.where(F.col("ingest_date").between(F.lit(start), F.lit(end)))
+        elif source_table == tables.TRAINING_RETRIEVAL:
+            rows = rows.where(F.col("dataset_id") == dataset_id_for(end))
+        return rows, suite()
     name = table.removeprefix("features.")
     if name in REGISTRY:
         view = REGISTRY[name]
         rows = load(view_path(view, settings)).where(F.col(FEATURE_DATE).between(F.lit(start), F.lit(end)))
         return rows, view_expectations(view)
-    known = [tables.STAGING_SILVER_EVENTS, tables.TRAINING_RETRIEVAL, *(v.qualified_name for v in REGISTRY.values())]
-    raise ValueError(f"no validation suite for {table!r}; known: {', '.join(known)}")
+    known = [*suites, *(v.qualified_name for v in REGISTRY.values())]
+    raise ValueError(f"no validation suite for {table!r}; known: {', '.join(sorted(known))}")
 
 
 REFERENCE_DAYS = 7
@@ -129,3 +149,17 @@ def run_validate(
     if not outcome.success:
         raise ValidationFailed(outcome.summary())
     return outcome
+
+
+def run_write_audit_publish(
+    spark: SparkSession, settings: Settings, source: ingest.RawSource, days: list[date], reprocess: bool = False
+) -> list[ingest.IngestReport]:
+    """A whole source in one call: land new files in bronze, validate the landing, stage the typed
+    batch, validate it, publish it. A failing suite raises before anything reaches silver."""
+    ingest.run_bronze(spark, settings, days, reprocess, source)
+    run_validate(spark, settings, source.bronze, days[-1], (days[-1] - days[0]).days)
+    reports = ingest.run_silver(spark, settings, days, reprocess, source)
+    if reports:
+        run_validate(spark, settings, source.staging, days[-1])
+        ingest.run_publish(spark, settings, source)
+    return reports

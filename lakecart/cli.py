@@ -55,6 +55,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         start_date=args.start_date,
         seed=args.seed,
         defects=defects,
+        format=args.format,
     )
     out = args.out or get_settings().lake.raw
     manifest = generate(spec, out)
@@ -102,7 +103,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         _print({"items": ingest.run_catalog(spark, settings)})
         return 0
     if args.layer == "publish":
-        _print({"published_events": ingest.run_publish_silver(spark, settings)})
+        _print({"published_events": ingest.run_publish(spark, settings, ingest.EVENTS)})
         return 0
     if args.date is None:
         raise ValueError(f"ingest {args.layer} needs --date")
@@ -110,11 +111,16 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     if args.layer == "bronze":
         _print({str(d): n for d, n in ingest.run_bronze(spark, settings, days, args.reprocess).items()})
         return 0
-    reports = ingest.run_silver(spark, settings, days, args.reprocess)
+    if args.layer in ("orders", "users"):
+        from lakecart.jobs.validate import run_write_audit_publish
+
+        reports = run_write_audit_publish(spark, settings, ingest.SOURCES[args.layer], days, args.reprocess)
+    else:
+        reports = ingest.run_silver(spark, settings, days, args.reprocess)
     _print([{**r.__dict__, "reconciles": r.reconciles} for r in reports])
     broken = [r for r in reports if not r.reconciles]
     if broken:
-        raise RuntimeError(f"silver counts do not reconcile: {broken}")
+        raise RuntimeError(f"{args.layer} counts do not reconcile: {broken}")
     return 0
 
 
@@ -243,7 +249,12 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=fn)
         return p
 
-    p = add("generate", cmd_generate, "write deterministic synthetic raw logs (clickstream + catalogue)")
+    p = add(
+        "generate",
+        cmd_generate,
+        "write deterministic synthetic raw logs: clickstream events, order lines and user exports per day, "
+        "and the catalogue",
+    )
     p.add_argument("--out", help="raw folder (default: <lake root>/raw)")
     p.add_argument("--users", type=int, default=500)
     p.add_argument("--items", type=int, default=200)
@@ -252,6 +263,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--events-per-day", type=int, default=2000)
     p.add_argument("--start-date", type=_date, default=date(2026, 1, 1))
     p.add_argument("--seed", type=int, default=42)
+    p.add_argument(
+        "--format",
+        choices=["jsonl", "jsonl.gz", "csv", "parquet"],
+        default="jsonl",
+        help="raw file format (default jsonl)",
+    )
     p.add_argument(
         "--defect",
         action="append",
@@ -282,10 +299,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = add(
         "ingest",
         cmd_ingest,
-        "bronze: land new raw files; silver: parse, quarantine, stage the batch; "
-        "publish: merge the validated batch into silver.events; catalog: the item catalogue",
+        "clickstream in three steps (the DAG validates between them) - bronze: land new raw files; "
+        "silver: parse, quarantine, stage the batch; publish: merge the validated batch into silver.events. "
+        "orders, users: the same steps and both validations in one command (silver.order_lines, silver.users). "
+        "catalog: the item catalogue. Raw files may be .jsonl, .json, .ndjson, .csv (each optionally .gz) "
+        "or .parquet",
     )
-    p.add_argument("layer", choices=["bronze", "silver", "publish", "catalog"])
+    p.add_argument("layer", choices=["bronze", "silver", "publish", "orders", "users", "catalog"])
     p.add_argument("--date", type=_date, help="logical date (bronze, silver)")
     p.add_argument("--lookback-days", type=int, default=0)
     p.add_argument("--reprocess", action="store_true", help="ignore the file ledger: ingest these days again")
@@ -304,7 +324,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shards", type=int, default=4, help="files written, so workers can read disjoint shards")
 
     p = add("validate", cmd_validate, "run a table's Great Expectations suite; fails if any expectation fails")
-    p.add_argument("table", help="e.g. silver.events, features.user_activity_v1, training.retrieval")
+    p.add_argument(
+        "table",
+        help="e.g. bronze.events, staging.silver_events, staging.order_lines, features.user_activity_v1, "
+        "training.retrieval",
+    )
     _with_date(p)
 
     p = add("train", cmd_train, "train a model on N Horovod workers (horovodrun --gloo; NCCL on GPU hosts)")
@@ -344,7 +368,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     for noisy in ("py4j", "great_expectations", "matplotlib"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    from lakecart.jobs.ingest import MissingInputError
+    from lakecart.jobs.ingest import MissingInputError, RawInputError
     from lakecart.quality import ValidationFailed
 
     try:
@@ -352,7 +376,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValidationFailed as exc:
         print(f"lakecart: validation failed: {exc}", file=sys.stderr)
         return 1
-    except (MissingInputError, FileNotFoundError, KeyError, ValueError, RuntimeError) as exc:
+    except (MissingInputError, RawInputError, FileNotFoundError, KeyError, ValueError, RuntimeError) as exc:
         print(f"lakecart {args.command}: error: {exc}", file=sys.stderr)
         return 1
 

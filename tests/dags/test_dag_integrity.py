@@ -9,7 +9,8 @@ import pytest
 from .conftest import DAGS
 
 EXPECTED_EDGES = {
-    ("ingest_bronze", "ingest_silver"),
+    ("ingest_bronze", "validate_bronze"),
+    ("validate_bronze", "ingest_silver"),
     ("ingest_silver", "validate_silver"),
     ("validate_silver", "publish_silver"),
     ("publish_silver", "materialize_features"),
@@ -46,6 +47,7 @@ def test_training_and_publishing_sit_behind_every_validation(dagbag):
     dag = dagbag.dags["lakecart_pipeline"]
     upstream_of_train = dag.get_task("train_retrieval").get_flat_relative_ids(upstream=True)
     assert {
+        "validate_bronze",
         "validate_silver",
         "validate_user_features",
         "validate_item_features",
@@ -53,6 +55,18 @@ def test_training_and_publishing_sit_behind_every_validation(dagbag):
     } <= upstream_of_train
     # Consumers only ever see validated silver data (write-audit-publish).
     assert dag.get_task("publish_silver").upstream_task_ids == {"validate_silver"}
+    assert dag.get_task("ingest_silver").upstream_task_ids == {"validate_bronze"}
+
+
+def test_orders_and_users_are_ingested_with_their_own_assets(dagbag):
+    dag = dagbag.dags["lakecart_pipeline"]
+    for task_id, asset in (
+        ("ingest_orders", "lakecart://silver/order_lines"),
+        ("ingest_users", "lakecart://silver/users"),
+    ):
+        task = dag.get_task(task_id)
+        assert [outlet.uri for outlet in task.outlets] == [asset]
+        assert task.bash_command.split("lakecart ", 1)[1].startswith(f"ingest {task_id.removeprefix('ingest_')} ")
 
 
 def test_tasks_call_the_lakecart_cli_with_the_logical_date(dagbag):
