@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
@@ -438,6 +439,17 @@ def read_raw(spark: SparkSession, paths: list[str]) -> DataFrame:
     return out.withColumn("ingest_date", F.to_date(F.regexp_extract("source_file", r"_date=(\d{4}-\d{2}-\d{2})", 1)))
 
 
+def _read_failure(exc: Exception, source: RawSource) -> RawInputError:
+    """One line naming the file, from Spark's error: a corrupt gzip or Parquet file fails inside the
+    job, so the Delta commit never happens and nothing is half-written."""
+    text = str(exc)
+    where = re.search(r"while reading file (\S+?)\.?\s", text)
+    causes = re.findall(r"Caused by: ([^\n]+)", text)
+    reason = (causes[-1] if causes else text.strip().splitlines()[0]).strip()[:200]
+    path = where.group(1) if where else f"raw {source.name}"
+    return RawInputError(f"{path}: cannot read raw file ({reason}); nothing was written")
+
+
 def _ledger(spark: SparkSession, settings: Settings, source: RawSource) -> DataFrame:
     path = tables.table_path(source.ledger, settings)
     if delta.table_exists(spark, path):
@@ -489,9 +501,7 @@ def run_bronze(
     except Exception as exc:
         if not type(exc).__module__.startswith(("py4j", "pyspark")):
             raise
-        # A corrupt gzip or Parquet file fails inside the Spark job: the Delta commit never happens.
-        first = next((line for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
-        raise RawInputError(f"reading raw {source.name} failed, nothing written: {first.strip()[:400]}") from exc
+        raise _read_failure(exc, source) from exc
     crash_point("bronze.after_write")
     rows = [(f.path, f.size, f.modified_ms, f.day, batch_ids[f.day]) for f in pending]
     _set_status(spark, settings, source, rows, "bronze")

@@ -9,6 +9,7 @@ from lakecart.jobs import ingest
 GOOD = {
     "event_id": "e1",
     "user_id": "u1",
+    "anonymous_id": "a1",
     "session_id": "s1",
     "event_type": "purchase",
     "item_id": "i1",
@@ -36,7 +37,7 @@ def test_each_contract_breach_gets_its_reason(spark):
     lines = [
         json.dumps(GOOD),
         '{"event_id": "e2", "user_id": ',  # cut off
-        with_(event_id="e3", user_id=None),
+        with_(event_id="e3", user_id=None, anonymous_id=None),
         with_(event_id="e4", event_type="teleport"),
         with_(event_id="e5", event_time="yesterday"),
         with_(event_id="e6", price=-3.0),
@@ -47,7 +48,7 @@ def test_each_contract_breach_gets_its_reason(spark):
     reasons = {r["raw"][:40]: r["reject_reason"] for r in parsed.collect()}
     assert sorted(v for v in reasons.values() if v) == sorted(
         [
-            "malformed_json",
+            "malformed_record",
             "missing_user_id",
             "unknown_event_type",
             "invalid_event_time",
@@ -101,7 +102,7 @@ def test_runs_reconcile_and_reruns_change_nothing(spark, settings, tmp_path):
     assert [
         r["reject_reason"]
         for r in spark.read.format("delta").load(tables.table_path(tables.QUARANTINE_EVENTS, settings)).collect()
-    ] == ["malformed_json"]
+    ] == ["malformed_record"]
 
 
 def test_missing_input_names_the_path(spark, settings):
@@ -154,3 +155,132 @@ def test_a_new_file_is_ingested_alone_and_a_changed_file_again(spark, settings, 
     assert ingest.run_bronze(spark, settings, [day]) == {day: 2}  # a.jsonl changed: its rows replaced
     bronze = spark.read.format("delta").load(tables.table_path(tables.BRONZE_EVENTS, settings))
     assert bronze.count() == 4
+
+
+def test_sessions_split_after_thirty_idle_minutes(spark):
+    def event(event_id, user, anonymous, clock):
+        return with_(event_id=event_id, user_id=user, anonymous_id=anonymous, event_time=f"2026-01-01T{clock}Z")
+
+    lines = [
+        event("e1", "u1", "a1", "10:00:00"),
+        event("e2", "u1", "a1", "10:29:59"),  # 29:59 after e1: same session
+        event("e3", "u1", "a1", "11:00:00"),  # 30:01 after e2: a new one
+        event("e4", None, "a7", "10:05:00"),  # signed out: sessionised by the anonymous id
+        event("e5", None, "a7", "10:06:00"),
+    ]
+    silver = ingest.to_silver(ingest.parse_events(bronze_of(spark, lines)))
+    keys = {r["event_id"]: r["session_key"] for r in silver.collect()}
+    assert keys["e1"] == keys["e2"] == "u1@20260101T100000.000"
+    assert keys["e3"] == "u1@20260101T110000.000"
+    assert keys["e4"] == keys["e5"] == "a7@20260101T100500.000"
+
+
+def write_day(folder, name, frame, fmt):
+    folder.mkdir(parents=True, exist_ok=True)
+    from lakecart.jobs.generate import write_records
+
+    return write_records(frame, folder / name, fmt)
+
+
+def test_every_raw_format_gives_the_same_silver_rows(spark, settings, tmp_path):
+    """The same events as JSON lines, gzip JSON lines, CSV and Parquet, each in its own event-date
+    partition, land as identical silver rows (apart from where they came from)."""
+    import pandas as pd
+
+    from lakecart.jobs.generate import FORMATS
+
+    records = pd.DataFrame(
+        [
+            {**GOOD, "event_id": "e1", "search_query": None},
+            {**GOOD, "event_id": "e2", "event_type": "search", "item_id": None, "search_query": "red, wide shoes"},
+            {**GOOD, "event_id": "e3", "user_id": None, "event_type": "page_view", "item_id": None, "price": None},
+        ]
+    )
+    days = [date(2026, 1, d) for d in range(1, len(FORMATS) + 1)]
+    raw = tmp_path / "lake-root" / "raw" / "events"
+    for day, fmt in zip(days, FORMATS, strict=True):
+        shifted = records.assign(event_id=records["event_id"] + f"-{day.day}", event_time=f"{day}T10:00:00.000Z")
+        write_day(raw / f"event_date={day}", "events", shifted, fmt)
+    ingest.run_bronze(spark, settings, days)
+    reports = ingest.run_silver(spark, settings, days)
+    assert [(r.raw_records, r.accepted) for r in reports] == [(3, 3)] * len(FORMATS)
+    staged = spark.read.format("delta").load(tables.table_path(tables.STAGING_SILVER_EVENTS, settings))
+    content = {}
+    for row in staged.collect():
+        fields = {k: row[k] for k in ("user_id", "anonymous_id", "event_type", "item_id", "price", "quantity")}
+        content.setdefault(row["event_date"], set()).add((*fields.values(), row["search_query"]))
+    assert len(content) == len(FORMATS)
+    assert all(rows == content[days[0]] for rows in content.values())
+    assert (None, "a1", "page_view", None, None, 2, None) in content[days[0]]
+
+
+def test_a_malformed_csv_line_is_quarantined_with_its_text(spark, settings, tmp_path):
+    folder = tmp_path / "lake-root" / "raw" / "events" / "event_date=2026-01-01"
+    folder.mkdir(parents=True)
+    header = ",".join(ingest.RAW_EVENT_FIELDS)
+    good = ",".join(str(GOOD.get(f, "")) for f in ingest.RAW_EVENT_FIELDS)
+    (folder / "events.csv").write_text(f"{header}\n{good}\ne9,u1,only-three-fields\n")
+    ingest.run_bronze(spark, settings, [date(2026, 1, 1)])
+    (report,) = ingest.run_silver(spark, settings, [date(2026, 1, 1)])
+    assert (report.raw_records, report.accepted, report.quarantined) == (2, 1, 1)
+    (bad,) = spark.read.format("delta").load(tables.table_path(tables.QUARANTINE_EVENTS, settings)).collect()
+    assert (bad["raw"], bad["reject_reason"]) == ("e9,u1,only-three-fields", "malformed_record")
+
+
+def test_unknown_format_and_unreadable_files_fail_naming_the_file_before_any_write(spark, settings, tmp_path):
+    folder = tmp_path / "lake-root" / "raw" / "events" / "event_date=2026-01-01"
+    folder.mkdir(parents=True)
+    (folder / "good.jsonl").write_text(json.dumps(GOOD) + "\n")
+    (folder / "events.xml").write_text("<events/>")
+    with pytest.raises(ingest.RawInputError, match=r"events\.xml: unknown raw format"):
+        ingest.run_bronze(spark, settings, [date(2026, 1, 1)])
+    (folder / "events.xml").unlink()
+    # A file that cannot be read: a .gz that is not gzip (the job fails inside Spark, before the commit).
+    (folder / "broken.jsonl.gz").write_bytes(b"this is not gzip")
+    with pytest.raises(ingest.RawInputError, match=r"broken\.jsonl\.gz: cannot read raw file \(.*not a gzip file"):
+        ingest.run_bronze(spark, settings, [date(2026, 1, 1)])
+    from lakecart import delta
+
+    # Nothing half-written: no Delta commit, no ledger entry.
+    assert not delta.table_exists(spark, tables.table_path(tables.BRONZE_EVENTS, settings))
+    assert not delta.table_exists(spark, tables.table_path(tables.INGEST_LEDGER, settings))
+
+
+def test_orders_and_users_go_through_write_audit_publish(spark, settings, tmp_path):
+    import pandas as pd
+
+    from lakecart.jobs.validate import run_write_audit_publish
+
+    raw = tmp_path / "lake-root" / "raw"
+    line = {
+        "order_id": "o1",
+        "user_id": "u1",
+        "item_id": "i1",
+        "quantity": 2,
+        "unit_price": 10.0,
+        "discount": 3.0,
+        "order_time": "2026-01-01T09:00:00Z",
+    }
+    orders = pd.DataFrame(
+        [line, {**line, "item_id": "i2", "discount": None}, line, {**line, "item_id": "i3", "quantity": 0}]
+    )
+    write_day(raw / "orders" / "order_date=2026-01-01", "orders", orders, "csv")
+    users = pd.DataFrame(
+        [
+            {"user_id": "u1", "signup_time": "2025-01-01T00:00:00Z", "region": "north", "segment": "loyal"},
+            {"user_id": None, "signup_time": "2025-01-01T00:00:00Z", "region": "north", "segment": "loyal"},
+        ]
+    )
+    write_day(raw / "users" / "export_date=2026-01-01", "users", users, "parquet")
+
+    days = [date(2026, 1, 1)]
+    (report,) = run_write_audit_publish(spark, settings, ingest.ORDERS, days)
+    assert (report.raw_records, report.accepted, report.quarantined, report.duplicates_dropped) == (4, 2, 1, 1)
+    silver = spark.read.format("delta").load(tables.table_path(tables.SILVER_ORDER_LINES, settings))
+    assert {r["item_id"]: r["revenue"] for r in silver.collect()} == {"i1": 17.0, "i2": 20.0}
+    assert run_write_audit_publish(spark, settings, ingest.ORDERS, days) == []  # the ledger knows the file
+
+    (report,) = run_write_audit_publish(spark, settings, ingest.USERS, days)
+    assert (report.accepted, report.quarantined) == (1, 1)
+    (user,) = spark.read.format("delta").load(tables.table_path(tables.SILVER_USERS, settings)).collect()
+    assert (user["user_id"], user["region"], str(user["signup_time"])) == ("u1", "north", "2025-01-01 00:00:00")
