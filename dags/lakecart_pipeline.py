@@ -79,8 +79,9 @@ def lakecart_pipeline():
     publish = lakecart("publish_retrieval", f"publish retrieval {DAY}", outlets=[RECOMMENDATIONS])
 
     # Orders and user exports: bronze, both validations and publish in one command each.
-    lakecart("ingest_orders", f"ingest orders {WINDOW}", outlets=[SILVER_ORDER_LINES])
-    lakecart("ingest_users", f"ingest users {WINDOW}", outlets=[SILVER_USERS])
+    # --skip-if-absent: an imported interaction log brings no orders or user exports.
+    lakecart("ingest_orders", f"ingest orders {WINDOW} --skip-if-absent", outlets=[SILVER_ORDER_LINES])
+    lakecart("ingest_users", f"ingest users {WINDOW} --skip-if-absent", outlets=[SILVER_USERS])
 
     (
         bronze

@@ -406,6 +406,10 @@ def list_raw_files(spark: SparkSession, raw_root: str, days: list[date], source:
     return sorted(files, key=lambda f: f.path)
 
 
+def source_present(spark: SparkSession, settings: Settings, source: RawSource) -> bool:
+    return _path_exists(spark, f"{settings.lake.raw}/{source.name}")
+
+
 def read_raw(spark: SparkSession, paths: list[str]) -> DataFrame:
     """``raw`` text and ``source_file`` of every record in ``paths``, whatever their format: a JSON
     line as it is; a CSV or Parquet row rendered as a JSON object of its columns (a CSV line that does
@@ -632,6 +636,7 @@ def bronze_expectations() -> list:
 def silver_events_expectations() -> list:
     import great_expectations.expectations as gxe
 
+    item_events = ", ".join(f"'{t}'" for t in ITEM_EVENT_TYPES)
     return [
         gxe.ExpectTableRowCountToBeBetween(min_value=1),
         *[
@@ -643,6 +648,12 @@ def silver_events_expectations() -> list:
         gxe.ExpectColumnValuesToBeBetween(column="price", min_value=0, max_value=MAX_PRICE),
         gxe.ExpectColumnValuesToBeBetween(column="quantity", min_value=0, max_value=MAX_QUANTITY),
         # Optional in the contract, but a tracking release that stops sending them is an incident.
+        *[
+            gxe.ExpectColumnValuesToNotBeNull(
+                column=c, mostly=0.99, row_condition=f"event_type IN ({item_events})", condition_parser="spark"
+            )
+            for c in ("category", "price")
+        ],
         gxe.ExpectColumnValuesToNotBeNull(column="user_id", mostly=0.5),
         gxe.ExpectColumnValuesToNotBeNull(column="session_id", mostly=0.99),
     ]

@@ -114,7 +114,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     if args.layer in ("orders", "users"):
         from lakecart.jobs.validate import run_write_audit_publish
 
-        reports = run_write_audit_publish(spark, settings, ingest.SOURCES[args.layer], days, args.reprocess)
+        source = ingest.SOURCES[args.layer]
+        reports = run_write_audit_publish(spark, settings, source, days, args.reprocess, args.skip_if_absent)
     else:
         reports = ingest.run_silver(spark, settings, days, args.reprocess)
     _print([{**r.__dict__, "reconciles": r.reconciles} for r in reports])
@@ -309,6 +310,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--date", type=_date, help="logical date (bronze, silver)")
     p.add_argument("--lookback-days", type=int, default=0)
     p.add_argument("--reprocess", action="store_true", help="ignore the file ledger: ingest these days again")
+    p.add_argument(
+        "--skip-if-absent",
+        action="store_true",
+        help="orders, users: succeed doing nothing when raw/<source>/ does not exist at all "
+        "(a deployment that does not send it); a missing day of a source that exists still fails",
+    )
 
     p = add("features", cmd_features, "list or materialise feature views")
     p.add_argument("action", choices=["list", "materialize"])
