@@ -104,10 +104,17 @@ def _path_exists(spark: SparkSession, path: str) -> bool:
 
 
 def to_bronze(raw: DataFrame, batch_ids: dict[date, str]) -> DataFrame:
-    """Raw records plus ingest metadata; blank lines carry no record and are not kept."""
+    """Raw records plus ingest metadata; blank lines carry no record and are not kept.
+
+    ``ingested_at`` is audit metadata (when the file landed), the one wall-clock value in the lake: no
+    logic reads it, and content comparisons across re-runs leave it out."""
     mapping = F.create_map(*[x for d, b in batch_ids.items() for x in (F.lit(d), F.lit(b))])
     return raw.where(F.trim("raw") != "").select(
-        "raw", "source_file", mapping[F.col("ingest_date")].alias("batch_id"), "ingest_date"
+        "raw",
+        "source_file",
+        mapping[F.col("ingest_date")].alias("batch_id"),
+        F.current_timestamp().alias("ingested_at"),
+        "ingest_date",
     )
 
 
@@ -573,6 +580,7 @@ def run_publish(spark: SparkSession, settings: Settings, source: RawSource = EVE
         raise MissingInputError(f"nothing staged to publish: {staging_path}")
     staged = spark.read.format("delta").load(staging_path)
     delta.merge_by_key(staged, tables.table_path(source.silver, settings), list(source.keys), source.silver_partition)
+    crash_point("publish.after_merge")
     ledger = _ledger(spark, settings, source).where(F.col("status") == "staged")
     rows = ledger.select("source_file", "size", "modified_ms", "ingest_date", "batch_id").collect()
     _set_status(spark, settings, source, [tuple(r) for r in rows], "published")

@@ -7,9 +7,10 @@ from lakecart.jobs.validate import run_validate
 from lakecart.quality import ValidationFailed
 
 COLUMNS = (
-    "event_id string, user_id string, session_id string, event_type string, item_id string, category string, "
-    "price double, quantity int, device string, channel string, event_time timestamp, event_date date, "
-    "ingest_date date, source_file string, batch_id string"
+    "event_id string, user_id string, anonymous_id string, session_id string, session_key string, "
+    "event_type string, item_id string, category string, price double, quantity int, search_query string, "
+    "device string, channel string, event_time timestamp, event_date date, ingest_date date, "
+    "source_file string, batch_id string"
 )
 
 
@@ -19,12 +20,15 @@ def silver_rows(spark, settings, rows):
         (
             eid,
             "u1",
+            "a1",
             "s1",
+            "u1@20260101T090000.000",
             kind,
             "i1",
             category,
             price,
             1,
+            None,
             "mobile",
             "email",
             datetime(2026, 1, 1, 9),
@@ -66,12 +70,15 @@ def events_frame(spark, day: date, kinds: dict[str, int], prefix: str):
                 (
                     f"{prefix}-{kind}-{i}",
                     "u1",
+                    "a1",
                     "s1",
+                    "u1@session",
                     kind,
                     "i1",
                     "c1",
                     float(1 + i % 20),
                     1,
+                    None,
                     "mobile",
                     "email",
                     datetime(day.year, day.month, day.day, 9),
