@@ -627,17 +627,35 @@ def run_catalog(spark: SparkSession, settings: Settings) -> int:
 # completeness of optional fields.
 
 
+RECORD_LIKE_SHARE = 0.95  # share of a file's lines that must at least look like a JSON record
+
+
+def bronze_file_profile(bronze: DataFrame) -> DataFrame:
+    """One row per landed file: its ingest metadata, how many records it holds, how many have no text
+    and what share looks like a record. The bronze gate validates this profile, one pass over the
+    landing with no cache of the raw text, and a bad file shows up by name in the Data Docs."""
+    return bronze.groupBy("source_file", "batch_id", "ingest_date").agg(
+        F.count(F.lit(1)).alias("records"),
+        F.sum(F.col("raw").isNull().cast("long")).alias("records_without_text"),
+        F.avg(F.coalesce(F.col("raw").rlike(r"^\s*\{"), F.lit(False)).cast("double")).alias("record_like_share"),
+    )
+
+
 def bronze_expectations() -> list:
-    """Bronze keeps raw text, so its suite guards the landing itself: metadata complete, and the
-    records look like records (a wholesale format break, such as an HTML error page saved as a
-    .jsonl file, fails here before silver parses it)."""
+    """Bronze keeps raw text, so its suite guards the landing itself, file by file (over
+    ``bronze_file_profile``): metadata complete, no empty file, and the records look like records (a
+    wholesale format break, such as an HTML error page saved as a .jsonl file, fails here before
+    silver parses it)."""
     import great_expectations.expectations as gxe
 
     return [
         gxe.ExpectTableRowCountToBeBetween(min_value=1),
-        *[gxe.ExpectColumnValuesToNotBeNull(column=c) for c in ("raw", "source_file", "batch_id", "ingest_date")],
+        *[gxe.ExpectColumnValuesToNotBeNull(column=c) for c in ("source_file", "batch_id", "ingest_date")],
+        gxe.ExpectColumnValuesToBeUnique(column="source_file"),
         gxe.ExpectColumnValuesToMatchRegex(column="batch_id", regex=r"^\d{8}-[0-9a-f]{12}$"),
-        gxe.ExpectColumnValuesToMatchRegex(column="raw", regex=r"^\s*\{", mostly=0.95),
+        gxe.ExpectColumnValuesToBeBetween(column="records", min_value=1),
+        gxe.ExpectColumnValuesToBeBetween(column="records_without_text", min_value=0, max_value=0),
+        gxe.ExpectColumnValuesToBeBetween(column="record_like_share", min_value=RECORD_LIKE_SHARE),
     ]
 
 

@@ -48,7 +48,7 @@ def _target(spark: SparkSession, settings: Settings, table: str, start: date, en
         source_table, suite = suites[table]
         rows = load(tables.table_path(source_table, settings))
         if source_table.startswith("bronze."):
-            rows = rows.where(F.col("ingest_date").between(F.lit(start), F.lit(end)))
+            rows = ingest.bronze_file_profile(rows.where(F.col("ingest_date").between(F.lit(start), F.lit(end))))
         elif source_table == tables.TRAINING_RETRIEVAL:
             rows = rows.where(F.col("dataset_id") == dataset_id_for(end))
         return rows, suite()

@@ -130,3 +130,46 @@ def test_a_collapse_in_volume_fails_on_the_row_count_ratio(spark, published_week
     with pytest.raises(ValidationFailed) as failure:
         run_validate(spark, published_week, tables.STAGING_SILVER_EVENTS, date(2026, 1, 8))
     assert "column=rows_per_day_ratio" in str(failure.value)
+
+
+def land(settings, day: date, files: dict[str, str]):
+    folder = settings.lake.raw + f"/events/event_date={day.isoformat()}"
+    import pathlib
+
+    pathlib.Path(folder).mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        (pathlib.Path(folder) / name).write_text(text)
+
+
+RECORD = '{"event_id": "e%d", "user_id": "u1", "event_type": "page_view", "event_time": "2026-01-01T10:00:00Z"}'
+
+
+def test_bronze_gate_passes_a_landing_with_a_few_broken_lines(spark, settings):
+    from lakecart.jobs import ingest
+
+    day = date(2026, 1, 1)
+    lines = [RECORD % n for n in range(40)] + ["<html>"]  # 1 of 41 lines broken: 97.6% look like records
+    land(settings, day, {"a.jsonl": "\n".join(lines) + "\n"})
+    ingest.run_bronze(spark, settings, [day])
+    outcome = run_validate(spark, settings, tables.BRONZE_EVENTS, day)
+    assert outcome.success and not outcome.failures
+
+
+def test_bronze_gate_names_a_file_that_is_not_records(spark, settings):
+    from lakecart.jobs import ingest
+
+    day = date(2026, 1, 1)
+    land(
+        settings,
+        day,
+        {
+            "a.jsonl": "\n".join(RECORD % n for n in range(40)) + "\n",
+            # An error page saved under a .jsonl name: only 1 of its 4 lines looks like a record.
+            "b.jsonl": "<html>\n<body>Gateway timeout</body>\n</html>\n" + RECORD % 99 + "\n",
+        },
+    )
+    ingest.run_bronze(spark, settings, [day])
+    with pytest.raises(ValidationFailed) as failure:
+        run_validate(spark, settings, tables.BRONZE_EVENTS, day)
+    message = str(failure.value)
+    assert "column=record_like_share" in message and "1 unexpected" in message
