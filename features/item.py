@@ -1,4 +1,5 @@
-"""Item features: popularity over trailing windows and conversion."""
+"""Item and category features: popularity and its trend, prices and price changes, and daily demand
+with lags and rolling means (the demand model's inputs)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,8 @@ from datetime import date, timedelta
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from lakecart.features.definitions import Entity, Feature, FeatureView
-from lakecart.features.windows import windowed_sums
+from lakecart.features.definitions import AVAILABLE_AT, FEATURE_DATE, Entity, Feature, FeatureView
+from lakecart.features.windows import availability, fan_out, known_date, lag, latest, window_sum, windowed_sums
 
 ITEM = Entity("item", ("item_id",), "A product in the catalogue.")
 
@@ -53,4 +54,153 @@ item_popularity_v1 = FeatureView(
     owner="ml-platform",
     description="How popular each item is: views, carts and units sold over 7 and 28 days.",
     lookback_days=max(WINDOWS) - 1,
+)
+
+
+# --- version 2: popularity with its trend, and prices -------------------------------------------
+
+WINDOWS_V2 = (1, 7, 28)
+
+
+def daily_item_partials_v2(events: DataFrame) -> DataFrame:
+    """One row per item and event day: views, carts, units sold, and the day's last seen price."""
+    priced = F.when(F.col("price").isNotNull(), F.struct("event_time", "price"))
+    return (
+        events.where(F.col("item_id").isNotNull())
+        .groupBy("item_id", "event_date")
+        .agg(
+            F.sum(F.when(F.col("event_type") == "product_view", 1).otherwise(0)).alias("views"),
+            F.sum(F.when(F.col("event_type") == "add_to_cart", 1).otherwise(0)).alias("carts"),
+            F.sum(F.when(F.col("event_type") == "purchase", F.col("quantity")).otherwise(0)).alias("units_sold"),
+            F.max(priced)["price"].alias("price"),
+            known_date(events),
+        )
+    )
+
+
+def compute_item_popularity_v2(events: DataFrame, start: date, end: date) -> DataFrame:
+    fanned = fan_out(daily_item_partials_v2(events), "event_date", max(WINDOWS_V2), start, end)
+    out = fanned.groupBy("item_id", FEATURE_DATE).agg(
+        *[window_sum(m, w).alias(f"{m}_{w}d") for m in METRICS for w in WINDOWS_V2],
+        latest("price").alias("price"),
+        latest("price", min_age=7).alias("_price_week_ago"),
+        availability(),
+    )
+    # Trend: the last week's daily views against the 28-day daily average (1 = steady, > 1 = rising).
+    trend = F.when(F.col("views_28d") > 0, (F.col("views_7d") / 7) / (F.col("views_28d") / 28))
+    return out.select(
+        "item_id",
+        FEATURE_DATE,
+        AVAILABLE_AT,
+        *[F.col(f"{m}_{w}d").cast("long").alias(f"{m}_{w}d") for m in METRICS for w in WINDOWS_V2],
+        F.coalesce(trend, F.lit(0.0)).alias("views_trend_7d_vs_28d"),
+        F.coalesce(F.when(F.col("views_7d") > 0, F.col("units_sold_7d") / F.col("views_7d")), F.lit(0.0)).alias(
+            "conversion_rate_7d"
+        ),
+        F.col("price").cast("double").alias("price"),
+        F.when(F.col("_price_week_ago") > 0, F.col("price") / F.col("_price_week_ago") - 1).alias("price_change_7d"),
+    )
+
+
+item_popularity_v2 = FeatureView(
+    name="item_popularity",
+    version=2,
+    entity=ITEM,
+    features=(
+        *[Feature(f"{m}_{w}d", "bigint", f"{m} in the trailing {w} days") for m in METRICS for w in WINDOWS_V2],
+        Feature("views_trend_7d_vs_28d", "double", "daily views over 7 days / daily views over 28 days"),
+        Feature("conversion_rate_7d", "double", "units sold per product view, trailing 7 days"),
+        Feature("price", "double", "the last price seen within 28 days"),
+        Feature(
+            "price_change_7d",
+            "double",
+            "price / the last price seen at least 7 days earlier - 1 (-0.2: 20% cheaper); null if unknown",
+            min_value=-1.0,
+        ),
+    ),
+    transform=compute_item_popularity_v2,
+    ttl=timedelta(days=2),
+    owner="ml-platform",
+    description="Popularity over 1/7/28 days with its trend, conversion, price and price change per item.",
+    lookback_days=max(WINDOWS_V2) - 1,
+)
+
+
+# --- demand: daily units with lags and rolling means, per item and per category ------------------
+
+LAGS = (1, 7, 14, 28)
+ROLLING = (7, 28)
+DEMAND_DAYS = max(LAGS) + 1
+
+
+def _demand_features(events: DataFrame, key: str, start: date, end: date) -> DataFrame:
+    partials = (
+        events.where(F.col(key).isNotNull())
+        .groupBy(key, "event_date")
+        .agg(
+            F.sum(F.when(F.col("event_type") == "purchase", F.col("quantity")).otherwise(0)).alias("units"),
+            F.avg(F.when(F.col("event_type") == "purchase", F.col("price"))).alias("avg_price"),
+            known_date(events),
+        )
+    )
+    fanned = fan_out(partials, "event_date", DEMAND_DAYS, start, end)
+    out = fanned.groupBy(key, FEATURE_DATE).agg(
+        lag("units", 0).alias("units"),
+        *[lag("units", k).alias(f"units_lag_{k}d") for k in LAGS],
+        *[window_sum("units", w).alias(f"_units_{w}d") for w in ROLLING],
+        latest("avg_price").alias("avg_price"),
+        availability(),
+    )
+    return out.select(
+        key,
+        FEATURE_DATE,
+        AVAILABLE_AT,
+        F.col("units").cast("long").alias("units"),
+        *[F.col(f"units_lag_{k}d").cast("long").alias(f"units_lag_{k}d") for k in LAGS],
+        *[(F.col(f"_units_{w}d") / w).alias(f"units_mean_{w}d") for w in ROLLING],
+        F.col("avg_price").cast("double").alias("avg_price"),
+    )
+
+
+def _demand_schema(subject: str) -> tuple[Feature, ...]:
+    return (
+        Feature("units", "bigint", f"units of the {subject} sold on feature_date"),
+        *[Feature(f"units_lag_{k}d", "bigint", f"units sold {k} days before feature_date") for k in LAGS],
+        *[Feature(f"units_mean_{w}d", "double", f"mean daily units over the trailing {w} days") for w in ROLLING],
+        Feature("avg_price", "double", "the average price paid on the newest day with a sale (28 days)"),
+    )
+
+
+def compute_item_demand(events: DataFrame, start: date, end: date) -> DataFrame:
+    return _demand_features(events, "item_id", start, end)
+
+
+def compute_category_demand(events: DataFrame, start: date, end: date) -> DataFrame:
+    return _demand_features(events, "category", start, end)
+
+
+item_demand_v1 = FeatureView(
+    name="item_demand",
+    version=1,
+    entity=ITEM,
+    features=_demand_schema("item"),
+    transform=compute_item_demand,
+    ttl=timedelta(days=2),
+    owner="forecasting",
+    description="Daily units sold per item with lags of 1/7/14/28 days and 7/28-day rolling means.",
+    lookback_days=DEMAND_DAYS - 1,
+)
+
+CATEGORY = Entity("category", ("category",), "A leaf category of the catalogue.")
+
+category_demand_v1 = FeatureView(
+    name="category_demand",
+    version=1,
+    entity=CATEGORY,
+    features=_demand_schema("category"),
+    transform=compute_category_demand,
+    ttl=timedelta(days=2),
+    owner="forecasting",
+    description="Daily units sold per category with lags of 1/7/14/28 days and 7/28-day rolling means.",
+    lookback_days=DEMAND_DAYS - 1,
 )

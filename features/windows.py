@@ -1,9 +1,14 @@
 """Windowed aggregates from per-day partials.
 
 Each source day is aggregated once per key (a *partial*); a window of ``w`` days ending on day
-``d`` is the sum of the partials of days ``d-w+1 .. d``. Output days are produced by fanning
-each partial out to the output days it contributes to, so cost grows with days x longest window,
-never with days x history.
+``d`` combines the partials of days ``d-w+1 .. d``. Output days are produced by fanning each
+partial out to the output days it contributes to (``fan_out``), so cost grows with days x longest
+window, never with days x history. Sums, distinct sets, newest-N sequences, lags and "latest value"
+all combine this way; the column helpers below build them over a fanned frame.
+
+Every partial carries ``known_date``: the newest ingest date of the records it summarises. A late
+event (arriving in a later batch) therefore moves ``available_at`` of every output row it touches
+to the day after it arrived, and a point-in-time join cannot use it before then.
 """
 
 from __future__ import annotations
@@ -11,10 +16,72 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import date, timedelta
 
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from lakecart.features.definitions import AVAILABLE_AT, FEATURE_DATE
+
+AGE = "_age"  # days from a partial's day to the output day (0 = the output day itself)
+KNOWN_DATE = "known_date"  # on partials: the newest ingest_date among the records summarised
+
+
+def known_date(events: DataFrame) -> Column:
+    """The partial's ``known_date`` aggregate: when the last record of the group arrived."""
+    return F.max("ingest_date" if "ingest_date" in events.columns else "event_date").alias(KNOWN_DATE)
+
+
+def fan_out(partials: DataFrame, day_col: str, longest: int, start: date, end: date) -> DataFrame:
+    """Each partial once per output day in ``[start, end]`` whose ``longest``-day window holds it,
+    with ``feature_date`` and ``_age``."""
+    return (
+        partials.where((F.col(day_col) > F.lit(start - timedelta(days=longest))) & (F.col(day_col) <= F.lit(end)))
+        .withColumn(FEATURE_DATE, F.explode(F.sequence(F.col(day_col), F.date_add(F.col(day_col), longest - 1))))
+        .where(F.col(FEATURE_DATE).between(F.lit(start), F.lit(end)))
+        .withColumn(AGE, F.datediff(F.col(FEATURE_DATE), F.col(day_col)))
+    )
+
+
+def in_window(days: int) -> Column:
+    return F.col(AGE) < days
+
+
+def window_sum(metric: str, days: int) -> Column:
+    """Sum of ``metric`` over the trailing ``days`` (0 when nothing happened)."""
+    return F.sum(F.when(in_window(days), F.col(metric)).otherwise(F.lit(0)))
+
+
+def window_distinct_count(array_col: str, days: int) -> Column:
+    """Distinct elements over the trailing ``days`` of a per-day ``collect_set`` column."""
+    return F.size(F.array_distinct(F.flatten(F.collect_list(F.when(in_window(days), F.col(array_col))))))
+
+
+def newest(struct_array_col: str, n: int) -> Column:
+    """The ``n`` newest elements of per-day arrays of structs whose first field is a timestamp,
+    newest first (the longest window bounds how far back it looks)."""
+    return F.slice(F.sort_array(F.flatten(F.collect_list(F.col(struct_array_col))), asc=False), 1, n)
+
+
+def lag(metric: str, days: int) -> Column:
+    """``metric`` of the day ``days`` before the output day (0 when that day had none)."""
+    return F.coalesce(F.sum(F.when(F.col(AGE) == days, F.col(metric))), F.lit(0))
+
+
+def latest(metric: str, min_age: int = 0) -> Column:
+    """The newest non-null ``metric`` at least ``min_age`` days before the output day."""
+    usable = (F.col(AGE) >= min_age) & F.col(metric).isNotNull()
+    return F.max_by(F.when(usable, F.col(metric)), F.when(usable, -F.col(AGE)))
+
+
+def recency() -> Column:
+    """Days since the newest partial inside the longest window."""
+    return F.min(AGE)
+
+
+def availability() -> Column:
+    """When an output row could first be known: after its day closed, and after the last record
+    summarised in it arrived (late data makes a row known later, never earlier)."""
+    closed = F.date_add(F.col(FEATURE_DATE), 1)
+    return F.to_timestamp(F.greatest(F.first(closed), F.date_add(F.max(KNOWN_DATE), 1))).alias(AVAILABLE_AT)
 
 
 def windowed_sums(
@@ -32,25 +99,11 @@ def windowed_sums(
     and ``days_since_active`` (days from the newest partial to the output day).
     A key gets a row for an output day when it has any partial inside the longest window.
     """
-    longest = max(windows)
-    fanned = (
-        partials.where((F.col(day_col) > F.lit(start - timedelta(days=longest))) & (F.col(day_col) <= F.lit(end)))
-        .withColumn(
-            FEATURE_DATE,
-            F.explode(F.sequence(F.col(day_col), F.date_add(F.col(day_col), longest - 1))),
-        )
-        .where(F.col(FEATURE_DATE).between(F.lit(start), F.lit(end)))
+    if KNOWN_DATE not in partials.columns:
+        partials = partials.withColumn(KNOWN_DATE, F.col(day_col))
+    fanned = fan_out(partials, day_col, max(windows), start, end)
+    return fanned.groupBy(*keys, FEATURE_DATE).agg(
+        *[window_sum(m, w).alias(f"{m}_{w}d") for m in metrics for w in windows],
+        recency().alias("days_since_active"),
+        availability(),
     )
-    age = F.datediff(F.col(FEATURE_DATE), F.col(day_col))
-    aggregations = [
-        F.sum(F.when(age < w, F.col(m)).otherwise(F.lit(0))).alias(f"{m}_{w}d") for m in metrics for w in windows
-    ]
-    # Recency falls out of the same pass: the youngest partial inside the longest window.
-    aggregations.append(F.min(age).alias("days_since_active"))
-    out = fanned.groupBy(*keys, FEATURE_DATE).agg(*aggregations)
-    return out.withColumn(AVAILABLE_AT, available_at(F.col(FEATURE_DATE)))
-
-
-def available_at(feature_date: F.Column) -> F.Column:
-    """A day's features are known once the day has closed: midnight UTC after ``feature_date``."""
-    return F.to_timestamp(F.date_add(feature_date, 1))

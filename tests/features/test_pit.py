@@ -1,5 +1,8 @@
 from datetime import date, datetime, timedelta
 
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from lakecart.features.definitions import Entity, Feature, FeatureView
 from lakecart.features.pit import point_in_time_join
 
@@ -57,3 +60,51 @@ def test_duplicate_label_rows_are_kept_once_each(spark):
     )
     labels = spark.createDataFrame([("a", datetime(2026, 1, 2, 5))] * 3, "user_id string, label_time timestamp")
     assert point_in_time_join(labels, "label_time", [(VIEW, features)]).count() == 3
+
+
+def brute_force(features, labels, ttl):
+    """The definition, literally: per label, the newest (available_at, feature_date) row of its key
+    with available_at <= label time and available_at > label time - ttl."""
+    out = []
+    for key, label_time in labels:
+        candidates = [
+            (available, day, value)
+            for k, day, available, value in features
+            if k == key and available <= label_time and available > label_time - ttl
+        ]
+        out.append((key, label_time, max(candidates)[2] if candidates else None))
+    return sorted(out, key=lambda r: (r[0], r[1], r[2] is None, r[2] or 0))
+
+
+feature_rows = st.lists(
+    st.tuples(
+        st.sampled_from("abc"),
+        st.integers(0, 9),  # feature day
+        st.integers(0, 72),  # hours late after the day closed (late data)
+        st.integers(-5, 50),
+    ),
+    max_size=25,
+    unique_by=lambda r: (r[0], r[1]),
+)
+label_rows = st.lists(st.tuples(st.sampled_from("abcd"), st.integers(0, 300)), min_size=1, max_size=20)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(feature_rows, label_rows)
+def test_matches_a_brute_force_reference_on_random_data(spark, raw_features, raw_labels):
+    start = datetime(2026, 1, 1)
+    features = [
+        (key, date(2026, 1, 1) + timedelta(days=day), start + timedelta(days=day + 1, hours=late), value)
+        for key, day, late, value in raw_features
+    ]
+    labels = [(key, start + timedelta(hours=hours)) for key, hours in raw_labels]
+    frame = spark.createDataFrame(features, "user_id string, feature_date date, available_at timestamp, score long")
+    label_frame = spark.createDataFrame(labels, "user_id string, label_time timestamp")
+    out = point_in_time_join(label_frame, "label_time", [(VIEW, frame)]).collect()
+    got = sorted(
+        ((r["user_id"], r["label_time"], r["toy_v1__score"]) for r in out),
+        key=lambda r: (r[0], r[1], r[2] is None, r[2] or 0),
+    )
+    assert got == brute_force(features, labels, VIEW.ttl)
+    # Leakage: no value used was known after its label time.
+    assert all(r["feature_time__toy_v1"] is None or r["feature_time__toy_v1"] <= r["label_time"] for r in out)
