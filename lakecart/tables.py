@@ -29,6 +29,8 @@ USER_EMBEDDINGS = "gold.user_embeddings"
 ITEM_EMBEDDINGS = "gold.item_embeddings"
 RECOMMENDATIONS = "gold.recommendations"
 MODEL_REGISTRY = "gold.model_registry"
+FEATURE_REGISTRY = "meta.feature_registry"
+FEATURE_MATERIALIZATIONS = "meta.feature_materializations"
 
 
 def table_path(name: str, settings: Settings | None = None) -> str:
@@ -36,3 +38,23 @@ def table_path(name: str, settings: Settings | None = None) -> str:
     if not layer or not table:
         raise ValueError(f"table names look like 'layer.table', got {name!r}")
     return f"{(settings or get_settings()).lake.tables}/{layer}/{table}"
+
+
+def register_tables(spark, settings: Settings | None = None) -> list[str]:
+    """Make the lake's tables queryable by name (``SELECT ... FROM features.user_activity_v2``): one
+    database per layer, each table an external Delta table at its location. Metadata only; tables
+    already registered are left alone. A local lake is listed from disk; an object-store lake
+    registers its tables once in a shared metastore instead (see README, "Querying the lake")."""
+    from pathlib import Path
+
+    root = Path((settings or get_settings()).lake.tables)
+    if not root.is_dir():
+        return []
+    registered = []
+    for log_dir in sorted(root.glob("*/*/_delta_log")):
+        table_dir = log_dir.parent
+        layer, name = table_dir.parent.name, table_dir.name
+        spark.sql(f"CREATE DATABASE IF NOT EXISTS `{layer}`")
+        spark.sql(f"CREATE TABLE IF NOT EXISTS `{layer}`.`{name}` USING DELTA LOCATION '{table_dir}'")
+        registered.append(f"{layer}.{name}")
+    return registered

@@ -1,0 +1,139 @@
+"""The feature store's I/O: the registry of applied views, table registration for SQL, and
+point lookups for given keys as of a time (no JVM: delta-rs and pandas).
+
+``plan``/``apply`` (``lakecart features plan|apply``) keep the registry in step with ``features/``;
+materialisation refuses views that were not applied, so code and lake cannot drift apart silently.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from datetime import datetime
+
+from lakecart import delta, tables
+from lakecart.config import Settings
+from lakecart.features import REGISTRY, VIEWS, FeatureView
+from lakecart.features.definitions import AVAILABLE_AT, FEATURE_DATE
+from lakecart.features.registry import ACTIVE, REMOVED, Change, check_applicable, plan
+
+log = logging.getLogger(__name__)
+
+REGISTRY_SCHEMA = (
+    "table string, name string, version int, fingerprint string, status string, definition string, applied_at timestamp"
+)
+
+
+class NotApplied(RuntimeError):
+    """A view is materialised or read before ``lakecart features apply`` recorded it."""
+
+
+def view_path(view: FeatureView, settings: Settings) -> str:
+    return tables.table_path(view.qualified_name, settings)
+
+
+def applied_rows(settings: Settings) -> list[dict]:
+    """The registry's rows (delta-rs: planning needs no Spark)."""
+    from deltalake import DeltaTable
+
+    path = tables.table_path(tables.FEATURE_REGISTRY, settings)
+    if not DeltaTable.is_deltatable(path):
+        return []
+    return DeltaTable(path).to_pyarrow_table().to_pylist()
+
+
+def plan_changes(settings: Settings, remove: Sequence[str] = (), views: Sequence[FeatureView] = VIEWS) -> list[Change]:
+    return plan(views, applied_rows(settings), remove)
+
+
+def apply(spark, settings: Settings, remove: Sequence[str] = (), views: Sequence[FeatureView] = VIEWS) -> list[Change]:
+    """Create the tables of new views (empty, with their schema), record them, retire removed ones.
+    Refuses the whole plan if any view is blocked; applying an unchanged plan changes nothing."""
+    from pyspark.sql import functions as F
+
+    changes = plan_changes(settings, remove, views)
+    check_applicable(changes)
+    by_table = {v.qualified_name: v for v in views}
+    applied = {r["table"]: r for r in applied_rows(settings)}
+    rows = []
+    for change in changes:
+        if change.action == "create":
+            view = by_table[change.table]
+            path = view_path(view, settings)
+            if not delta.table_exists(spark, path):
+                empty = spark.createDataFrame([], view.schema)
+                empty.write.format("delta").partitionBy(FEATURE_DATE).save(path)
+            rows.append(
+                (
+                    change.table,
+                    view.name,
+                    view.version,
+                    view.fingerprint(),
+                    ACTIVE,
+                    json.dumps(view.definition(), sort_keys=True),
+                )
+            )
+        elif change.action == "remove":
+            row = applied[change.table]
+            rows.append((row["table"], row["name"], row["version"], row["fingerprint"], REMOVED, row["definition"]))
+    if rows:
+        frame = spark.createDataFrame(
+            rows, "table string, name string, version int, fingerprint string, status string, definition string"
+        ).withColumn("applied_at", F.current_timestamp())  # audit metadata, like bronze's ingested_at
+        delta.merge_by_key(frame, tables.table_path(tables.FEATURE_REGISTRY, settings), ["table"])
+        tables.register_tables(spark, settings)
+    for change in changes:
+        log.info("features apply: %s %s %s", change.action, change.table, change.detail)
+    return changes
+
+
+def require_applied(settings: Settings, views: Sequence[FeatureView]) -> None:
+    """Fail unless every view is applied, active, and has the logic the registry recorded."""
+    applied = {r["table"]: r for r in applied_rows(settings)}
+    problems = []
+    for view in views:
+        row = applied.get(view.qualified_name)
+        if row is None or row["status"] != ACTIVE:
+            problems.append(f"{view.qualified_name} is not applied")
+        elif row["fingerprint"] != view.fingerprint():
+            problems.append(f"{view.qualified_name} changed since it was applied")
+    if problems:
+        raise NotApplied("; ".join(problems) + ": run `lakecart features plan`, then `lakecart features apply`")
+
+
+def get_features(settings: Settings, view_name: str, keys: Sequence[str], as_of: datetime):
+    """Each key's newest row of ``view_name`` that was known at ``as_of`` and still fresh (the
+    view's time-to-live), as a pandas DataFrame; keys without one are listed with nulls."""
+    import pandas as pd
+    import pyarrow.compute as pc
+    from deltalake import DeltaTable
+
+    view = REGISTRY.get(view_name.removeprefix("features."))
+    if view is None:
+        raise KeyError(f"unknown feature view {view_name!r}; known: {', '.join(sorted(REGISTRY))}")
+    if len(view.entity.keys) != 1 and any("," not in k for k in keys):
+        raise ValueError(
+            f"{view.table_name} has keys {view.entity.keys}: give each key as {','.join(view.entity.keys)}"
+        )
+    path = view_path(view, settings)
+    if not DeltaTable.is_deltatable(path):
+        raise NotApplied(f"{view.qualified_name} has no table at {path}: apply and materialise it first")
+    wanted = [tuple(k.split(",")) for k in keys]
+    as_of_ts = pd.Timestamp(as_of)
+    as_of_ts = as_of_ts.tz_localize("UTC") if as_of_ts.tzinfo is None else as_of_ts.tz_convert("UTC")
+    oldest = (as_of_ts - view.ttl).date()
+    dataset = DeltaTable(path).to_pyarrow_dataset()
+    first_key = view.entity.keys[0]
+    condition = (
+        pc.field(first_key).isin([w[0] for w in wanted])
+        & (pc.field(FEATURE_DATE) >= oldest)
+        & (pc.field(FEATURE_DATE) <= as_of_ts.date())
+    )
+    frame = dataset.to_table(filter=condition).to_pandas()
+    known = pd.to_datetime(frame[AVAILABLE_AT], utc=True)
+    frame = frame[(known <= as_of_ts) & (known > as_of_ts - view.ttl)]
+    newest = frame.sort_values([AVAILABLE_AT, FEATURE_DATE]).groupby(list(view.entity.keys)).tail(1)
+    requested = pd.DataFrame(wanted, columns=list(view.entity.keys))
+    # Nullable dtypes: a key without values must not turn the other keys' counts into floats.
+    return requested.merge(newest, on=list(view.entity.keys), how="left").convert_dtypes()

@@ -1,0 +1,149 @@
+"""The feature store end to end on a small silver table: apply, incremental materialisation, SQL
+by name, lookups without a JVM, and training sets rebuilt identically after new data arrived."""
+
+from datetime import date, datetime, timedelta
+
+import pytest
+
+from lakecart import delta, tables
+from lakecart.jobs import feature_store, training_set
+from lakecart.jobs.materialize import run_materialize
+
+COLUMNS = (
+    "event_id string, user_id string, anonymous_id string, session_key string, event_type string, item_id string, "
+    "category string, price double, quantity int, device string, event_time timestamp, event_date date, "
+    "ingest_date date"
+)
+START = date(2026, 3, 1)
+
+
+def silver_rows(first_day: date, days: int, ingest_delay: int = 0, tag: str = ""):
+    """Users u0..u5 browse items i0..i3 every day; u_n buys on days divisible by n + 2."""
+    rows = []
+    for d in range(days):
+        day = first_day + timedelta(days=d)
+        for u in range(6):
+            for kind, hour in (("product_view", 9), ("add_to_cart", 10), ("purchase", 11)):
+                if kind != "product_view" and day.toordinal() % (u + 2):
+                    continue
+                item = f"i{(u + d) % 4}"
+                rows.append(
+                    (
+                        f"{tag}{day}-{u}-{kind}",
+                        f"u{u}",
+                        f"a{u}",
+                        f"u{u}@{day}",
+                        kind,
+                        item,
+                        f"c{(u + d) % 4 % 2}",
+                        10.0 + (u + d) % 4,
+                        1,
+                        "web",
+                        datetime.combine(day, datetime.min.time()) + timedelta(hours=hour),
+                        day,
+                        day + timedelta(days=ingest_delay),
+                    )
+                )
+    return rows
+
+
+def publish(spark, settings, rows):
+    frame = spark.createDataFrame(rows, COLUMNS)
+    delta.merge_by_key(frame, tables.table_path(tables.SILVER_EVENTS, settings), ["event_id"], "event_date")
+
+
+def test_materialising_needs_apply_and_apply_is_idempotent(spark, settings):
+    publish(spark, settings, silver_rows(START, 3))
+    with pytest.raises(feature_store.NotApplied, match="lakecart features apply"):
+        run_materialize(spark, settings, START, START, ["user_activity_v2"])
+    first = feature_store.apply(spark, settings)
+    assert {c.action for c in first} == {"create"}
+    assert {c.action for c in feature_store.apply(spark, settings)} == {"unchanged"}
+    assert delta.table_exists(spark, tables.table_path("features.session_summary_v1", settings))
+    run_materialize(spark, settings, START, START + timedelta(days=2), ["user_activity_v2"])
+    registered = tables.register_tables(spark, settings)
+    assert "features.user_activity_v2" in registered and "silver.events" in registered
+    by_name = spark.sql(
+        "SELECT views_1d FROM features.user_activity_v2 WHERE user_id = 'u0' AND feature_date = '2026-03-02'"
+    ).collect()
+    assert [r["views_1d"] for r in by_name] == [1]
+
+
+def test_materialisation_redoes_only_the_days_new_data_touches(spark, settings):
+    publish(spark, settings, silver_rows(START, 6))
+    feature_store.apply(spark, settings)
+    end = START + timedelta(days=5)
+    view = "user_activity_v1"  # 28-day windows: a change on day d touches output days d..d+27
+    first = run_materialize(spark, settings, START + timedelta(days=3), end, [view])[view]
+    assert len(first.written_days) == 3 and first.skipped_days == []
+    again = run_materialize(spark, settings, START + timedelta(days=3), end, [view])[view]
+    assert again.written_days == [] and len(again.skipped_days) == 3
+    before = spark.read.format("delta").load(tables.table_path("features.user_activity_v1", settings))
+    before_views = {r["feature_date"]: r["views_7d"] for r in before.where("user_id = 'u1'").collect()}
+    # A late view for Mar 5 arrives: Mar 5 and 6 change, Mar 4 does not.
+    late = [r for r in silver_rows(START + timedelta(days=4), 1, ingest_delay=2, tag="late-") if r[1] == "u1"][:1]
+    publish(spark, settings, late)
+    redone = run_materialize(spark, settings, START + timedelta(days=3), end, [view])[view]
+    assert redone.written_days == ["2026-03-05", "2026-03-06"] and redone.skipped_days == ["2026-03-04"]
+    after = spark.read.format("delta").load(tables.table_path("features.user_activity_v1", settings))
+    after_views = {r["feature_date"]: r["views_7d"] for r in after.where("user_id = 'u1'").collect()}
+    assert after_views[date(2026, 3, 5)] == before_views[date(2026, 3, 5)] + 1
+    assert after_views[date(2026, 3, 4)] == before_views[date(2026, 3, 4)]
+
+
+def test_get_returns_what_was_known_as_of_a_time_without_spark(spark, settings):
+    publish(spark, settings, silver_rows(START, 5))
+    feature_store.apply(spark, settings)
+    run_materialize(spark, settings, START, START + timedelta(days=4), ["user_activity_v2"])
+    # At 06:00 on Mar 4 the newest known row is Mar 3's (known at midnight).
+    got = feature_store.get_features(settings, "user_activity_v2", ["u2", "nobody"], datetime(2026, 3, 4, 6))
+    u2 = got.set_index("user_id").loc["u2"]
+    assert u2["feature_date"] == date(2026, 3, 3)
+    expected = (
+        spark.read.format("delta")
+        .load(tables.table_path("features.user_activity_v2", settings))
+        .where("user_id = 'u2' AND feature_date = '2026-03-03'")
+        .first()
+    )
+    assert u2["views_7d"] == expected["views_7d"] == 3
+    assert got.set_index("user_id").loc["nobody"].isna()["views_7d"]
+
+
+def test_duckdb_reads_a_feature_table_without_a_jvm(spark, settings):
+    import duckdb
+    from deltalake import DeltaTable
+
+    publish(spark, settings, silver_rows(START, 2))
+    feature_store.apply(spark, settings)
+    run_materialize(spark, settings, START, START + timedelta(days=1), ["item_popularity_v2"])
+    item_popularity = DeltaTable(tables.table_path("features.item_popularity_v2", settings)).to_pyarrow_dataset()  # noqa: F841
+    got = duckdb.sql("SELECT sum(views_1d) FROM item_popularity WHERE feature_date = DATE '2026-03-02'").fetchall()[0][
+        0
+    ]
+    assert got == 6  # six users view one item each per day
+
+
+def test_a_training_set_rebuilds_identically_after_new_data_and_never_leaks(spark, settings):
+    publish(spark, settings, silver_rows(START, 20))
+    feature_store.apply(spark, settings)
+    run_materialize(spark, settings, START, START + timedelta(days=19), ["user_activity_v2", "user_sequences_v1"])
+    params = training_set.BuildParams(end=START + timedelta(days=19), days=6, test_days=2, horizon_days=3, every_days=2)
+    manifest = training_set.run_training_set(spark, settings, "churn", params)
+    assert manifest["dataset_id"] == "churn_20260320" and set(manifest["rows"]) == {"train", "test"}
+    rows = spark.read.format("delta").load(tables.table_path("training.churn", settings))
+    # Leakage check: every feature value used was known at its label time.
+    for column in ("feature_time__user_activity_v2", "feature_time__user_sequences_v1"):
+        assert rows.where(f"{column} > label_time").count() == 0
+        assert rows.where(f"{column} IS NOT NULL").count() > 0
+
+    # New data arrives (a late event inside the window, and later days), features are recomputed.
+    late = [r for r in silver_rows(START + timedelta(days=12), 1, ingest_delay=9, tag="late-") if r[1] == "u3"]
+    publish(spark, settings, late + silver_rows(START + timedelta(days=20), 3))
+    run_materialize(spark, settings, START, START + timedelta(days=22), ["user_activity_v2", "user_sequences_v1"])
+    rebuilt = training_set.rebuild(spark, settings, "churn_20260320")
+    assert rebuilt["identical"], rebuilt
+    # Built from today's inputs the rows differ (u3's late events), so the comparison above can fail.
+    assert (
+        training_set.content_hash(training_set.build_current(spark, settings, "churn", params))
+        != rebuilt["recorded_hash"]
+    )
