@@ -1,9 +1,20 @@
-"""Build the retrieval training set: interactions joined point-in-time with user and item features."""
+"""Point-in-time correct training sets, written to Delta with a manifest that can rebuild them.
+
+A *kind* of training set (retrieval, churn, demand, category_demand) is its labels plus the
+feature views joined to them as of each label's time. ``run_training_set`` reads silver and every
+view at their current Delta versions, records those versions, the views' versions and fingerprints
+and the build parameters in ``training.manifests``, and writes the rows to ``training.<kind>``
+under a ``dataset_id``. ``rebuild`` reads the same versions again (time travel), so it returns the
+same rows however much data arrived since.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import date, timedelta
 
 from pyspark.sql import DataFrame, SparkSession
@@ -11,18 +22,39 @@ from pyspark.sql import functions as F
 
 from lakecart import delta, tables
 from lakecart.config import Settings
-from lakecart.features import item_popularity_v1, user_activity_v1
+from lakecart.features import (
+    FeatureView,
+    category_demand_v1,
+    item_demand_v1,
+    item_popularity_v1,
+    item_popularity_v2,
+    user_activity_v1,
+    user_activity_v2,
+    user_sequences_v1,
+)
 from lakecart.features.pit import point_in_time_join
-from lakecart.jobs.materialize import view_path
+from lakecart.jobs import labels as label_builders
+from lakecart.jobs.feature_store import require_applied, view_path
 
 log = logging.getLogger(__name__)
 
-RETRIEVAL_VIEWS = (user_activity_v1, item_popularity_v1)
 INTERACTIONS = ("product_view", "add_to_cart", "purchase")
 
 
-def dataset_id_for(end: date) -> str:
-    return f"retrieval_{end:%Y%m%d}"
+@dataclass(frozen=True)
+class BuildParams:
+    end: date  # the logical date: data is complete through it
+    days: int = 14  # retrieval: days of interactions; churn/demand: span of observation dates
+    test_days: int = 2  # the newest days (of interactions or observations) held out
+    horizon_days: int = 28  # churn: days without a purchase that count as churned
+    every_days: int = 7  # churn/demand: days between observation dates
+
+    def to_json(self) -> dict:
+        return {**self.__dict__, "end": self.end.isoformat()}
+
+    @classmethod
+    def from_json(cls, data: dict) -> BuildParams:
+        return cls(**{**data, "end": date.fromisoformat(data["end"])})
 
 
 def retrieval_labels(events: DataFrame, start: date, end: date, test_days: int) -> DataFrame:
@@ -45,51 +77,134 @@ def retrieval_labels(events: DataFrame, start: date, end: date, test_days: int) 
     )
 
 
-def build_retrieval_set(
-    events: DataFrame, views: dict[str, DataFrame], start: date, end: date, test_days: int
-) -> DataFrame:
-    labels = retrieval_labels(events, start, end, test_days)
-    return point_in_time_join(labels, "event_time", [(v, views[v.table_name]) for v in RETRIEVAL_VIEWS])
+def _retrieval(events: DataFrame, p: BuildParams) -> tuple[DataFrame, str]:
+    if p.test_days < 1 or p.days <= p.test_days:
+        raise ValueError(f"need more days ({p.days}) than test_days ({p.test_days})")
+    start = p.end - timedelta(days=p.days - 1)
+    return retrieval_labels(events, start, p.end, p.test_days), "event_time"
 
 
-def run_training_set(
-    spark: SparkSession, settings: Settings, start: date, end: date, test_days: int = 2, shards: int = 4
-) -> dict:
-    if test_days < 1 or (end - start).days < test_days:
-        raise ValueError(f"need more days than test_days={test_days} between {start} and {end}")
-    events_path = tables.table_path(tables.SILVER_EVENTS, settings)
-    inputs = {tables.SILVER_EVENTS: events_path, **{v.qualified_name: view_path(v, settings) for v in RETRIEVAL_VIEWS}}
-    versions = {name: delta.latest_version(spark, path) for name, path in inputs.items()}
-    # Read exactly the versions recorded in the manifest, so a rebuild can reproduce the rows.
-    read = lambda name: spark.read.format("delta").option("versionAsOf", versions[name]).load(inputs[name])  # noqa: E731
-    frame = build_retrieval_set(
-        read(tables.SILVER_EVENTS),
-        {v.table_name: read(v.qualified_name) for v in RETRIEVAL_VIEWS},
-        start,
-        end,
-        test_days,
+def _observations(p: BuildParams, horizon: int) -> list[date]:
+    last = p.end - timedelta(days=horizon)
+    return label_builders.observation_dates(last - timedelta(days=p.days - 1), last, p.every_days)
+
+
+def _with_split(frame: DataFrame, observations: list[date], test_days: int) -> DataFrame:
+    test_start = observations[-1] - timedelta(days=test_days - 1)
+    return frame.withColumn("split", F.when(F.col("observation_date") >= F.lit(test_start), "test").otherwise("train"))
+
+
+def _churn(events: DataFrame, p: BuildParams) -> tuple[DataFrame, str]:
+    observations = _observations(p, p.horizon_days)
+    frame = label_builders.churn_labels(events, observations, p.horizon_days, p.end)
+    return _with_split(frame, observations, p.test_days), label_builders.LABEL_TIME
+
+
+def _demand(key: str) -> Callable[[DataFrame, BuildParams], tuple[DataFrame, str]]:
+    def build(events: DataFrame, p: BuildParams) -> tuple[DataFrame, str]:
+        observations = _observations(p, max(label_builders.DEMAND_HORIZONS))
+        frame = label_builders.demand_labels(events, observations, p.end, key)
+        return _with_split(frame, observations, p.test_days), label_builders.LABEL_TIME
+
+    return build
+
+
+@dataclass(frozen=True)
+class DatasetKind:
+    name: str
+    labels: Callable[[DataFrame, BuildParams], tuple[DataFrame, str]]  # -> (labels, label time column)
+    views: tuple[FeatureView, ...]
+    unique_key: tuple[str, ...]  # one row per these columns: the suite checks it
+
+    @property
+    def table(self) -> str:
+        return f"training.{self.name}"
+
+
+KINDS: dict[str, DatasetKind] = {
+    k.name: k
+    for k in (
+        DatasetKind("retrieval", _retrieval, (user_activity_v1, item_popularity_v1), ("event_id",)),
+        DatasetKind("churn", _churn, (user_activity_v2, user_sequences_v1), ("user_id", "observation_date")),
+        DatasetKind(
+            "demand", _demand("item_id"), (item_demand_v1, item_popularity_v2), ("item_id", "observation_date")
+        ),
+        DatasetKind("category_demand", _demand("category"), (category_demand_v1,), ("category", "observation_date")),
     )
-    dataset_id = dataset_id_for(end)
-    frame = frame.withColumn("dataset_id", F.lit(dataset_id)).repartition(shards, "user_id")
-    out_path = tables.table_path(tables.TRAINING_RETRIEVAL, settings)
-    delta.replace_partitions(frame, out_path, "dataset_id", [dataset_id])
-    counts = {
-        r["split"]: r["count"]
-        for r in spark.read.format("delta")
-        .load(out_path)
-        .where(F.col("dataset_id") == dataset_id)
-        .groupBy("split")
-        .count()
-        .collect()
+}
+
+
+def dataset_id_for(end: date, kind: str = "retrieval") -> str:
+    return f"{kind}_{end:%Y%m%d}"
+
+
+def kind_of(dataset_id: str) -> DatasetKind:
+    name = dataset_id.rsplit("_", 1)[0]
+    if name not in KINDS:
+        raise KeyError(f"{dataset_id!r} is not a training set id (<kind>_<YYYYMMDD>, kinds: {', '.join(KINDS)})")
+    return KINDS[name]
+
+
+def build_rows(kind: DatasetKind, events: DataFrame, views: dict[str, DataFrame], params: BuildParams) -> DataFrame:
+    labels, label_time = kind.labels(events, params)
+    return point_in_time_join(labels, label_time, [(v, views[v.table_name]) for v in kind.views])
+
+
+def _inputs(kind: DatasetKind, settings: Settings) -> dict[str, str]:
+    return {
+        tables.SILVER_EVENTS: tables.table_path(tables.SILVER_EVENTS, settings),
+        **{v.qualified_name: view_path(v, settings) for v in kind.views},
     }
+
+
+def _build_at(spark: SparkSession, kind: DatasetKind, paths: dict, versions: dict, params: BuildParams) -> DataFrame:
+    # Read exactly the versions recorded in the manifest, so a rebuild can reproduce the rows.
+    read = lambda name: spark.read.format("delta").option("versionAsOf", versions[name]).load(paths[name])  # noqa: E731
+    return build_rows(
+        kind, read(tables.SILVER_EVENTS), {v.table_name: read(v.qualified_name) for v in kind.views}, params
+    )
+
+
+def build_current(spark: SparkSession, settings: Settings, kind: str, params: BuildParams) -> DataFrame:
+    """The rows a build would write now (inputs at their latest versions), without writing them."""
+    dataset_kind = KINDS[kind]
+    paths = _inputs(dataset_kind, settings)
+    versions = {name: delta.latest_version(spark, path) for name, path in paths.items()}
+    return _build_at(spark, dataset_kind, paths, versions, params)
+
+
+def content_hash(frame: DataFrame, exclude: tuple[str, ...] = ("dataset_id",)) -> str:
+    """An order-independent hash of the rows (sum and xor of per-row 64-bit hashes, plus the count)."""
+    columns = sorted(c for c in frame.columns if c not in exclude)
+    row_hash = F.xxhash64(*[F.col(c) for c in columns])
+    agg = frame.agg(F.count(F.lit(1)), F.sum(row_hash.cast("decimal(38,0)")), F.bit_xor(row_hash)).first()
+    return hashlib.sha256(f"{','.join(columns)}|{agg[0]}|{agg[1]}|{agg[2]}".encode()).hexdigest()[:32]
+
+
+def run_training_set(spark: SparkSession, settings: Settings, kind: str, params: BuildParams, shards: int = 4) -> dict:
+    """Build one training set of ``kind`` and record its manifest; returns the manifest."""
+    dataset_kind = KINDS[kind]
+    require_applied(settings, dataset_kind.views)
+    paths = _inputs(dataset_kind, settings)
+    versions = {name: delta.latest_version(spark, path) for name, path in paths.items()}
+    dataset_id = dataset_id_for(params.end, kind)
+    frame = _build_at(spark, dataset_kind, paths, versions, params)
+    shard_key = dataset_kind.unique_key[0]
+    frame = frame.withColumn("dataset_id", F.lit(dataset_id)).repartition(shards, shard_key)
+    out_path = tables.table_path(dataset_kind.table, settings)
+    delta.replace_partitions(frame, out_path, "dataset_id", [dataset_id])
+    written = spark.read.format("delta").load(out_path).where(F.col("dataset_id") == dataset_id)
+    counts = {r["split"]: r["count"] for r in written.groupBy("split").count().collect()}
     manifest = {
         "dataset_id": dataset_id,
-        "table": tables.TRAINING_RETRIEVAL,
-        "start": start.isoformat(),
-        "end": end.isoformat(),
-        "test_days": test_days,
+        "kind": kind,
+        "table": dataset_kind.table,
+        "params": params.to_json(),
         "rows": counts,
-        "feature_views": {v.qualified_name: v.version for v in RETRIEVAL_VIEWS},
+        "content_hash": content_hash(written),
+        "feature_views": {
+            v.qualified_name: {"version": v.version, "fingerprint": v.fingerprint()} for v in dataset_kind.views
+        },
         "input_versions": versions,
         "output_version": delta.latest_version(spark, out_path),
     }
@@ -100,13 +215,60 @@ def run_training_set(
     return manifest
 
 
-def retrieval_set_expectations() -> list:
+def load_manifest(spark: SparkSession, settings: Settings, dataset_id: str) -> dict:
+    path = tables.table_path(tables.TRAINING_MANIFESTS, settings)
+    rows = (
+        spark.read.format("delta").load(path).where(F.col("dataset_id") == dataset_id).collect()
+        if delta.table_exists(spark, path)
+        else []
+    )
+    if not rows:
+        raise KeyError(f"no manifest for training set {dataset_id!r} in {tables.TRAINING_MANIFESTS}")
+    return json.loads(rows[0]["manifest"])
+
+
+def rebuild(spark: SparkSession, settings: Settings, dataset_id: str, write: bool = False) -> dict:
+    """Recompute a training set from its manifest: the same inputs at the same Delta versions, the
+    same parameters. Fails if a view's logic changed since (its fingerprint), since the rows would
+    differ. ``write``: replace the stored rows with the rebuilt ones (e.g. after a vacuum lost them)."""
+    manifest = load_manifest(spark, settings, dataset_id)
+    kind = KINDS[manifest["kind"]]
+    for view in kind.views:
+        recorded = manifest["feature_views"][view.qualified_name]["fingerprint"]
+        if recorded != view.fingerprint():
+            raise RuntimeError(
+                f"{view.qualified_name} changed since {dataset_id} was built ({recorded} -> {view.fingerprint()}): "
+                "the rebuild would not be identical"
+            )
+    frame = _build_at(
+        spark, kind, _inputs(kind, settings), manifest["input_versions"], BuildParams.from_json(manifest["params"])
+    ).withColumn("dataset_id", F.lit(dataset_id))
+    rebuilt_hash = content_hash(frame)
+    if write:
+        delta.replace_partitions(frame, tables.table_path(kind.table, settings), "dataset_id", [dataset_id])
+    return {
+        "dataset_id": dataset_id,
+        "content_hash": rebuilt_hash,
+        "recorded_hash": manifest["content_hash"],
+        "identical": rebuilt_hash == manifest["content_hash"],
+        "written": write,
+    }
+
+
+def training_set_expectations(kind: str = "retrieval") -> list:
     import great_expectations.expectations as gxe
 
-    return [
+    dataset_kind = KINDS[kind]
+    keys = list(dataset_kind.unique_key)
+    suite = [
         gxe.ExpectTableRowCountToBeBetween(min_value=1),
-        *[gxe.ExpectColumnValuesToNotBeNull(column=c) for c in ("user_id", "item_id", "event_time", "split")],
+        *[gxe.ExpectColumnValuesToNotBeNull(column=c) for c in (*keys, "split")],
         gxe.ExpectColumnValuesToBeInSet(column="split", value_set=["train", "test"]),
         gxe.ExpectColumnDistinctValuesToContainSet(column="split", value_set=["train", "test"]),
-        gxe.ExpectColumnValuesToBeUnique(column="event_id"),
+        gxe.ExpectCompoundColumnsToBeUnique(column_list=keys)
+        if len(keys) > 1
+        else gxe.ExpectColumnValuesToBeUnique(column=keys[0]),
     ]
+    if kind == "retrieval":
+        suite += [gxe.ExpectColumnValuesToNotBeNull(column=c) for c in ("user_id", "item_id", "event_time")]
+    return suite

@@ -18,8 +18,8 @@ from lakecart.config import Settings
 from lakecart.features import REGISTRY
 from lakecart.features.definitions import FEATURE_DATE, view_expectations
 from lakecart.jobs import ingest
-from lakecart.jobs.materialize import view_path
-from lakecart.jobs.training_set import dataset_id_for, retrieval_set_expectations
+from lakecart.jobs.feature_store import view_path
+from lakecart.jobs.training_set import KINDS, dataset_id_for, training_set_expectations
 from lakecart.quality import ValidationFailed, ValidationOutcome, validate_dataframe
 
 log = logging.getLogger(__name__)
@@ -37,8 +37,26 @@ def _suites() -> dict[str, tuple[str, Callable[[], list]]]:
         (ingest.USERS, ingest.silver_users_expectations),
     ):
         suites[source.staging] = suites[source.silver] = (source.staging, suite)
-    suites[tables.TRAINING_RETRIEVAL] = (tables.TRAINING_RETRIEVAL, retrieval_set_expectations)
+    for kind in KINDS.values():
+        suites[kind.table] = (kind.table, lambda name=kind.name: training_set_expectations(name))
     return suites
+
+
+def known_targets() -> list[str]:
+    return sorted({*_suites(), *(v.qualified_name for v in REGISTRY.values())})
+
+
+def expand_targets(patterns: list[str]) -> list[str]:
+    """Table names, with shell-style patterns (``features.user_*``) expanded over the known targets."""
+    from fnmatch import fnmatch
+
+    targets: list[str] = []
+    for pattern in patterns:
+        matches = [t for t in known_targets() if fnmatch(t, pattern)] if any(c in pattern for c in "*?[") else [pattern]
+        if not matches:
+            raise ValueError(f"no validation target matches {pattern!r}; known: {', '.join(known_targets())}")
+        targets += [m for m in matches if m not in targets]
+    return targets
 
 
 def _target(spark: SparkSession, settings: Settings, table: str, start: date, end: date) -> tuple[DataFrame, list]:
@@ -49,16 +67,15 @@ def _target(spark: SparkSession, settings: Settings, table: str, start: date, en
         rows = load(tables.table_path(source_table, settings))
         if source_table.startswith("bronze."):
             rows = ingest.bronze_file_profile(rows.where(F.col("ingest_date").between(F.lit(start), F.lit(end))))
-        elif source_table == tables.TRAINING_RETRIEVAL:
-            rows = rows.where(F.col("dataset_id") == dataset_id_for(end))
+        elif source_table.startswith("training."):
+            rows = rows.where(F.col("dataset_id") == dataset_id_for(end, source_table.removeprefix("training.")))
         return rows, suite()
     name = table.removeprefix("features.")
     if name in REGISTRY:
         view = REGISTRY[name]
         rows = load(view_path(view, settings)).where(F.col(FEATURE_DATE).between(F.lit(start), F.lit(end)))
         return rows, view_expectations(view)
-    known = [*suites, *(v.qualified_name for v in REGISTRY.values())]
-    raise ValueError(f"no validation suite for {table!r}; known: {', '.join(sorted(known))}")
+    raise ValueError(f"no validation suite for {table!r}; known: {', '.join(known_targets())}")
 
 
 REFERENCE_DAYS = 7
