@@ -27,8 +27,9 @@ WINDOW = DAY + " --lookback-days {{ params.lookback_days }}"
 SILVER_EVENTS = Asset("lakecart://silver/events")
 SILVER_ORDER_LINES = Asset("lakecart://silver/order_lines")
 SILVER_USERS = Asset("lakecart://silver/users")
-USER_FEATURES = Asset("lakecart://features/user_activity_v1")
-ITEM_FEATURES = Asset("lakecart://features/item_popularity_v1")
+# Every view of the user side (user, user x category, session) and of the item side (item, category).
+USER_FEATURES = Asset("lakecart://features/user")
+ITEM_FEATURES = Asset("lakecart://features/item")
 RECOMMENDATIONS = Asset("lakecart://gold/recommendations")
 
 
@@ -60,12 +61,17 @@ def lakecart_pipeline():
     silver = lakecart("ingest_silver", f"ingest silver {WINDOW}")
     validate_silver = lakecart("validate_silver", f"validate staging.silver_events {DAY}")
     publish_silver = lakecart("publish_silver", "ingest publish", outlets=[SILVER_EVENTS])
+    # Records new view versions and creates their tables; a view whose logic changed without a new
+    # version fails here, before anything is materialised.
+    apply_features = lakecart("apply_feature_definitions", "features apply")
     features = lakecart("materialize_features", f"features materialize {WINDOW}")
     validate_user = lakecart(
-        "validate_user_features", f"validate features.user_activity_v1 {WINDOW}", outlets=[USER_FEATURES]
+        "validate_user_features",
+        f"validate 'features.user_*' 'features.session_*' {WINDOW}",
+        outlets=[USER_FEATURES],
     )
     validate_item = lakecart(
-        "validate_item_features", f"validate features.item_popularity_v1 {WINDOW}", outlets=[ITEM_FEATURES]
+        "validate_item_features", f"validate 'features.item_*' 'features.category_*' {WINDOW}", outlets=[ITEM_FEATURES]
     )
     dataset = lakecart(
         "build_training_set",
@@ -89,6 +95,7 @@ def lakecart_pipeline():
         >> silver
         >> validate_silver
         >> publish_silver
+        >> apply_features
         >> features
         >> [validate_user, validate_item]
         >> dataset

@@ -129,6 +129,7 @@ def cmd_features(args: argparse.Namespace) -> int:
     from lakecart.config import get_settings
     from lakecart.features import REGISTRY
 
+    settings = get_settings()
     if args.action == "list":
         _print(
             [
@@ -138,35 +139,110 @@ def cmd_features(args: argparse.Namespace) -> int:
                     "keys": v.entity.keys,
                     "ttl": str(v.ttl),
                     "owner": v.owner,
-                    "features": v.feature_names(),
+                    "fingerprint": v.fingerprint(),
+                    "features": {f.name: f.dtype for f in v.features},
                     "description": v.description,
                 }
                 for v in REGISTRY.values()
             ]
         )
         return 0
+    if args.action == "plan":
+        from lakecart.features.registry import render
+        from lakecart.jobs.feature_store import plan_changes
+
+        changes = plan_changes(settings, args.remove or [])
+        print(render(changes))
+        return 2 if any(c.action == "blocked" for c in changes) else 0
+    if args.action == "apply":
+        from lakecart.features.registry import render
+        from lakecart.jobs.feature_store import apply
+
+        print(render(apply(_spark("features-apply"), settings, args.remove or [])))
+        return 0
+    if args.action == "get":
+        from lakecart.jobs.feature_store import get_features
+
+        if not (args.view and args.keys and args.as_of):
+            raise ValueError("features get needs --view, --keys and --as-of")
+        frame = get_features(settings, args.view[0], _keys(args.keys), args.as_of)
+        print(frame.to_json(orient="records", date_format="iso", indent=2))
+        return 0
     from lakecart.jobs.materialize import run_materialize
 
+    if args.date is None:
+        raise ValueError("features materialize needs --date")
     start = args.date - timedelta(days=args.lookback_days)
-    _print(run_materialize(_spark("features"), get_settings(), start, args.date, args.view))
+    reports = run_materialize(_spark("features"), settings, start, args.date, args.view, force=args.force)
+    _print({name: r.__dict__ for name, r in reports.items()})
     return 0
+
+
+def _keys(text: str) -> list[str]:
+    """``u1,u2`` for a one-key view; compound keys (user x category) as ``u1:c1,u2:c2``."""
+    return [k.replace(":", ",") for k in text.split(",") if k]
+
+
+def _as_of(text: str):
+    from datetime import datetime
+
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date or timestamp (YYYY-MM-DD[THH:MM]): {text!r}") from None
 
 
 def cmd_dataset(args: argparse.Namespace) -> int:
     from lakecart.config import get_settings
-    from lakecart.jobs.training_set import run_training_set
+    from lakecart.jobs import training_set
 
-    start = args.date - timedelta(days=args.days - 1)
-    _print(run_training_set(_spark("dataset"), get_settings(), start, args.date, args.test_days, args.shards))
+    settings = get_settings()
+    if args.action == "rebuild":
+        if not args.target:
+            raise ValueError("dataset rebuild needs a training set id, e.g. churn_20260301")
+        result = training_set.rebuild(_spark("dataset"), settings, args.target, write=args.write)
+        _print(result)
+        return 0 if result["identical"] else 1
+    kind = args.target or "retrieval"
+    if kind not in training_set.KINDS:
+        raise ValueError(f"unknown training set kind {kind!r}; kinds: {', '.join(training_set.KINDS)}")
+    if args.date is None:
+        raise ValueError("dataset build needs --date")
+    params = training_set.BuildParams(
+        end=args.date,
+        days=args.days,
+        test_days=args.test_days,
+        horizon_days=args.horizon_days,
+        every_days=args.every_days,
+    )
+    _print(training_set.run_training_set(_spark("dataset"), settings, kind, params, shards=args.shards))
     return 0
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
     from lakecart.config import get_settings
-    from lakecart.jobs.validate import run_validate
+    from lakecart.jobs.validate import expand_targets, run_validate
+    from lakecart.quality import ValidationFailed
 
-    outcome = run_validate(_spark("validate"), get_settings(), args.table, args.date, args.lookback_days)
-    print(outcome.summary())
+    spark, settings, failed = _spark("validate"), get_settings(), []
+    for table in expand_targets(args.table):
+        try:
+            print(run_validate(spark, settings, table, args.date, args.lookback_days).summary())
+        except ValidationFailed as exc:  # validate every table asked for, then fail
+            failed.append(str(exc))
+    if failed:
+        raise ValidationFailed("\n".join(failed))
+    return 0
+
+
+def cmd_sql(args: argparse.Namespace) -> int:
+    from lakecart.config import get_settings
+    from lakecart.tables import register_tables
+
+    spark = _spark("sql")
+    register_tables(spark, get_settings())
+    frame = spark.sql(args.query)
+    print(frame.limit(args.limit).toPandas().to_string(index=False))
     return 0
 
 
@@ -317,26 +393,53 @@ def build_parser() -> argparse.ArgumentParser:
         "(a deployment that does not send it); a missing day of a source that exists still fails",
     )
 
-    p = add("features", cmd_features, "list or materialise feature views")
-    p.add_argument("action", choices=["list", "materialize"])
+    p = add(
+        "features",
+        cmd_features,
+        "the feature store - list: the views declared in features/; plan: what apply would change "
+        "(new, changed, removed views; exit 2 if blocked); apply: record the views and create their tables; "
+        "materialize: compute views for --date (and --lookback-days before it: a backfill), skipping days "
+        "whose inputs did not change; get: values for --keys as of --as-of (no Spark)",
+    )
+    p.add_argument("action", choices=["list", "plan", "apply", "materialize", "get"])
     p.add_argument("--date", type=_date)
     p.add_argument("--lookback-days", type=int, default=0)
-    p.add_argument("--view", action="append", help="only this view (table name, e.g. user_activity_v1)")
+    p.add_argument("--view", action="append", help="only this view (table name, e.g. user_activity_v2)")
+    p.add_argument("--force", action="store_true", help="materialize: recompute days whose inputs did not change")
+    p.add_argument("--remove", action="append", help="plan/apply: retire this applied view (e.g. features.x_v1)")
+    p.add_argument("--keys", help="get: comma-separated keys; compound keys as user:category")
+    p.add_argument("--as-of", type=_as_of, help="get: a date or timestamp (UTC)")
 
-    p = add("dataset", cmd_dataset, "build the point-in-time correct retrieval training set")
-    p.add_argument("action", choices=["build"])
-    _with_date(p, lookback=False)
-    p.add_argument("--days", type=int, default=14, help="days of interactions ending at --date")
-    p.add_argument("--test-days", type=int, default=2, help="the last days held out for evaluation")
+    p = add(
+        "dataset",
+        cmd_dataset,
+        "build a point-in-time correct training set (retrieval, churn, demand, category_demand) with a "
+        "manifest, or rebuild one from its manifest (Delta time travel; exit 1 if the rows differ)",
+    )
+    p.add_argument("action", choices=["build", "rebuild"])
+    p.add_argument("target", nargs="?", help="build: the kind (default retrieval); rebuild: the training set id")
+    p.add_argument("--date", type=_date, help="logical date: data is complete through it")
+    p.add_argument("--days", type=int, default=14, help="retrieval: days of interactions; others: span of observations")
+    p.add_argument("--test-days", type=int, default=2, help="the newest days held out for evaluation")
+    p.add_argument("--horizon-days", type=int, default=28, help="churn: days without a purchase that count as churn")
+    p.add_argument("--every-days", type=int, default=7, help="churn/demand: days between observation dates")
     p.add_argument("--shards", type=int, default=4, help="files written, so workers can read disjoint shards")
+    p.add_argument("--write", action="store_true", help="rebuild: also replace the stored rows with the rebuilt ones")
 
-    p = add("validate", cmd_validate, "run a table's Great Expectations suite; fails if any expectation fails")
+    p = add(
+        "validate", cmd_validate, "run tables' Great Expectations suites; fails if any expectation of any table fails"
+    )
     p.add_argument(
         "table",
-        help="e.g. bronze.events, staging.silver_events, staging.order_lines, features.user_activity_v1, "
-        "training.retrieval",
+        nargs="+",
+        help="e.g. bronze.events, staging.silver_events, staging.order_lines, features.user_activity_v2, "
+        "training.retrieval; shell-style patterns select several (quote them): 'features.item_*'",
     )
     _with_date(p)
+
+    p = add("sql", cmd_sql, "run a Spark SQL query over the lake's tables by name, e.g. features.user_activity_v2")
+    p.add_argument("query")
+    p.add_argument("--limit", type=int, default=50, help="rows printed")
 
     p = add("train", cmd_train, "train a model on N Horovod workers (horovodrun --gloo; NCCL on GPU hosts)")
     p.add_argument("model", choices=["retrieval"])

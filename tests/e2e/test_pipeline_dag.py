@@ -66,11 +66,23 @@ def test_feature_tables_and_training_set(good_run):
     users = read(settings, "features.user_activity_v1")
     assert {"user_id", "feature_date", "available_at", "views_7d", "spend_28d"} <= set(users.columns)
     assert not users.duplicated(["user_id", "feature_date"]).any()
+    # Every declared view was applied (registry) and materialised for every day.
+    from lakecart.features import REGISTRY
+
+    registry = read(settings, tables.FEATURE_REGISTRY).set_index("table")
+    assert set(registry.index) == {v.qualified_name for v in REGISTRY.values()}
+    assert set(registry["status"]) == {"active"}
+    for view in REGISTRY.values():
+        days = set(read(settings, view.qualified_name, columns=["feature_date"])["feature_date"])
+        assert len(days) == DAYS, view.qualified_name
     training = read(settings, tables.TRAINING_RETRIEVAL)
     assert set(training["split"]) == {"train", "test"}
-    # No feature row used was known after its label (point-in-time correctness on real output).
     joined = training.dropna(subset=["user_activity_v1__views_7d"])
     assert len(joined) > 0.5 * len(training)
+    # No feature row used was known after its label (point-in-time correctness on real output).
+    used = training.dropna(subset=["feature_time__user_activity_v1"])
+    assert len(used) == len(joined)
+    assert (used["feature_time__user_activity_v1"] <= used["event_time"]).all()
     manifest = json.loads(read(settings, tables.TRAINING_MANIFESTS)["manifest"].iloc[0])
     assert manifest["input_versions"]["silver.events"] >= 0
 
