@@ -179,28 +179,21 @@ def compute_category_demand(events: DataFrame, start: date, end: date) -> DataFr
     return _demand_features(events, "category", start, end)
 
 
-item_demand_v1 = FeatureView(
-    name="item_demand",
-    version=1,
-    entity=ITEM,
-    features=_demand_schema("item"),
-    transform=compute_item_demand,
-    ttl=timedelta(days=2),
-    owner="forecasting",
-    description="Daily units sold per item with lags of 1/7/14/28 days and 7/28-day rolling means.",
-    lookback_days=DEMAND_DAYS - 1,
-)
+def _demand_view(name: str, entity: Entity, transform) -> FeatureView:
+    subject = entity.name
+    return FeatureView(
+        name=name,
+        version=1,
+        entity=entity,
+        features=_demand_schema(subject),
+        transform=transform,
+        ttl=timedelta(days=2),
+        owner="forecasting",
+        description=f"Daily units sold per {subject} with lags of 1/7/14/28 days and 7/28-day rolling means.",
+        lookback_days=DEMAND_DAYS - 1,
+    )
+
 
 CATEGORY = Entity("category", ("category",), "A leaf category of the catalogue.")
-
-category_demand_v1 = FeatureView(
-    name="category_demand",
-    version=1,
-    entity=CATEGORY,
-    features=_demand_schema("category"),
-    transform=compute_category_demand,
-    ttl=timedelta(days=2),
-    owner="forecasting",
-    description="Daily units sold per category with lags of 1/7/14/28 days and 7/28-day rolling means.",
-    lookback_days=DEMAND_DAYS - 1,
-)
+item_demand_v1 = _demand_view("item_demand", ITEM, compute_item_demand)
+category_demand_v1 = _demand_view("category_demand", CATEGORY, compute_category_demand)

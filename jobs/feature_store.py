@@ -20,10 +20,6 @@ from lakecart.features.registry import ACTIVE, REMOVED, Change, check_applicable
 
 log = logging.getLogger(__name__)
 
-REGISTRY_SCHEMA = (
-    "table string, name string, version int, fingerprint string, status string, definition string, applied_at timestamp"
-)
-
 
 class NotApplied(RuntimeError):
     """A view is materialised or read before ``lakecart features apply`` recorded it."""
@@ -82,7 +78,6 @@ def apply(spark, settings: Settings, remove: Sequence[str] = (), views: Sequence
             rows, "table string, name string, version int, fingerprint string, status string, definition string"
         ).withColumn("applied_at", F.current_timestamp())  # audit metadata, like bronze's ingested_at
         delta.merge_by_key(frame, tables.table_path(tables.FEATURE_REGISTRY, settings), ["table"])
-        tables.register_tables(spark, settings)
     for change in changes:
         log.info("features apply: %s %s %s", change.action, change.table, change.detail)
     return changes

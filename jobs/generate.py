@@ -191,7 +191,6 @@ def _day_events(spec: GeneratorSpec, day: date, rng: np.random.Generator, world:
     # Product views: items of the session's category (15% wander elsewhere), launched ones only.
     view_session = np.repeat(np.arange(n_sessions), views)
     n_views = view_session.size
-    view_rank = np.arange(n_views) - np.repeat(np.cumsum(views) - views, views)
     view_category = session_category[view_session]
     wander = rng.random(n_views) < 0.15
     view_category = np.where(wander, rng.integers(0, spec.categories, n_views), view_category)
@@ -203,7 +202,11 @@ def _day_events(spec: GeneratorSpec, day: date, rng: np.random.Generator, world:
         if mask.any() and weights_c.sum() > 0:
             cum = np.cumsum(weights_c) / weights_c.sum()
             view_item[mask] = np.searchsorted(cum, rng.random(mask.sum())).clip(0, spec.items - 1)
-    view_time = session_start[view_session] + 30 + view_rank * rng.uniform(20, 120, n_views)
+    # 20-120 s between consecutive views of a session: a running sum keeps them in rank order.
+    gaps = rng.uniform(20, 120, n_views)
+    before = np.cumsum(gaps) - gaps
+    first_view = np.cumsum(views) - views
+    view_time = session_start[view_session] + 30 + before - np.repeat(before[first_view], views)
 
     # Price effects: today's price against the leaf category's median; a promotion lowers both.
     list_price = catalog["price"].to_numpy() * world.price_factor

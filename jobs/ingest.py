@@ -336,10 +336,6 @@ def parse_records(bronze: DataFrame, source: RawSource = EVENTS) -> DataFrame:
     return parsed.withColumn("reject_reason", source.rules("p"))
 
 
-def parse_events(bronze: DataFrame) -> DataFrame:
-    return parse_records(bronze, EVENTS)
-
-
 def quarantined(parsed: DataFrame) -> DataFrame:
     return parsed.where(F.col("reject_reason").isNotNull()).select(
         "raw", "source_file", "batch_id", "ingest_date", "reject_reason"
@@ -587,10 +583,6 @@ def run_publish(spark: SparkSession, settings: Settings, source: RawSource = EVE
     count = staged.count()
     log.info("published %d staged %s into %s", count, source.name, source.silver)
     return count
-
-
-def run_publish_silver(spark: SparkSession, settings: Settings) -> int:
-    return run_publish(spark, settings, EVENTS)
 
 
 CATALOG_FIELDS = ("item_id", "title", "brand", "category", "category_path", "price", "launch_date")

@@ -10,7 +10,7 @@ end of the data turns "unknown" into "churned" or "zero demand".
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date, datetime, time, timedelta
+from datetime import date, timedelta
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
@@ -20,10 +20,6 @@ LABEL_TIME = "label_time"
 
 class LabelWindowError(ValueError):
     """Feature and label windows overlap, or a label window runs past the data."""
-
-
-def label_time_for(observation: date) -> datetime:
-    return datetime.combine(observation + timedelta(days=1), time())
 
 
 def check_windows(observations: Sequence[date], horizon_days: int, data_end: date, label_start_offset: int = 1) -> None:

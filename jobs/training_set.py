@@ -138,13 +138,6 @@ def dataset_id_for(end: date, kind: str = "retrieval") -> str:
     return f"{kind}_{end:%Y%m%d}"
 
 
-def kind_of(dataset_id: str) -> DatasetKind:
-    name = dataset_id.rsplit("_", 1)[0]
-    if name not in KINDS:
-        raise KeyError(f"{dataset_id!r} is not a training set id (<kind>_<YYYYMMDD>, kinds: {', '.join(KINDS)})")
-    return KINDS[name]
-
-
 def build_rows(kind: DatasetKind, events: DataFrame, views: dict[str, DataFrame], params: BuildParams) -> DataFrame:
     labels, label_time = kind.labels(events, params)
     return point_in_time_join(labels, label_time, [(v, views[v.table_name]) for v in kind.views])
@@ -165,12 +158,14 @@ def _build_at(spark: SparkSession, kind: DatasetKind, paths: dict, versions: dic
     )
 
 
+def _latest_inputs(spark: SparkSession, kind: DatasetKind, settings: Settings) -> tuple[dict, dict]:
+    paths = _inputs(kind, settings)
+    return paths, {name: delta.latest_version(spark, path) for name, path in paths.items()}
+
+
 def build_current(spark: SparkSession, settings: Settings, kind: str, params: BuildParams) -> DataFrame:
     """The rows a build would write now (inputs at their latest versions), without writing them."""
-    dataset_kind = KINDS[kind]
-    paths = _inputs(dataset_kind, settings)
-    versions = {name: delta.latest_version(spark, path) for name, path in paths.items()}
-    return _build_at(spark, dataset_kind, paths, versions, params)
+    return _build_at(spark, KINDS[kind], *_latest_inputs(spark, KINDS[kind], settings), params)
 
 
 def content_hash(frame: DataFrame, exclude: tuple[str, ...] = ("dataset_id",)) -> str:
@@ -185,8 +180,7 @@ def run_training_set(spark: SparkSession, settings: Settings, kind: str, params:
     """Build one training set of ``kind`` and record its manifest; returns the manifest."""
     dataset_kind = KINDS[kind]
     require_applied(settings, dataset_kind.views)
-    paths = _inputs(dataset_kind, settings)
-    versions = {name: delta.latest_version(spark, path) for name, path in paths.items()}
+    paths, versions = _latest_inputs(spark, dataset_kind, settings)
     dataset_id = dataset_id_for(params.end, kind)
     frame = _build_at(spark, dataset_kind, paths, versions, params)
     shard_key = dataset_kind.unique_key[0]

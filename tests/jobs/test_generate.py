@@ -1,5 +1,6 @@
 import json
 from collections import Counter
+from datetime import datetime
 
 import numpy as np
 import pandas as pd
@@ -39,6 +40,14 @@ def test_records_follow_the_funnel(tmp_path):
     anonymous = [r for r in records if r["user_id"] is None]
     assert anonymous and all(r["anonymous_id"] for r in anonymous)
     assert not {"checkout", "purchase", "refund"} & {r["event_type"] for r in anonymous}
+    # A session opens with its page view; its product views follow one another 20-120 s apart.
+    by_session: dict[str, list] = {}
+    for r in sorted(records, key=lambda r: r["event_time"]):
+        by_session.setdefault(r["session_id"], []).append(r)
+    assert all(events[0]["event_type"] == "page_view" for events in by_session.values())
+    for events in by_session.values():
+        times = [datetime.fromisoformat(r["event_time"]) for r in events if r["event_type"] == "product_view"]
+        assert all(20 <= (b - a).total_seconds() <= 120 for a, b in zip(times, times[1:], strict=False))
 
 
 def test_order_lines_are_the_purchases(tmp_path):

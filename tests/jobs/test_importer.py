@@ -75,7 +75,7 @@ def test_imported_export_flows_through_ingest_and_rejects_are_kept(spark, settin
     days = [date(2026, 1, 2), date(2026, 1, 3)]
     ingest.run_bronze(spark, settings, days)
     reports = ingest.run_silver(spark, settings, days)
-    ingest.run_publish_silver(spark, settings)
+    ingest.run_publish(spark, settings)
     assert [(r.raw_records, r.accepted, r.quarantined) for r in reports] == [(2, 2, 0), (1, 1, 0)]
     silver = spark.read.format("delta").load(tables.table_path(tables.SILVER_EVENTS, settings))
     assert sorted((r["user_id"], r["quantity"]) for r in silver.collect()) == [("7", 2), ("8", 1), ("9", 1)]

@@ -44,7 +44,7 @@ def test_each_contract_breach_gets_its_reason(spark):
         with_(event_id="e7", price="cheap"),
         "",  # blank line: not a record
     ]
-    parsed = ingest.parse_events(bronze_of(spark, lines))
+    parsed = ingest.parse_records(bronze_of(spark, lines))
     reasons = {r["raw"][:40]: r["reject_reason"] for r in parsed.collect()}
     assert sorted(v for v in reasons.values() if v) == sorted(
         [
@@ -61,7 +61,7 @@ def test_each_contract_breach_gets_its_reason(spark):
 
 def test_silver_is_typed_and_deduplicated(spark):
     lines = [json.dumps(GOOD), json.dumps(GOOD), with_(event_id="e2", event_time="2025-12-31T23:59:00Z")]
-    silver = ingest.to_silver(ingest.parse_events(bronze_of(spark, lines)))
+    silver = ingest.to_silver(ingest.parse_records(bronze_of(spark, lines)))
     rows = {r["event_id"]: r for r in silver.collect()}
     assert set(rows) == {"e1", "e2"}
     assert rows["e1"]["price"] == 10.5 and rows["e1"]["quantity"] == 2
@@ -80,7 +80,7 @@ def test_runs_reconcile_and_reruns_change_nothing(spark, settings, tmp_path):
     def run():
         ingest.run_bronze(spark, settings, [day])
         reports = ingest.run_silver(spark, settings, [day])
-        ingest.run_publish_silver(spark, settings)
+        ingest.run_publish(spark, settings)
         return reports
 
     (first,) = run()
@@ -97,7 +97,7 @@ def test_runs_reconcile_and_reruns_change_nothing(spark, settings, tmp_path):
     # Forced re-processing goes through the same writes and still changes nothing.
     ingest.run_bronze(spark, settings, [day], reprocess=True)
     ingest.run_silver(spark, settings, [day], reprocess=True)
-    ingest.run_publish_silver(spark, settings)
+    ingest.run_publish(spark, settings)
     assert {t: snapshot(t) for t in before} == before
     assert [
         r["reject_reason"]
@@ -126,7 +126,7 @@ def test_every_planted_defect_is_accounted_for(spark, settings, tmp_path):
     days = [date(2026, 1, d) for d in (1, 2, 3)]
     ingest.run_bronze(spark, settings, days)
     reports = ingest.run_silver(spark, settings, days)
-    ingest.run_publish_silver(spark, settings)
+    ingest.run_publish(spark, settings)
     raw = sum(r.raw_records for r in reports)
     assert raw == manifest["raw_lines"]
     assert all(r.reconciles for r in reports)
@@ -168,7 +168,7 @@ def test_sessions_split_after_thirty_idle_minutes(spark):
         event("e4", None, "a7", "10:05:00"),  # signed out: sessionised by the anonymous id
         event("e5", None, "a7", "10:06:00"),
     ]
-    silver = ingest.to_silver(ingest.parse_events(bronze_of(spark, lines)))
+    silver = ingest.to_silver(ingest.parse_records(bronze_of(spark, lines)))
     keys = {r["event_id"]: r["session_key"] for r in silver.collect()}
     assert keys["e1"] == keys["e2"] == "u1@20260101T100000.000"
     assert keys["e3"] == "u1@20260101T110000.000"
