@@ -80,13 +80,17 @@ feature_rows = st.lists(
     st.tuples(
         st.sampled_from("abc"),
         st.integers(0, 9),  # feature day
-        st.integers(0, 72),  # hours late after the day closed (late data)
+        st.sampled_from([0, 12, 24, 36, 48]),  # hours late after the day closed (late data)
         st.integers(-5, 50),
     ),
     max_size=25,
     unique_by=lambda r: (r[0], r[1]),
 )
-label_rows = st.lists(st.tuples(st.sampled_from("abcd"), st.integers(0, 300)), min_size=1, max_size=20)
+# Times on a 12-hour grid, like the late arrivals: labels often fall exactly on a feature row's
+# available_at or on the time-to-live boundary, and rows of two days often become known together.
+label_rows = st.lists(
+    st.tuples(st.sampled_from("abcd"), st.integers(0, 25).map(lambda k: 12 * k)), min_size=1, max_size=20
+)
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -108,3 +112,14 @@ def test_matches_a_brute_force_reference_on_random_data(spark, raw_features, raw
     assert got == brute_force(features, labels, VIEW.ttl)
     # Leakage: no value used was known after its label time.
     assert all(r["feature_time__toy_v1"] is None or r["feature_time__toy_v1"] <= r["label_time"] for r in out)
+
+
+def test_rows_known_at_the_same_instant_resolve_to_the_newer_day(spark):
+    # Jan 1's row arrived a day late, so it became known together with Jan 2's on-time row.
+    features = spark.createDataFrame(
+        [("a", date(2026, 1, 1), datetime(2026, 1, 3), 1), ("a", date(2026, 1, 2), datetime(2026, 1, 3), 2)],
+        "user_id string, feature_date date, available_at timestamp, score long",
+    )
+    labels = spark.createDataFrame([("a", datetime(2026, 1, 3))], "user_id string, label_time timestamp")
+    out = point_in_time_join(labels, "label_time", [(VIEW, features)]).collect()
+    assert [r["toy_v1__score"] for r in out] == [2]
