@@ -23,7 +23,7 @@ demo: envs  ## generate demo data and run the whole pipeline DAG through Airflow
 test: envs  ## ruff, then the default test suite (slow end-to-end tests excluded)
 	@$(PIPELINE)/ruff check $(LINTED) && $(PIPELINE)/ruff format --check -q $(LINTED)
 	@set -o pipefail; rc=0; \
-	$(PIPELINE)/python -m pytest tests --ignore=tests/dags -m "not slow" $(PYTEST_ARGS) || { s=$$?; [ $$s -eq 5 ] || rc=$$s; }; \
+	$(PIPELINE)/python -m pytest tests --ignore=tests/dags -m "not slow" --durations=15 $(PYTEST_ARGS) || { s=$$?; [ $$s -eq 5 ] || rc=$$s; }; \
 	$(AIRFLOW)/python -m pytest tests/dags $(PYTEST_ARGS) || { s=$$?; [ $$s -eq 5 ] || rc=$$s; }; \
 	exit $$rc
 

@@ -52,6 +52,13 @@ def publish(spark, settings, rows):
     delta.merge_by_key(frame, tables.table_path(tables.SILVER_EVENTS, settings), ["event_id"], "event_date")
 
 
+def apply_only(spark, settings, *views):
+    """Apply just the views a test needs (each new table costs a Delta commit)."""
+    from lakecart.features import REGISTRY
+
+    feature_store.apply(spark, settings, views=[REGISTRY[v] for v in views])
+
+
 def test_materialising_needs_apply_and_apply_is_idempotent(spark, settings):
     publish(spark, settings, silver_rows(START, 3))
     with pytest.raises(feature_store.NotApplied, match="lakecart features apply"):
@@ -71,7 +78,7 @@ def test_materialising_needs_apply_and_apply_is_idempotent(spark, settings):
 
 def test_materialisation_redoes_only_the_days_new_data_touches(spark, settings):
     publish(spark, settings, silver_rows(START, 6))
-    feature_store.apply(spark, settings)
+    apply_only(spark, settings, "user_activity_v1")
     end = START + timedelta(days=5)
     view = "user_activity_v1"  # 28-day windows: a change on day d touches output days d..d+27
     first = run_materialize(spark, settings, START + timedelta(days=3), end, [view])[view]
@@ -93,7 +100,7 @@ def test_materialisation_redoes_only_the_days_new_data_touches(spark, settings):
 
 def test_get_returns_what_was_known_as_of_a_time_without_spark(spark, settings):
     publish(spark, settings, silver_rows(START, 5))
-    feature_store.apply(spark, settings)
+    apply_only(spark, settings, "user_activity_v2")
     run_materialize(spark, settings, START, START + timedelta(days=4), ["user_activity_v2"])
     # At 06:00 on Mar 4 the newest known row is Mar 3's (known at midnight).
     got = feature_store.get_features(settings, "user_activity_v2", ["u2", "nobody"], datetime(2026, 3, 4, 6))
@@ -114,7 +121,7 @@ def test_duckdb_reads_a_feature_table_without_a_jvm(spark, settings):
     from deltalake import DeltaTable
 
     publish(spark, settings, silver_rows(START, 2))
-    feature_store.apply(spark, settings)
+    apply_only(spark, settings, "item_popularity_v2")
     run_materialize(spark, settings, START, START + timedelta(days=1), ["item_popularity_v2"])
     item_popularity = DeltaTable(tables.table_path("features.item_popularity_v2", settings)).to_pyarrow_dataset()  # noqa: F841
     got = duckdb.sql("SELECT sum(views_1d) FROM item_popularity WHERE feature_date = DATE '2026-03-02'").fetchall()[0][
@@ -125,7 +132,7 @@ def test_duckdb_reads_a_feature_table_without_a_jvm(spark, settings):
 
 def test_a_training_set_rebuilds_identically_after_new_data_and_never_leaks(spark, settings):
     publish(spark, settings, silver_rows(START, 20))
-    feature_store.apply(spark, settings)
+    apply_only(spark, settings, "user_activity_v2", "user_sequences_v1")
     run_materialize(spark, settings, START, START + timedelta(days=19), ["user_activity_v2", "user_sequences_v1"])
     params = training_set.BuildParams(end=START + timedelta(days=19), days=6, test_days=2, horizon_days=3, every_days=2)
     manifest = training_set.run_training_set(spark, settings, "churn", params)

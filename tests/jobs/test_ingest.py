@@ -284,3 +284,21 @@ def test_orders_and_users_go_through_write_audit_publish(spark, settings, tmp_pa
     assert (report.accepted, report.quarantined) == (1, 1)
     (user,) = spark.read.format("delta").load(tables.table_path(tables.SILVER_USERS, settings)).collect()
     assert (user["user_id"], user["region"], str(user["signup_time"])) == ("u1", "north", "2025-01-01 00:00:00")
+
+
+def test_a_batch_failing_its_suite_is_held_back_in_staging(spark, settings, tmp_path):
+    """Write-audit-publish in one call: records that keep the raw contract (category is optional) but
+    fail the silver suite (item events without a category) stop before silver.events exists."""
+    from lakecart import delta
+    from lakecart.jobs.validate import run_write_audit_publish
+    from lakecart.quality import ValidationFailed
+
+    folder = tmp_path / "lake-root" / "raw" / "events" / "event_date=2026-01-01"
+    folder.mkdir(parents=True)
+    no_category = {k: v for k, v in GOOD.items() if k != "category"}
+    lines = [json.dumps({**no_category, "event_id": f"e{n}"}) for n in range(20)]
+    (folder / "a.jsonl").write_text("\n".join(lines) + "\n")
+    with pytest.raises(ValidationFailed, match="expect_column_values_to_not_be_null\\(column=category"):
+        run_write_audit_publish(spark, settings, ingest.EVENTS, [date(2026, 1, 1)])
+    assert delta.table_exists(spark, tables.table_path(tables.STAGING_SILVER_EVENTS, settings))
+    assert not delta.table_exists(spark, tables.table_path(tables.SILVER_EVENTS, settings))
