@@ -1,5 +1,7 @@
-"""lakecart daily pipeline: raw logs -> bronze -> silver -> features -> training set -> Horovod
-training -> embeddings and recommendations in the lake.
+"""lakecart daily pipeline: raw logs -> bronze -> silver -> validated feature tables.
+
+Publishing validated features emits the Assets ``lakecart://features/user`` and
+``lakecart://features/item``; the training DAG (``lakecart_training``) runs on them.
 
 This file only wires tasks. Each task runs the ``lakecart`` command line in the pipeline
 environment (``LAKECART_PIPELINE_BIN`` names its ``bin/``; otherwise ``lakecart`` must be on PATH),
@@ -9,8 +11,7 @@ validated, and only then merged into ``silver.events``; order lines and user exp
 the same steps inside one task each.
 
 Params: ``lookback_days`` re-processes that many days before the logical date (backfill through
-the same code path); ``train_days`` and ``test_days`` shape the training set; ``processes`` sets
-the Horovod workers.
+the same code path).
 """
 
 from __future__ import annotations
@@ -30,7 +31,6 @@ SILVER_USERS = Asset("lakecart://silver/users")
 # Every view of the user side (user, user x category, session) and of the item side (item, category).
 USER_FEATURES = Asset("lakecart://features/user")
 ITEM_FEATURES = Asset("lakecart://features/item")
-RECOMMENDATIONS = Asset("lakecart://gold/recommendations")
 
 
 def lakecart(task_id: str, arguments: str, **kwargs) -> BashOperator:
@@ -46,12 +46,8 @@ def lakecart(task_id: str, arguments: str, **kwargs) -> BashOperator:
     default_args={"retries": 0},
     params={
         "lookback_days": Param(0, type="integer", minimum=0, description="also re-process this many earlier days"),
-        "train_days": Param(14, type="integer", minimum=2, description="days of interactions in the training set"),
-        "test_days": Param(2, type="integer", minimum=1, description="last days held out for evaluation"),
-        "processes": Param(2, type="integer", minimum=1, description="Horovod workers"),
-        "epochs": Param(10, type="integer", minimum=1),
     },
-    tags=["lakecart", "features", "training"],
+    tags=["lakecart", "features"],
     doc_md=__doc__,
 )
 def lakecart_pipeline():
@@ -73,17 +69,6 @@ def lakecart_pipeline():
     validate_item = lakecart(
         "validate_item_features", f"validate 'features.item_*' 'features.category_*' {WINDOW}", outlets=[ITEM_FEATURES]
     )
-    dataset = lakecart(
-        "build_training_set",
-        f"dataset build {DAY} --days {{{{ params.train_days }}}} --test-days {{{{ params.test_days }}}}",
-    )
-    validate_dataset = lakecart("validate_training_set", f"validate training.retrieval {DAY}")
-    train = lakecart(
-        "train_retrieval",
-        f"train retrieval {DAY} --processes {{{{ params.processes }}}} --epochs {{{{ params.epochs }}}}",
-    )
-    publish = lakecart("publish_retrieval", f"publish retrieval {DAY}", outlets=[RECOMMENDATIONS])
-
     # Orders and user exports: bronze, both validations and publish in one command each.
     # --skip-if-absent: an imported interaction log brings no orders or user exports.
     lakecart("ingest_orders", f"ingest orders {WINDOW} --skip-if-absent", outlets=[SILVER_ORDER_LINES])
@@ -98,10 +83,9 @@ def lakecart_pipeline():
         >> apply_features
         >> features
         >> [validate_user, validate_item]
-        >> dataset
     )
-    catalog >> dataset
-    dataset >> validate_dataset >> train >> publish
+    # Item features are published only with the catalogue they describe.
+    catalog >> validate_item
 
 
 lakecart_pipeline()

@@ -48,9 +48,13 @@ class BuildParams:
     test_days: int = 2  # the newest days (of interactions or observations) held out
     horizon_days: int = 28  # churn: days without a purchase that count as churned
     every_days: int = 7  # churn/demand: days between observation dates
+    horizons: tuple[int, ...] = label_builders.DEMAND_HORIZONS  # demand: days ahead forecast
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "horizons", tuple(sorted(int(h) for h in self.horizons)))
 
     def to_json(self) -> dict:
-        return {**self.__dict__, "end": self.end.isoformat()}
+        return {**self.__dict__, "end": self.end.isoformat(), "horizons": list(self.horizons)}
 
     @classmethod
     def from_json(cls, data: dict) -> BuildParams:
@@ -102,8 +106,8 @@ def _churn(events: DataFrame, p: BuildParams) -> tuple[DataFrame, str]:
 
 def _demand(key: str) -> Callable[[DataFrame, BuildParams], tuple[DataFrame, str]]:
     def build(events: DataFrame, p: BuildParams) -> tuple[DataFrame, str]:
-        observations = _observations(p, max(label_builders.DEMAND_HORIZONS))
-        frame = label_builders.demand_labels(events, observations, p.end, key)
+        observations = _observations(p, max(p.horizons))
+        frame = label_builders.demand_labels(events, observations, p.end, key, p.horizons)
         return _with_split(frame, observations, p.test_days), label_builders.LABEL_TIME
 
     return build
@@ -124,7 +128,7 @@ class DatasetKind:
 KINDS: dict[str, DatasetKind] = {
     k.name: k
     for k in (
-        DatasetKind("retrieval", _retrieval, (user_activity_v1, item_popularity_v1), ("event_id",)),
+        DatasetKind("retrieval", _retrieval, (user_activity_v1, user_sequences_v1, item_popularity_v1), ("event_id",)),
         DatasetKind("churn", _churn, (user_activity_v2, user_sequences_v1), ("user_id", "observation_date")),
         DatasetKind(
             "demand", _demand("item_id"), (item_demand_v1, item_popularity_v2), ("item_id", "observation_date")

@@ -214,6 +214,7 @@ def cmd_dataset(args: argparse.Namespace) -> int:
         test_days=args.test_days,
         horizon_days=args.horizon_days,
         every_days=args.every_days,
+        horizons=tuple(int(h) for h in args.horizons.split(",")),
     )
     _print(training_set.run_training_set(_spark("dataset"), settings, kind, params, shards=args.shards))
     return 0
@@ -246,41 +247,59 @@ def cmd_sql(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_dir_for(settings, model: str, dataset_id: str) -> Path:
-    return Path(settings.lake.models) / model / dataset_id
+def _run(model: str, day) -> tuple:
+    from lakecart.config import get_settings
+    from lakecart.jobs.training_set import dataset_id_for
+    from lakecart.training.tasks import TASKS
+
+    return get_settings(), dataset_id_for(day, TASKS[model].dataset_kind)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from lakecart.config import get_settings
-    from lakecart.jobs.training_set import dataset_id_for
     from lakecart.training import distributed
+    from lakecart.training.publish import run_dir_for, run_root_for
 
-    settings = get_settings()
-    dataset_id = dataset_id_for(args.date)
-    run_dir = run_dir_for(settings, args.model, dataset_id)
-    worker_args = ["--dataset-id", dataset_id, "--as-of", args.date.isoformat(), "--run-dir", str(run_dir)]
-    for flag in ("epochs", "global_batch_size", "learning_rate", "embedding_dim", "seed"):
+    settings, dataset_id = _run(args.model, args.date)
+    worker_args = ["--model", args.model, "--dataset-id", dataset_id, "--as-of", args.date.isoformat()]
+    worker_args += ["--run-root", str(run_root_for(settings, args.model, dataset_id))]
+    for flag in ("epochs", "global_batch_size", "learning_rate", "seed"):
         value = getattr(args, flag)
         if value is not None:
             worker_args += [f"--{flag.replace('_', '-')}", str(value)]
+    for param in args.param:
+        worker_args += ["--param", param]
+    if args.resume:
+        worker_args.append("--resume")
     processes = args.processes or settings.training.processes
-    rc = distributed.launch(
-        "lakecart.training.train_retrieval", worker_args, processes, args.hosts or settings.training.hosts
-    )
+    rc = distributed.launch("lakecart.training.worker", worker_args, processes, args.hosts or settings.training.hosts)
     if rc != 0:
         raise RuntimeError(f"training failed (exit code {rc}); see the worker logs above")
-    _print(json.loads((run_dir / "metrics.json").read_text()))
+    run_dir = run_dir_for(settings, args.model, dataset_id)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    _print({k: metrics[k] for k in ("model_version", "test", "baselines", "examples_per_second_per_worker")})
+    print(f"run directory: {run_dir} (metrics.json, *.png, tensorboard/, weights/)", file=sys.stderr)
     return 0
 
 
-def cmd_publish(args: argparse.Namespace) -> int:
-    from lakecart.config import get_settings
-    from lakecart.jobs.training_set import dataset_id_for
-    from lakecart.training.publish import publish_retrieval
+# Exit code for "the candidate is not better": Airflow's BashOperator marks the task skipped
+# (skip_on_exit_code 99), so publishing downstream is skipped rather than failed.
+GATE_HOLD_EXIT = 99
 
-    settings = get_settings()
-    run_dir = run_dir_for(settings, args.model, dataset_id_for(args.date))
-    _print(publish_retrieval(settings, run_dir, args.date, args.top_k or settings.training.top_k))
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from lakecart.training.publish import evaluate_candidate
+
+    settings, dataset_id = _run(args.model, args.date)
+    result = evaluate_candidate(settings, args.model, dataset_id)
+    _print(result)
+    return 0 if result["publish"] else GATE_HOLD_EXIT
+
+
+def cmd_publish(args: argparse.Namespace) -> int:
+    from lakecart.training.publish import publish
+
+    settings, dataset_id = _run(args.model, args.date)
+    _print(publish(settings, args.model, dataset_id, args.date, force=args.force))
     return 0
 
 
@@ -423,6 +442,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--test-days", type=int, default=2, help="the newest days held out for evaluation")
     p.add_argument("--horizon-days", type=int, default=28, help="churn: days without a purchase that count as churn")
     p.add_argument("--every-days", type=int, default=7, help="churn/demand: days between observation dates")
+    p.add_argument("--horizons", default="7,14,28", help="demand: days ahead to forecast, comma-separated")
     p.add_argument("--shards", type=int, default=4, help="files written, so workers can read disjoint shards")
     p.add_argument("--write", action="store_true", help="rebuild: also replace the stored rows with the rebuilt ones")
 
@@ -441,21 +461,51 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("query")
     p.add_argument("--limit", type=int, default=50, help="rows printed")
 
-    p = add("train", cmd_train, "train a model on N Horovod workers (horovodrun --gloo; NCCL on GPU hosts)")
-    p.add_argument("model", choices=["retrieval"])
+    from lakecart.training.tasks import TASKS
+
+    models = sorted(TASKS)
+    p = add(
+        "train",
+        cmd_train,
+        "train a model on its training set for --date with N Horovod workers (horovodrun --gloo; NCCL on GPU "
+        "hosts); rank 0 evaluates against the baselines and writes metrics, plots and TensorBoard logs to "
+        "<lake models>/<model>/<training set id>",
+    )
+    p.add_argument("model", choices=models)
     _with_date(p, lookback=False)
     p.add_argument("--processes", type=int, help="workers (default from config: 2)")
     p.add_argument("--hosts", help="horovodrun hosts, e.g. gpu-1:4,gpu-2:4")
     p.add_argument("--epochs", type=int)
-    p.add_argument("--global-batch-size", type=int)
+    p.add_argument("--global-batch-size", type=int, help="examples per step over all workers")
     p.add_argument("--learning-rate", type=float)
-    p.add_argument("--embedding-dim", type=int)
     p.add_argument("--seed", type=int)
+    p.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="model-specific, e.g. embedding_dim=64, hidden_layers=[128,64], sampling_bias_correction=false",
+    )
+    p.add_argument("--resume", action="store_true", help="continue from the run's last checkpoint")
 
-    p = add("publish", cmd_publish, "write embeddings, top-k recommendations and the registry row to Delta")
-    p.add_argument("model", choices=["retrieval"])
+    p = add(
+        "evaluate",
+        cmd_evaluate,
+        "the publish gate: score the published model (the champion) on the new run's held-out split and compare; "
+        f"exit 0 to publish, {GATE_HOLD_EXIT} when the new model is worse (Airflow then skips publishing)",
+    )
+    p.add_argument("model", choices=models)
     _with_date(p, lookback=False)
-    p.add_argument("--top-k", type=int)
+
+    p = add(
+        "publish",
+        cmd_publish,
+        "write a run's outputs (embeddings, recommendations, churn scores, forecasts) and its registry row to Delta; "
+        "refuses unless `lakecart evaluate` passed",
+    )
+    p.add_argument("model", choices=models)
+    _with_date(p, lookback=False)
+    p.add_argument("--force", action="store_true", help="publish without the gate (e.g. a deliberate rollback)")
 
     add("tables", cmd_tables, "list the lake's tables with row counts and Delta versions")
 

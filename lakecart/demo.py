@@ -1,5 +1,6 @@
-"""``lakecart demo``: synthetic raw logs, then the whole pipeline DAG run by Airflow (SQLite,
-in-process ``airflow dags test``), then a summary of what landed in the lake."""
+"""``lakecart demo``: synthetic raw logs, then both DAGs run by Airflow (SQLite, in-process
+``airflow dags test``): the pipeline up to validated features, then the training DAG that a
+scheduler would start from the pipeline's asset events; then a summary of what landed in the lake."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import lakecart
 from lakecart.config import get_settings
 
 DAG_ID = "lakecart_pipeline"
+TRAINING_DAG_ID = "lakecart_training"
 START = date(2026, 1, 1)
 
 
@@ -47,7 +49,7 @@ def airflow_bin() -> Path:
     return Path(os.environ.get("LAKECART_AIRFLOW_BIN", Path(sys.prefix).parent / "airflow" / "bin"))
 
 
-def run_dag(lake_root: Path, end: date, conf: dict, capture: bool = False) -> tuple[str, str]:
+def run_dag(lake_root: Path, end: date, conf: dict, capture: bool = False, dag_id: str = DAG_ID) -> tuple[str, str]:
     """Migrate Airflow's SQLite database (idempotent), run one DAG run for ``end`` with
     ``airflow dags test``, and return the run's final state and (if ``capture``) its output."""
     home = lake_root / "airflow"
@@ -56,7 +58,7 @@ def run_dag(lake_root: Path, end: date, conf: dict, capture: bool = False) -> tu
     airflow = str(airflow_bin() / "airflow")
     subprocess.run([airflow, "db", "migrate"], env=env, check=True, capture_output=True)
     done = subprocess.run(
-        [airflow, "dags", "test", DAG_ID, end.isoformat(), "--conf", json.dumps(conf)],
+        [airflow, "dags", "test", dag_id, end.isoformat(), "--conf", json.dumps(conf)],
         env=env,
         check=False,
         text=True,
@@ -64,13 +66,50 @@ def run_dag(lake_root: Path, end: date, conf: dict, capture: bool = False) -> tu
         stderr=subprocess.STDOUT if capture else None,
     )
     runs = subprocess.run(
-        [airflow, "dags", "list-runs", DAG_ID, "-o", "json"], env=env, check=True, capture_output=True, text=True
+        [airflow, "dags", "list-runs", dag_id, "-o", "json"], env=env, check=True, capture_output=True, text=True
     )
     # The JSON is the last line that opens a list; Airflow may print warnings before it.
     listing = next((line for line in reversed(runs.stdout.splitlines()) if line.startswith("[")), "[]")
     mine = [r for r in json.loads(listing) if str(r.get("logical_date", "")).startswith(end.isoformat())]
     state = mine[0]["state"] if mine else f"unknown (airflow exit code {done.returncode})"
     return state, done.stdout or ""
+
+
+DEMO_TRAIN_ARGS = {
+    "retrieval": "--epochs 5",
+    "ranking": "--epochs 3",
+    "churn": "--epochs 10 --global-batch-size 128",
+    "demand": "--epochs 20 --global-batch-size 64",
+    # a dozen categories x a few observation dates: a handful of rows per worker
+    "category_demand": "--epochs 20 --global-batch-size 4",
+}
+# A few days of a few dozen users (the end-to-end test): batches small enough for every set.
+SMALL_TRAIN_ARGS = {
+    "retrieval": "--epochs 2 --global-batch-size 128",
+    "ranking": "--epochs 2 --global-batch-size 128",
+    "churn": "--epochs 2 --global-batch-size 8",
+    "demand": "--epochs 2 --global-batch-size 8",
+    "category_demand": "--epochs 2 --global-batch-size 2",
+}
+
+
+def training_conf(days: int, test_days: int = 2) -> dict:
+    """Training-DAG parameters that fit ``days`` of data. The demo has two weeks, so churn and
+    demand use short horizons (3 days; 1/3/7 days ahead): the production defaults (28 days;
+    7/14/28 days ahead) need months of history (see benchmarks/training_quality.py)."""
+    horizons = [1, 2] if days < 10 else [1, 3, 7]
+    churn_horizon = 1 if days < 10 else 3
+    observation_days = max(days - max(horizons) - 1, test_days + 1)
+    return {
+        "train_days": days,
+        "test_days": test_days,
+        "observation_days": observation_days,
+        "every_days": 1,
+        "churn_horizon_days": churn_horizon,
+        "demand_horizons": ",".join(map(str, horizons)),
+        "processes": 2,
+        "train_args": SMALL_TRAIN_ARGS if days < 10 else DEMO_TRAIN_ARGS,
+    }
 
 
 def run_demo(args: Namespace) -> int:
@@ -81,7 +120,7 @@ def run_demo(args: Namespace) -> int:
     end = START + timedelta(days=args.days - 1)
     started = time.perf_counter()
 
-    _step(f"1/3 synthetic raw logs: {args.days} days x ~{args.events_per_day} events -> {lake_root}/raw")
+    _step(f"1/4 synthetic raw logs: {args.days} days x ~{args.events_per_day} events -> {lake_root}/raw")
     manifest = lake_root / "raw" / "_manifest.json"
     if manifest.exists():
         print(f"raw logs already there ({manifest}); `lakecart demo --fresh` starts over")
@@ -94,16 +133,25 @@ def run_demo(args: Namespace) -> int:
         print(json.dumps(generate(spec, lake_root / "raw")["raw_lines"]), "raw lines written")
 
     _step(
-        f"2/3 Airflow runs DAG '{DAG_ID}' for {end} (tasks: bronze, silver, validation, features, "
-        "training set, Horovod training on 2 processes, publish)"
+        f"2/4 Airflow runs DAG '{DAG_ID}' for {end} (bronze, silver, validation, feature definitions, "
+        "features, feature validation)"
     )
-    conf = {"lookback_days": args.days - 1, "train_days": args.days, "test_days": 2, "processes": 2, "epochs": 10}
-    state, _ = run_dag(lake_root, end, conf)
+    state, _ = run_dag(lake_root, end, {"lookback_days": args.days - 1})
     if state != "success":
         print(f"\nThe DAG run ended '{state}'; the failing task's log is above.", file=sys.stderr)
         return 1
 
-    _step("3/3 results")
+    _step(
+        f"3/4 Airflow runs DAG '{TRAINING_DAG_ID}' for {end} (a scheduler starts it from the feature assets; "
+        "here `dags test` does): training sets, retrieval, ranking, churn and demand models on 2 Horovod "
+        "processes each, the publish gate, publish"
+    )
+    state, _ = run_dag(lake_root, end, training_conf(args.days), dag_id=TRAINING_DAG_ID)
+    if state != "success":
+        print(f"\nThe DAG run ended '{state}'; the failing task's log is above.", file=sys.stderr)
+        return 1
+
+    _step("4/4 results")
     print_summary(lake_root, end)
     print(f"\ndemo finished in {time.perf_counter() - started:.0f} s")
     return 0
@@ -121,21 +169,34 @@ def print_summary(lake_root: Path, end: date) -> None:
     print(f"{'table':34} {'rows':>9} {'version':>8}")
     for row in table_overview(settings):
         print(f"{row['table']:34} {row['rows']:>9} {row['version']:>8}")
-    run_dir = Path(settings.lake.models) / "retrieval" / dataset_id_for(end)
-    metrics = json.loads((run_dir / "metrics.json").read_text())
-    print(
-        f"\nmodel {metrics['model_version']} (trained on {metrics['params']['workers']} Horovod workers, "
-        f"{metrics['train_rows']} train / {metrics['test_rows']} held-out interactions)"
-    )
-    for k, v in metrics["test"].items():
-        print(f"  {k:11} two-tower {v:.3f}   most-popular {metrics['baseline_most_popular'][k]:.3f}")
-    recs = DeltaTable(tables.table_path(tables.RECOMMENDATIONS, settings)).to_pandas(
-        filters=[("model_version", "=", metrics["model_version"])]
-    )
+    from lakecart.training.publish import run_dir_for
+    from lakecart.training.tasks import TASKS
+
+    print()
+    for model, task in TASKS.items():
+        try:
+            run_dir = run_dir_for(settings, model, dataset_id_for(end, task.dataset_kind))
+        except FileNotFoundError:
+            continue
+        metrics = json.loads((run_dir / "metrics.json").read_text())
+        gate = run_dir / "evaluation.json"
+        decision = json.loads(gate.read_text())["publish"] if gate.exists() else None
+        status = {True: "published", False: "held back by the gate", None: "not evaluated"}[decision]
+        key = task.primary_metric
+        baselines = ", ".join(f"{name} {values[key]:.3f}" for name, values in metrics["baselines"].items())
+        print(
+            f"{model:16} {key} {metrics['test'][key]:.3f} (baselines: {baselines}); "
+            f"{metrics['params']['workers']} workers, {metrics['examples_per_second_per_worker']:.0f} examples/s "
+            f"per worker; {status}"
+        )
+    recs = DeltaTable(tables.table_path(tables.RANKED_RECOMMENDATIONS, settings)).to_pandas()
     user = sorted(recs["user_id"].unique())[0]
     top = recs[recs["user_id"] == user].sort_values("rank").head(5)
-    print(f"\ntop-5 recommendations for {user}: " + ", ".join(f"{r.item_id} ({r.score:.2f})" for r in top.itertuples()))
+    print(
+        f"\nfinal top-5 for {user} (retrieval, then ranking): "
+        + ", ".join(f"{r.item_id} (p={r.score:.2f})" for r in top.itertuples())
+    )
     print(f"\nlake:       {lake_root}/lake   (Delta tables; read with Spark, delta-rs or DuckDB)")
-    print(f"model:      {run_dir}   (metrics.json, retrieval.png, weights/)")
+    print(f"models:     {settings.lake.models}/<model>/<training set>   (metrics.json, *.png, tensorboard/, weights/)")
     print(f"data docs:  {lake_root}/reports/gx/<table>/gx/uncommitted/data_docs/local_site/index.html")
     print(f"airflow:    {lake_root}/airflow   (SQLite metadata and task logs)")

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 from deltalake import DeltaTable
-
-USER_FEATURE_PREFIX = "user_activity_v1__"
 
 
 def dataset_fragments(table_uri: str, dataset_id: str) -> list:
@@ -37,15 +34,25 @@ def read_split(table_uri: str, dataset_id: str, split: str) -> pd.DataFrame:
     return read_shard(table_uri, dataset_id, 0, 1, split)
 
 
-def user_feature_columns(frame: pd.DataFrame) -> list[str]:
-    return sorted(c for c in frame.columns if c.startswith(USER_FEATURE_PREFIX))
-
-
-def user_feature_matrix(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
-    """Missing features (no row known at label time) become 0; counts are log-scaled."""
-    values = frame.reindex(columns=columns).astype("float64").fillna(0.0).to_numpy()
-    return np.log1p(np.clip(values, 0.0, None)).astype("float32")
+def numeric_columns(table_uri: str) -> list[str]:
+    """Names of the table's numeric (integer or floating) columns, from its schema."""
+    schema = DeltaTable(table_uri).to_pyarrow_dataset().schema
+    return [f.name for f in schema if pa.types.is_integer(f.type) or pa.types.is_floating(f.type)]
 
 
 def read_delta(table_uri: str, columns: list[str] | None = None, filters=None) -> pd.DataFrame:
     return DeltaTable(table_uri).to_pandas(columns=columns, filters=filters)
+
+
+def manifest(settings, dataset_id: str) -> dict:
+    """A training set's manifest (parameters, inputs and their Delta versions) from ``training.manifests``."""
+    import json
+
+    from lakecart import tables
+
+    rows = read_delta(
+        tables.table_path(tables.TRAINING_MANIFESTS, settings), ["manifest"], filters=[("dataset_id", "=", dataset_id)]
+    )
+    if rows.empty:
+        raise KeyError(f"no manifest for training set {dataset_id!r}")
+    return json.loads(rows["manifest"].iloc[0])

@@ -2,8 +2,9 @@
 
 The same trainer runs as 1 process, as N processes under ``horovodrun`` (Gloo on CPU, NCCL on GPU
 hosts) and inside Spark executors (``horovod.spark.run``): only the launcher differs.
-Per worker: init, GPU pinned by local rank, variables broadcast from rank 0, gradients and
-metrics averaged across workers, logs and checkpoints written by rank 0 only.
+Per worker: init, GPU pinned by local rank, learning rate scaled by the world size when the batch
+is per worker, variables broadcast from rank 0, gradients and metrics averaged across workers,
+TensorBoard logs and checkpoints written by rank 0 only, resume from the last checkpoint.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import subprocess
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 log = logging.getLogger(__name__)
 
@@ -53,11 +55,71 @@ def distributed_optimizer(optimizer):
     return hvd.DistributedOptimizer(optimizer)
 
 
-def training_callbacks() -> list:
-    """Start every worker from rank 0's weights; report epoch metrics averaged over workers."""
-    import horovod.tensorflow.keras as hvd
+def learning_rate(base: float, worker: Worker, batch_per_worker: bool) -> float:
+    """The learning rate for this run. With a fixed *global* batch (our default: the same batch,
+    epochs and quality whatever the worker count) the rate stays; with a fixed batch *per worker*
+    the global batch grows with the workers and the rate is scaled by their number (Goyal et al.)."""
+    return base * worker.size if batch_per_worker else base
 
-    return [hvd.callbacks.BroadcastGlobalVariablesCallback(0), hvd.callbacks.MetricAverageCallback()]
+
+def training_callbacks(worker: Worker, run_dir: Path, checkpoint: bool = True, patience: int | None = None) -> list:
+    """Every worker starts from rank 0's weights and sees epoch metrics averaged over workers;
+    rank 0 alone writes TensorBoard logs and a checkpoint after each epoch (``resume_epoch``).
+
+    ``patience``: stop when the validation loss has not improved for that many epochs and keep the
+    best epoch's weights. It sees the *averaged* validation loss, so every worker stops at the same
+    epoch with the same weights.
+    """
+    import horovod.tensorflow.keras as hvd
+    import tensorflow as tf
+
+    callbacks = [hvd.callbacks.BroadcastGlobalVariablesCallback(0), hvd.callbacks.MetricAverageCallback()]
+    if patience is not None:
+        callbacks.append(
+            tf.keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True)
+        )
+    if worker.is_chief:
+        callbacks.append(tf.keras.callbacks.TensorBoard(log_dir=str(run_dir / "tensorboard"), profile_batch=0))
+        if checkpoint:
+            callbacks.append(_EpochCheckpoint(run_dir / "checkpoints"))
+    return callbacks
+
+
+class _EpochCheckpoint:
+    """Weights and optimizer state after every epoch, plus the number of epochs done."""
+
+    def __new__(cls, directory: Path):
+        import tensorflow as tf
+
+        class EpochCheckpoint(tf.keras.callbacks.Callback):
+            def on_epoch_end(self, epoch: int, logs=None) -> None:
+                directory.mkdir(parents=True, exist_ok=True)
+                self.model.save_weights(str(directory / "last"))
+                (directory / "epochs_done").write_text(str(epoch + 1))
+
+        return EpochCheckpoint()
+
+
+def resume_epoch(model, run_dir: Path) -> int:
+    """Load the last checkpoint of ``run_dir`` into ``model`` (already built) on every worker and
+    return the epochs it had done; 0 when there is none. ``run_dir`` must be on storage every
+    worker reads (shared disk or object store mount) when the workers span hosts."""
+    directory = run_dir / "checkpoints"
+    done = directory / "epochs_done"
+    if not done.exists():
+        return 0
+    model.load_weights(str(directory / "last"))
+    epochs = int(done.read_text())
+    log.info("resuming from the checkpoint after epoch %d", epochs)
+    return epochs
+
+
+def allreduce_mean(values: Sequence[float], name: str) -> list[float]:
+    """The element-wise mean of ``values`` over all workers."""
+    import horovod.tensorflow as hvd
+    import tensorflow as tf
+
+    return hvd.allreduce(tf.constant(list(values), dtype=tf.float64), op=hvd.Average, name=name).numpy().tolist()
 
 
 def min_across_workers(value: int) -> int:

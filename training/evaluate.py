@@ -1,4 +1,4 @@
-"""Offline retrieval metrics over the full catalogue, and the baselines every model must beat."""
+"""Offline metrics and the baselines every model must beat. Plain numpy/scikit-learn."""
 
 from __future__ import annotations
 
@@ -15,17 +15,35 @@ def top_k_indices(scores: np.ndarray, k: int) -> np.ndarray:
     return np.take_along_axis(part, order, axis=1)
 
 
-def recall_at_k(scores: np.ndarray, true_index: np.ndarray, ks: Sequence[int]) -> dict[str, float]:
-    """Share of held-out interactions whose item is among the k best-scored candidates.
+def true_item_rank(scores: np.ndarray, true_index: np.ndarray) -> np.ndarray:
+    """0-based rank of each row's true item, pessimistic on ties: the number of other candidates
+    scored at least as high (a model that scores everything alike ranks the item last, and NaN
+    scores rank it last too)."""
+    true_scores = scores[np.arange(len(true_index)), true_index]
+    at_least = (scores >= true_scores[:, None]).sum(axis=1) - 1
+    return np.where(np.isnan(true_scores), scores.shape[1] - 1, at_least)
 
-    With one relevant item per interaction this is also the hit rate (the TFRS "top-k accuracy").
+
+def ranking_metrics(scores: np.ndarray, true_index: np.ndarray, ks: Sequence[int]) -> dict[str, float]:
+    """recall@k and NDCG@k over the full catalogue, one relevant item per held-out interaction.
+
+    recall@k is then the hit rate (the TFRS "top-k accuracy"); NDCG@k = 1/log2(rank + 2) when the
+    item is within the top k, else 0 (the ideal DCG of one relevant item is 1).
     """
     if len(true_index) == 0:
-        return {f"recall@{k}": 0.0 for k in ks}
-    # Rank of the true item = number of candidates scored strictly higher.
-    true_scores = scores[np.arange(len(true_index)), true_index]
-    rank = (scores > true_scores[:, None]).sum(axis=1)
-    return {f"recall@{k}": float(np.mean(rank < k)) for k in ks}
+        return {**{f"recall@{k}": 0.0 for k in ks}, **{f"ndcg@{k}": 0.0 for k in ks}}
+    rank = np.concatenate(
+        [true_item_rank(scores[i : i + 2048], true_index[i : i + 2048]) for i in range(0, len(true_index), 2048)]
+    )
+    gain = 1.0 / np.log2(rank + 2.0)
+    return {
+        **{f"recall@{k}": float(np.mean(rank < k)) for k in ks},
+        **{f"ndcg@{k}": float(np.mean(np.where(rank < k, gain, 0.0))) for k in ks},
+    }
+
+
+def recall_at_k(scores: np.ndarray, true_index: np.ndarray, ks: Sequence[int]) -> dict[str, float]:
+    return {k: v for k, v in ranking_metrics(scores, true_index, ks).items() if k.startswith("recall@")}
 
 
 def popularity_scores(train_item_index: np.ndarray, n_items: int, n_queries: int) -> np.ndarray:
@@ -34,3 +52,66 @@ def popularity_scores(train_item_index: np.ndarray, n_items: int, n_queries: int
     # A tiny index-based tie-break keeps the ranking deterministic.
     counts -= np.arange(n_items, dtype="float32") * 1e-6
     return np.broadcast_to(counts, (n_queries, n_items))
+
+
+def cooccurrence_matrix(user_index: np.ndarray, item_index: np.ndarray, n_items: int) -> np.ndarray:
+    """Item x item counts of users who interacted with both (training data; the diagonal is 0)."""
+    n_users = int(user_index.max()) + 1 if len(user_index) else 0
+    seen = np.zeros((n_users, n_items), dtype="float32")
+    seen[user_index, item_index] = 1.0
+    matrix = seen.T @ seen
+    np.fill_diagonal(matrix, 0.0)
+    return matrix
+
+
+def cooccurrence_scores(history: Sequence[np.ndarray], matrix: np.ndarray, fallback: np.ndarray) -> np.ndarray:
+    """The item co-occurrence baseline: a query's score for item j sums ``matrix[i, j]`` over the
+    items i of its recent history (``history``: index lists, -1 padded); popularity breaks ties and
+    serves users without history."""
+    n_items = matrix.shape[0]
+    scores = np.zeros((len(history), n_items), dtype="float32")
+    for row, items in enumerate(history):
+        items = np.asarray(items, dtype=int)
+        if len(items):
+            scores[row] = matrix[items].sum(axis=0)
+    return scores + fallback / (fallback.max() + 1.0)
+
+
+def binary_metrics(y_true: np.ndarray, p: np.ndarray) -> dict[str, float]:
+    """ROC-AUC, PR-AUC (average precision), Brier score, base rate and lift in the top decile."""
+    from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
+
+    y_true = np.asarray(y_true).astype(int)
+    p = np.asarray(p, dtype="float64")
+    out = {"base_rate": float(y_true.mean()) if len(y_true) else 0.0, "lift@10%": lift_at(y_true, p, 0.1)}
+    if len(np.unique(y_true)) < 2:
+        return {**out, "roc_auc": float("nan"), "pr_auc": float("nan"), "brier": float(np.mean((p - y_true) ** 2))}
+    return {
+        **out,
+        "roc_auc": float(roc_auc_score(y_true, p)),
+        "pr_auc": float(average_precision_score(y_true, p)),
+        "brier": float(brier_score_loss(y_true, p)),
+    }
+
+
+def lift_at(y_true: np.ndarray, p: np.ndarray, share: float) -> float:
+    """Positive rate among the ``share`` highest-scored rows over the overall positive rate."""
+    if len(y_true) == 0 or y_true.mean() == 0:
+        return float("nan")
+    top = np.argsort(-p, kind="stable")[: max(1, int(round(len(p) * share)))]
+    return float(y_true[top].mean() / y_true.mean())
+
+
+def reliability(y_true: np.ndarray, p: np.ndarray, bins: int = 10) -> dict[str, list[float]]:
+    """Mean predicted vs observed rate per probability bin (the reliability diagram's points)."""
+    from sklearn.calibration import calibration_curve
+
+    observed, predicted = calibration_curve(np.asarray(y_true).astype(int), p, n_bins=bins, strategy="quantile")
+    return {"predicted": predicted.tolist(), "observed": observed.tolist()}
+
+
+def mase(actual: np.ndarray, forecast: np.ndarray, scale: float) -> float:
+    """Mean absolute error scaled by ``scale``, the in-sample MAE of the seasonal naive forecast."""
+    if scale <= 0:
+        raise ValueError("the MASE scale must be positive (the training data has no variation)")
+    return float(np.mean(np.abs(np.asarray(actual) - np.asarray(forecast))) / scale)

@@ -1,6 +1,13 @@
-"""Write a trained model's results back to the lake (delta-rs, no JVM): embeddings, top-k
-recommendations and a row in the model registry. Each write replaces exactly this model
-version's rows, so publishing twice leaves the same tables."""
+"""The last two steps of a training run: the gate (``lakecart evaluate``) and the write-back
+(``lakecart publish``). Delta writes through delta-rs, no JVM.
+
+The gate re-evaluates the *champion* (the model last published for this task, from
+``gold.model_registry``) on the candidate's held-out split and compares the task's primary
+metric: the candidate is published only when it is at least as good. Publishing replaces exactly
+this model version's rows in each output table (so publishing twice leaves the same tables) and
+records the model in the registry with its training-set manifest id, parameters, metrics and
+artefact path.
+"""
 
 from __future__ import annotations
 
@@ -9,104 +16,152 @@ import logging
 from datetime import UTC, date, datetime, time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 from deltalake import DeltaTable, write_deltalake
 
 from lakecart import tables
 from lakecart.config import Settings
-from lakecart.training.evaluate import top_k_indices
+from lakecart.training.tasks import TASKS
+from lakecart.training.tasks.base import ModelTask, TrainParams
 
 log = logging.getLogger(__name__)
+EVALUATION = "evaluation.json"
+
+
+class GateClosed(RuntimeError):
+    """The candidate is worse than the champion, or was never evaluated."""
+
+
+def run_root_for(settings: Settings, model: str, dataset_id: str) -> Path:
+    return Path(settings.lake.models) / model / dataset_id
+
+
+def run_dir_for(settings: Settings, model: str, dataset_id: str) -> Path:
+    """The newest finished run of ``model`` on the training set ``dataset_id``."""
+    root = run_root_for(settings, model, dataset_id)
+    latest = root / "latest"
+    if not latest.exists():
+        raise FileNotFoundError(f"no finished {model} run on {dataset_id} under {root}: run `lakecart train {model}`")
+    return root / latest.read_text().strip()
 
 
 def replace_version(path: str, frame: pd.DataFrame, version: str) -> None:
     data = pa.Table.from_pandas(frame, preserve_index=False)
     if DeltaTable.is_deltatable(path):
-        write_deltalake(path, data, mode="overwrite", predicate=f"model_version = '{version}'")
+        write_deltalake(path, data, mode="overwrite", predicate=f"model_version = '{version}'", schema_mode="merge")
     else:
         write_deltalake(path, data, mode="append")
 
 
-def embeddings_frame(
-    ids: pd.Series, vectors: np.ndarray, id_col: str, version: str, created_at: datetime
-) -> pd.DataFrame:
-    return pd.DataFrame(
-        {
-            id_col: ids.to_numpy(),
-            "model_version": version,
-            "embedding": [v.astype("float32").tolist() for v in vectors],
-            "created_at": pd.Timestamp(created_at),
-        }
-    )
+def champion(settings: Settings, model: str, exclude: str | None = None) -> dict | None:
+    """The registry row of the model last published for ``model`` (newest created_at), if any."""
+    path = tables.table_path(tables.MODEL_REGISTRY, settings)
+    if not DeltaTable.is_deltatable(path):
+        return None
+    rows = DeltaTable(path).to_pandas(filters=[("model", "=", model)])
+    rows = rows[rows["model_version"] != exclude] if exclude else rows
+    if rows.empty:
+        return None
+    return rows.sort_values(["created_at", "model_version"]).iloc[-1].to_dict()
 
 
-def recommendations_frame(
-    users: pd.Series,
-    user_vectors: np.ndarray,
-    items: pd.Series,
-    item_vectors: np.ndarray,
-    k: int,
-    version: str,
-    created_at: datetime,
-) -> pd.DataFrame:
-    scores = user_vectors @ item_vectors.T
-    best = top_k_indices(scores, k)
-    n_users, k = best.shape
-    return pd.DataFrame(
-        {
-            "user_id": np.repeat(users.to_numpy(), k),
-            "rank": np.tile(np.arange(1, k + 1), n_users).astype("int32"),
-            "item_id": items.to_numpy()[best.ravel()],
-            "score": np.take_along_axis(scores, best, axis=1).ravel().astype("float32"),
-            "model_version": version,
-            "created_at": pd.Timestamp(created_at),
-        }
-    )
+def load_trained(settings: Settings, model: str, run_dir: Path, dataset_id: str) -> tuple[ModelTask, object]:
+    """Rebuild a trained model from its run directory (state, parameters, weights), bound to the
+    training set ``dataset_id`` (so it can be evaluated on another run's data)."""
+    import tensorflow as tf
+
+    task = TASKS[model].from_run(settings, run_dir, dataset_id)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    params = {k: v for k, v in metrics["params"].items() if k != "workers"}
+    built = task.build(TrainParams(**params))
+    sample = task.read_split("test").head(8)
+    batch = next(iter(tf.data.Dataset.from_tensor_slices(task.inputs(sample)).batch(8)))
+    built.compute_loss(batch)  # creates the variables the weights load into
+    built.load_weights(str(run_dir / "weights" / "model")).expect_partial()
+    return task, built
 
 
-def publish_retrieval(settings: Settings, run_dir: str | Path, logical_date: date, top_k: int) -> dict:
-    run = Path(run_dir)
+def evaluate_candidate(settings: Settings, model: str, dataset_id: str) -> dict:
+    """Compare the candidate run for ``dataset_id`` with the champion on the candidate's test split;
+    write ``evaluation.json`` into the run directory and return it."""
+    run = run_dir_for(settings, model, dataset_id)
     metrics = json.loads((run / "metrics.json").read_text())
+    task_cls = TASKS[model]
+    current = champion(settings, model, exclude=metrics["model_version"])
+    result = {
+        "model": model,
+        "candidate": metrics["model_version"],
+        "primary_metric": task_cls.primary_metric,
+        "higher_is_better": task_cls.higher_is_better,
+        "candidate_test": metrics["test"],
+    }
+    if current is None:
+        result.update(champion=None, champion_test=None, publish=True, reason="no model published yet")
+    else:
+        champion_run = Path(current["artifact_path"])
+        task, champion_model = load_trained(settings, model, champion_run, dataset_id)
+        champion_eval = task.evaluate(champion_model, task.read_split("train"), task.read_split("test"))
+        better = task.compare(metrics, champion_eval)
+        key = task_cls.primary_metric
+        result.update(
+            champion=current["model_version"],
+            champion_test=champion_eval["test"],
+            publish=better,
+            reason=(
+                f"{key}: candidate {metrics['test'][key]:.4f} vs champion {champion_eval['test'][key]:.4f} "
+                f"on the candidate's held-out split ({'higher' if task_cls.higher_is_better else 'lower'} is better)"
+            ),
+        )
+    (run / EVALUATION).write_text(json.dumps(result, indent=2, default=float))
+    log.info(
+        "gate for %s: %s (%s)", metrics["model_version"], "publish" if result["publish"] else "hold", result["reason"]
+    )
+    return result
+
+
+def publish(settings: Settings, model: str, dataset_id: str, logical_date: date, force: bool = False) -> dict:
+    """Write the run's outputs and its registry row to the lake; refuses unless the gate passed."""
+    run = run_dir_for(settings, model, dataset_id)
+    metrics = json.loads((run / "metrics.json").read_text())
+    gate_file = run / EVALUATION
+    if not force:
+        if not gate_file.exists():
+            raise GateClosed(
+                f"{metrics['model_version']} has not been evaluated: run `lakecart evaluate {model}` first"
+            )
+        gate = json.loads(gate_file.read_text())
+        if gate["candidate"] != metrics["model_version"] or not gate["publish"]:
+            raise GateClosed(f"the gate holds {metrics['model_version']} back: {gate['reason']}")
     version = metrics["model_version"]
     # The run's logical time, not the wall clock: republishing the same run writes the same rows.
-    created_at = datetime.combine(logical_date, time(0), tzinfo=UTC)
-    users = pd.read_parquet(run / "user_embeddings.parquet")
-    items = pd.read_parquet(run / "item_embeddings.parquet")
-    user_vectors = np.stack(users["embedding"].to_numpy())
-    item_vectors = np.stack(items["embedding"].to_numpy())
-
-    replace_version(
-        tables.table_path(tables.USER_EMBEDDINGS, settings),
-        embeddings_frame(users["user_id"], user_vectors, "user_id", version, created_at),
-        version,
-    )
-    replace_version(
-        tables.table_path(tables.ITEM_EMBEDDINGS, settings),
-        embeddings_frame(items["item_id"], item_vectors, "item_id", version, created_at),
-        version,
-    )
-    recs = recommendations_frame(
-        users["user_id"], user_vectors, items["item_id"], item_vectors, top_k, version, created_at
-    )
-    replace_version(tables.table_path(tables.RECOMMENDATIONS, settings), recs, version)
+    created_at = pd.Timestamp(datetime.combine(logical_date, time(0), tzinfo=UTC))
+    written = {}
+    for path in sorted((run / "outputs").glob("*.*.parquet")):
+        table = path.name.removesuffix(".parquet")
+        frame = pd.read_parquet(path).assign(model_version=version, created_at=created_at)
+        if "embedding" in frame.columns:
+            frame["embedding"] = [list(map(float, v)) for v in frame["embedding"]]
+        replace_version(tables.table_path(table, settings), frame, version)
+        written[table] = len(frame)
     registry_row = pd.DataFrame(
         [
             {
                 "model_version": version,
-                "model": metrics["model"],
-                "dataset_id": metrics["dataset_id"],
+                "model": model,
+                "dataset_id": metrics["dataset_id"],  # the training set's manifest id
                 "params": json.dumps(metrics["params"], sort_keys=True),
                 "metrics": json.dumps(
-                    {"test": metrics["test"], "baseline_most_popular": metrics["baseline_most_popular"]}
+                    {"test": metrics["test"], "baselines": metrics.get("baselines", {})}, default=float
                 ),
-                "artifact_path": str(run),
-                "created_at": pd.Timestamp(created_at),
+                "primary_metric": metrics["primary_metric"],
+                "primary_value": float(metrics["test"][metrics["primary_metric"]]),
+                "artifact_path": str(run.resolve()),
+                "created_at": created_at,
             }
         ]
     )
     replace_version(tables.table_path(tables.MODEL_REGISTRY, settings), registry_row, version)
-    summary = {"model_version": version, "users": len(users), "items": len(items), "recommendations": len(recs)}
+    summary = {"model_version": version, "tables": written}
     log.info("published %s", summary)
     return summary

@@ -1,78 +1,37 @@
 """Two-tower retrieval model (TensorFlow Recommenders). A plain Keras library: no Horovod here.
 
-Query tower: user id embedding + the user's point-in-time activity features.
-Candidate tower: item id embedding + category embedding.
-Loss: in-batch softmax over the candidates of each batch (``tfrs.tasks.Retrieval``), with the
-sampling-bias (logQ) correction: in-batch negatives are drawn in proportion to popularity, so without
-it the model learns to push popular items down. Inputs may carry ``candidate_probability``, the
-chance of an item appearing as a candidate in a batch.
+The query tower and the candidate tower are :class:`~lakecart.training.towers.Tower` s, so the same
+class is the TFRS tutorial's basic model (one id embedding per side), its deep variant (hidden
+layers) and our e-commerce model (ids, recent-item sequences, activity features; item id,
+category path, brand, price).
+
+Loss: in-batch softmax over the candidates of each batch (``tfrs.tasks.Retrieval``). In-batch
+negatives are drawn in proportion to popularity, so without a correction the model learns to push
+popular items down; inputs may carry ``candidate_probability`` (the chance of the item being a
+candidate in a batch) and the task subtracts its log from the logits (the logQ correction).
 """
 
 from __future__ import annotations
-
-from collections.abc import Sequence
 
 import numpy as np
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
-
-class QueryTower(tf.keras.Model):
-    def __init__(self, user_ids: Sequence[str], n_user_features: int, dim: int) -> None:
-        super().__init__()
-        self.user_embedding = tf.keras.Sequential(
-            [tf.keras.layers.StringLookup(vocabulary=list(user_ids)), tf.keras.layers.Embedding(len(user_ids) + 1, dim)]
-        )
-        self.n_user_features = n_user_features
-        self.feature_layer = tf.keras.layers.Dense(dim, activation="relu") if n_user_features else None
-        self.project = tf.keras.layers.Dense(dim)
-
-    def call(self, inputs: dict[str, tf.Tensor]) -> tf.Tensor:
-        parts = [self.user_embedding(inputs["user_id"])]
-        if self.feature_layer is not None:
-            parts.append(self.feature_layer(inputs["user_features"]))
-        return self.project(tf.concat(parts, axis=1))
-
-
-class CandidateTower(tf.keras.Model):
-    def __init__(self, item_ids: Sequence[str], categories: Sequence[str], dim: int) -> None:
-        super().__init__()
-        self.item_embedding = tf.keras.Sequential(
-            [tf.keras.layers.StringLookup(vocabulary=list(item_ids)), tf.keras.layers.Embedding(len(item_ids) + 1, dim)]
-        )
-        self.category_embedding = tf.keras.Sequential(
-            [
-                tf.keras.layers.StringLookup(vocabulary=list(categories)),
-                tf.keras.layers.Embedding(len(categories) + 1, 8),
-            ]
-        )
-        self.project = tf.keras.layers.Dense(dim)
-
-    def call(self, inputs: dict[str, tf.Tensor]) -> tf.Tensor:
-        return self.project(
-            tf.concat([self.item_embedding(inputs["item_id"]), self.category_embedding(inputs["category"])], axis=1)
-        )
+from lakecart.training.towers import Tower, TowerSpec
 
 
 class TwoTowerRetrieval(tfrs.Model):
-    def __init__(
-        self,
-        user_ids: Sequence[str],
-        item_ids: Sequence[str],
-        categories: Sequence[str],
-        n_user_features: int,
-        dim: int = 32,
-    ) -> None:
+    def __init__(self, query: TowerSpec, candidate: TowerSpec, temperature: float | None = None) -> None:
         super().__init__()
-        self.query_model = QueryTower(user_ids, n_user_features, dim)
-        self.candidate_model = CandidateTower(item_ids, categories, dim)
+        self.query_model = Tower(query, name="query")
+        self.candidate_model = Tower(candidate, name="candidate")
         # Top-k metrics over the whole catalogue are computed in evaluation, not every step.
-        self.task = tfrs.tasks.Retrieval()
+        self.task = tfrs.tasks.Retrieval(temperature=temperature)
 
     def compute_loss(self, features: dict[str, tf.Tensor], training: bool = False) -> tf.Tensor:
         return self.task(
-            self.query_model(features),
-            self.candidate_model(features),
+            self.query_model(features, training=training),
+            self.candidate_model(features, training=training),
             candidate_sampling_probability=features.get("candidate_probability"),
             compute_metrics=not training,
         )
@@ -81,4 +40,20 @@ class TwoTowerRetrieval(tfrs.Model):
 def embed(tower: tf.keras.Model, inputs: dict[str, np.ndarray], batch_size: int = 4096) -> np.ndarray:
     """Run a tower over numpy inputs in batches and return a float32 matrix."""
     dataset = tf.data.Dataset.from_tensor_slices(inputs).batch(batch_size)
-    return np.concatenate([tower(batch).numpy() for batch in dataset], axis=0).astype("float32")
+    return np.concatenate([tower(batch, training=False).numpy() for batch in dataset], axis=0).astype("float32")
+
+
+def candidate_probability(item_ids: np.ndarray) -> np.ndarray:
+    """Per row: the share of training rows with this row's item, the sampling probability of the
+    item as an in-batch candidate (for the logQ correction)."""
+    _, inverse, counts = np.unique(np.asarray(item_ids), return_inverse=True, return_counts=True)
+    return (counts[inverse] / len(inverse)).astype("float32")
+
+
+def brute_force_index(query_tower: tf.keras.Model, item_ids: np.ndarray, item_vectors: np.ndarray, k: int):
+    """TFRS BruteForce index over the item embeddings: ``index(query_inputs) -> (scores, item ids)``."""
+    index = tfrs.layers.factorized_top_k.BruteForce(query_tower, k=k)
+    index.index_from_dataset(
+        tf.data.Dataset.from_tensor_slices((tf.constant(item_ids.astype(str)), tf.constant(item_vectors))).batch(4096)
+    )
+    return index

@@ -17,12 +17,16 @@ EXPECTED_EDGES = {
     ("apply_feature_definitions", "materialize_features"),
     ("materialize_features", "validate_user_features"),
     ("materialize_features", "validate_item_features"),
-    ("validate_user_features", "build_training_set"),
-    ("validate_item_features", "build_training_set"),
-    ("ingest_catalog", "build_training_set"),
-    ("build_training_set", "validate_training_set"),
-    ("validate_training_set", "train_retrieval"),
-    ("train_retrieval", "publish_retrieval"),
+    ("ingest_catalog", "validate_item_features"),
+}
+MODELS = {"retrieval": "retrieval", "ranking": "retrieval", "churn": "churn", "demand": "demand"}
+MODELS["category_demand"] = "category_demand"
+TRAINING_EDGES = {
+    *{(f"build_{kind}_set", f"validate_{kind}_set") for kind in set(MODELS.values())},
+    *{(f"validate_{kind}_set", f"train_{model}") for model, kind in MODELS.items()},
+    *{(f"train_{model}", f"evaluate_{model}") for model in MODELS},
+    *{(f"evaluate_{model}", f"publish_{model}") for model in MODELS},
+    ("train_retrieval", "train_ranking"),  # ranking re-ranks retrieval's candidates
 }
 
 
@@ -35,7 +39,7 @@ def dagbag(airflow_home):
 
 def test_every_dag_imports_without_errors(dagbag):
     assert dagbag.import_errors == {}
-    assert "lakecart_pipeline" in dagbag.dags
+    assert {"lakecart_pipeline", "lakecart_training"} <= set(dagbag.dags)
 
 
 def test_pipeline_edges(dagbag):
@@ -44,19 +48,60 @@ def test_pipeline_edges(dagbag):
     assert edges == EXPECTED_EDGES
 
 
-def test_training_and_publishing_sit_behind_every_validation(dagbag):
+def test_training_edges(dagbag):
+    dag = dagbag.dags["lakecart_training"]
+    assert {(t.task_id, d) for t in dag.tasks for d in t.downstream_task_ids} == TRAINING_EDGES
+
+
+def test_features_are_published_only_after_validation(dagbag):
     dag = dagbag.dags["lakecart_pipeline"]
-    upstream_of_train = dag.get_task("train_retrieval").get_flat_relative_ids(upstream=True)
-    assert {
-        "validate_bronze",
-        "validate_silver",
-        "validate_user_features",
-        "validate_item_features",
-        "validate_training_set",
-    } <= upstream_of_train
+    for task_id, asset in (
+        ("validate_user_features", "lakecart://features/user"),
+        ("validate_item_features", "lakecart://features/item"),
+    ):
+        assert [o.uri for o in dag.get_task(task_id).outlets] == [asset]
+        assert {"validate_bronze", "validate_silver"} <= dag.get_task(task_id).get_flat_relative_ids(upstream=True)
     # Consumers only ever see validated silver data (write-audit-publish).
     assert dag.get_task("publish_silver").upstream_task_ids == {"validate_silver"}
     assert dag.get_task("ingest_silver").upstream_task_ids == {"validate_bronze"}
+
+
+def test_training_runs_on_both_feature_assets_and_publishes_behind_the_gate(dagbag):
+    dag = dagbag.dags["lakecart_training"]
+    # Scheduled on user AND item features (an asset condition, not a time table).
+    assert {a.uri for a in dag.timetable.asset_condition.objects} == {
+        "lakecart://features/user",
+        "lakecart://features/item",
+    }
+    assert type(dag.timetable.asset_condition).__name__ == "AssetAll"
+    for model, kind in MODELS.items():
+        publish = dag.get_task(f"publish_{model}")
+        assert publish.upstream_task_ids == {f"evaluate_{model}"}
+        assert {f"validate_{kind}_set", f"train_{model}"} <= publish.get_flat_relative_ids(upstream=True)
+        # `lakecart evaluate` exits 99 when the candidate is worse: the task is skipped, so is publishing.
+        assert dag.get_task(f"evaluate_{model}").skip_on_exit_code == [99]
+        assert publish.outlets
+
+
+def test_the_data_date_of_an_asset_triggered_run_is_the_producing_runs(dagbag):
+    """Asset-triggered runs have no logical date: the command renders the pipeline run's date."""
+    from types import SimpleNamespace
+
+    import pendulum
+    from airflow.sdk.definitions.context import Context
+
+    task = dagbag.dags["lakecart_training"].get_task("train_churn")
+    produced = SimpleNamespace(source_dag_run=SimpleNamespace(logical_date=pendulum.datetime(2026, 3, 4, tz="UTC")))
+    context = Context(
+        params={"date": None, "processes": 2, "train_args": {"churn": "--epochs 3"}},
+        triggering_asset_events={"lakecart://features/user": [produced]},
+    )
+    command = task.render_template(task.bash_command, context)
+    assert command.endswith("train churn --date 2026-03-04 --processes 2 --epochs 3")
+    context["logical_date"] = pendulum.datetime(2026, 5, 6, tz="UTC")  # a manual or `dags test` run
+    assert "--date 2026-05-06 " in task.render_template(task.bash_command, context)
+    context["params"]["date"] = "2026-07-08"  # an explicit date wins
+    assert "--date 2026-07-08 " in task.render_template(task.bash_command, context)
 
 
 def test_orders_and_users_are_ingested_with_their_own_assets(dagbag):
@@ -77,7 +122,10 @@ def test_tasks_call_the_lakecart_cli_with_the_logical_date(dagbag):
         # Not tied to a day: the catalogue snapshot, publishing what was staged, recording definitions.
         if task.task_id not in ("ingest_catalog", "publish_silver", "apply_feature_definitions"):
             assert "{{ ds }}" in task.bash_command, task.task_id
-    assert "--processes {{ params.processes }}" in dag.get_task("train_retrieval").bash_command
+    training = dagbag.dags["lakecart_training"]
+    for task in training.tasks:
+        assert " lakecart " in task.bash_command and "--date {{ params.date or" in task.bash_command, task.task_id
+    assert "--processes {{ params.processes }}" in training.get_task("train_retrieval").bash_command
 
 
 PARSE_AND_LIST_HEAVY_MODULES = """
@@ -89,9 +137,10 @@ print(",".join(name for name in heavy if name in sys.modules))
 """
 
 
-def test_parsing_imports_nothing_heavy():
+@pytest.mark.parametrize("dag_file", ["lakecart_pipeline.py", "lakecart_training.py"])
+def test_parsing_imports_nothing_heavy(dag_file):
     out = subprocess.run(
-        [sys.executable, "-c", PARSE_AND_LIST_HEAVY_MODULES, str(DAGS / "lakecart_pipeline.py")],
+        [sys.executable, "-c", PARSE_AND_LIST_HEAVY_MODULES, str(DAGS / dag_file)],
         capture_output=True,
         text=True,
         check=True,

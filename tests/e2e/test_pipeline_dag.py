@@ -1,21 +1,23 @@
-"""End-to-end: Airflow runs the real DAG (``airflow dags test``, SQLite) over tiny generated raw logs;
-every task is the real CLI in the pipeline environment: Spark + Delta, GX, horovodrun --gloo -np 2.
-Then the Delta outputs are read back with delta-rs."""
+"""End-to-end: Airflow runs the real DAGs (``airflow dags test``, SQLite) over tiny generated raw
+logs, the pipeline and then the training DAG; every task is the real CLI in the pipeline
+environment: Spark + Delta, GX, horovodrun --gloo -np 2. Then the Delta outputs are read back with
+delta-rs."""
 
 import json
 from datetime import date
+from pathlib import Path
 
 import pytest
 from deltalake import DeltaTable
 
 from lakecart import tables
 from lakecart.config import LakeSettings, Settings
-from lakecart.demo import START, run_dag
+from lakecart.demo import START, TRAINING_DAG_ID, run_dag, training_conf
 from lakecart.jobs.generate import GeneratorSpec, generate
 
 DAYS = 5
 END = date(2026, 1, DAYS)
-CONF = {"lookback_days": DAYS - 1, "train_days": DAYS, "test_days": 1, "processes": 2, "epochs": 1}
+CONF = {"lookback_days": DAYS - 1}
 TINY = GeneratorSpec(
     users=60,
     items=30,
@@ -36,10 +38,12 @@ def good_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("e2e-good")
     manifest = generate(TINY, root / "raw")
     state, output = run_dag(root, END, CONF, capture=True)
+    if state == "success":
+        state, output = run_dag(root, END, training_conf(DAYS, test_days=1), capture=True, dag_id=TRAINING_DAG_ID)
     return root, manifest, state, output
 
 
-def test_dag_succeeds(good_run):
+def test_both_dags_succeed(good_run):
     _, _, state, output = good_run
     assert state == "success", output[-5000:]
 
@@ -87,25 +91,42 @@ def test_feature_tables_and_training_set(good_run):
     assert manifest["input_versions"]["silver.events"] >= 0
 
 
-def test_embeddings_for_everything_seen_in_training_and_top_k(good_run):
+def test_every_model_is_trained_gated_and_published(good_run):
     root, _, _, _ = good_run
     settings = Settings(lake=LakeSettings(root=str(root)))
+    registry = read(settings, tables.MODEL_REGISTRY)
+    assert sorted(registry["model"]) == ["category_demand", "churn", "demand", "ranking", "retrieval"]
+    assert registry["model_version"].is_unique
+    for row in registry.itertuples():
+        run = Path(row.artifact_path)
+        assert json.loads((run / "evaluation.json").read_text())["publish"] is True
+        assert (run / "metrics.json").exists() and list(run.glob("*.png")) and (run / "tensorboard").is_dir()
+        assert json.loads((run / "metrics.json").read_text())["params"]["workers"] == 2
+    version = dict(zip(registry["model"], registry["model_version"], strict=True))
+
     training = read(settings, tables.TRAINING_RETRIEVAL)
     user_emb, item_emb = read(settings, tables.USER_EMBEDDINGS), read(settings, tables.ITEM_EMBEDDINGS)
     assert set(training["user_id"]) <= set(user_emb["user_id"])
     assert set(training["item_id"]) <= set(item_emb["item_id"])
     assert {"model_version", "embedding", "created_at"} <= set(user_emb.columns)
-    assert len(user_emb["embedding"].iloc[0]) == 32
-    recs = read(settings, tables.RECOMMENDATIONS)
-    per_user = recs.groupby("user_id")["rank"].apply(sorted)
-    assert all(ranks == list(range(1, 11)) for ranks in per_user)
-    registry = read(settings, tables.MODEL_REGISTRY)
-    assert list(registry["model_version"]) == [user_emb["model_version"].iloc[0]]
+    assert set(user_emb["model_version"]) == {version["retrieval"]}
+    for name in (tables.RECOMMENDATIONS, tables.RANKED_RECOMMENDATIONS):
+        recs = read(settings, name)
+        assert recs.groupby("user_id")["rank"].apply(sorted).map(lambda r: r == list(range(1, 11))).all(), name
+    # The final list re-ranks retrieval's candidates: every item came from them.
+    ranked = read(settings, tables.RANKED_RECOMMENDATIONS)
+    assert set(ranked["model_version"]) == {version["ranking"]} and (ranked["retrieval_rank"] >= 1).all()
+    churn = read(settings, tables.CHURN_SCORES)
+    assert churn["churn_probability"].between(0, 1).all() and set(churn["horizon_days"]) == {1}
+    forecasts = read(settings, tables.DEMAND_FORECASTS)
+    assert set(forecasts["level"]) == {"item", "category"} and set(forecasts["horizon_days"]) == {1, 2}
+    assert (forecasts["forecast_units"] >= 0).all()
 
 
 # A second full DAG run: slow tier (`make test-all`). The default run covers the same gate in two
 # cheaper halves: tests/jobs/test_ingest.py holds a failing batch back in staging, and
-# tests/dags/test_dag_integrity.py proves training and publishing sit behind every validation task.
+# tests/dags/test_dag_integrity.py proves features (the training DAG's trigger) are published only after
+# every validation task.
 @pytest.mark.slow
 def test_failed_validation_stops_training_and_publishing(tmp_path):
     generate(TINY, tmp_path / "raw")

@@ -1,6 +1,17 @@
 import numpy as np
+import pytest
 
-from lakecart.training.evaluate import popularity_scores, recall_at_k, top_k_indices
+from lakecart.training.evaluate import (
+    binary_metrics,
+    cooccurrence_matrix,
+    cooccurrence_scores,
+    lift_at,
+    mase,
+    popularity_scores,
+    ranking_metrics,
+    recall_at_k,
+    top_k_indices,
+)
 
 
 def test_recall_at_k_by_hand():
@@ -13,6 +24,14 @@ def test_recall_at_k_by_hand():
     assert recall_at_k(scores, np.array([2, 0]), [1, 2, 4]) == {"recall@1": 0.0, "recall@2": 0.5, "recall@4": 1.0}
 
 
+def test_ndcg_by_hand():
+    scores = np.array([[0.9, 0.1, 0.5, 0.3], [0.1, 0.2, 0.3, 0.4]])
+    metrics = ranking_metrics(scores, np.array([2, 0]), [2, 4])
+    # Row 1: rank 2 -> gain 1/log2(3); row 2: rank 4 -> 1/log2(5), counted at k=4 only.
+    assert metrics["ndcg@2"] == pytest.approx((1 / np.log2(3) + 0) / 2)
+    assert metrics["ndcg@4"] == pytest.approx((1 / np.log2(3) + 1 / np.log2(5)) / 2)
+
+
 def test_top_k_is_best_first():
     scores = np.array([[0.1, 0.7, 0.3, 0.9]])
     assert top_k_indices(scores, 3).tolist() == [[3, 1, 2]]
@@ -21,3 +40,41 @@ def test_top_k_is_best_first():
 def test_popularity_ranks_by_training_counts():
     scores = popularity_scores(np.array([2, 2, 2, 0, 0, 1]), n_items=4, n_queries=2)
     assert top_k_indices(scores, 4).tolist() == [[2, 0, 1, 3]] * 2
+
+
+def test_cooccurrence_counts_users_who_had_both():
+    # user 0: items 0, 1; user 1: items 0, 1, 2; user 2: item 2 twice (counted once)
+    matrix = cooccurrence_matrix(np.array([0, 0, 1, 1, 1, 2, 2]), np.array([0, 1, 0, 1, 2, 2, 2]), 3)
+    assert matrix.tolist() == [[0, 2, 1], [2, 0, 1], [1, 1, 0]]
+    # A user whose history is item 2 scores items 0 and 1 equally; popularity breaks the tie.
+    scores = cooccurrence_scores([np.array([2]), np.array([], dtype=int)], matrix, np.array([1.0, 3.0, 2.0]))
+    assert top_k_indices(scores, 2).tolist() == [[1, 0], [1, 2]]
+
+
+def test_binary_metrics_by_hand():
+    y = np.array([1, 0, 1, 0])
+    p = np.array([0.9, 0.8, 0.7, 0.1])
+    m = binary_metrics(y, p)
+    # Positive/negative pairs ordered correctly: (0.9>0.8), (0.9>0.1), (0.7<0.8), (0.7>0.1) -> 3/4.
+    assert m["roc_auc"] == pytest.approx(0.75)
+    assert m["brier"] == pytest.approx((0.01 + 0.64 + 0.09 + 0.01) / 4)
+    # Average precision: hits at ranks 1 and 3 -> (1/1 + 2/3) / 2.
+    assert m["pr_auc"] == pytest.approx((1 + 2 / 3) / 2)
+
+
+def test_lift_in_the_top_decile():
+    y = np.array([1] + [0] * 9 + [1] * 0)
+    p = np.linspace(1, 0, 10)
+    assert lift_at(y, p, 0.1) == pytest.approx(1.0 / 0.1)
+
+
+def test_mase_scales_mean_absolute_error():
+    assert mase(np.array([2.0, 4.0]), np.array([1.0, 7.0]), scale=2.0) == pytest.approx(1.0)
+    with pytest.raises(ValueError):
+        mase(np.array([1.0]), np.array([1.0]), scale=0.0)
+
+
+def test_ties_and_nan_count_against_the_model():
+    flat = np.zeros((2, 5))
+    assert recall_at_k(flat, np.array([0, 3]), [4])["recall@4"] == 0.0
+    assert recall_at_k(np.full((1, 5), np.nan), np.array([2]), [4])["recall@4"] == 0.0

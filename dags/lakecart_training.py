@@ -1,0 +1,104 @@
+"""lakecart training: point-in-time training sets -> Horovod training -> gate -> results in the lake.
+
+Runs when the pipeline DAG has published validated user *and* item features (Airflow Assets).
+For each model: build its training set from the feature store, validate it (a failing suite stops
+that model), train on N Horovod workers, evaluate against the published model on the same held-out
+data, and publish only when the new model is at least as good (``lakecart evaluate`` exits 99
+otherwise, which marks the task skipped, so publishing is skipped too).
+
+Models: ``retrieval`` (two-tower), ``ranking`` (DCN; re-ranks retrieval's candidates),
+``churn``, ``demand`` (per item) and ``category_demand``.
+
+The data date: ``params.date`` if given, else the logical date of a manual or ``dags test`` run,
+else the logical date of the pipeline run whose asset event triggered this run.
+This file only wires tasks; each task is the ``lakecart`` command line in the pipeline environment.
+"""
+
+from __future__ import annotations
+
+import pendulum
+from airflow.providers.standard.operators.bash import BashOperator
+from airflow.sdk import Asset, Param, dag
+
+LAKECART = 'PATH="${LAKECART_PIPELINE_BIN:+$LAKECART_PIPELINE_BIN:}$PATH" lakecart'
+# Asset-triggered runs have no logical date: take the producing pipeline run's.
+DATA_DATE = (
+    "{{ params.date or (logical_date | ds if logical_date is defined and logical_date else "
+    "(triggering_asset_events.values() | first | last).source_dag_run.logical_date | ds) }}"
+)
+DAY = f"--date {DATA_DATE}"
+
+USER_FEATURES = Asset("lakecart://features/user")
+ITEM_FEATURES = Asset("lakecart://features/item")
+# What each model publishes (downstream teams can schedule on these).
+OUTPUTS = {
+    "retrieval": Asset("lakecart://gold/recommendations"),
+    "ranking": Asset("lakecart://gold/ranked_recommendations"),
+    "churn": Asset("lakecart://gold/churn_scores"),
+    "demand": Asset("lakecart://gold/demand_forecasts/item"),
+    "category_demand": Asset("lakecart://gold/demand_forecasts/category"),
+}
+DATASET_ARGS = {
+    "retrieval": "--days {{ params.train_days }} --test-days {{ params.test_days }}",
+    "churn": "--days {{ params.observation_days }} --every-days {{ params.every_days }} "
+    "--horizon-days {{ params.churn_horizon_days }} --test-days {{ params.test_days }}",
+    "demand": "--days {{ params.observation_days }} --every-days {{ params.every_days }} "
+    "--horizons {{ params.demand_horizons }} --test-days {{ params.test_days }}",
+}
+DATASET_ARGS["category_demand"] = DATASET_ARGS["demand"]
+
+
+def lakecart(task_id: str, arguments: str, **kwargs) -> BashOperator:
+    return BashOperator(task_id=task_id, bash_command=f"{LAKECART} {arguments}", **kwargs)
+
+
+@dag(
+    dag_id="lakecart_training",
+    schedule=(USER_FEATURES & ITEM_FEATURES),
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    default_args={"retries": 0},
+    params={
+        "date": Param(None, type=["null", "string"], format="date", description="data date (default: see above)"),
+        "train_days": Param(14, type="integer", minimum=2, description="retrieval/ranking: days of interactions"),
+        "test_days": Param(2, type="integer", minimum=1, description="newest days/observations held out"),
+        "observation_days": Param(56, type="integer", minimum=1, description="churn/demand: span of observations"),
+        "every_days": Param(7, type="integer", minimum=1, description="churn/demand: days between observations"),
+        "churn_horizon_days": Param(28, type="integer", minimum=1, description="churn: days without a purchase"),
+        "demand_horizons": Param("7,14,28", type="string", description="demand: days ahead, comma-separated"),
+        "processes": Param(2, type="integer", minimum=1, description="Horovod workers per model"),
+        "train_args": Param(
+            {}, type="object", description='extra `lakecart train` flags per model, e.g. {"churn": "--epochs 5"}'
+        ),
+    },
+    tags=["lakecart", "training"],
+    doc_md=__doc__,
+)
+def lakecart_training():
+    validated, trained = {}, {}
+    for model, kind in (
+        ("retrieval", "retrieval"),
+        ("ranking", "retrieval"),
+        ("churn", "churn"),
+        ("demand", "demand"),
+        ("category_demand", "category_demand"),
+    ):
+        if kind not in validated:  # ranking learns from the retrieval training set
+            build = lakecart(f"build_{kind}_set", f"dataset build {kind} {DAY} {DATASET_ARGS[kind]}")
+            validated[kind] = lakecart(f"validate_{kind}_set", f"validate training.{kind} {DAY}")
+            build >> validated[kind]
+        train = lakecart(
+            f"train_{model}",
+            f"train {model} {DAY} --processes {{{{ params.processes }}}} "
+            f"{{{{ params.train_args.get('{model}', '') }}}}",
+        )
+        evaluate = lakecart(f"evaluate_{model}", f"evaluate {model} {DAY}", skip_on_exit_code=99)
+        publish = lakecart(f"publish_{model}", f"publish {model} {DAY}", outlets=[OUTPUTS[model]])
+        validated[kind] >> train >> evaluate >> publish
+        trained[model] = train
+    # The ranking stage re-ranks the retrieval model's candidates for the same day.
+    trained["retrieval"] >> trained["ranking"]
+
+
+lakecart_training()

@@ -1,0 +1,58 @@
+"""Real Horovod: ``horovodrun --gloo -np 2`` workers, each reading its own shard of the Delta
+training set, through the same command line a person uses."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .conftest import END
+
+# The same global batch, epochs, learning rate and seed for both runs; no early stopping, so both
+# train exactly the same number of steps.
+SAME_RUN = ["--epochs", "10", "--global-batch-size", "64", "--learning-rate", "0.003", "--param", "patience=null"]
+
+
+def lakecart_train(model: str, processes: int, *args: str) -> dict:
+    lakecart = str(Path(sys.executable).parent / "lakecart")
+    done = subprocess.run(
+        [lakecart, "train", model, "--date", END.isoformat(), "--processes", str(processes), *args],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    from lakecart.config import get_settings
+    from lakecart.jobs.training_set import dataset_id_for
+    from lakecart.training.publish import run_dir_for
+    from lakecart.training.tasks import TASKS
+
+    run_dir = run_dir_for(get_settings(), model, dataset_id_for(END, TASKS[model].dataset_kind))
+    return {**json.loads((run_dir / "metrics.json").read_text()), "run_dir": run_dir}
+
+
+@pytest.fixture(scope="module")
+def one_and_two_workers(tiny_lake):
+    return lakecart_train("churn", 1, *SAME_RUN), lakecart_train("churn", 2, *SAME_RUN)
+
+
+def test_two_workers_report_the_same_averaged_loss_and_split_the_data(one_and_two_workers, tiny_lake):
+    _, two = one_and_two_workers
+    run_dir = two["run_dir"]
+    rank0 = json.loads((run_dir / "history-rank0.json").read_text())
+    rank1 = json.loads((run_dir / "history-rank1.json").read_text())
+    assert len(rank0["loss"]) == 10 and rank0["loss"] == pytest.approx(rank1["loss"], rel=1e-6)
+    assert two["params"]["workers"] == 2
+    # Disjoint shards: each worker saw about half of the training rows.
+    assert two["rows_per_worker"] < 0.6 * two["train_rows"]
+
+
+def test_two_workers_reach_the_quality_of_one_within_two_percent(one_and_two_workers):
+    one, two = one_and_two_workers
+    for metric in ("roc_auc", "pr_auc"):
+        assert abs(two["test"][metric] - one["test"][metric]) <= 0.02 * one["test"][metric], metric
+    assert one["model_version"] != two["model_version"]  # both runs kept, side by side

@@ -1,0 +1,153 @@
+"""What every model task provides to the one generic trainer (``lakecart.training.worker``).
+
+A task knows its training set (a kind in ``training.<kind>``), how to turn rows into model inputs,
+how to build and evaluate its model against its baselines, and what it writes back to the lake.
+It knows nothing of Horovod or of how many workers run it.
+
+State that must be identical on every worker and must travel with the model (vocabularies,
+feature column lists, scaling constants) lives in ``self.state``: it is computed by ``fit_state``
+from columns every worker reads in full, saved as ``state.json`` next to the weights, and restored
+by ``from_run`` to re-evaluate a published model on new data.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+
+from lakecart import tables
+from lakecart.config import Settings
+from lakecart.training import data as training_data
+
+
+@dataclass(frozen=True)
+class TrainParams:
+    epochs: int
+    global_batch_size: int
+    learning_rate: float
+    seed: int = 42
+    extra: dict[str, Any] = field(default_factory=dict)  # model-specific knobs, recorded with the run
+
+    def to_json(self) -> dict:
+        return {**self.__dict__, "extra": dict(self.extra)}
+
+
+class ModelTask:
+    name: ClassVar[str]
+    dataset_kind: ClassVar[str]
+    primary_metric: ClassVar[str]  # the gate compares candidate and champion on this
+    higher_is_better: ClassVar[bool] = True
+    defaults: ClassVar[dict[str, Any]] = {}  # epochs, global_batch_size, learning_rate
+    validation_fraction: ClassVar[float] = 0.1  # of each worker's training rows, for early stopping
+    patience: ClassVar[int | None] = 3  # epochs without a better validation loss before stopping
+
+    def __init__(self, settings: Settings, dataset_id: str, state: dict | None = None) -> None:
+        self.settings = settings
+        self.dataset_id = dataset_id
+        self.state: dict[str, Any] = dict(state or {})
+
+    # --- data ---------------------------------------------------------------------------------
+    @property
+    def table_uri(self) -> str:
+        return tables.table_path(f"training.{self.dataset_kind}", self.settings)
+
+    def read_shard(self, rank: int, size: int, split: str | None = None) -> pd.DataFrame:
+        return self.examples(training_data.read_shard(self.table_uri, self.dataset_id, rank, size, split))
+
+    def read_split(self, split: str) -> pd.DataFrame:
+        return self.read_shard(0, 1, split)
+
+    def read_columns(self, columns: list[str] | None) -> pd.DataFrame:
+        """Whole training set (train and test), only ``columns``."""
+        return training_data.read_delta(self.table_uri, columns, filters=[("dataset_id", "=", self.dataset_id)])
+
+    def examples(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """Training-set rows -> one row per example (identity unless a task derives pairs)."""
+        return frame
+
+    def fit_state(self, full: pd.DataFrame) -> None:
+        """Vocabularies and constants from the whole training set (every worker reads it)."""
+
+    def state_columns(self) -> list[str] | None:
+        """Columns ``fit_state`` needs (None: all)."""
+        return None
+
+    def inputs(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
+    def numeric_stats(self, name: str) -> tuple[list[float], list[float]] | None:
+        """Training-data mean and variance of the numeric input ``name`` (set by the trainer)."""
+        stats = self.state.get("numeric_stats", {}).get(name)
+        return (stats[0], stats[1]) if stats else None
+
+    # --- model --------------------------------------------------------------------------------
+    def build(self, params: TrainParams):
+        raise NotImplementedError
+
+    def predict(self, model, frame: pd.DataFrame) -> np.ndarray:
+        """The model's outputs for ``frame`` (labels ignored), in batches: shape (rows, outputs)."""
+        import tensorflow as tf
+
+        inputs = {k: v for k, v in self.inputs(frame).items() if k != "label"}
+        batches = tf.data.Dataset.from_tensor_slices(inputs).batch(4096)
+        outputs = [model(batch, training=False).numpy() for batch in batches]
+        return np.concatenate(outputs) if outputs else np.zeros((0, 1))
+
+    def optimizer(self, params: TrainParams):
+        import tensorflow as tf
+
+        return tf.keras.optimizers.legacy.Adam(params.learning_rate)
+
+    # --- evaluation and outputs (rank 0) -------------------------------------------------------
+    def evaluate(self, model, train: pd.DataFrame, test: pd.DataFrame) -> dict[str, Any]:
+        """``{"test": {metric: value}, "baselines": {name: {metric: value}}, ...}``."""
+        raise NotImplementedError
+
+    def outputs(self, model, as_of: date) -> dict[str, pd.DataFrame]:
+        """Rows for the lake, keyed by table name, without model_version/created_at (publish adds them)."""
+        return {}
+
+    def plot(self, run_dir: Path, metrics: dict, history: dict[str, list[float]]) -> list[str]:
+        return []
+
+    def save_artifacts(self, model, run_dir: Path) -> dict[str, str]:
+        """Serving artefacts beyond the weights (an index, a SavedModel): name -> path."""
+        return {}
+
+    # --- persistence ----------------------------------------------------------------------------
+    def save_state(self, run_dir: Path) -> None:
+        (run_dir / "state.json").write_text(json.dumps(self.state))
+
+    @classmethod
+    def from_run(cls, settings: Settings, run_dir: Path, dataset_id: str | None = None) -> ModelTask:
+        metrics = json.loads((run_dir / "metrics.json").read_text())
+        state = json.loads((run_dir / "state.json").read_text())
+        return cls(settings, dataset_id or metrics["dataset_id"], state)
+
+    def compare(self, candidate: dict, champion: dict) -> bool:
+        """True when the candidate's primary metric is at least as good as the champion's."""
+        a, b = candidate["test"][self.primary_metric], champion["test"][self.primary_metric]
+        return a >= b if self.higher_is_better else a <= b
+
+
+def feature_columns(numeric: list[str], prefixes: tuple[str, ...], exclude: tuple[str, ...] = ()) -> list[str]:
+    """The numeric feature columns of the given views (``<view>__<feature>``), sorted."""
+    return sorted(c for c in numeric if c.startswith(prefixes) and c not in exclude)
+
+
+def numeric_matrix(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
+    """Missing columns or values (no feature row known at label time) become 0; log-scaled."""
+    from lakecart.training.inputs import scale_counts
+
+    values = frame.reindex(columns=columns).apply(pd.to_numeric, errors="coerce").to_numpy(dtype="float64")
+    return scale_counts(values).astype("float32")
+
+
+def id_array(values: pd.Series) -> np.ndarray:
+    return values.fillna("").astype(str).to_numpy()

@@ -1,0 +1,135 @@
+"""Churn: will a customer make no purchase in the next N days (N: the training set's horizon)?
+
+The deep model (``lakecart.training.churn``) reads the customer's recent items and categories and
+the activity, recency, frequency and monetary features as of each observation date. Its bar is
+logistic regression on recency/frequency/monetary features fitted on the same training split:
+ROC-AUC, PR-AUC, Brier score, lift in the top decile and a reliability plot for both.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from lakecart import tables
+from lakecart.training import data as training_data
+from lakecart.training import plots
+from lakecart.training.evaluate import binary_metrics, reliability
+from lakecart.training.inputs import TowerSpec, pad_sequences
+from lakecart.training.tasks.base import ModelTask, TrainParams, feature_columns, numeric_matrix
+
+ACTIVITY = "user_activity_v2"
+SEQUENCES = "user_sequences_v1"
+SEQUENCE_LENGTH = 10
+NO_EVENT_DAYS = 91  # "days since" beyond the 90-day window: no such event on record
+RFM = tuple(
+    f"{ACTIVITY}__{name}"
+    for name in ("days_since_active", "days_since_purchase", "purchase_days_90d", "spend_per_purchase_90d")
+)
+
+
+def with_recency_filled(frame: pd.DataFrame) -> pd.DataFrame:
+    """A missing "days since" means longer ago than the window, not 0 days."""
+    frame = frame.copy()
+    for column in [c for c in frame.columns if c.startswith(f"{ACTIVITY}__days_since_")]:
+        frame[column] = pd.to_numeric(frame[column], errors="coerce").fillna(NO_EVENT_DAYS)
+    return frame
+
+
+def rfm_matrix(frame: pd.DataFrame) -> np.ndarray:
+    return numeric_matrix(with_recency_filled(frame), list(RFM)).astype("float64")
+
+
+class ChurnTask(ModelTask):
+    name = "churn"
+    dataset_kind = "churn"
+    primary_metric = "pr_auc"
+    defaults = {"epochs": 15, "global_batch_size": 256, "learning_rate": 0.003}
+
+    def state_columns(self) -> list[str]:
+        return [f"{SEQUENCES}__recent_items", f"{SEQUENCES}__recent_categories"]
+
+    def fit_state(self, full: pd.DataFrame) -> None:
+        from lakecart.training.inputs import vocabulary
+
+        self.state = {
+            "items": vocabulary(full[f"{SEQUENCES}__recent_items"]),
+            "categories": vocabulary(full[f"{SEQUENCES}__recent_categories"]),
+            "features": feature_columns(
+                training_data.numeric_columns(self.table_uri), (f"{ACTIVITY}__", f"{SEQUENCES}__recent_length")
+            ),
+        }
+
+    def inputs(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
+        inputs = {
+            "recent_items": pad_sequences(list(frame[f"{SEQUENCES}__recent_items"]), SEQUENCE_LENGTH),
+            "recent_categories": pad_sequences(list(frame[f"{SEQUENCES}__recent_categories"]), SEQUENCE_LENGTH),
+            "numeric": numeric_matrix(with_recency_filled(frame), self.state["features"]),
+        }
+        if "churned" in frame.columns:
+            inputs["label"] = frame["churned"].to_numpy(dtype="float32")
+        return inputs
+
+    def build(self, params: TrainParams):
+        from lakecart.training.churn import ChurnModel
+
+        spec = TowerSpec(
+            sequences={"recent_items": self.state["items"], "recent_categories": self.state["categories"]},
+            numeric="numeric",
+            numeric_stats=self.numeric_stats("numeric"),
+            n_numeric=len(self.state["features"]),
+            embedding_dim=int(params.extra.get("embedding_dim", 16)),
+        )
+        return ChurnModel(spec, hidden_layers=tuple(params.extra.get("hidden_layers", (64, 32))))
+
+    def evaluate(self, model, train: pd.DataFrame, test: pd.DataFrame) -> dict:
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+
+        y = test["churned"].to_numpy()
+        p_model = self.predict(model, test)[:, 0]
+        baseline = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
+        baseline.fit(rfm_matrix(train), train["churned"].to_numpy())
+        p_baseline = baseline.predict_proba(rfm_matrix(test))[:, 1]
+        return {
+            "test": binary_metrics(y, p_model),
+            "baselines": {"logistic_regression_rfm": binary_metrics(y, p_baseline)},
+            "reliability": {"deep": reliability(y, p_model), "logistic_regression_rfm": reliability(y, p_baseline)},
+        }
+
+    def outputs(self, model, as_of: date) -> dict[str, pd.DataFrame]:
+        """Every customer with features as of the end of ``as_of``."""
+        frame = None
+        for view in (ACTIVITY, SEQUENCES):
+            rows = training_data.read_delta(
+                tables.table_path(f"features.{view}", self.settings), filters=[("feature_date", "=", as_of)]
+            )
+            rows = rows.drop(columns=["feature_date", "available_at"], errors="ignore")
+            rows = rows.rename(columns={c: f"{view}__{c}" for c in rows.columns if c != "user_id"})
+            frame = rows if frame is None else frame.merge(rows, on="user_id", how="outer")
+        if frame is None or frame.empty:
+            return {}
+        for column in self.state_columns():
+            if column not in frame.columns:
+                frame[column] = None
+        horizon = training_data.manifest(self.settings, self.dataset_id)["params"]["horizon_days"]
+        return {
+            tables.CHURN_SCORES: pd.DataFrame(
+                {
+                    "user_id": frame["user_id"].astype(str),
+                    "as_of": as_of,
+                    "horizon_days": np.int32(horizon),
+                    "churn_probability": self.predict(model, frame)[:, 0].astype("float32"),
+                }
+            )
+        }
+
+    def plot(self, run_dir: Path, metrics: dict, history: dict) -> list[str]:
+        return [
+            *plots.binary_classifier(run_dir, "churn", "deep", metrics, history, "churn, held-out observation dates"),
+            plots.reliability_diagram(run_dir / "reliability.png", metrics["reliability"]),
+        ]

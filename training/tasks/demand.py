@@ -1,0 +1,164 @@
+"""Demand: units an item (``demand``) or a category (``category_demand``) sells over the next
+7, 14 and 28 days (the horizons the training set was built with).
+
+The bar, per horizon, on held-out observation dates: the seasonal naive forecast (last week
+repeated: 7-day mean x h) and a 28-day moving average (28-day mean x h). MASE scales each model's
+mean absolute error by the in-sample error of the seasonal naive forecast on the training split.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from lakecart import tables
+from lakecart.training import data as training_data
+from lakecart.training import plots
+from lakecart.training.evaluate import mase
+from lakecart.training.inputs import TowerSpec
+from lakecart.training.tasks.base import ModelTask, TrainParams, feature_columns, id_array, numeric_matrix
+
+LABEL = re.compile(r"^units_next_(\d+)d$")
+
+
+class DemandTask(ModelTask):
+    name = "demand"
+    dataset_kind = "demand"
+    key = "item_id"
+    views = ("item_demand_v1", "item_popularity_v2")
+    primary_metric = "mase_mean"
+    higher_is_better = False
+    defaults = {"epochs": 30, "global_batch_size": 128, "learning_rate": 0.003}
+
+    @property
+    def demand_view(self) -> str:
+        return self.views[0]
+
+    def baseline_forecasts(self, frame: pd.DataFrame, horizon: int) -> dict[str, np.ndarray]:
+        def mean(window: int) -> np.ndarray:
+            column = f"{self.demand_view}__units_mean_{window}d"
+            values = frame[column] if column in frame.columns else pd.Series(0.0, index=frame.index)
+            return pd.to_numeric(values, errors="coerce").fillna(0.0).to_numpy() * horizon
+
+        return {"seasonal_naive": mean(7), "moving_average_28d": mean(28)}
+
+    def state_columns(self) -> list[str]:
+        return None  # labels and means: small frames
+
+    def fit_state(self, full: pd.DataFrame) -> None:
+        horizons = sorted(int(m.group(1)) for c in full.columns if (m := LABEL.match(c)))
+        if not horizons:
+            raise ValueError(f"training set {self.dataset_id} has no units_next_<h>d labels")
+        train = full[full["split"] == "train"]
+        scales = []
+        for h in horizons:
+            naive = self.baseline_forecasts(train, h)["seasonal_naive"]
+            error = float(np.mean(np.abs(train[f"units_next_{h}d"].to_numpy() - naive))) if len(train) else 0.0
+            scales.append(error if error > 0 else 1.0)
+        numeric = training_data.numeric_columns(self.table_uri)
+        self.state = {
+            "keys": sorted(full[self.key].dropna().astype(str).unique()),
+            "horizons": horizons,
+            "scales": scales,
+            "features": feature_columns(numeric, tuple(f"{v}__" for v in self.views)),
+        }
+
+    def inputs(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
+        origin = pd.to_datetime(frame["observation_date"])
+        inputs = {
+            "series": id_array(frame[self.key]),
+            "weekday": np.array([f"d{d}" for d in origin.dt.weekday]),
+            "month_part": np.array([f"m{min(d // 10, 2)}" for d in origin.dt.day]),
+            "numeric": numeric_matrix(frame, self.state["features"]),
+        }
+        labels = [f"units_next_{h}d" for h in self.state["horizons"]]
+        if all(c in frame.columns for c in labels):
+            inputs["label"] = frame[labels].to_numpy(dtype="float32")
+        return inputs
+
+    def build(self, params: TrainParams):
+        from lakecart.training.demand import DemandModel
+
+        spec = TowerSpec(
+            ids={
+                "series": self.state["keys"],
+                "weekday": [f"d{d}" for d in range(7)],
+                "month_part": ["m0", "m1", "m2"],
+            },
+            numeric="numeric",
+            numeric_stats=self.numeric_stats("numeric"),
+            n_numeric=len(self.state["features"]),
+            embedding_dim=int(params.extra.get("embedding_dim", 8)),
+        )
+        return DemandModel(
+            spec,
+            self.state["horizons"],
+            self.state["scales"],
+            hidden_layers=tuple(params.extra.get("hidden_layers", (64, 32))),
+        )
+
+    def evaluate(self, model, train: pd.DataFrame, test: pd.DataFrame) -> dict:
+        forecasts = self.predict(model, test)
+        result: dict[str, dict[str, float]] = {
+            "test": {},
+            "baselines": {"seasonal_naive": {}, "moving_average_28d": {}},
+        }
+        for i, (h, scale) in enumerate(zip(self.state["horizons"], self.state["scales"], strict=True)):
+            actual = test[f"units_next_{h}d"].to_numpy(dtype="float64")
+            result["test"][f"mase@{h}d"] = mase(actual, forecasts[:, i], scale)
+            for name, forecast in self.baseline_forecasts(test, h).items():
+                result["baselines"][name][f"mase@{h}d"] = mase(actual, forecast, scale)
+        for values in (result["test"], *result["baselines"].values()):
+            values["mase_mean"] = float(np.mean([v for k, v in values.items() if k.startswith("mase@")]))
+        result["improvement_vs_best_baseline"] = {
+            k: 1.0 - result["test"][k] / min(b[k] for b in result["baselines"].values()) for k in result["test"]
+        }
+        return result
+
+    def outputs(self, model, as_of: date) -> dict[str, pd.DataFrame]:
+        """Forecasts for every series with features as of the end of ``as_of``."""
+        frame = None
+        for view in self.views:
+            rows = training_data.read_delta(
+                tables.table_path(f"features.{view}", self.settings), filters=[("feature_date", "=", as_of)]
+            )
+            rows = rows.drop(columns=["feature_date", "available_at"], errors="ignore")
+            rows = rows.rename(columns={c: f"{view}__{c}" for c in rows.columns if c != self.key})
+            frame = rows if frame is None else frame.merge(rows, on=self.key, how="left")
+        if frame is None or frame.empty:
+            return {}
+        frame["observation_date"] = as_of
+        forecasts = self.predict(model, frame)
+        horizons = self.state["horizons"]
+        n = len(frame)
+        return {
+            tables.DEMAND_FORECASTS: pd.DataFrame(
+                {
+                    "level": self.key.removesuffix("_id"),
+                    "series_id": np.repeat(frame[self.key].astype(str).to_numpy(), len(horizons)),
+                    "forecast_origin": as_of,
+                    "horizon_days": np.tile(np.array(horizons, dtype="int32"), n),
+                    "forecast_units": forecasts.ravel().astype("float32"),
+                }
+            )
+        }
+
+    def plot(self, run_dir: Path, metrics: dict, history: dict) -> list[str]:
+        series = {"deep": metrics["test"], **metrics["baselines"]}
+        return [
+            plots.training_curves(run_dir / "training_loss.png", history, f"{self.name}: scaled absolute error"),
+            plots.grouped_bars(
+                run_dir / f"{self.name}.png", series, "MASE on held-out weeks (lower is better)", "MASE"
+            ),
+        ]
+
+
+class CategoryDemandTask(DemandTask):
+    name = "category_demand"
+    dataset_kind = "category_demand"
+    key = "category"
+    views = ("category_demand_v1",)

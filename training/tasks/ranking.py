@@ -1,0 +1,135 @@
+"""Ranking: will a user who viewed an item buy it? A deep & cross network over user-item pairs.
+
+Examples come from the retrieval training set: one per (user, item, day) with a product view; the
+label is whether the user bought that item that day. Features are the user's activity windows and
+the item's popularity windows as of the first view (point in time, from the feature store), the
+ids, category and device. Evaluated by ROC-AUC and PR-AUC on the held-out days against the item's
+own conversion rate. As the second stage, it re-ranks the retrieval model's candidates into the
+final top-k list.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from lakecart import tables
+from lakecart.training import data as training_data
+from lakecart.training import plots
+from lakecart.training.evaluate import binary_metrics
+from lakecart.training.inputs import TowerSpec
+from lakecart.training.tasks.base import ModelTask, TrainParams, feature_columns, id_array, numeric_matrix
+
+USER_VIEW = "user_activity_v1"
+ITEM_VIEW = "item_popularity_v1"
+BASELINE = f"{ITEM_VIEW}__conversion_rate_7d"
+
+
+def view_purchase_pairs(rows: pd.DataFrame) -> pd.DataFrame:
+    """Interactions -> one row per (user, item, day) with a view, features of the first view,
+    ``label`` 1 when the same user bought the same item the same day."""
+    keys = ["user_id", "item_id", "event_date"]
+    bought = rows[rows["event_type"] == "purchase"][keys].drop_duplicates().assign(label=1.0)
+    views = rows[rows["event_type"] == "product_view"].sort_values("event_time", kind="stable")
+    first = views.drop_duplicates(keys, keep="first")
+    pairs = first.merge(bought, on=keys, how="left")
+    pairs["label"] = pairs["label"].fillna(0.0).astype("float32")
+    return pairs.reset_index(drop=True)
+
+
+class RankingTask(ModelTask):
+    name = "ranking"
+    dataset_kind = "retrieval"
+    primary_metric = "roc_auc"
+    defaults = {"epochs": 8, "global_batch_size": 512, "learning_rate": 0.005}
+
+    def examples(self, frame: pd.DataFrame) -> pd.DataFrame:
+        return view_purchase_pairs(frame)
+
+    def state_columns(self) -> list[str]:
+        return ["user_id", "item_id", "category", "device"]
+
+    def fit_state(self, full: pd.DataFrame) -> None:
+        numeric = training_data.numeric_columns(self.table_uri)
+        self.state = {
+            "users": sorted(full["user_id"].dropna().astype(str).unique()),
+            "items": sorted(full["item_id"].dropna().astype(str).unique()),
+            "categories": sorted(full["category"].dropna().astype(str).unique()),
+            "devices": sorted(full["device"].dropna().astype(str).unique()),
+            "features": feature_columns(numeric, (f"{USER_VIEW}__", f"{ITEM_VIEW}__")),
+        }
+
+    def inputs(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
+        inputs = {
+            "user_id": id_array(frame["user_id"]),
+            "item_id": id_array(frame["item_id"]),
+            "category": id_array(frame["category"]),
+            "device": id_array(frame["device"]),
+            "numeric": numeric_matrix(frame, self.state["features"]),
+        }
+        if "label" in frame.columns:
+            inputs["label"] = frame["label"].to_numpy(dtype="float32")
+        return inputs
+
+    def build(self, params: TrainParams):
+        from lakecart.training.ranking import DCNRanking
+
+        s = self.state
+        spec = TowerSpec(
+            ids={"user_id": s["users"], "item_id": s["items"], "category": s["categories"], "device": s["devices"]},
+            numeric="numeric",
+            numeric_stats=self.numeric_stats("numeric"),
+            n_numeric=len(s["features"]),
+            embedding_dim=int(params.extra.get("embedding_dim", 16)),
+        )
+        return DCNRanking(spec, deep_layers=tuple(params.extra.get("deep_layers", (64, 32))), objective="binary")
+
+    def evaluate(self, model, train: pd.DataFrame, test: pd.DataFrame) -> dict:
+        y = test["label"].to_numpy()
+        baseline = test[BASELINE].fillna(0.0).to_numpy() if BASELINE in test.columns else np.zeros(len(test))
+        return {
+            "test": binary_metrics(y, self.predict(model, test)[:, 0]),
+            "baselines": {"item_conversion_rate": binary_metrics(y, baseline)},
+        }
+
+    def outputs(self, model, as_of: date) -> dict[str, pd.DataFrame]:
+        """Retrieval's candidates for ``as_of``, re-ranked: the final top-k list."""
+        from lakecart.jobs.training_set import dataset_id_for
+        from lakecart.training.publish import run_dir_for
+
+        try:
+            run = run_dir_for(self.settings, "retrieval", dataset_id_for(as_of, "retrieval"))
+        except FileNotFoundError:
+            return {}  # no retrieval run for the day: nothing to re-rank
+        path = run / "outputs" / "candidates.parquet"
+        candidates = pd.read_parquet(path).rename(columns={"rank": "retrieval_rank", "score": "retrieval_score"})
+        frame = candidates.assign(device="")
+        catalogue = training_data.read_delta(
+            tables.table_path(tables.SILVER_ITEMS, self.settings), ["item_id", "category"]
+        )
+        frame = frame.merge(catalogue, on="item_id", how="left")
+        for view, key in ((USER_VIEW, "user_id"), (ITEM_VIEW, "item_id")):
+            columns = [c.split("__", 1)[1] for c in self.state["features"] if c.startswith(f"{view}__")]
+            rows = training_data.read_delta(
+                tables.table_path(f"features.{view}", self.settings),
+                [key, *columns],
+                filters=[("feature_date", "=", as_of)],
+            )
+            frame = frame.merge(rows.rename(columns={c: f"{view}__{c}" for c in columns}), on=key, how="left")
+        frame["score"] = self.predict(model, frame)[:, 0].astype("float32")
+        frame = frame.sort_values(["user_id", "score"], ascending=[True, False], kind="stable")
+        frame["rank"] = frame.groupby("user_id").cumcount().astype("int32") + 1
+        top = frame[frame["rank"] <= self.settings.training.top_k]
+        return {
+            tables.RANKED_RECOMMENDATIONS: top[
+                ["user_id", "rank", "item_id", "score", "retrieval_rank", "retrieval_score"]
+            ].reset_index(drop=True)
+        }
+
+    def plot(self, run_dir: Path, metrics: dict, history: dict) -> list[str]:
+        return plots.binary_classifier(
+            run_dir, "ranking", "DCN", metrics, history, "purchase given a view, held-out days"
+        )

@@ -1,0 +1,262 @@
+"""Retrieval: which items will a user interact with next? Two towers over feature-store features.
+
+Query: user id, the user's last items and categories (``user_sequences_v1``), activity windows
+(``user_activity_v1``) and the context of the interaction (device, hour, weekday), all as of the
+interaction's time. Candidate: item id, category, brand and price from the catalogue.
+Evaluated on the held-out days over the whole catalogue against most-popular and item
+co-occurrence; the serving index (TFRS BruteForce) is saved with the model.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from lakecart import tables
+from lakecart.training import data as training_data
+from lakecart.training import plots
+from lakecart.training.evaluate import (
+    cooccurrence_matrix,
+    cooccurrence_scores,
+    popularity_scores,
+    ranking_metrics,
+    top_k_indices,
+)
+from lakecart.training.inputs import TowerSpec, pad_sequences, scale_counts
+from lakecart.training.tasks.base import ModelTask, TrainParams, feature_columns, id_array, numeric_matrix
+
+KS = (10, 50, 100)
+SEQUENCE_LENGTH = 10
+USER_VIEW = "user_activity_v1"
+SEQUENCE_VIEW = "user_sequences_v1"
+CANDIDATES_PER_USER = 100  # handed to the ranking stage
+
+
+class RetrievalTask(ModelTask):
+    name = "retrieval"
+    dataset_kind = "retrieval"
+    primary_metric = "ndcg@100"  # the gate: sensitive to where in the list the item lands
+    defaults = {"epochs": 10, "global_batch_size": 512, "learning_rate": 0.1}
+
+    # --- data ---------------------------------------------------------------------------------
+    def catalogue(self) -> pd.DataFrame:
+        items = training_data.read_delta(
+            tables.table_path(tables.SILVER_ITEMS, self.settings), ["item_id", "category", "brand", "price"]
+        )
+        return items.sort_values("item_id").reset_index(drop=True)
+
+    def state_columns(self) -> list[str]:
+        return ["user_id", "device", f"{SEQUENCE_VIEW}__recent_items", f"{SEQUENCE_VIEW}__recent_categories"]
+
+    def fit_state(self, full: pd.DataFrame) -> None:
+        items = self.catalogue()
+        self.state = {
+            "users": sorted(full["user_id"].dropna().astype(str).unique()),
+            "items": items["item_id"].astype(str).tolist(),
+            "categories": sorted(items["category"].dropna().astype(str).unique()),
+            "brands": sorted(items["brand"].dropna().astype(str).unique()),
+            "devices": sorted(full["device"].dropna().astype(str).unique()),
+            "user_features": feature_columns(training_data.numeric_columns(self.table_uri), (f"{USER_VIEW}__",)),
+        }
+
+    def query_inputs(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
+        times = pd.to_datetime(frame["event_time"], utc=True)
+        return {
+            "user_id": id_array(frame["user_id"]),
+            "device": id_array(frame["device"]),
+            "hour": np.array([f"h{h:02d}" for h in times.dt.hour]),
+            "weekday": np.array([f"d{d}" for d in times.dt.weekday]),
+            "recent_items": pad_sequences(_column(frame, f"{SEQUENCE_VIEW}__recent_items"), SEQUENCE_LENGTH),
+            "recent_categories": pad_sequences(_column(frame, f"{SEQUENCE_VIEW}__recent_categories"), SEQUENCE_LENGTH),
+            "user_numeric": numeric_matrix(frame, self.state["user_features"]),
+        }
+
+    def candidate_inputs(self, item_ids: pd.Series) -> dict[str, np.ndarray]:
+        catalogue = self.catalogue().set_index("item_id").reindex(item_ids.astype(str))
+        return {
+            "item_id": item_ids.astype(str).to_numpy(),
+            "category": id_array(catalogue["category"]),
+            "brand": id_array(catalogue["brand"]),
+            "item_numeric": scale_counts(catalogue[["price"]].to_numpy()).astype("float32"),
+        }
+
+    def inputs(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
+        from lakecart.training.retrieval import candidate_probability
+
+        inputs = {**self.query_inputs(frame), **self.candidate_inputs(frame["item_id"])}
+        if self.state.get("sampling_bias_correction", True):
+            inputs["candidate_probability"] = candidate_probability(frame["item_id"].astype(str).to_numpy())
+        return inputs
+
+    # --- model --------------------------------------------------------------------------------
+    def build(self, params: TrainParams):
+        from lakecart.training.retrieval import TwoTowerRetrieval
+
+        dim = int(params.extra.get("embedding_dim", 32))
+        hidden = tuple(params.extra.get("hidden_layers", (64,)))
+        s = self.state
+        query = TowerSpec(
+            ids={
+                "user_id": s["users"],
+                "device": s["devices"],
+                "hour": [f"h{h:02d}" for h in range(24)],
+                "weekday": [f"d{d}" for d in range(7)],
+            },
+            sequences={"recent_items": s["items"], "recent_categories": s["categories"]},
+            numeric="user_numeric",
+            numeric_stats=self.numeric_stats("user_numeric"),
+            n_numeric=len(s["user_features"]),
+            embedding_dim=dim,
+            hidden_layers=hidden,
+            output_dim=dim,
+        )
+        candidate = TowerSpec(
+            ids={"item_id": s["items"], "category": s["categories"], "brand": s["brands"]},
+            numeric="item_numeric",
+            numeric_stats=self.numeric_stats("item_numeric"),
+            n_numeric=1,
+            embedding_dim=dim,
+            hidden_layers=hidden,
+            output_dim=dim,
+        )
+        # The logQ correction is on unless switched off (the ablation in the training benchmark).
+        self.state["sampling_bias_correction"] = bool(params.extra.get("sampling_bias_correction", True))
+        return TwoTowerRetrieval(query, candidate)
+
+    def optimizer(self, params: TrainParams):
+        import tensorflow as tf
+
+        return tf.keras.optimizers.legacy.Adagrad(params.learning_rate)
+
+    # --- evaluation ---------------------------------------------------------------------------
+    def item_vectors(self, model) -> np.ndarray:
+        from lakecart.training.retrieval import embed
+
+        return embed(model.candidate_model, self.candidate_inputs(pd.Series(self.state["items"])))
+
+    def evaluate(self, model, train: pd.DataFrame, test: pd.DataFrame) -> dict:
+        from lakecart.training.retrieval import embed
+
+        items = pd.Series(np.arange(len(self.state["items"])), index=self.state["items"])
+        test = test[test["item_id"].astype(str).isin(items.index)].reset_index(drop=True)
+        train = train[train["item_id"].astype(str).isin(items.index)]
+        true_index = items.loc[test["item_id"].astype(str)].to_numpy()
+        queries = embed(model.query_model, self.query_inputs(test))
+        model_scores = queries @ self.item_vectors(model).T
+        train_index = items.loc[train["item_id"].astype(str)].to_numpy()
+        popular = popularity_scores(train_index, len(items), len(test))
+        users = pd.Series(np.arange(train["user_id"].nunique()), index=sorted(train["user_id"].unique()))
+        matrix = cooccurrence_matrix(users.loc[train["user_id"]].to_numpy(), train_index, len(items))
+        history = [
+            items.reindex([str(v) for v in (seq if seq is not None else [])]).dropna().astype(int).to_numpy()
+            for seq in _column(test, f"{SEQUENCE_VIEW}__recent_items")
+        ]
+        cooc = cooccurrence_scores(history, matrix, popular[0])
+        return {
+            "test": ranking_metrics(model_scores, true_index, KS),
+            "baselines": {
+                "most_popular": ranking_metrics(popular, true_index, KS),
+                "co_occurrence": ranking_metrics(cooc, true_index, KS),
+            },
+        }
+
+    # --- outputs --------------------------------------------------------------------------------
+    def serving_queries(self, as_of: date) -> pd.DataFrame:
+        """One row per user: features as of the end of ``as_of`` and the context of the user's
+        last interaction in the training set."""
+        full = training_data.read_delta(
+            self.table_uri, ["user_id", "device", "event_time"], filters=[("dataset_id", "=", self.dataset_id)]
+        )
+        last = full.sort_values("event_time").groupby("user_id").tail(1).set_index("user_id")
+        frame = last.reindex(self.state["users"]).rename_axis("user_id").reset_index()
+        for view, columns in (
+            (USER_VIEW, [c.split("__", 1)[1] for c in self.state["user_features"]]),
+            (SEQUENCE_VIEW, ["recent_items", "recent_categories"]),
+        ):
+            path = tables.table_path(f"features.{view}", self.settings)
+            rows = training_data.read_delta(path, ["user_id", *columns], filters=[("feature_date", "=", as_of)])
+            rows = rows.rename(columns={c: f"{view}__{c}" for c in columns})
+            frame = frame.merge(rows, on="user_id", how="left")
+        frame["event_time"] = frame["event_time"].fillna(pd.Timestamp(as_of, tz="UTC"))
+        return frame
+
+    def outputs(self, model, as_of: date) -> dict[str, pd.DataFrame]:
+        from lakecart.training.retrieval import embed
+
+        k = self.settings.training.top_k
+        queries = self.serving_queries(as_of)
+        user_vectors = embed(model.query_model, self.query_inputs(queries))
+        item_vectors = self.item_vectors(model)
+        item_ids = np.array(self.state["items"])
+        scores = user_vectors @ item_vectors.T
+        best = top_k_indices(scores, CANDIDATES_PER_USER)
+        candidates = _top_k_frame(queries["user_id"].to_numpy(), item_ids, scores, best)
+        # Cross-category: items from categories the user has not bought from (in the training
+        # window), ranked by the same affinity score.
+        catalogue = self.catalogue()
+        bought = training_data.read_delta(
+            self.table_uri, ["user_id", "category", "event_type"], filters=[("dataset_id", "=", self.dataset_id)]
+        )
+        bought = bought[bought["event_type"] == "purchase"].groupby("user_id")["category"].agg(set)
+        item_category = catalogue.set_index("item_id")["category"].reindex(item_ids).to_numpy()
+        masked = scores.copy()
+        for row, user in enumerate(queries["user_id"]):
+            if user in bought.index:
+                masked[row, np.isin(item_category, list(bought[user]))] = -np.inf
+        cross = _top_k_frame(queries["user_id"].to_numpy(), item_ids, masked, top_k_indices(masked, k))
+        cross = cross[np.isfinite(cross["score"])]
+        cross["category"] = catalogue.set_index("item_id")["category"].reindex(cross["item_id"]).to_numpy()
+        return {
+            tables.USER_EMBEDDINGS: pd.DataFrame({"user_id": queries["user_id"], "embedding": list(user_vectors)}),
+            tables.ITEM_EMBEDDINGS: pd.DataFrame({"item_id": item_ids, "embedding": list(item_vectors)}),
+            tables.RECOMMENDATIONS: candidates[candidates["rank"] <= k].reset_index(drop=True),
+            tables.CROSS_CATEGORY_RECOMMENDATIONS: cross.reset_index(drop=True),
+            "candidates": candidates,
+        }
+
+    def save_artifacts(self, model, run_dir: Path) -> dict[str, str]:
+        return {"index": self.save_index(model, run_dir)}
+
+    def save_index(self, model, run_dir: Path) -> str:
+        """The serving artefact: a TFRS BruteForce index over the item embeddings, as a SavedModel
+        that maps query features to the top items."""
+        import tensorflow as tf
+
+        from lakecart.training.retrieval import brute_force_index
+
+        k = min(CANDIDATES_PER_USER, len(self.state["items"]))
+        index = brute_force_index(model.query_model, np.array(self.state["items"]), self.item_vectors(model), k=k)
+        example = {k: v[:1] for k, v in self.query_inputs(self.serving_queries_example()).items()}
+        index(example)
+        path = run_dir / "index"
+        tf.saved_model.save(index, str(path))
+        return str(path)
+
+    def serving_queries_example(self) -> pd.DataFrame:
+        return training_data.read_shard(self.table_uri, self.dataset_id, 0, 1).head(1)
+
+    def plot(self, run_dir: Path, metrics: dict, history: dict) -> list[str]:
+        series = {"two-tower": metrics["test"], **metrics["baselines"]}
+        return [
+            plots.training_curves(run_dir / "training_loss.png", history, "retrieval: in-batch softmax loss"),
+            plots.grouped_bars(run_dir / "retrieval.png", series, "held-out days, full catalogue", "score"),
+        ]
+
+
+def _column(frame: pd.DataFrame, name: str) -> list:
+    return list(frame[name]) if name in frame.columns else [None] * len(frame)
+
+
+def _top_k_frame(users: np.ndarray, item_ids: np.ndarray, scores: np.ndarray, best: np.ndarray) -> pd.DataFrame:
+    n, k = best.shape
+    return pd.DataFrame(
+        {
+            "user_id": np.repeat(users, k),
+            "rank": np.tile(np.arange(1, k + 1), n).astype("int32"),
+            "item_id": item_ids[best.ravel()],
+            "score": np.take_along_axis(scores, best, axis=1).ravel().astype("float32"),
+        }
+    )

@@ -1,0 +1,235 @@
+"""The per-worker training program, the same for every model. ``lakecart train <model>`` launches it
+on N workers (``horovodrun``; one plain process when N is 1); ``horovod.spark.run`` can call
+:func:`train` inside Spark executors. Run it by hand as
+``python -m lakecart.training.worker --model churn --dataset-id churn_20260114 --run-dir ...``.
+
+Every worker reads its own shard of the Delta training set and takes the same number of steps per
+epoch (the smallest shard decides), so no worker waits at the end of an epoch. Rank 0 evaluates on
+the held-out split, writes metrics, plots, weights, state and the rows ``lakecart publish`` puts
+into the lake.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import random
+import time
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+
+from lakecart.config import get_settings
+from lakecart.training import distributed
+from lakecart.training.inputs import column_stats
+from lakecart.training.tasks import TASKS
+from lakecart.training.tasks.base import ModelTask, TrainParams
+
+log = logging.getLogger("lakecart.train")
+
+
+def model_version(task: ModelTask, params: TrainParams, workers: int, data_hash: str) -> str:
+    """``<model>-<data date>-<hash>``: the hash covers the parameters, the worker count and the
+    training set's content, so a retrained model never overwrites another one's run."""
+    identity = {"params": params.to_json(), "workers": workers, "data": data_hash}
+    digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:8]
+    return f"{task.name}-{task.dataset_id.rsplit('_', 1)[-1]}-{digest}"
+
+
+LATEST = "latest"  # in a run root: the version of the newest finished run
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", required=True, choices=sorted(TASKS))
+    p.add_argument("--dataset-id", required=True, help="the training set, e.g. churn_20260114")
+    p.add_argument(
+        "--as-of", type=date.fromisoformat, required=True, help="logical date: outputs use features as of it"
+    )
+    p.add_argument(
+        "--run-root", required=True, help="runs go to <run-root>/<model version>; <run-root>/latest names the newest"
+    )
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--global-batch-size", type=int, help="examples per step over all workers (fixed: same quality)")
+    p.add_argument("--learning-rate", type=float)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", help="model-specific (JSON values)")
+    p.add_argument("--resume", action="store_true", help="continue from the run directory's last checkpoint")
+    return p.parse_args(argv)
+
+
+def train_params(task: type[ModelTask], args: argparse.Namespace) -> TrainParams:
+    s = get_settings().training
+    d = task.defaults
+    extra = {}
+    for item in args.param:
+        key, _, value = item.partition("=")
+        try:
+            extra[key] = json.loads(value)
+        except json.JSONDecodeError:
+            extra[key] = value
+    return TrainParams(
+        epochs=args.epochs or d.get("epochs", s.epochs),
+        global_batch_size=args.global_batch_size or d.get("global_batch_size", s.global_batch_size),
+        learning_rate=args.learning_rate or d.get("learning_rate", s.learning_rate),
+        seed=args.seed if args.seed is not None else s.seed,
+        extra=extra,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    args = parse_args(argv)
+    task_cls = TASKS[args.model]
+    params = train_params(task_cls, args)
+    train(task_cls(get_settings(), args.dataset_id), params, Path(args.run_root), args.as_of, args.resume)
+    return 0
+
+
+def train(task: ModelTask, params: TrainParams, run_root: Path, as_of: date, resume: bool = False) -> dict | None:
+    """Train ``task`` on this worker's shard; on rank 0 evaluate and write the run. Returns rank 0's metrics."""
+    import tensorflow as tf
+
+    from lakecart.training import data as training_data
+
+    worker = distributed.init()
+    version = model_version(
+        task, params, worker.size, training_data.manifest(task.settings, task.dataset_id)["content_hash"]
+    )
+    run_dir = run_root / version
+    random.seed(params.seed)
+    np.random.seed(params.seed)
+    tf.random.set_seed(params.seed)
+
+    # Identical on every worker: built from columns every worker reads in full.
+    task.fit_state(task.read_columns(task.state_columns()))
+    train_rows = task.read_shard(worker.rank, worker.size, split="train")
+    if params.global_batch_size % worker.size:
+        raise SystemExit(f"global batch {params.global_batch_size} does not divide over {worker.size} workers")
+    local_batch = params.global_batch_size // worker.size
+    # Normalisation constants of the numeric inputs: averaged over the workers' shards, so identical.
+    sample = task.inputs(train_rows)
+    task.state["numeric_stats"] = {
+        name: [distributed.allreduce_mean(stat, f"{name}_{i}") for i, stat in enumerate(column_stats(values))]
+        for name, values in sorted(sample.items())
+        if values.ndim == 2 and values.dtype.kind == "f" and name != "label"
+    }
+    model = task.build(params)
+    # A slice of each worker's shard is held out to stop before the model overfits.
+    validation_fraction = float(params.extra.get("validation_fraction", task.validation_fraction))
+    held_out = train_rows.sample(frac=validation_fraction, random_state=params.seed).index
+    fit_rows, validation_rows = train_rows.drop(held_out), train_rows.loc[held_out]
+    has_validation = distributed.min_across_workers(len(validation_rows)) > 0
+    if not has_validation:
+        fit_rows = train_rows
+    steps = distributed.min_across_workers(len(fit_rows) // local_batch)
+    if steps < 1:  # the same on every worker (a collective minimum): all stop together
+        raise SystemExit(
+            f"too little data: {len(fit_rows)} training rows on worker {worker.rank} for a batch of {local_batch}; "
+            "lower --global-batch-size"
+        )
+    inputs = task.inputs(fit_rows)
+    model.compile(optimizer=distributed.distributed_optimizer(task.optimizer(params)))
+    dataset = (
+        tf.data.Dataset.from_tensor_slices(inputs)
+        .shuffle(len(fit_rows), seed=params.seed + worker.rank, reshuffle_each_iteration=True)
+        .batch(local_batch, drop_remainder=True)
+        .repeat()
+    )
+    run_dir.mkdir(parents=True, exist_ok=True)
+    initial_epoch = 0
+    if resume:
+        model.compute_loss(next(iter(dataset)))  # create the variables before loading into them
+        initial_epoch = distributed.resume_epoch(model, run_dir)
+    log.info(
+        "worker %d/%d: %s on %d rows, %d steps of %d per epoch, %d epochs",
+        worker.rank,
+        worker.size,
+        task.name,
+        len(train_rows),
+        steps,
+        local_batch,
+        params.epochs,
+    )
+    started = time.perf_counter()
+    validation = (
+        tf.data.Dataset.from_tensor_slices(task.inputs(validation_rows)).batch(local_batch) if has_validation else None
+    )
+    patience = params.extra.get("patience", task.patience) if has_validation else None
+    history = model.fit(
+        dataset,
+        epochs=params.epochs,
+        initial_epoch=initial_epoch,
+        steps_per_epoch=steps,
+        validation_data=validation,
+        callbacks=distributed.training_callbacks(worker, run_dir, patience=patience),
+        verbose=2 if worker.is_chief else 0,
+    )
+    seconds = time.perf_counter() - started
+    trained_epochs = len(history.epoch)
+    examples_per_second = steps * local_batch * trained_epochs / seconds if seconds > 0 else 0.0
+    curves = {k: [float(v) for v in vals] for k, vals in history.history.items()}
+    (run_dir / f"history-rank{worker.rank}.json").write_text(json.dumps(curves))
+    if not worker.is_chief:
+        return None
+    metrics = finish(
+        task, model, params, run_dir, version, as_of, worker.size, curves, len(train_rows), examples_per_second
+    )
+    (run_root / LATEST).write_text(version)
+    return metrics
+
+
+def finish(
+    task: ModelTask,
+    model,
+    params: TrainParams,
+    run_dir: Path,
+    version: str,
+    as_of: date,
+    workers: int,
+    curves: dict,
+    shard_rows: int,
+    examples_per_second: float,
+) -> dict:
+    """Rank 0: evaluate on the held-out split, write weights, state, outputs, metrics and plots."""
+    import pandas as pd
+
+    train_rows = task.read_split("train")
+    test_rows = task.read_split("test")
+    evaluation = task.evaluate(model, train_rows, test_rows)
+    model.save_weights(str(run_dir / "weights" / "model"))
+    task.save_state(run_dir)
+    artifacts = task.save_artifacts(model, run_dir)
+    written = {}
+    for table, frame in task.outputs(model, as_of).items():
+        path = run_dir / "outputs" / f"{table}.parquet"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        pd.DataFrame(frame).to_parquet(path, index=False)
+        written[table] = len(frame)
+    metrics = {
+        "model": task.name,
+        "model_version": version,
+        "dataset_id": task.dataset_id,
+        "as_of": as_of.isoformat(),
+        "params": {**params.to_json(), "workers": workers},
+        "train_rows": int(len(train_rows)),
+        "test_rows": int(len(test_rows)),
+        "rows_per_worker": int(shard_rows),
+        "history": curves,
+        **evaluation,
+        "outputs": written,
+        "artifacts": artifacts,
+        "examples_per_second_per_worker": examples_per_second,
+        "primary_metric": task.primary_metric,
+    }
+    metrics["plots"] = task.plot(run_dir, metrics, curves)
+    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, default=float))
+    log.info("%s %s: %s", task.name, version, json.dumps(metrics["test"], default=float))
+    return metrics
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
