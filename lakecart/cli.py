@@ -271,7 +271,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.resume:
         worker_args.append("--resume")
     processes = args.processes or settings.training.processes
-    rc = distributed.launch("lakecart.training.worker", worker_args, processes, args.hosts or settings.training.hosts)
+    rc = distributed.launch(
+        "lakecart.training.worker", worker_args, processes, args.hosts or settings.training.hosts, args.on_spark
+    )
     if rc != 0:
         raise RuntimeError(f"training failed (exit code {rc}); see the worker logs above")
     run_dir = run_dir_for(settings, args.model, dataset_id)
@@ -475,6 +477,11 @@ def build_parser() -> argparse.ArgumentParser:
     _with_date(p, lookback=False)
     p.add_argument("--processes", type=int, help="workers (default from config: 2)")
     p.add_argument("--hosts", help="horovodrun hosts, e.g. gpu-1:4,gpu-2:4")
+    p.add_argument(
+        "--on-spark",
+        action="store_true",
+        help="run the workers as Spark tasks (horovod.spark.run) on the configured master",
+    )
     p.add_argument("--epochs", type=int)
     p.add_argument("--global-batch-size", type=int, help="examples per step over all workers")
     p.add_argument("--learning-rate", type=float)

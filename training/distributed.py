@@ -1,7 +1,8 @@
 """Everything Horovod, in one module. Models and trainers never import Horovod.
 
 The same trainer runs as 1 process, as N processes under ``horovodrun`` (Gloo on CPU, NCCL on GPU
-hosts) and inside Spark executors (``horovod.spark.run``): only the launcher differs.
+hosts) and inside Spark executors (``horovod.spark.run``, ``lakecart train --on-spark``): only the
+launcher differs.
 Per worker: init, GPU pinned by local rank, learning rate scaled by the world size when the batch
 is per worker, variables broadcast from rank 0, gradients and metrics averaged across workers,
 TensorBoard logs and checkpoints written by rank 0 only, resume from the last checkpoint.
@@ -147,10 +148,35 @@ def horovodrun_command(module: str, args: Sequence[str], processes: int, hosts: 
     ]
 
 
-def launch(module: str, args: Sequence[str], processes: int, hosts: str = "") -> int:
+def _run_module(module: str, args: Sequence[str]) -> int:
+    """Inside a Spark task: the worker program, as ``python -m module args`` would run it."""
+    import importlib
+
+    return importlib.import_module(module).main(list(args))
+
+
+def launch_on_spark(module: str, args: Sequence[str], processes: int) -> int:
+    """Run the trainer inside ``processes`` Spark tasks (``horovod.spark.run``, Gloo): on a Spark
+    cluster the workers are executors, so training needs no host list. Uses the project's one
+    SparkSession factory (``LAKECART_SPARK__MASTER`` picks the cluster)."""
+    import horovod.spark
+
+    from lakecart.spark import get_spark
+
+    spark = get_spark(app_name="lakecart-train")
+    try:
+        codes = horovod.spark.run(_run_module, args=(module, list(args)), num_proc=processes, use_gloo=True)
+    finally:
+        spark.stop()
+    return max(codes)
+
+
+def launch(module: str, args: Sequence[str], processes: int, hosts: str = "", on_spark: bool = False) -> int:
     """Run a trainer module on ``processes`` workers and return its exit code."""
     if processes < 1:
         raise ValueError("processes must be >= 1")
+    if on_spark:
+        return launch_on_spark(module, args, processes)
     command = (
         [sys.executable, "-m", module, *args]
         if processes == 1 and not hosts

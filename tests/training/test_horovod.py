@@ -56,3 +56,10 @@ def test_two_workers_reach_the_quality_of_one_within_two_percent(one_and_two_wor
     for metric in ("roc_auc", "pr_auc"):
         assert abs(two["test"][metric] - one["test"][metric]) <= 0.02 * one["test"][metric], metric
     assert one["model_version"] != two["model_version"]  # both runs kept, side by side
+
+
+def test_the_same_trainer_runs_inside_spark_tasks(tiny_lake):
+    """``horovod.spark.run``: two Spark tasks (local[2]) are the two Horovod workers."""
+    run = lakecart_train("churn", 2, "--on-spark", "--epochs", "1", "--global-batch-size", "64")
+    assert run["params"]["workers"] == 2
+    assert (run["run_dir"] / "history-rank1.json").exists()
