@@ -1,0 +1,46 @@
+"""Task-level transforms with hand-computed expectations (no training)."""
+
+from datetime import UTC, date, datetime
+
+import numpy as np
+import pandas as pd
+
+from lakecart.training.tasks.churn import NO_EVENT_DAYS, with_recency_filled
+from lakecart.training.tasks.demand import DemandTask
+from lakecart.training.tasks.ranking import view_purchase_pairs
+
+
+def at(hour: int) -> datetime:
+    return datetime(2026, 1, 5, hour, tzinfo=UTC)
+
+
+def test_ranking_examples_are_first_views_labelled_by_a_same_day_purchase():
+    day = date(2026, 1, 5)
+    rows = pd.DataFrame(
+        [
+            ("u1", "i1", "product_view", at(11), day, 2.0),
+            ("u1", "i1", "product_view", at(10), day, 1.0),  # the first view: its features are kept
+            ("u1", "i1", "purchase", at(12), day, 9.0),
+            ("u1", "i2", "product_view", at(10), day, 1.0),
+            ("u2", "i1", "purchase", at(9), day, 5.0),  # bought without a view: no example
+            ("u1", "i2", "purchase", at(9), date(2026, 1, 6), 5.0),  # the next day: not this view's label
+        ],
+        columns=["user_id", "item_id", "event_type", "event_time", "event_date", "user_activity_v1__views_7d"],
+    )
+    pairs = view_purchase_pairs(rows).sort_values("item_id")
+    assert pairs[["user_id", "item_id", "label"]].values.tolist() == [["u1", "i1", 1.0], ["u1", "i2", 0.0]]
+    assert pairs["user_activity_v1__views_7d"].tolist() == [1.0, 1.0]
+
+
+def test_missing_recency_means_longer_ago_than_the_window():
+    frame = pd.DataFrame({"user_activity_v2__days_since_purchase": [3, None], "user_activity_v2__views_7d": [1, None]})
+    filled = with_recency_filled(frame)
+    assert filled["user_activity_v2__days_since_purchase"].tolist() == [3, NO_EVENT_DAYS]
+    assert filled["user_activity_v2__views_7d"].isna().tolist() == [False, True]  # only "days since" columns
+
+
+def test_demand_baselines_repeat_last_week_and_the_28_day_mean():
+    frame = pd.DataFrame({"item_demand_v1__units_mean_7d": [2.0, None], "item_demand_v1__units_mean_28d": [1.0, 0.5]})
+    forecasts = DemandTask.baseline_forecasts(DemandTask.__new__(DemandTask), frame, 14)
+    assert forecasts["seasonal_naive"].tolist() == [28.0, 0.0]
+    assert np.allclose(forecasts["moving_average_28d"], [14.0, 7.0])
