@@ -28,6 +28,8 @@ class TowerSpec:
 def column_stats(matrix: np.ndarray) -> tuple[list[float], list[float]]:
     """Mean and variance per column (variance floored, so constant columns pass through)."""
     matrix = np.asarray(matrix, dtype="float64")
+    if len(matrix) == 0:
+        return [0.0] * matrix.shape[1], [1.0] * matrix.shape[1]
     return matrix.mean(axis=0).tolist(), np.maximum(matrix.var(axis=0), 1e-6).tolist()
 
 
