@@ -43,7 +43,16 @@ def test_retrieval_learns_each_users_category_and_saves_an_index(tiny_lake, tmp_
     assert metrics["test"]["ndcg@10"] > popular["ndcg@10"] + 0.1
     assert set(metrics["baselines"]) == {"most_popular", "co_occurrence"}
     assert {"recall@50", "ndcg@100"} <= set(metrics["test"])
-    assert (run_dir / "index" / "saved_model.pb").exists()
+    # The serving index answers queries on its own (a SavedModel: no lakecart code needed to load it).
+    import tensorflow as tf
+
+    from lakecart.training.tasks import TASKS
+
+    task = TASKS["retrieval"].from_run(tiny_lake, run_dir)
+    queries = {k: tf.constant(v) for k, v in task.query_inputs(task.read_split("test").head(3)).items()}
+    scores, items = tf.saved_model.load(str(run_dir / "index"))(queries)
+    assert items.shape == (3, 30) and set(items.numpy().ravel().astype(str)) <= set(task.state["items"])
+    assert (np.diff(scores.numpy(), axis=1) <= 1e-6).all()  # best first
     assert (run_dir / "retrieval.png").stat().st_size > 0 and (run_dir / "tensorboard").is_dir()
 
     recs = outputs(run_dir, tables.RECOMMENDATIONS)
