@@ -1,12 +1,12 @@
 """The last two steps of a training run: the gate (``lakecart evaluate``) and the write-back
 (``lakecart publish``). Delta writes through delta-rs, no JVM.
 
-The gate re-evaluates the *champion* (the model last published for this task, from
-``gold.model_registry``) on the candidate's held-out split and compares the task's primary
-metric: the candidate is published only when it is at least as good. Publishing replaces exactly
-this model version's rows in each output table (so publishing twice leaves the same tables) and
-records the model in the registry with its training-set manifest id, parameters, metrics and
-artefact path.
+Every evaluated model gets a row in ``gold.model_registry`` (training-set manifest id, parameters,
+metrics, artefact path; status ``approved`` or ``held_back``, then ``published``). The gate
+re-evaluates the *champion* (the model last published for this task) on the candidate's held-out
+split and compares the task's primary metric: the candidate is published only when it is at least
+as good. Publishing replaces exactly this model version's rows in each output table, so publishing
+twice leaves the same tables.
 """
 
 from __future__ import annotations
@@ -60,6 +60,7 @@ def champion(settings: Settings, model: str, exclude: str | None = None) -> dict
     if not DeltaTable.is_deltatable(path):
         return None
     rows = DeltaTable(path).to_pandas(filters=[("model", "=", model)])
+    rows = rows[rows["status"] == "published"]
     rows = rows[rows["model_version"] != exclude] if exclude else rows
     if rows.empty:
         return None
@@ -114,6 +115,7 @@ def evaluate_candidate(settings: Settings, model: str, dataset_id: str) -> dict:
             ),
         )
     (run / EVALUATION).write_text(json.dumps(result, indent=2, default=float))
+    register(settings, run, "approved" if result["publish"] else "held_back", _logical_time(metrics["as_of"]))
     log.info(
         "gate for %s: %s (%s)", metrics["model_version"], "publish" if result["publish"] else "hold", result["reason"]
     )
@@ -134,8 +136,7 @@ def publish(settings: Settings, model: str, dataset_id: str, logical_date: date,
         if gate["candidate"] != metrics["model_version"] or not gate["publish"]:
             raise GateClosed(f"the gate holds {metrics['model_version']} back: {gate['reason']}")
     version = metrics["model_version"]
-    # The run's logical time, not the wall clock: republishing the same run writes the same rows.
-    created_at = pd.Timestamp(datetime.combine(logical_date, time(0), tzinfo=UTC))
+    created_at = _logical_time(logical_date.isoformat())
     written = {}
     for path in sorted((run / "outputs").glob("*.*.parquet")):
         table = path.name.removesuffix(".parquet")
@@ -144,24 +145,31 @@ def publish(settings: Settings, model: str, dataset_id: str, logical_date: date,
             frame["embedding"] = [list(map(float, v)) for v in frame["embedding"]]
         replace_version(tables.table_path(table, settings), frame, version)
         written[table] = len(frame)
-    registry_row = pd.DataFrame(
-        [
-            {
-                "model_version": version,
-                "model": model,
-                "dataset_id": metrics["dataset_id"],  # the training set's manifest id
-                "params": json.dumps(metrics["params"], sort_keys=True),
-                "metrics": json.dumps(
-                    {"test": metrics["test"], "baselines": metrics.get("baselines", {})}, default=float
-                ),
-                "primary_metric": metrics["primary_metric"],
-                "primary_value": float(metrics["test"][metrics["primary_metric"]]),
-                "artifact_path": str(run.resolve()),
-                "created_at": created_at,
-            }
-        ]
-    )
-    replace_version(tables.table_path(tables.MODEL_REGISTRY, settings), registry_row, version)
+    register(settings, run, "published", created_at)
     summary = {"model_version": version, "tables": written}
     log.info("published %s", summary)
     return summary
+
+
+def _logical_time(day: str) -> pd.Timestamp:
+    # The run's logical time, not the wall clock: republishing the same run writes the same rows.
+    return pd.Timestamp(datetime.combine(date.fromisoformat(day), time(0), tzinfo=UTC))
+
+
+def register(settings: Settings, run: Path, status: str, created_at: pd.Timestamp) -> None:
+    """Record (or update) a trained model in the registry: ``approved`` or ``held_back`` by the
+    gate, then ``published``. The champion is the newest ``published`` row."""
+    metrics = json.loads((run / "metrics.json").read_text())
+    row = {
+        "model_version": metrics["model_version"],
+        "model": metrics["model"],
+        "dataset_id": metrics["dataset_id"],  # the training set's manifest id
+        "status": status,
+        "params": json.dumps(metrics["params"], sort_keys=True),
+        "metrics": json.dumps({"test": metrics["test"], "baselines": metrics.get("baselines", {})}, default=float),
+        "primary_metric": metrics["primary_metric"],
+        "primary_value": float(metrics["test"][metrics["primary_metric"]]),
+        "artifact_path": str(run.resolve()),
+        "created_at": created_at,
+    }
+    replace_version(tables.table_path(tables.MODEL_REGISTRY, settings), pd.DataFrame([row]), row["model_version"])

@@ -40,7 +40,7 @@ def test_gate_then_publish_then_hold_back_a_worse_model(tiny_lake, tmp_path):
     publish(settings, "churn", DATASET, END)  # again: same rows, no duplicates
     assert len(read(settings, tables.CHURN_SCORES)) == len(scores)
     registry = read(settings, tables.MODEL_REGISTRY)
-    assert len(registry) == 1
+    assert len(registry) == 1 and registry["status"].tolist() == ["published"]
     row = registry.iloc[0]
     assert (row["model"], row["dataset_id"], row["primary_metric"]) == ("churn", DATASET, "pr_auc")
     assert json.loads(row["metrics"])["test"]["pr_auc"] == pytest.approx(row["primary_value"])
@@ -54,3 +54,6 @@ def test_gate_then_publish_then_hold_back_a_worse_model(tiny_lake, tmp_path):
     with pytest.raises(GateClosed, match="holds"):
         publish(settings, "churn", DATASET, END)
     assert set(read(settings, tables.CHURN_SCORES)["model_version"]) == {good["model_version"]}
+    # Both models are in the registry; only the published one is the champion.
+    statuses = read(settings, tables.MODEL_REGISTRY).set_index("model_version")["status"].to_dict()
+    assert statuses == {good["model_version"]: "published", weak["model_version"]: "held_back"}
