@@ -50,10 +50,26 @@ def init() -> Worker:
 
 
 def distributed_optimizer(optimizer):
-    """Average gradients across workers before they are applied."""
+    """Average gradients across workers before they are applied.
+
+    Horovod's Keras wrapper averages inside ``minimize``/``get_gradients``; TFRS models (and any
+    custom ``train_step``) compute gradients with their own tape and call ``apply_gradients``
+    directly, which that wrapper leaves un-averaged on TensorFlow >= 2.4: every worker would then
+    train its own model on its own shard. So the averaging is done in ``apply_gradients`` itself.
+    """
     import horovod.tensorflow.keras as hvd
 
-    return hvd.DistributedOptimizer(optimizer)
+    wrapped = hvd.DistributedOptimizer(optimizer)
+    apply_local = wrapped.apply_gradients
+
+    def apply_averaged(grads_and_vars, *args, **kwargs):
+        grads_and_vars = [(g, v) for g, v in grads_and_vars if g is not None]
+        variables = [v for _, v in grads_and_vars]
+        averaged = wrapped._allreduce([g for g, _ in grads_and_vars], variables)
+        return apply_local(list(zip(averaged, variables, strict=True)), *args, **kwargs)
+
+    wrapped.apply_gradients = apply_averaged
+    return wrapped
 
 
 def learning_rate(base: float, worker: Worker, batch_per_worker: bool) -> float:

@@ -172,7 +172,9 @@ def train(task: ModelTask, params: TrainParams, run_root: Path, as_of: date, res
     trained_epochs = len(history.epoch)
     examples_per_second = steps * local_batch * trained_epochs / seconds if seconds > 0 else 0.0
     curves = {k: [float(v) for v in vals] for k, vals in history.history.items()}
-    (run_dir / f"history-rank{worker.rank}.json").write_text(json.dumps(curves))
+    # The L1 norm of the final weights: equal on every worker when gradients were really averaged.
+    weights_l1 = float(sum(np.abs(w).sum() for w in model.get_weights()))
+    (run_dir / f"history-rank{worker.rank}.json").write_text(json.dumps({**curves, "weights_l1": weights_l1}))
     if not worker.is_chief:
         return None
     metrics = finish(

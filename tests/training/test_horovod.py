@@ -46,6 +46,9 @@ def test_two_workers_report_the_same_averaged_loss_and_split_the_data(one_and_tw
     rank0 = json.loads((run_dir / "history-rank0.json").read_text())
     rank1 = json.loads((run_dir / "history-rank1.json").read_text())
     assert len(rank0["loss"]) == 10 and rank0["loss"] == pytest.approx(rank1["loss"], rel=1e-6)
+    # The same final weights on both workers: gradients were averaged every step. (Equal *reported*
+    # losses alone prove nothing: the metric callback averages them even when workers diverge.)
+    assert rank0["weights_l1"] == pytest.approx(rank1["weights_l1"], rel=1e-6)
     assert two["params"]["workers"] == 2
     # Disjoint shards: each worker saw about half of the training rows.
     assert two["rows_per_worker"] < 0.6 * two["train_rows"]
