@@ -60,7 +60,8 @@ def champion(settings: Settings, model: str, exclude: str | None = None) -> dict
     if not DeltaTable.is_deltatable(path):
         return None
     rows = DeltaTable(path).to_pandas(filters=[("model", "=", model)])
-    rows = rows[rows["status"] == "published"]
+    if "status" in rows.columns:  # registries written before statuses existed held published models only
+        rows = rows[rows["status"].isna() | (rows["status"] == "published")]
     rows = rows[rows["model_version"] != exclude] if exclude else rows
     if rows.empty:
         return None
