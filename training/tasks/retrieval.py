@@ -43,10 +43,13 @@ class RetrievalTask(ModelTask):
 
     # --- data ---------------------------------------------------------------------------------
     def catalogue(self) -> pd.DataFrame:
-        items = training_data.read_delta(
-            tables.table_path(tables.SILVER_ITEMS, self.settings), ["item_id", "category", "brand", "price"]
-        )
-        return items.sort_values("item_id").reset_index(drop=True)
+        """The catalogue, read once per task (inputs, evaluation and outputs all need it)."""
+        if getattr(self, "_catalogue", None) is None:
+            items = training_data.read_delta(
+                tables.table_path(tables.SILVER_ITEMS, self.settings), ["item_id", "category", "brand", "price"]
+            )
+            self._catalogue = items.sort_values("item_id").reset_index(drop=True)
+        return self._catalogue
 
     def state_columns(self) -> list[str]:
         return ["user_id", "device", f"{SEQUENCE_VIEW}__recent_items", f"{SEQUENCE_VIEW}__recent_categories"]
