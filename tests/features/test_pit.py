@@ -1,10 +1,12 @@
+import dataclasses
 from datetime import date, datetime, timedelta
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from lakecart.features.definitions import Entity, Feature, FeatureView
-from lakecart.features.pit import point_in_time_join
+from lakecart.features.pit import plan_for, point_in_time_join
 
 VIEW = FeatureView(
     name="toy",
@@ -16,9 +18,12 @@ VIEW = FeatureView(
     owner="tests",
     description="",
 )
+# Both plans must give the same, correct answer; "auto" picks bucketed for this 2-day TTL.
+PLANS = pytest.mark.parametrize("plan", ["bucketed", "sorted"])
 
 
-def test_uses_the_newest_known_fresh_value_and_never_a_future_one(spark):
+@PLANS
+def test_uses_the_newest_known_fresh_value_and_never_a_future_one(spark, plan):
     features = spark.createDataFrame(
         [
             # feature_date, available_at (midnight after the day), value
@@ -42,7 +47,7 @@ def test_uses_the_newest_known_fresh_value_and_never_a_future_one(spark):
         ],
         "user_id string, label_time timestamp",
     )
-    out = point_in_time_join(labels, "label_time", [(VIEW, features)])
+    out = point_in_time_join(labels, "label_time", [(VIEW, features)], plan=plan)
     got = sorted((r["user_id"], r["label_time"], r["toy_v1__score"]) for r in out.collect())
     assert got == [
         ("a", datetime(2026, 1, 2, 23), 1),
@@ -53,13 +58,14 @@ def test_uses_the_newest_known_fresh_value_and_never_a_future_one(spark):
     ]
 
 
-def test_duplicate_label_rows_are_kept_once_each(spark):
+@PLANS
+def test_duplicate_label_rows_are_kept_once_each(spark, plan):
     features = spark.createDataFrame(
         [("a", date(2026, 1, 1), datetime(2026, 1, 2), 1)],
         "user_id string, feature_date date, available_at timestamp, score long",
     )
     labels = spark.createDataFrame([("a", datetime(2026, 1, 2, 5))] * 3, "user_id string, label_time timestamp")
-    assert point_in_time_join(labels, "label_time", [(VIEW, features)]).count() == 3
+    assert point_in_time_join(labels, "label_time", [(VIEW, features)], plan=plan).count() == 3
 
 
 def brute_force(features, labels, ttl):
@@ -93,9 +99,10 @@ label_rows = st.lists(
 )
 
 
+@PLANS
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(feature_rows, label_rows)
-def test_matches_a_brute_force_reference_on_random_data(spark, raw_features, raw_labels):
+def test_matches_a_brute_force_reference_on_random_data(spark, plan, raw_features, raw_labels):
     start = datetime(2026, 1, 1)
     features = [
         (key, date(2026, 1, 1) + timedelta(days=day), start + timedelta(days=day + 1, hours=late), value)
@@ -104,7 +111,7 @@ def test_matches_a_brute_force_reference_on_random_data(spark, raw_features, raw
     labels = [(key, start + timedelta(hours=hours)) for key, hours in raw_labels]
     frame = spark.createDataFrame(features, "user_id string, feature_date date, available_at timestamp, score long")
     label_frame = spark.createDataFrame(labels, "user_id string, label_time timestamp")
-    out = point_in_time_join(label_frame, "label_time", [(VIEW, frame)]).collect()
+    out = point_in_time_join(label_frame, "label_time", [(VIEW, frame)], plan=plan).collect()
     got = sorted(
         ((r["user_id"], r["label_time"], r["toy_v1__score"]) for r in out),
         key=lambda r: (r[0], r[1], r[2] is None, r[2] or 0),
@@ -114,12 +121,19 @@ def test_matches_a_brute_force_reference_on_random_data(spark, raw_features, raw
     assert all(r["feature_time__toy_v1"] is None or r["feature_time__toy_v1"] <= r["label_time"] for r in out)
 
 
-def test_rows_known_at_the_same_instant_resolve_to_the_newer_day(spark):
+@PLANS
+def test_rows_known_at_the_same_instant_resolve_to_the_newer_day(spark, plan):
     # Jan 1's row arrived a day late, so it became known together with Jan 2's on-time row.
     features = spark.createDataFrame(
         [("a", date(2026, 1, 1), datetime(2026, 1, 3), 1), ("a", date(2026, 1, 2), datetime(2026, 1, 3), 2)],
         "user_id string, feature_date date, available_at timestamp, score long",
     )
     labels = spark.createDataFrame([("a", datetime(2026, 1, 3))], "user_id string, label_time timestamp")
-    out = point_in_time_join(labels, "label_time", [(VIEW, features)]).collect()
+    out = point_in_time_join(labels, "label_time", [(VIEW, features)], plan=plan).collect()
     assert [r["toy_v1__score"] for r in out] == [2]
+
+
+def test_auto_picks_the_bucketed_plan_for_short_ttls_only():
+    assert plan_for(VIEW) == "bucketed"
+    assert plan_for(dataclasses.replace(VIEW, ttl=timedelta(days=30))) == "sorted"
+    assert plan_for(VIEW, "sorted") == "sorted"
