@@ -72,6 +72,27 @@ def distributed_optimizer(optimizer):
     return wrapped
 
 
+def gather_own_first(tensor):
+    """Every worker's rows of ``tensor`` (batch sizes may differ), this worker's rows first.
+    Differentiable: each worker gets, for its own rows, the *sum* of all workers' upstream gradients
+    (the gradient of the summed loss). Horovod's allgather gradient averages them instead, hence the
+    rescaling. A collective: all workers must call it the same number of times."""
+    import horovod.tensorflow as hvd
+    import tensorflow as tf
+
+    workers = hvd.size()
+
+    @tf.custom_gradient
+    def summed_gradient(x):
+        return tf.identity(x), lambda upstream: upstream * workers
+
+    gathered = hvd.allgather(summed_gradient(tensor))
+    sizes = hvd.allgather(tf.shape(tensor)[:1])
+    own = tf.shape(tensor)[0]
+    offset = tf.reduce_sum(sizes[: hvd.rank()])
+    return tf.concat([gathered[offset : offset + own], gathered[:offset], gathered[offset + own :]], axis=0)
+
+
 def learning_rate(base: float, worker: Worker, batch_per_worker: bool) -> float:
     """The learning rate for this run. With a fixed *global* batch (our default: the same batch,
     epochs and quality whatever the worker count) the rate stays; with a fixed batch *per worker*

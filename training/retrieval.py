@@ -9,15 +9,26 @@ Loss: in-batch softmax over the candidates of each batch (``tfrs.tasks.Retrieval
 negatives are drawn in proportion to popularity, so without a correction the model learns to push
 popular items down; inputs may carry ``candidate_probability`` (the chance of the item being a
 candidate in a batch) and the task subtracts its log from the logits (the logQ correction).
+
+Across workers, each worker's batch is only a slice of the global batch, so its in-batch softmax sees
+a fraction of the negatives of a one-process run. :meth:`TwoTowerRetrieval.share_negatives` takes a
+*gather* function (from the distribution layer, not imported here) that collects every worker's
+candidate rows, this worker's first, so each query is scored against the whole global batch; the loss
+is scaled by the number of workers so that averaged gradients equal the one-process gradient of the
+summed loss.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import numpy as np
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
 from lakecart.training.towers import Tower, TowerSpec
+
+Gather = Callable[[tf.Tensor], tf.Tensor]
 
 
 class TwoTowerRetrieval(tfrs.Model):
@@ -27,14 +38,30 @@ class TwoTowerRetrieval(tfrs.Model):
         self.candidate_model = Tower(candidate, name="candidate")
         # Top-k metrics over the whole catalogue are computed in evaluation, not every step.
         self.task = tfrs.tasks.Retrieval(temperature=temperature)
+        self._gather: Gather | None = None
+        self._loss_scale = 1.0
+
+    def share_negatives(self, gather: Gather, workers: int) -> None:
+        """Score each query against the candidates of all workers' batches (see the module doc).
+        ``gather(t)`` must return every worker's rows of ``t``, this worker's first, and be
+        differentiable; it is a collective, so every worker must run the same number of steps."""
+        self._gather = gather
+        self._loss_scale = float(workers)
 
     def compute_loss(self, features: dict[str, tf.Tensor], training: bool = False) -> tf.Tensor:
-        return self.task(
+        candidates = self.candidate_model(features, training=training)
+        probability = features.get("candidate_probability")
+        if self._gather is not None:
+            # This worker's candidates stay first, so each query's positive stays on the diagonal.
+            candidates = self._gather(candidates)
+            probability = None if probability is None else self._gather(probability)
+        loss = self.task(
             self.query_model(features, training=training),
-            self.candidate_model(features, training=training),
-            candidate_sampling_probability=features.get("candidate_probability"),
+            candidates,
+            candidate_sampling_probability=probability,
             compute_metrics=not training,
         )
+        return self._loss_scale * loss
 
 
 def embed(tower: tf.keras.Model, inputs: dict[str, np.ndarray], batch_size: int = 4096) -> np.ndarray:

@@ -118,6 +118,9 @@ def train(task: ModelTask, params: TrainParams, run_root: Path, as_of: date, res
         if values.ndim == 2 and values.dtype.kind == "f" and name != "label"
     }
     model = task.build(params)
+    if worker.size > 1 and hasattr(model, "share_negatives"):
+        # In-batch negatives from the whole global batch, as in a one-process run.
+        model.share_negatives(distributed.gather_own_first, worker.size)
     # A slice of each worker's shard is held out to stop before the model overfits.
     validation_fraction = float(params.extra.get("validation_fraction", task.validation_fraction))
     held_out = train_rows.sample(frac=validation_fraction, random_state=params.seed).index
@@ -158,6 +161,10 @@ def train(task: ModelTask, params: TrainParams, run_root: Path, as_of: date, res
     validation = (
         tf.data.Dataset.from_tensor_slices(task.inputs(validation_rows)).batch(local_batch) if has_validation else None
     )
+    # Equal validation steps on every worker too: a model's loss may be a collective (shared negatives).
+    validation_steps = (
+        distributed.min_across_workers(-(-len(validation_rows) // local_batch)) if has_validation else None
+    )
     patience = params.extra.get("patience", task.patience) if has_validation else None
     history = model.fit(
         dataset,
@@ -165,6 +172,7 @@ def train(task: ModelTask, params: TrainParams, run_root: Path, as_of: date, res
         initial_epoch=initial_epoch,
         steps_per_epoch=steps,
         validation_data=validation,
+        validation_steps=validation_steps,
         callbacks=distributed.training_callbacks(worker, run_dir, patience=patience),
         verbose=2 if worker.is_chief else 0,
     )
