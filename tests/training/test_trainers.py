@@ -80,7 +80,8 @@ def test_churn_beats_chance_is_calibrated_and_scores_every_customer(tiny_lake, t
     metrics, run_dir = train(tiny_lake, "churn", tmp_path, epochs=25, global_batch_size=32, learning_rate=0.01)
     assert metrics["test"]["roc_auc"] > 0.85
     assert metrics["test"]["brier"] < 0.15
-    assert set(metrics["reliability"]) == {"deep", "logistic_regression_rfm"}
+    assert set(metrics["reliability"]) == {"deep", "logistic_regression_rfm", "bg_nbd"}
+    assert set(metrics["baselines"]) == {"logistic_regression_rfm", "bg_nbd"}
     assert (run_dir / "reliability.png").exists()
     scores = outputs(run_dir, tables.CHURN_SCORES)
     assert list(scores.columns) == ["user_id", "as_of", "horizon_days", "churn_probability"]

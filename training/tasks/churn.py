@@ -1,9 +1,11 @@
 """Churn: will a customer make no purchase in the next N days (N: the training set's horizon)?
 
 The deep model (``lakecart.training.churn``) reads the customer's recent items and categories and
-the activity, recency, frequency and monetary features as of each observation date. Its bar is
-logistic regression on recency/frequency/monetary features fitted on the same training split:
-ROC-AUC, PR-AUC, Brier score, lift in the top decile and a reliability plot for both.
+the activity, recency, frequency and monetary features as of each observation date. Its bars, both
+fitted on the same training split, are logistic regression on recency/frequency/monetary features
+and the BG/NBD "buy till you die" model (``lakecart.training.bgnbd``), whose churn score is its
+probability of no purchase within the horizon: ROC-AUC, PR-AUC, Brier score, lift in the top decile
+and a reliability plot for all three.
 """
 
 from __future__ import annotations
@@ -15,8 +17,8 @@ import numpy as np
 import pandas as pd
 
 from lakecart import tables
+from lakecart.training import bgnbd, plots
 from lakecart.training import data as training_data
-from lakecart.training import plots
 from lakecart.training.evaluate import binary_metrics, reliability
 from lakecart.training.inputs import TowerSpec, pad_sequences
 from lakecart.training.tasks.base import ModelTask, TrainParams, feature_columns, numeric_matrix
@@ -24,7 +26,8 @@ from lakecart.training.tasks.base import ModelTask, TrainParams, feature_columns
 ACTIVITY = "user_activity_v2"
 SEQUENCES = "user_sequences_v1"
 SEQUENCE_LENGTH = 10
-NO_EVENT_DAYS = 91  # "days since" beyond the 90-day window: no such event on record
+WINDOW_DAYS = 90  # the trailing window of the activity features
+NO_EVENT_DAYS = WINDOW_DAYS + 1  # "days since" beyond the 90-day window: no such event on record
 RFM = tuple(
     f"{ACTIVITY}__{name}"
     for name in ("days_since_active", "days_since_purchase", "purchase_days_90d", "spend_per_purchase_90d")
@@ -41,6 +44,25 @@ def with_recency_filled(frame: pd.DataFrame) -> pd.DataFrame:
 
 def rfm_matrix(frame: pd.DataFrame) -> np.ndarray:
     return numeric_matrix(with_recency_filled(frame), list(RFM)).astype("float64")
+
+
+def bgnbd_summary(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """BG/NBD's (x, t_x) per row, for T = ``WINDOW_DAYS``: only the trailing 90-day window is observed.
+
+    An approximation: the window's start stands in for each customer's "birth" (BG/NBD's time 0, the
+    first purchase, which the model does not count), so x is every purchase day in the window
+    (``purchase_days_90d``) and t_x = 90 - ``days_since_purchase`` (0-89) the day of the last one, 1-90
+    (0 when x = 0). Purchases before the window are ignored, and every row (customer x observation
+    date) is fitted as a customer of its own. A missing count is 0 purchase days; a row with purchase
+    days but no recency on record gets the window's first day, t_x = 1 (t_x = 0 with x > 0 would make
+    the likelihood unbounded).
+    """
+    recency, frequency = f"{ACTIVITY}__days_since_purchase", f"{ACTIVITY}__purchase_days_90d"
+    values = frame.reindex(columns=[recency, frequency]).apply(pd.to_numeric, errors="coerce")
+    x = values[frequency].fillna(0.0).clip(lower=0.0).to_numpy(dtype="float64")
+    days_since = values[recency].fillna(NO_EVENT_DAYS).to_numpy(dtype="float64")
+    t_x = np.where(x > 0, np.clip(WINDOW_DAYS - days_since, 1.0, WINDOW_DAYS), 0.0)
+    return x, t_x
 
 
 class ChurnTask(ModelTask):
@@ -95,10 +117,20 @@ class ChurnTask(ModelTask):
         baseline = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
         baseline.fit(rfm_matrix(train), train["churned"].to_numpy())
         p_baseline = baseline.predict_proba(rfm_matrix(test))[:, 1]
+        horizon = training_data.manifest(self.settings, self.dataset_id)["params"]["horizon_days"]
+        bg_nbd = bgnbd.fit(*bgnbd_summary(train), WINDOW_DAYS)
+        p_bg_nbd = bgnbd.p_no_purchase(bg_nbd, *bgnbd_summary(test), WINDOW_DAYS, horizon)
         return {
             "test": binary_metrics(y, p_model),
-            "baselines": {"logistic_regression_rfm": binary_metrics(y, p_baseline)},
-            "reliability": {"deep": reliability(y, p_model), "logistic_regression_rfm": reliability(y, p_baseline)},
+            "baselines": {
+                "logistic_regression_rfm": binary_metrics(y, p_baseline),
+                "bg_nbd": binary_metrics(y, p_bg_nbd),
+            },
+            "reliability": {
+                "deep": reliability(y, p_model),
+                "logistic_regression_rfm": reliability(y, p_baseline),
+                "bg_nbd": reliability(y, p_bg_nbd),
+            },
         }
 
     def outputs(self, model, as_of: date) -> dict[str, pd.DataFrame]:
