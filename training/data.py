@@ -10,7 +10,7 @@ from deltalake import DeltaTable
 def dataset_fragments(table_uri: str, dataset_id: str) -> list:
     """The data files of one training set as the Delta log lists them (never a directory scan),
     as pyarrow fragments on whatever filesystem the table lives on, in a stable order."""
-    dataset = DeltaTable(table_uri).to_pyarrow_dataset(partitions=[("dataset_id", "=", dataset_id)])
+    dataset = DeltaTable(table_uri).to_pyarrow_dataset(file_pruning_predicate=[("dataset_id", "=", dataset_id)])
     return sorted(dataset.get_fragments(), key=lambda fragment: fragment.path)
 
 
