@@ -136,6 +136,20 @@ class ModelTask:
         return a >= b if self.higher_is_better else a <= b
 
 
+def features_as_of(settings: Settings, views: tuple[str, ...], key: str, day: date, how: str) -> pd.DataFrame:
+    """Each view's rows written for ``day`` (known at its end), columns named as in the training sets
+    (``<view>__<feature>``), merged on ``key`` (``how``: "outer" keeps an entity any view has)."""
+    frame = None
+    for view in views:
+        rows = training_data.read_delta(
+            tables.table_path(f"features.{view}", settings), filters=[("feature_date", "=", day)]
+        )
+        rows = rows.drop(columns=["feature_date", "available_at"], errors="ignore")
+        rows = rows.rename(columns={c: f"{view}__{c}" for c in rows.columns if c != key})
+        frame = rows if frame is None else frame.merge(rows, on=key, how=how)
+    return frame if frame is not None else pd.DataFrame()
+
+
 def feature_columns(numeric: list[str], prefixes: tuple[str, ...], exclude: tuple[str, ...] = ()) -> list[str]:
     """The numeric feature columns of the given views (``<view>__<feature>``), sorted."""
     return sorted(c for c in numeric if c.startswith(prefixes) and c not in exclude)

@@ -21,7 +21,7 @@ from lakecart.training import bgnbd, plots
 from lakecart.training import data as training_data
 from lakecart.training.evaluate import binary_metrics, reliability
 from lakecart.training.inputs import TowerSpec, pad_sequences
-from lakecart.training.tasks.base import ModelTask, TrainParams, feature_columns, numeric_matrix
+from lakecart.training.tasks.base import ModelTask, TrainParams, feature_columns, features_as_of, numeric_matrix
 
 ACTIVITY = "user_activity_v2"
 SEQUENCES = "user_sequences_v1"
@@ -135,15 +135,8 @@ class ChurnTask(ModelTask):
 
     def outputs(self, model, as_of: date) -> dict[str, pd.DataFrame]:
         """Every customer with features as of the end of ``as_of``."""
-        frame = None
-        for view in (ACTIVITY, SEQUENCES):
-            rows = training_data.read_delta(
-                tables.table_path(f"features.{view}", self.settings), filters=[("feature_date", "=", as_of)]
-            )
-            rows = rows.drop(columns=["feature_date", "available_at"], errors="ignore")
-            rows = rows.rename(columns={c: f"{view}__{c}" for c in rows.columns if c != "user_id"})
-            frame = rows if frame is None else frame.merge(rows, on="user_id", how="outer")
-        if frame is None or frame.empty:
+        frame = features_as_of(self.settings, (ACTIVITY, SEQUENCES), "user_id", as_of, how="outer")
+        if frame.empty:
             return {}
         for column in self.state_columns():
             if column not in frame.columns:

@@ -20,7 +20,14 @@ from lakecart.training import data as training_data
 from lakecart.training import plots
 from lakecart.training.evaluate import mase
 from lakecart.training.inputs import TowerSpec
-from lakecart.training.tasks.base import ModelTask, TrainParams, feature_columns, id_array, numeric_matrix
+from lakecart.training.tasks.base import (
+    ModelTask,
+    TrainParams,
+    feature_columns,
+    features_as_of,
+    id_array,
+    numeric_matrix,
+)
 
 LABEL = re.compile(r"^units_next_(\d+)d$")
 
@@ -121,15 +128,8 @@ class DemandTask(ModelTask):
 
     def outputs(self, model, as_of: date) -> dict[str, pd.DataFrame]:
         """Forecasts for every series with features as of the end of ``as_of``."""
-        frame = None
-        for view in self.views:
-            rows = training_data.read_delta(
-                tables.table_path(f"features.{view}", self.settings), filters=[("feature_date", "=", as_of)]
-            )
-            rows = rows.drop(columns=["feature_date", "available_at"], errors="ignore")
-            rows = rows.rename(columns={c: f"{view}__{c}" for c in rows.columns if c != self.key})
-            frame = rows if frame is None else frame.merge(rows, on=self.key, how="left")
-        if frame is None or frame.empty:
+        frame = features_as_of(self.settings, self.views, self.key, as_of, how="left")
+        if frame.empty:
             return {}
         frame["observation_date"] = as_of
         forecasts = self.predict(model, frame)
