@@ -119,6 +119,9 @@ class DatasetKind:
     labels: Callable[[DataFrame, BuildParams], tuple[DataFrame, str]]  # -> (labels, label time column)
     views: tuple[FeatureView, ...]
     unique_key: tuple[str, ...]  # one row per these columns: the suite checks it
+    # All rows of one entity go to one file. Training workers shard by file, and examples built from
+    # a worker's rows (ranking's view -> purchase pairs) must see every row of that entity.
+    shard_key: str
 
     @property
     def table(self) -> str:
@@ -128,12 +131,20 @@ class DatasetKind:
 KINDS: dict[str, DatasetKind] = {
     k.name: k
     for k in (
-        DatasetKind("retrieval", _retrieval, (user_activity_v1, user_sequences_v1, item_popularity_v1), ("event_id",)),
-        DatasetKind("churn", _churn, (user_activity_v2, user_sequences_v1), ("user_id", "observation_date")),
         DatasetKind(
-            "demand", _demand("item_id"), (item_demand_v1, item_popularity_v2), ("item_id", "observation_date")
+            "retrieval", _retrieval, (user_activity_v1, user_sequences_v1, item_popularity_v1), ("event_id",), "user_id"
         ),
-        DatasetKind("category_demand", _demand("category"), (category_demand_v1,), ("category", "observation_date")),
+        DatasetKind("churn", _churn, (user_activity_v2, user_sequences_v1), ("user_id", "observation_date"), "user_id"),
+        DatasetKind(
+            "demand",
+            _demand("item_id"),
+            (item_demand_v1, item_popularity_v2),
+            ("item_id", "observation_date"),
+            "item_id",
+        ),
+        DatasetKind(
+            "category_demand", _demand("category"), (category_demand_v1,), ("category", "observation_date"), "category"
+        ),
     )
 }
 
@@ -187,8 +198,7 @@ def run_training_set(spark: SparkSession, settings: Settings, kind: str, params:
     paths, versions = _latest_inputs(spark, dataset_kind, settings)
     dataset_id = dataset_id_for(params.end, kind)
     frame = _build_at(spark, dataset_kind, paths, versions, params)
-    shard_key = dataset_kind.unique_key[0]
-    frame = frame.withColumn("dataset_id", F.lit(dataset_id)).repartition(shards, shard_key)
+    frame = frame.withColumn("dataset_id", F.lit(dataset_id)).repartition(shards, dataset_kind.shard_key)
     out_path = tables.table_path(dataset_kind.table, settings)
     delta.replace_partitions(frame, out_path, "dataset_id", [dataset_id])
     written = spark.read.format("delta").load(out_path).where(F.col("dataset_id") == dataset_id)

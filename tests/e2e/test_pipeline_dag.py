@@ -10,6 +10,7 @@ import sys
 from datetime import date
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from deltalake import DeltaTable
 
@@ -17,6 +18,8 @@ from lakecart import tables
 from lakecart.config import LakeSettings, Settings
 from lakecart.demo import START, TRAINING_DAG_ID, run_dag, training_conf
 from lakecart.jobs.generate import GeneratorSpec, generate
+from lakecart.training.data import read_shard
+from lakecart.training.tasks.ranking import view_purchase_pairs
 
 DAYS = 5
 END = date(2026, 1, DAYS)
@@ -111,6 +114,12 @@ def test_a_training_set_built_on_the_published_features_is_point_in_time_correct
     assert (used["feature_time__user_activity_v1"] <= used["event_time"]).all()
     manifest = json.loads(read(settings, tables.TRAINING_MANIFESTS)["manifest"].iloc[0])
     assert manifest["input_versions"]["silver.events"] >= 0
+    # Workers shard by file; a user's rows share one file, so the ranking examples two workers build
+    # from their shards (views paired with same-day purchases) are exactly those one worker builds.
+    uri, dataset_id = tables.table_path(tables.TRAINING_RETRIEVAL, settings), manifest["dataset_id"]
+    whole = view_purchase_pairs(read_shard(uri, dataset_id, 0, 1))
+    halves = pd.concat([view_purchase_pairs(read_shard(uri, dataset_id, rank, 2)) for rank in (0, 1)])
+    assert len(halves) == len(whole) and halves["label"].sum() == whole["label"].sum() > 0
 
 
 # The training DAG through Airflow: slow tier (about 7 more minutes of JVM and TensorFlow start-ups).
