@@ -24,6 +24,7 @@ import sys
 import time
 from datetime import date, timedelta
 from pathlib import Path
+from statistics import median
 
 REPO = Path(__file__).resolve().parents[1]
 LAKECART = str(Path(sys.executable).parent / "lakecart")
@@ -61,6 +62,11 @@ def main() -> int:
     p.add_argument("--items", type=int, default=400)
     p.add_argument("--events-per-day", type=int, default=4000)
     p.add_argument("--models", default=",".join(TRAIN), help="comma-separated")
+    p.add_argument(
+        "--seeds",
+        default="",
+        help="comma-separated seeds: each model is trained on 1 and on 2 workers per seed (default: one run)",
+    )
     p.add_argument("--quick", action="store_true", help="40 days, small data, 2 epochs: checks the script")
     args = p.parse_args()
     if args.quick:
@@ -105,15 +111,21 @@ def main() -> int:
     results = []
     for model in args.models.split(","):
         dataset_id = f"{TASKS[model].dataset_kind}_{end:%Y%m%d}"
-        runs = {}
-        for processes in (1, 2):
-            step(f"train {model} on {processes} worker(s)")
-            flags = TRAIN[model] if not args.quick else ["--epochs", "2", "--global-batch-size", "8"]
-            seconds = lakecart(
-                "train", model, "--date", end.isoformat(), "--processes", str(processes), *flags,
-                "--param", "patience=null", env=env,
-            )  # fmt: skip
-            runs[processes] = {**metrics_of(root, model, dataset_id), "wall_seconds": seconds}
+        seeds = [int(x) for x in args.seeds.split(",")] if args.seeds else [None]
+        per_seed = []
+        for seed in seeds:
+            runs = {}
+            for processes in (1, 2):
+                step(f"train {model} on {processes} worker(s)" + (f", seed {seed}" if seed is not None else ""))
+                flags = TRAIN[model] if not args.quick else ["--epochs", "2", "--global-batch-size", "8"]
+                flags = [*flags, *(["--seed", str(seed)] if seed is not None else [])]
+                seconds = lakecart(
+                    "train", model, "--date", end.isoformat(), "--processes", str(processes), *flags,
+                    "--param", "patience=null", env=env,
+                )  # fmt: skip
+                runs[processes] = {**metrics_of(root, model, dataset_id), "wall_seconds": seconds}
+            per_seed.append(runs)
+        runs = per_seed[0]
         one, two = runs[1], runs[2]
         key = one["primary_metric"]
         result = {
@@ -123,6 +135,18 @@ def main() -> int:
             "two_workers": two["test"],
             "baselines": one["baselines"],
             "relative_difference_2_vs_1": abs(two["test"][key] - one["test"][key]) / abs(one["test"][key]),
+            **(
+                {
+                    "seeds": seeds,
+                    "primary_per_seed": {str(n): [r[n]["test"][key] for r in per_seed] for n in (1, 2)},
+                    "relative_difference_of_medians_2_vs_1": abs(
+                        median(r[2]["test"][key] for r in per_seed) - median(r[1]["test"][key] for r in per_seed)
+                    )
+                    / abs(median(r[1]["test"][key] for r in per_seed)),
+                }
+                if len(seeds) > 1
+                else {}
+            ),
             "examples_per_second_per_worker": {
                 "1": one["examples_per_second_per_worker"],
                 "2": two["examples_per_second_per_worker"],
