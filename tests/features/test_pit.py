@@ -100,7 +100,7 @@ label_rows = st.lists(
 
 
 @PLANS
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(feature_rows, label_rows)
 def test_matches_a_brute_force_reference_on_random_data(spark, plan, raw_features, raw_labels):
     start = datetime(2026, 1, 1)
