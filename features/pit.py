@@ -75,10 +75,16 @@ def point_in_time_join(
     """
     label_columns = labels.columns
     plans = [plan_for(view, plan) for view, _ in views]
-    out = _with_row_ids(labels) if "bucketed" in plans else labels
+    out = labels
+    if "bucketed" in plans:
+        # Every view's probe side comes from these materialised rows, not from the previous view's
+        # output (which would be recomputed); they are counted once.
+        out = ided = _with_row_ids(labels)
+        broadcast = ided.count() * 2 <= BROADCAST_MAX_LABEL_ROWS
     for (view, frame), chosen in zip(views, plans, strict=True):
         if chosen == "bucketed":
-            out = _bucketed(out, label_time, view, frame)
+            newest = _newest_in_buckets(ided, label_time, view, frame, broadcast)
+            out = _unpacked(out.join(newest, _ROW_ID, "left"), out.columns, view)
         else:
             out = _sorted(out, label_time, view, frame)
     times = [feature_time_column(v) for v, _ in views]
@@ -122,7 +128,10 @@ def _with_row_ids(labels: DataFrame) -> DataFrame:
     return with_ids.localCheckpoint(eager=True)
 
 
-def _bucketed(labels: DataFrame, label_time: str, view: FeatureView, frame: DataFrame) -> DataFrame:
+def _newest_in_buckets(
+    labels: DataFrame, label_time: str, view: FeatureView, frame: DataFrame, broadcast: bool
+) -> DataFrame:
+    """(row id, newest known and fresh feature row as a struct) for the labels that have one."""
     keys = list(view.entity.keys)
     ttl_seconds = int(view.ttl.total_seconds())
     # Floor division (a double holds microseconds exactly for +-285 years around 1970).
@@ -133,7 +142,7 @@ def _bucketed(labels: DataFrame, label_time: str, view: FeatureView, frame: Data
     probe = probe.withColumn(_BUCKET, F.explode(F.array(bucket_of(_TIME), bucket_of(_TIME) - 1)))
     for k in keys:
         probe = probe.where(F.col(k).isNotNull())
-    probe = F.broadcast(probe) if labels.count() * 2 <= BROADCAST_MAX_LABEL_ROWS else probe.hint("shuffle_hash")
+    probe = F.broadcast(probe) if broadcast else probe.hint("shuffle_hash")
     rows = _feature_rows(view, frame).select(
         *keys, bucket_of(AVAILABLE_AT).alias(_BUCKET), AVAILABLE_AT, FEATURE_DATE, *view.feature_names()
     )
@@ -144,9 +153,7 @@ def _bucketed(labels: DataFrame, label_time: str, view: FeatureView, frame: Data
     matches = rows.join(probe, condition, "inner").select(_ROW_ID, AVAILABLE_AT, FEATURE_DATE, *view.feature_names())
     # max over (available_at, feature_date, ...) is the newest known row, the newer day on a tie;
     # the struct is built for matched rows only, not for every feature row scanned.
-    newest = matches.groupBy(_ROW_ID).agg(F.max(_found_struct(view)).alias(_FOUND))
-    joined = labels.join(newest, _ROW_ID, "left")
-    return _unpacked(joined, labels.columns, view)
+    return matches.groupBy(_ROW_ID).agg(F.max(_found_struct(view)).alias(_FOUND))
 
 
 def _sorted(labels: DataFrame, label_time: str, view: FeatureView, frame: DataFrame) -> DataFrame:

@@ -137,3 +137,24 @@ def test_auto_picks_the_bucketed_plan_for_short_ttls_only():
     assert plan_for(VIEW) == "bucketed"
     assert plan_for(dataclasses.replace(VIEW, ttl=timedelta(days=30))) == "sorted"
     assert plan_for(VIEW, "sorted") == "sorted"
+
+
+def test_several_views_with_different_plans_in_one_join(spark):
+    # A 30-day TTL goes the sorted way, the 2-day one bucketed; each must match its own single-view join.
+    long_view = dataclasses.replace(VIEW, name="toy_long", ttl=timedelta(days=30))
+    features = spark.createDataFrame(
+        [("a", date(2026, 1, 1), datetime(2026, 1, 2), 1), ("a", date(2026, 1, 5), datetime(2026, 1, 6), 5)],
+        "user_id string, feature_date date, available_at timestamp, score long",
+    )
+    labels = spark.createDataFrame(
+        [("a", datetime(2026, 1, 5, 12)), ("a", datetime(2026, 1, 6, 1)), ("b", datetime(2026, 1, 6))],
+        "user_id string, label_time timestamp",
+    )
+    out = point_in_time_join(labels, "label_time", [(VIEW, features), (long_view, features)]).collect()
+    got = sorted((r["user_id"], r["label_time"], r["toy_v1__score"], r["toy_long_v1__score"]) for r in out)
+    # Jan 5 12:00: the Jan 1 row is 3.5 days old, too old for 2 days, fresh for 30; Jan 6 01:00: Jan 5's row.
+    assert got == [
+        ("a", datetime(2026, 1, 5, 12), None, 1),
+        ("a", datetime(2026, 1, 6, 1), 5, 5),
+        ("b", datetime(2026, 1, 6), None, None),
+    ]
