@@ -1,0 +1,117 @@
+"""Benchmark: what the JVM class-data archive saves on every local Spark start.
+
+Every `lakecart ...` call and every Airflow task starts its own local Spark session, so its start-up
+cost is paid dozens of times per pipeline run. The install step records a class-data archive of the
+classes a session loads (`python -m lakecart.spark`); `get_spark` maps it for local masters. This
+script starts fresh processes alternately without and with the archive and times, in each: the
+session start, the first job (`range(10).count()`), and a first Delta read of a small table, then
+reports medians side by side.
+
+    .venv/pipeline/bin/python benchmarks/spark_startup.py --rounds 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def child(archive: str, table: str) -> None:
+    started = time.perf_counter()
+    from lakecart.config import Settings, SparkSettings
+    from lakecart.spark import get_spark
+
+    conf = {} if archive == "on" else {"spark.driver.extraJavaOptions": "-Duser.timezone=UTC"}
+    spark = get_spark(Settings(spark=SparkSettings(conf=conf)), app_name="bench-startup")
+    session = time.perf_counter()
+    spark.range(10).count()
+    first_job = time.perf_counter()
+    spark.read.format("delta").load(table).groupBy("k").count().collect()
+    delta_read = time.perf_counter()
+    options = spark.sparkContext.getConf().get("spark.driver.extraJavaOptions")
+    print(
+        json.dumps(
+            {
+                "session_s": round(session - started, 2),
+                "first_job_s": round(first_job - session, 2),
+                "delta_read_s": round(delta_read - first_job, 2),
+                "archive_mapped": "SharedArchiveFile" in options,
+            }
+        ),
+        flush=True,
+    )
+    spark.stop()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=5, help="processes per variant, alternating")
+    parser.add_argument("--child", choices=["on", "off"], help=argparse.SUPPRESS)
+    parser.add_argument("--table", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(args.child, args.table)
+        return 0
+
+    from lakecart.spark import class_archive_path
+
+    if not class_archive_path().is_file():
+        print(f"no class-data archive at {class_archive_path()}: run `python -m lakecart.spark` first")
+        return 1
+    with tempfile.TemporaryDirectory() as tmp:
+        table = str(Path(tmp) / "t")
+        subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                f"import deltalake, pyarrow as pa; deltalake.write_deltalake({table!r}, "
+                "pa.table({'k': list(range(100)) * 10}))",
+            ],
+            check=True,
+        )
+        runs: dict[str, list[dict]] = {"off": [], "on": []}
+        for round_ in range(args.rounds):
+            for variant in ("off", "on"):
+                t0 = time.perf_counter()
+                out = subprocess.run(
+                    [sys.executable, __file__, "--child", variant, "--table", table],
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                )
+                result = json.loads(out.stdout.strip().splitlines()[-1])
+                result["process_s"] = round(time.perf_counter() - t0, 2)
+                runs[variant].append(result)
+                print(f"round {round_ + 1} archive {variant}: {result}", flush=True)
+    keys = ["session_s", "first_job_s", "delta_read_s", "process_s"]
+    medians = {v: {k: statistics.median(r[k] for r in runs[v]) for k in keys} for v in runs}
+    summary = {
+        "benchmark": "spark_startup",
+        "rounds": args.rounds,
+        "median_without_archive": medians["off"],
+        "median_with_archive": medians["on"],
+        "saved_per_process_s": round(medians["off"]["process_s"] - medians["on"]["process_s"], 2),
+        "archive_mapped_in_every_on_run": all(r["archive_mapped"] for r in runs["on"]),
+        "machine": f"{platform.node()} {os.cpu_count()} cores, {platform.platform()}",
+        "date": datetime.now(UTC).date().isoformat(),
+    }
+    (REPO / "bench-results").mkdir(exist_ok=True)
+    with (REPO / "bench-results" / "spark_startup.jsonl").open("a") as out:
+        out.write(json.dumps(summary) + "\n")
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

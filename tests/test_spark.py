@@ -1,0 +1,38 @@
+"""The SparkSession factory's JVM class-data archive (``lakecart.spark``)."""
+
+from __future__ import annotations
+
+import subprocess
+
+from lakecart.spark import class_archive_path, driver_java_options
+
+
+def test_a_local_driver_maps_the_archive_when_it_exists(tmp_path):
+    archive = tmp_path / "classes.jsa"
+    archive.write_bytes(b"")
+    options = driver_java_options("local[2]", archive).split()
+    assert "-Duser.timezone=UTC" in options
+    assert f"-XX:SharedArchiveFile={archive}" in options and "-Xshare:auto" in options
+
+
+def test_no_archive_option_without_the_file_or_for_a_cluster_driver(tmp_path):
+    archive = tmp_path / "classes.jsa"
+    assert driver_java_options("local[2]", archive) == "-Duser.timezone=UTC"
+    archive.write_bytes(b"")
+    for master in ("yarn", "spark://head:7077", "k8s://https://api:6443"):
+        assert driver_java_options(master, archive) == "-Duser.timezone=UTC"
+
+
+def test_a_stale_or_broken_archive_is_skipped_not_fatal(tmp_path):
+    broken = tmp_path / "broken.jsa"
+    broken.write_bytes(b"not an archive" * 100)
+    options = driver_java_options("local[2]", broken).split()
+    done = subprocess.run(["java", *options, "-version"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+
+
+def test_the_test_session_runs_on_the_installed_archive(spark):
+    # The install step (infra/bootstrap.sh) records it; `python -m lakecart.spark` records it by hand.
+    assert class_archive_path().is_file(), f"no class-data archive at {class_archive_path()}"
+    runtime = spark.sparkContext._jvm.java.lang.management.ManagementFactory.getRuntimeMXBean()
+    assert f"-XX:SharedArchiveFile={class_archive_path()}" in list(runtime.getInputArguments())
