@@ -14,16 +14,24 @@ def dataset_fragments(table_uri: str, dataset_id: str) -> list:
     return sorted(dataset.get_fragments(), key=lambda fragment: fragment.path)
 
 
-def read_shard(table_uri: str, dataset_id: str, rank: int, size: int, split: str | None = None) -> pd.DataFrame:
+def read_shard(
+    table_uri: str, dataset_id: str, rank: int, size: int, split: str | None = None, shard_key: str | None = None
+) -> pd.DataFrame:
     """Worker ``rank`` of ``size`` reads every size-th file; with fewer files than workers it reads
-    all files and keeps every size-th row instead. Shards are disjoint and cover the data set."""
+    all files and keeps the rows whose ``shard_key`` hashes to its rank (every size-th row when no
+    key is given). Shards are disjoint and cover the data set. Training sets are split into files by
+    entity (``DatasetKind.shard_key``), and the fallback keeps that: all rows of one entity (a
+    user's views and purchases, from which ranking builds its pairs) stay with one worker."""
     fragments = dataset_fragments(table_uri, dataset_id)
     if not fragments:
         raise FileNotFoundError(f"training set {dataset_id} has no files in {table_uri}")
     by_file = len(fragments) >= size
     mine = fragments[rank::size] if by_file else fragments
     frame = pa.concat_tables([f.to_table() for f in mine]).to_pandas()
-    if not by_file:
+    if not by_file and shard_key is not None:
+        # A hash that is the same in every process (unlike Python's salted hash()).
+        frame = frame[pd.util.hash_pandas_object(frame[shard_key], index=False).to_numpy() % size == rank]
+    elif not by_file:
         frame = frame.iloc[rank::size]
     if split is not None:
         frame = frame[frame["split"] == split]

@@ -41,6 +41,7 @@ class TrainParams:
 class ModelTask:
     name: ClassVar[str]
     dataset_kind: ClassVar[str]
+    shard_key: ClassVar[str]  # the entity its training set is split by (``DatasetKind.shard_key``)
     primary_metric: ClassVar[str]  # the gate compares candidate and champion on this
     higher_is_better: ClassVar[bool] = True
     defaults: ClassVar[dict[str, Any]] = {}  # epochs, global_batch_size, learning_rate
@@ -58,7 +59,9 @@ class ModelTask:
         return tables.table_path(f"training.{self.dataset_kind}", self.settings)
 
     def read_shard(self, rank: int, size: int, split: str | None = None) -> pd.DataFrame:
-        return self.examples(training_data.read_shard(self.table_uri, self.dataset_id, rank, size, split))
+        return self.examples(
+            training_data.read_shard(self.table_uri, self.dataset_id, rank, size, split, self.shard_key)
+        )
 
     def read_split(self, split: str) -> pd.DataFrame:
         return self.read_shard(0, 1, split)

@@ -68,6 +68,7 @@ def bgnbd_summary(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
 class ChurnTask(ModelTask):
     name = "churn"
     dataset_kind = "churn"
+    shard_key = "user_id"
     primary_metric = "pr_auc"
     defaults = {"epochs": 15, "global_batch_size": 256, "learning_rate": 0.003}
 

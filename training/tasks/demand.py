@@ -35,6 +35,7 @@ LABEL = re.compile(r"^units_next_(\d+)d$")
 class DemandTask(ModelTask):
     name = "demand"
     dataset_kind = "demand"
+    shard_key = "item_id"
     key = "item_id"
     views = ("item_demand_v1", "item_popularity_v2")
     primary_metric = "mase_mean"
@@ -160,5 +161,6 @@ class DemandTask(ModelTask):
 class CategoryDemandTask(DemandTask):
     name = "category_demand"
     dataset_kind = "category_demand"
+    shard_key = "category"
     key = "category"
     views = ("category_demand_v1",)

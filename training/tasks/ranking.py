@@ -43,6 +43,7 @@ def view_purchase_pairs(rows: pd.DataFrame) -> pd.DataFrame:
 class RankingTask(ModelTask):
     name = "ranking"
     dataset_kind = "retrieval"
+    shard_key = "user_id"
     primary_metric = "roc_auc"
     defaults = {"epochs": 8, "global_batch_size": 512, "learning_rate": 0.005}
 

@@ -38,6 +38,7 @@ CANDIDATES_PER_USER = 100  # handed to the ranking stage
 class RetrievalTask(ModelTask):
     name = "retrieval"
     dataset_kind = "retrieval"
+    shard_key = "user_id"
     primary_metric = "ndcg@100"  # the gate: sensitive to where in the list the item lands
     defaults = {"epochs": 10, "global_batch_size": 512, "learning_rate": 0.1}
 

@@ -1,0 +1,48 @@
+"""Reading a training set's shard per worker (``training/data.py``)."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pyarrow as pa
+from deltalake import write_deltalake
+
+from lakecart.jobs.training_set import KINDS
+from lakecart.training.data import read_shard
+from lakecart.training.tasks import TASKS
+
+
+def _one_file_training_set(path) -> None:
+    # 3 users with 1, 2 and 4 rows, all in one file: fewer files than the workers below.
+    rows = pd.DataFrame(
+        {
+            "dataset_id": ["d1"] * 7,
+            "user_id": [10, 20, 20, 30, 30, 30, 30],
+            "event_id": [1, 2, 3, 4, 5, 6, 7],
+            "split": ["train"] * 6 + ["test"],
+        }
+    )
+    write_deltalake(str(path), pa.Table.from_pandas(rows, preserve_index=False), partition_by=["dataset_id"])
+
+
+def test_with_fewer_files_than_workers_each_entity_stays_with_one_worker(tmp_path):
+    _one_file_training_set(tmp_path / "t")
+    shards = [read_shard(str(tmp_path / "t"), "d1", rank, 4, shard_key="user_id") for rank in range(4)]
+    # Disjoint, and together the whole set.
+    assert sorted(e for s in shards for e in s["event_id"]) == [1, 2, 3, 4, 5, 6, 7]
+    # Every user's rows in exactly one shard.
+    owners = {u: [r for r, s in enumerate(shards) if u in set(s["user_id"])] for u in (10, 20, 30)}
+    assert all(len(ranks) == 1 for ranks in owners.values()), owners
+    assert [int((s["user_id"] == 30).sum()) for s in shards if 30 in set(s["user_id"])] == [4]
+
+
+def test_without_a_key_rows_are_strided_and_a_split_filters(tmp_path):
+    _one_file_training_set(tmp_path / "t")
+    shards = [read_shard(str(tmp_path / "t"), "d1", rank, 2) for rank in range(2)]
+    assert [list(s["event_id"]) for s in shards] == [[1, 3, 5, 7], [2, 4, 6]]
+    assert list(read_shard(str(tmp_path / "t"), "d1", 0, 1, split="test")["event_id"]) == [7]
+
+
+def test_every_task_shards_by_the_key_its_training_set_is_split_by():
+    assert {name: task.shard_key for name, task in TASKS.items()} == {
+        name: KINDS[task.dataset_kind].shard_key for name, task in TASKS.items()
+    }
