@@ -77,7 +77,7 @@ def write_data(folder: Path, labels: int, feature_rows: int, days: int, seed: in
 # --- the two sides (each in its own process) ---------------------------------------------------
 
 
-def run_lakecart(data: Path, out: Path) -> None:
+def run_lakecart(data: Path, out: Path, quick_jit: bool = True) -> None:
     from lakecart.config import Settings, SparkSettings
     from lakecart.features.definitions import Entity, Feature, FeatureView
     from lakecart.features.pit import point_in_time_join
@@ -94,7 +94,9 @@ def run_lakecart(data: Path, out: Path) -> None:
         description="",
     )
     spark = get_spark(
-        Settings(spark=SparkSettings(master="local[2]", driver_memory="12g", shuffle_partitions=16)),
+        Settings(
+            spark=SparkSettings(master="local[2]", driver_memory="12g", shuffle_partitions=16, quick_jit=quick_jit)
+        ),
         app_name="bench-pit-join",
     )
     features = spark.read.parquet(str(data / "features"))
@@ -218,12 +220,19 @@ def main() -> int:
     parser.add_argument("--workdir", help="where the data and results go (default: a temporary folder)")
     parser.add_argument("--timeout", type=int, default=3600, help="seconds each side may take")
     parser.add_argument("--skip-feast", action="store_true")
+    parser.add_argument(
+        "--compare-quick-jit",
+        type=int,
+        metavar="ROUNDS",
+        help="also run lakecart's side ROUNDS times each without and with quick JIT (SparkSettings.quick_jit)",
+    )
+    parser.add_argument("--quick-jit", choices=["on", "off"], default="on", help=argparse.SUPPRESS)
     parser.add_argument("--side", choices=["lakecart", "feast"], help=argparse.SUPPRESS)
     parser.add_argument("--data", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.side == "lakecart":
-        run_lakecart(Path(args.data), Path(args.out))
+        run_lakecart(Path(args.data), Path(args.out), args.quick_jit == "on")
         return 0
     if args.side == "feast":
         run_feast(Path(args.data), Path(args.out))
@@ -253,6 +262,34 @@ def main() -> int:
         if result["feast"]["exit_code"] == 0 and result["lakecart"]["exit_code"] == 0:
             result["speedup_vs_feast"] = round(result["feast"]["seconds"] / result["lakecart"]["seconds"], 2)
             result["agreement"] = compare(work / "lakecart.parquet", work / "feast.parquet", data)
+    if args.compare_quick_jit:
+        import statistics
+
+        runs: dict[str, list[float]] = {"on": [], "off": []}
+        for _ in range(args.compare_quick_jit):
+            for jit in ("off", "on"):
+                run = measured(
+                    [
+                        *me,
+                        "--side",
+                        "lakecart",
+                        "--data",
+                        str(data),
+                        "--out",
+                        str(work / f"jit-{jit}.parquet"),
+                        "--quick-jit",
+                        jit,
+                    ],
+                    args.timeout,
+                )
+                print(f"lakecart, quick JIT {jit}: {json.dumps(run)}", flush=True)
+                runs[jit].append(run["seconds"])
+        result["quick_jit"] = {
+            "seconds_off": runs["off"],
+            "seconds_on": runs["on"],
+            "median_off": statistics.median(runs["off"]),
+            "median_on": statistics.median(runs["on"]),
+        }
     result["machine"] = f"{platform.node()} {os.cpu_count()} cores, {platform.platform()}"
     result["date"] = datetime.now(UTC).date().isoformat()
     (REPO / "bench-results").mkdir(exist_ok=True)

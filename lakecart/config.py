@@ -29,6 +29,10 @@ class SparkSettings(BaseModel):
     # Local folder of Delta jars fetched by the install step; empty means resolve
     # ``spark.jars.packages`` from Maven (what a cluster image usually does).
     jars_dir: str = ""
+    # Local masters only: C1-compiled code and the parallel collector. A local session is one JVM
+    # on a few cores, where the optimising compiler's threads compete with the tasks for the same
+    # cores; a 20M-row join ran faster without it (BENCHMARKS.md). Cluster JVMs keep the defaults.
+    quick_jit: bool = True
     conf: dict[str, str] = Field(default_factory=dict)
 
 

@@ -24,18 +24,22 @@ def class_archive_path() -> Path:
     return Path(sys.prefix) / "share" / "lakecart" / "spark-classes.jsa"
 
 
-def driver_java_options(master: str, archive: Path | None = None) -> str:
+def driver_java_options(master: str, archive: Path | None = None, quick_jit: bool = True) -> str:
     """The driver JVM's options: UTC, and, for a local master, the environment's class-data archive.
 
     Loading Spark's ~10,000 classes from the archive (a memory-mapped snapshot of them, parsed and
     verified) instead of from jars takes seconds off every local session start and its first job;
     every CLI call and Airflow task starts one. A cluster's driver runs elsewhere, without the file.
     ``-Xshare:auto``: a missing or stale archive (another JDK) is skipped, never fatal.
+    ``quick_jit``: see ``SparkSettings.quick_jit``.
     """
     archive = class_archive_path() if archive is None else archive
     options = ["-Duser.timezone=UTC"]
-    if master.startswith("local") and archive.is_file():
+    local = master.startswith("local")
+    if local and archive.is_file():
         options += [f"-XX:SharedArchiveFile={archive}", "-Xshare:auto"]
+    if local and quick_jit:
+        options += ["-XX:TieredStopAtLevel=1", "-XX:+UseParallelGC"]
     return " ".join(options)
 
 
@@ -73,7 +77,7 @@ def get_spark(settings: Settings | None = None, app_name: str | None = None):
         .config("spark.databricks.delta.properties.defaults.enableDeletionVectors", "false")
         # Additive schema changes (a new column in a job's output) evolve the table on MERGE.
         .config("spark.databricks.delta.schema.autoMerge.enabled", "true")
-        .config("spark.driver.extraJavaOptions", driver_java_options(cfg.master))
+        .config("spark.driver.extraJavaOptions", driver_java_options(cfg.master, quick_jit=cfg.quick_jit))
         .config("spark.executor.extraJavaOptions", "-Duser.timezone=UTC")
         .config("spark.executorEnv.ARROW_DEFAULT_MEMORY_POOL", os.environ["ARROW_DEFAULT_MEMORY_POOL"])
     )

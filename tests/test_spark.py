@@ -15,12 +15,18 @@ def test_a_local_driver_maps_the_archive_when_it_exists(tmp_path):
     assert f"-XX:SharedArchiveFile={archive}" in options and "-Xshare:auto" in options
 
 
-def test_no_archive_option_without_the_file_or_for_a_cluster_driver(tmp_path):
+def test_no_archive_option_without_the_file_and_no_local_options_for_a_cluster_driver(tmp_path):
     archive = tmp_path / "classes.jsa"
-    assert driver_java_options("local[2]", archive) == "-Duser.timezone=UTC"
+    assert "SharedArchiveFile" not in driver_java_options("local[2]", archive)
     archive.write_bytes(b"")
     for master in ("yarn", "spark://head:7077", "k8s://https://api:6443"):
         assert driver_java_options(master, archive) == "-Duser.timezone=UTC"
+
+
+def test_quick_jit_for_local_sessions_unless_turned_off(tmp_path):
+    options = driver_java_options("local[*]", tmp_path / "none.jsa").split()
+    assert "-XX:TieredStopAtLevel=1" in options and "-XX:+UseParallelGC" in options
+    assert driver_java_options("local[*]", tmp_path / "none.jsa", quick_jit=False) == "-Duser.timezone=UTC"
 
 
 def test_a_stale_or_broken_archive_is_skipped_not_fatal(tmp_path):
