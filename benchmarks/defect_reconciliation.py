@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import shutil
 import tempfile
 import time
 from collections import Counter
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
+import bench_results  # benchmarks/bench_results.py (the script's own folder is on sys.path)
 from pyspark.sql import functions as F
 
 from lakecart import tables
@@ -25,8 +24,6 @@ from lakecart.config import LakeSettings, Settings, SparkSettings
 from lakecart.jobs import ingest
 from lakecart.jobs.generate import DEFECT_REASONS, GeneratorSpec, generate
 from lakecart.spark import get_spark
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def main() -> int:
@@ -88,16 +85,13 @@ def main() -> int:
         "all_match": all(r["planted"] == r["found"] for r in rows),
         "ingest_s": round(seconds, 1),
         "rows": rows,
-        "machine": f"{platform.node()} {os.cpu_count()} cores, {platform.platform()}",
-        "date": datetime.now(UTC).date().isoformat(),
+        **bench_results.stamp(),
     }
     print(f"{'defect':20} {'planted':>8} {'found':>8}  as")
     for r in rows:
         print(f"{r['defect']:20} {r['planted']:>8} {r['found']:>8}  {r['as']}")
     print(json.dumps({k: v for k, v in summary.items() if k != "rows"}, indent=2))
-    (REPO / "bench-results").mkdir(exist_ok=True)
-    with (REPO / "bench-results" / "defect_reconciliation.jsonl").open("a") as out:
-        out.write(json.dumps(summary) + "\n")
+    bench_results.append("defect_reconciliation", summary)
     shutil.rmtree(root, ignore_errors=True)
     return 0 if summary["all_match"] and summary["reconciles"] else 1
 

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import shutil
 import tempfile
 import time
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from pathlib import Path
+
+import bench_results  # benchmarks/bench_results.py (the script's own folder is on sys.path)
 
 from lakecart import tables
 from lakecart.config import LakeSettings, Settings, SparkSettings
@@ -27,8 +27,6 @@ from lakecart.jobs import ingest
 from lakecart.jobs.generate import GeneratorSpec, generate
 from lakecart.jobs.validate import run_validate
 from lakecart.spark import get_spark
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def run_size(events: int, days: int, root: Path, spark, settings: Settings) -> dict:
@@ -101,8 +99,7 @@ def main() -> int:
     summary = {
         "benchmark": "ingest_throughput",
         "results": results,
-        "machine": f"{platform.node()} {os.cpu_count()} cores, {platform.platform()}",
-        "date": datetime.now(UTC).date().isoformat(),
+        **bench_results.stamp(),
     }
     if len(results) > 1:
         base = results[0]
@@ -110,9 +107,7 @@ def main() -> int:
             round(r["raw_events"] / r["ingest_events_per_s"] / (base["raw_events"] / base["ingest_events_per_s"]), 2)
             for r in results
         ]
-    (REPO / "bench-results").mkdir(exist_ok=True)
-    with (REPO / "bench-results" / "ingest_throughput.jsonl").open("a") as out:
-        out.write(json.dumps(summary) + "\n")
+    bench_results.append("ingest_throughput", summary)
     print(json.dumps(summary, indent=2))
     return 0
 

@@ -16,15 +16,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import shutil
 import tempfile
 import time
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+import bench_results  # benchmarks/bench_results.py (the script's own folder is on sys.path)
+
 START = date(2026, 1, 1)
 EVENT_MIX = (  # cumulative shares
     ("page_view", 0.15),
@@ -140,12 +139,9 @@ def main() -> int:
         "runs": runs,
         "marginal_seconds_per_extra_day": marginal,
         "unchanged_rerun": incremental,
-        "machine": f"{platform.node()} {os.cpu_count()} cores, {platform.platform()}",
-        "date": datetime.now(UTC).date().isoformat(),
+        **bench_results.stamp(),
     }
-    (REPO / "bench-results").mkdir(exist_ok=True)
-    with (REPO / "bench-results" / "materialize_scaling.jsonl").open("a") as out:
-        out.write(json.dumps(summary) + "\n")
+    bench_results.append("materialize_scaling", summary)
     print(json.dumps(summary, indent=2))
     spark.stop()
     shutil.rmtree(root, ignore_errors=True)

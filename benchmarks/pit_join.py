@@ -17,14 +17,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import subprocess
 import sys
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+import bench_results  # benchmarks/bench_results.py (the script's own folder is on sys.path)
 
 REPO = Path(__file__).resolve().parents[1]
 FEAST_ENV = REPO / ".venv" / "feast"
@@ -290,11 +290,8 @@ def main() -> int:
             "median_off": statistics.median(runs["off"]),
             "median_on": statistics.median(runs["on"]),
         }
-    result["machine"] = f"{platform.node()} {os.cpu_count()} cores, {platform.platform()}"
-    result["date"] = datetime.now(UTC).date().isoformat()
-    (REPO / "bench-results").mkdir(exist_ok=True)
-    with (REPO / "bench-results" / "pit_join.jsonl").open("a") as out:
-        out.write(json.dumps(result) + "\n")
+    result.update(bench_results.stamp())
+    bench_results.append("pit_join", result)
     print(json.dumps(result, indent=2))
     return 0
 

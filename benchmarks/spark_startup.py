@@ -15,17 +15,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+import bench_results  # benchmarks/bench_results.py (the script's own folder is on sys.path)
+
 # off: neither; archive: the class-data archive only; default: the archive and quick JIT.
 VARIANTS = ("off", "archive", "default")
 
@@ -107,12 +105,9 @@ def main() -> int:
         "saved_per_process_s_archive": round(medians["off"]["process_s"] - medians["archive"]["process_s"], 2),
         "saved_per_process_s_default": round(medians["off"]["process_s"] - medians["default"]["process_s"], 2),
         "archive_mapped_in_every_archive_run": all(r["archive_mapped"] for v in VARIANTS[1:] for r in runs[v]),
-        "machine": f"{platform.node()} {os.cpu_count()} cores, {platform.platform()}",
-        "date": datetime.now(UTC).date().isoformat(),
+        **bench_results.stamp(),
     }
-    (REPO / "bench-results").mkdir(exist_ok=True)
-    with (REPO / "bench-results" / "spark_startup.jsonl").open("a") as out:
-        out.write(json.dumps(summary) + "\n")
+    bench_results.append("spark_startup", summary)
     print(json.dumps(summary, indent=2))
     return 0
 
