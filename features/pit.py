@@ -8,14 +8,25 @@ compute the same answer:
   TTL wide, so a label's candidate rows lie in its own bucket or the one before. Label rows are
   duplicated into those two buckets and equi-joined on (keys, bucket) with a *hash* join, the label
   side as the build side (broadcast when it is small enough), so the far larger feature side is
-  only scanned and probed: no shuffle or sort of feature rows. The few matches per label are reduced
-  to the newest and joined back to the labels by a row id.
+  only scanned and probed: no shuffle or sort of feature rows. The join key is one 64-bit hash of
+  (keys, bucket), which Spark probes in its fast long-keyed hash map; the keys themselves are
+  compared after a hit, so a hash collision cannot pair wrong rows. The few matches are reduced to
+  the newest per (keys, label time) with a hash aggregate (``max_by`` a packed 64-bit order) and
+  joined back to the labels on (keys, label time): the answer depends on nothing else.
 - **sorted** (long TTL, where a label would match many rows of its key): label and feature rows in
   one frame, partitioned by the keys and ordered by time (a feature row at its ``available_at``, a
   label row at its label time, features first on a tie); each label takes the last feature row
   before it. One shuffle and sort of labels + features.
 
-``plan="auto"`` picks bucketed when a view's TTL is at most ``BUCKETED_MAX_TTL``.
+- **columnar** (the bucketed case when the feature frame is a plain read of a Parquet or Delta
+  table and the labels fit in a broadcast): Spark hands out the table's files; each task reads its
+  share with Arrow and joins it with the labels in DuckDB, a vectorised engine, on the same (keys,
+  bucket) scheme, keeping the newest candidate per (keys, label time); Spark merges those across
+  tasks and joins them back (``features/pit_columnar.py``). Same answers; on a large table most of
+  the time goes into decoding and probing feature rows, which DuckDB does several times faster than
+  Spark's row-at-a-time code (BENCHMARKS.md).
+
+``plan="auto"`` picks columnar, else bucketed, when a view's TTL is at most ``BUCKETED_MAX_TTL``.
 """
 
 from __future__ import annotations
@@ -27,20 +38,29 @@ from typing import Literal
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
+from lakecart.features import pit_columnar
 from lakecart.features.definitions import AVAILABLE_AT, FEATURE_DATE, FeatureView
 
-Plan = Literal["auto", "bucketed", "sorted"]
+Plan = Literal["auto", "columnar", "bucketed", "sorted"]
 
 # Above this TTL a daily view has more than ~2 * 7 candidate rows per label and the sorted plan wins.
 BUCKETED_MAX_TTL = timedelta(days=7)
 # Label rows (times two buckets) up to this many are broadcast to every task; more are shuffled.
 BROADCAST_MAX_LABEL_ROWS = 5_000_000
+# The columnar plan ships every label row (keys, time) to every task as Arrow.
+COLUMNAR_MAX_LABEL_ROWS = 5_000_000
+# The bucketed plan orders a label's candidates by one long: the feature row's age within the TTL
+# (microseconds) above _DAY_BITS bits of feature_date. The age must fit in the other 40 bits.
+_DAY_BITS = 23
+BUCKETED_TTL_LIMIT = timedelta(microseconds=1 << (63 - _DAY_BITS)) - timedelta(microseconds=1)  # ~12.7 days
 
 _IS_LABEL = "_pit_is_label"
 _TIME = "_pit_time"
 _FOUND = "_pit_found"
-_ROW_ID = "_pit_row_id"
 _BUCKET = "_pit_bucket"
+_HASH = "_pit_hash"
+_ORDER = "_pit_order"
+_MICROS = "_t"  # the label time in microseconds, as the columnar plan's tasks see it
 
 
 def feature_column(view: FeatureView, feature: str) -> str:
@@ -55,6 +75,12 @@ def feature_time_column(view: FeatureView) -> str:
 
 
 def plan_for(view: FeatureView, plan: Plan = "auto") -> str:
+    """The plan for ``view`` as far as its TTL decides: "auto" becomes bucketed or sorted. The join
+    then runs a bucketed view the columnar way where the feature frame allows it."""
+    if plan in ("bucketed", "columnar") and view.ttl > BUCKETED_TTL_LIMIT:
+        raise ValueError(
+            f"{view.qualified_name}: the bucketed plan takes TTLs up to {BUCKETED_TTL_LIMIT}, not {view.ttl}"
+        )
     if plan != "auto":
         return plan
     return "bucketed" if view.ttl <= BUCKETED_MAX_TTL else "sorted"
@@ -75,20 +101,41 @@ def point_in_time_join(
     """
     label_columns = labels.columns
     plans = [plan_for(view, plan) for view, _ in views]
-    out = labels
-    if "bucketed" in plans:
-        # Every view's probe side comes from these materialised rows, not from the previous view's
-        # output (which would be recomputed); they are counted once.
-        out = ided = _with_row_ids(labels)
-        broadcast = ided.count() * 2 <= BROADCAST_MAX_LABEL_ROWS
-    for (view, frame), chosen in zip(views, plans, strict=True):
-        if chosen == "bucketed":
-            newest = _newest_in_buckets(ided, label_time, view, frame, broadcast)
-            out = _unpacked(out.join(newest, _ROW_ID, "left"), out.columns, view)
+    # Files of the views the columnar plan may take (None: it may not).
+    files = [
+        pit_columnar.files_of(frame) if chosen == "columnar" or (plan == "auto" and chosen == "bucketed") else None
+        for (_, frame), chosen in zip(views, plans, strict=True)
+    ]
+    for (view, _), chosen, listed in zip(views, plans, files, strict=True):
+        if chosen == "columnar" and listed is None:
+            raise ValueError(f"the columnar plan needs {view.table_name} as a plain read of a Parquet or Delta table")
+    out = labels.withColumn(_TIME, F.col(label_time).cast("timestamp"))
+    if {"bucketed", "columnar"} & set(plans):
+        # Read three times (counted, probed, joined back to): materialised once, so that labels built
+        # by an expensive or non-deterministic transform are computed once and agree with themselves.
+        # A plain read of files is neither, and is read again instead.
+        out = base = out if pit_columnar.is_file_scan(labels) else _materialised(out)
+        label_rows = base.count()
+        broadcast = label_rows * 2 <= BROADCAST_MAX_LABEL_ROWS
+    for (view, frame), chosen, listed in zip(views, plans, files, strict=True):
+        if plan == "auto" and chosen == "bucketed" and listed and label_rows <= COLUMNAR_MAX_LABEL_ROWS:
+            chosen = "columnar"
+        if chosen == "columnar":
+            # Joined on the label time in microseconds, as the candidates were grouped: they stay
+            # partitioned as the merge left them, with no second shuffle. A shuffled hash join
+            # built on the labels (narrow rows, at most COLUMNAR_MAX_LABEL_ROWS of them): no sorts,
+            # and no broadcast of the candidates, whose size the planner cannot know up front.
+            newest = _newest_in_files(base, view, frame, listed)
+            labelled = out.withColumn(_MICROS, F.unix_micros(_TIME)).hint("shuffle_hash")
+            out = labelled.join(newest, [*view.entity.keys, _MICROS], "left")
+            out = out.drop(_MICROS)
+        elif chosen == "bucketed":
+            newest = _newest_in_buckets(base, view, frame, broadcast)
+            out = out.join(newest, [*view.entity.keys, _TIME], "left")
         else:
-            out = _sorted(out, label_time, view, frame)
+            out = _sorted(out, view, frame)
     times = [feature_time_column(v) for v, _ in views]
-    features = [c for c in out.columns if c not in label_columns and c not in times and c != _ROW_ID]
+    features = [c for c in out.columns if c not in label_columns and c not in times and c != _TIME]
     return out.select(*label_columns, *features, *times)
 
 
@@ -115,55 +162,110 @@ def _unpacked(joined: DataFrame, columns: list[str], view: FeatureView) -> DataF
     )
 
 
-def _with_row_ids(labels: DataFrame) -> DataFrame:
-    """Label rows with a stable id, hash-partitioned by it (so joining matches back needs no second
-    shuffle of the labels). Materialised once: ``monotonically_increasing_id`` depends on
-    partitioning and row order, which a recomputed shuffle need not repeat, and the ids are read
-    twice (the probe side and the join back)."""
+def _materialised(labels: DataFrame) -> DataFrame:
     spark = labels.sparkSession
-    partitions = int(spark.conf.get("spark.sql.shuffle.partitions"))
-    with_ids = labels.withColumn(_ROW_ID, F.monotonically_increasing_id()).repartition(partitions, _ROW_ID)
     if spark.sparkContext.getCheckpointDir():
-        return with_ids.checkpoint(eager=True)  # reliable storage on a cluster
-    return with_ids.localCheckpoint(eager=True)
+        return labels.checkpoint(eager=True)  # reliable storage on a cluster
+    return labels.localCheckpoint(eager=True)
 
 
-def _newest_in_buckets(
-    labels: DataFrame, label_time: str, view: FeatureView, frame: DataFrame, broadcast: bool
-) -> DataFrame:
-    """(row id, newest known and fresh feature row as a struct) for the labels that have one."""
+def _newest_in_buckets(labels: DataFrame, view: FeatureView, frame: DataFrame, broadcast: bool) -> DataFrame:
+    """Per (keys, label time) that has one: the newest known and fresh feature row's features and
+    ``available_at``, as the output's columns."""
     keys = list(view.entity.keys)
-    ttl_seconds = int(view.ttl.total_seconds())
+    ttl_micros = view.ttl // timedelta(microseconds=1)
     # Floor division (a double holds microseconds exactly for +-285 years around 1970).
-    bucket_of = lambda column: F.floor(F.unix_micros(F.col(column)) / F.lit(ttl_seconds * 1_000_000))  # noqa: E731
-    probe = labels.select(_ROW_ID, *keys, F.col(label_time).cast("timestamp").alias(_TIME)).where(
-        F.col(_TIME).isNotNull()
-    )
-    probe = probe.withColumn(_BUCKET, F.explode(F.array(bucket_of(_TIME), bucket_of(_TIME) - 1)))
+    bucket_of = lambda column: F.floor(F.unix_micros(column) / F.lit(ttl_micros))  # noqa: E731
+    probe = labels.select(*keys, _TIME).where(F.col(_TIME).isNotNull())
     for k in keys:
         probe = probe.where(F.col(k).isNotNull())
+    bucket = bucket_of(F.col(_TIME))
+    probe = probe.select(*keys, _TIME, F.explode(F.array(bucket, bucket - 1)).alias(_BUCKET))
+    probe = probe.select(*keys, _TIME, F.xxhash64(*keys, _BUCKET).alias(_HASH))
     probe = F.broadcast(probe) if broadcast else probe.hint("shuffle_hash")
     rows = _feature_rows(view, frame).select(
-        *keys, bucket_of(AVAILABLE_AT).alias(_BUCKET), AVAILABLE_AT, FEATURE_DATE, *view.feature_names()
+        *keys,
+        AVAILABLE_AT,
+        FEATURE_DATE,
+        *view.feature_names(),
+        F.xxhash64(*keys, bucket_of(F.col(AVAILABLE_AT))).alias(_HASH),
     )
-    condition = [rows[k] == probe[k] for k in [*keys, _BUCKET]] + [
+    # Only the hash is an equality: one long key. Keys are compared as a range (a <= b <= a), which
+    # Spark does not turn into more join keys; it guards against hash collisions.
+    condition = [rows[_HASH] == probe[_HASH]]
+    condition += [(rows[k] >= probe[k]) & (rows[k] <= probe[k]) for k in keys]
+    condition += [
         rows[AVAILABLE_AT] <= probe[_TIME],
-        rows[AVAILABLE_AT] > probe[_TIME] - F.expr(f"INTERVAL {ttl_seconds} SECONDS"),
+        rows[AVAILABLE_AT] > probe[_TIME] - F.expr(f"INTERVAL {ttl_micros} MICROSECONDS"),
     ]
-    matches = rows.join(probe, condition, "inner").select(_ROW_ID, AVAILABLE_AT, FEATURE_DATE, *view.feature_names())
-    # max over (available_at, feature_date, ...) is the newest known row, the newer day on a tie;
-    # the struct is built for matched rows only, not for every feature row scanned.
-    return matches.groupBy(_ROW_ID).agg(F.max(_found_struct(view)).alias(_FOUND))
+    # Newer is greater: age within the TTL (0 .. ttl), then feature_date, from the label day, clamped.
+    span = 1 << (_DAY_BITS - 1)
+    age = F.unix_micros(rows[AVAILABLE_AT]) - F.unix_micros(probe[_TIME]) + F.lit(ttl_micros)
+    day = F.unix_date(rows[FEATURE_DATE].cast("date")) - F.unix_date(probe[_TIME].cast("date"))
+    day = F.coalesce(F.least(F.greatest(day, F.lit(-span)), F.lit(span - 1)) + F.lit(span), F.lit(0))
+    matches = rows.join(probe, condition, "inner").select(
+        *[probe[k] for k in keys],
+        probe[_TIME],
+        (F.shiftleft(age, _DAY_BITS) + day).alias(_ORDER),
+        AVAILABLE_AT,
+        *view.feature_names(),
+    )
+    # max_by over primitive columns keeps a fixed-width buffer: a hash aggregate, not a sort.
+    return matches.groupBy(*keys, _TIME).agg(
+        *[F.max_by(f, _ORDER).alias(feature_column(view, f)) for f in view.feature_names()],
+        F.max_by(AVAILABLE_AT, _ORDER).alias(feature_time_column(view)),
+    )
 
 
-def _sorted(labels: DataFrame, label_time: str, view: FeatureView, frame: DataFrame) -> DataFrame:
+def _newest_in_files(labels: DataFrame, view: FeatureView, frame: DataFrame, files: list) -> DataFrame:
+    """What ``_newest_in_buckets`` returns, computed the columnar way, with the label time as
+    microseconds (``_MICROS``)."""
+    import pyarrow as pa
+    from pyspark.sql import types as T
+
+    spark = labels.sparkSession
+    keys = list(view.entity.keys)
+    features = view.feature_names()
+    probe = labels.select(
+        *[F.col(k).cast(frame.schema[k].dataType).alias(k) for k in keys], F.unix_micros(F.col(_TIME)).alias(_MICROS)
+    ).where(F.col(_MICROS).isNotNull())
+    for k in keys:
+        probe = probe.where(F.col(k).isNotNull())
+    table = probe.toArrow()
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    shipped = spark.sparkContext.broadcast(sink.getvalue().to_pybytes())
+    out_schema = T.StructType(
+        [
+            *[frame.schema[k] for k in keys],
+            T.StructField(_MICROS, T.LongType()),
+            T.StructField("_order", T.LongType()),
+            T.StructField(AVAILABLE_AT, T.TimestampType()),
+            T.StructField(FEATURE_DATE, T.DateType()),
+            *[frame.schema[f] for f in features],
+        ]
+    )
+    tasks = max(1, min(len(files), spark.sparkContext.defaultParallelism))
+    ttl_micros = view.ttl // timedelta(microseconds=1)
+    candidates = pit_columnar.newest_candidates(
+        files, shipped, keys, ttl_micros, FEATURE_DATE, AVAILABLE_AT, features, frame.schema, out_schema, tasks
+    )
+    # A label's candidates from different tasks: keep the newest (fixed-width buffers: a hash aggregate).
+    newest = candidates.groupBy(*keys, _MICROS).agg(
+        *[F.max_by(f, "_order").alias(feature_column(view, f)) for f in features],
+        F.max_by(AVAILABLE_AT, "_order").alias(feature_time_column(view)),
+    )
+    return newest
+
+
+def _sorted(labels: DataFrame, view: FeatureView, frame: DataFrame) -> DataFrame:
+    """``labels`` carries the label time as ``_TIME``."""
     keys = list(view.entity.keys)
     feature_rows = _feature_rows(view, frame).select(
         *keys, F.col(AVAILABLE_AT).alias(_TIME), F.lit(0).alias(_IS_LABEL), _found_struct(view).alias(_FOUND)
     )
-    label_rows = labels.select(
-        *[F.col(c) for c in labels.columns], F.col(label_time).alias(_TIME), F.lit(1).alias(_IS_LABEL)
-    )
+    label_rows = labels.withColumn(_IS_LABEL, F.lit(1))
     combined = label_rows.unionByName(feature_rows, allowMissingColumns=True)
     history = (
         Window.partitionBy(*keys)
@@ -171,9 +273,7 @@ def _sorted(labels: DataFrame, label_time: str, view: FeatureView, frame: DataFr
         .rowsBetween(Window.unboundedPreceding, Window.currentRow)
     )
     found = F.last(F.col(_FOUND), ignorenulls=True).over(history)
-    fresh = F.col(f"{_FOUND}.available_at") > F.col(label_time) - F.expr(
-        f"INTERVAL {int(view.ttl.total_seconds())} SECONDS"
-    )
+    fresh = F.col(f"{_FOUND}.available_at") > F.col(_TIME) - F.expr(f"INTERVAL {int(view.ttl.total_seconds())} SECONDS")
     joined = (
         combined.withColumn(_FOUND, found).where(F.col(_IS_LABEL) == 1).withColumn(_FOUND, F.when(fresh, F.col(_FOUND)))
     )

@@ -5,6 +5,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from lakecart.features import pit_columnar
 from lakecart.features.definitions import Entity, Feature, FeatureView
 from lakecart.features.pit import plan_for, point_in_time_join
 
@@ -18,12 +19,31 @@ VIEW = FeatureView(
     owner="tests",
     description="",
 )
-# Both plans must give the same, correct answer; "auto" picks bucketed for this 2-day TTL.
-PLANS = pytest.mark.parametrize("plan", ["bucketed", "sorted"])
+# Every plan must give the same, correct answer; "auto" picks columnar for this 2-day TTL when the
+# features are a read of a table's files, bucketed when not.
+PLANS = pytest.mark.parametrize("plan", ["columnar", "bucketed", "sorted"])
+SCHEMA = "user_id string, feature_date date, available_at timestamp, score long"
+
+
+@pytest.fixture()
+def source(spark, tmp_path):
+    """The feature frame as each plan gets it: the columnar plan reads files, so its frames are
+    written partitioned by day (as feature tables are) and read back."""
+    written = iter(range(1000))
+
+    def as_source(frame, plan, fmt="parquet"):
+        if plan != "columnar":
+            return frame
+        path = str(tmp_path / f"features-{next(written)}")
+        frame.write.format(fmt).partitionBy("feature_date").save(path)
+        reader = spark.read.format(fmt)
+        return (reader if fmt == "delta" else reader.schema(frame.schema)).load(path)
+
+    return as_source
 
 
 @PLANS
-def test_uses_the_newest_known_fresh_value_and_never_a_future_one(spark, plan):
+def test_uses_the_newest_known_fresh_value_and_never_a_future_one(spark, plan, source):
     features = spark.createDataFrame(
         [
             # feature_date, available_at (midnight after the day), value
@@ -47,7 +67,7 @@ def test_uses_the_newest_known_fresh_value_and_never_a_future_one(spark, plan):
         ],
         "user_id string, label_time timestamp",
     )
-    out = point_in_time_join(labels, "label_time", [(VIEW, features)], plan=plan)
+    out = point_in_time_join(labels, "label_time", [(VIEW, source(features, plan))], plan=plan)
     got = sorted((r["user_id"], r["label_time"], r["toy_v1__score"]) for r in out.collect())
     assert got == [
         ("a", datetime(2026, 1, 2, 23), 1),
@@ -59,13 +79,13 @@ def test_uses_the_newest_known_fresh_value_and_never_a_future_one(spark, plan):
 
 
 @PLANS
-def test_duplicate_label_rows_are_kept_once_each(spark, plan):
+def test_duplicate_label_rows_are_kept_once_each(spark, plan, source):
     features = spark.createDataFrame(
         [("a", date(2026, 1, 1), datetime(2026, 1, 2), 1)],
         "user_id string, feature_date date, available_at timestamp, score long",
     )
     labels = spark.createDataFrame([("a", datetime(2026, 1, 2, 5))] * 3, "user_id string, label_time timestamp")
-    assert point_in_time_join(labels, "label_time", [(VIEW, features)], plan=plan).count() == 3
+    assert point_in_time_join(labels, "label_time", [(VIEW, source(features, plan))], plan=plan).count() == 3
 
 
 def brute_force(features, labels, ttl):
@@ -100,9 +120,9 @@ label_rows = st.lists(
 
 
 @PLANS
-@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(feature_rows, label_rows)
-def test_matches_a_brute_force_reference_on_random_data(spark, plan, raw_features, raw_labels):
+def test_matches_a_brute_force_reference_on_random_data(spark, plan, source, raw_features, raw_labels):
     start = datetime(2026, 1, 1)
     features = [
         (key, date(2026, 1, 1) + timedelta(days=day), start + timedelta(days=day + 1, hours=late), value)
@@ -111,7 +131,7 @@ def test_matches_a_brute_force_reference_on_random_data(spark, plan, raw_feature
     labels = [(key, start + timedelta(hours=hours)) for key, hours in raw_labels]
     frame = spark.createDataFrame(features, "user_id string, feature_date date, available_at timestamp, score long")
     label_frame = spark.createDataFrame(labels, "user_id string, label_time timestamp")
-    out = point_in_time_join(label_frame, "label_time", [(VIEW, frame)], plan=plan).collect()
+    out = point_in_time_join(label_frame, "label_time", [(VIEW, source(frame, plan))], plan=plan).collect()
     got = sorted(
         ((r["user_id"], r["label_time"], r["toy_v1__score"]) for r in out),
         key=lambda r: (r[0], r[1], r[2] is None, r[2] or 0),
@@ -122,14 +142,14 @@ def test_matches_a_brute_force_reference_on_random_data(spark, plan, raw_feature
 
 
 @PLANS
-def test_rows_known_at_the_same_instant_resolve_to_the_newer_day(spark, plan):
+def test_rows_known_at_the_same_instant_resolve_to_the_newer_day(spark, plan, source):
     # Jan 1's row arrived a day late, so it became known together with Jan 2's on-time row.
     features = spark.createDataFrame(
         [("a", date(2026, 1, 1), datetime(2026, 1, 3), 1), ("a", date(2026, 1, 2), datetime(2026, 1, 3), 2)],
         "user_id string, feature_date date, available_at timestamp, score long",
     )
     labels = spark.createDataFrame([("a", datetime(2026, 1, 3))], "user_id string, label_time timestamp")
-    out = point_in_time_join(labels, "label_time", [(VIEW, features)], plan=plan).collect()
+    out = point_in_time_join(labels, "label_time", [(VIEW, source(features, plan))], plan=plan).collect()
     assert [r["toy_v1__score"] for r in out] == [2]
 
 
@@ -137,6 +157,82 @@ def test_auto_picks_the_bucketed_plan_for_short_ttls_only():
     assert plan_for(VIEW) == "bucketed"
     assert plan_for(dataclasses.replace(VIEW, ttl=timedelta(days=30))) == "sorted"
     assert plan_for(VIEW, "sorted") == "sorted"
+    # The bucketed and columnar plans pack a row's age within the TTL into 40 bits of microseconds.
+    with pytest.raises(ValueError, match="TTLs up to"):
+        plan_for(dataclasses.replace(VIEW, ttl=timedelta(days=13)), "bucketed")
+
+
+def test_auto_goes_columnar_for_a_table_read_only(spark, source):
+    features = spark.createDataFrame([("a", date(2026, 1, 1), datetime(2026, 1, 2), 1)], SCHEMA)
+    labels = spark.createDataFrame([("a", datetime(2026, 1, 2, 5))], "user_id string, label_time timestamp")
+    table = source(features, "columnar", fmt="delta")
+
+    def plan_text(frame):
+        joined = point_in_time_join(labels, "label_time", [(VIEW, frame)])
+        assert [r["toy_v1__score"] for r in joined.collect()] == [1]
+        return joined._jdf.queryExecution().optimizedPlan().toString()
+
+    assert "MapInArrow" in plan_text(table)
+    # Anything but a plain read (here a filter, or rows built in memory) goes the bucketed way.
+    assert "MapInArrow" not in plan_text(table.where("score > 0"))
+    assert "MapInArrow" not in plan_text(features)
+    with pytest.raises(ValueError, match="plain read"):
+        point_in_time_join(labels, "label_time", [(VIEW, features)], plan="columnar")
+
+
+def test_labels_read_from_files_are_joined_without_a_copy_and_match(spark, source, tmp_path):
+    # Labels that are a plain read of files are read again rather than materialised; same answer.
+    features = spark.createDataFrame(
+        [("a", date(2026, 1, 1), datetime(2026, 1, 2), 1), ("a", date(2026, 1, 2), datetime(2026, 1, 3), 2)], SCHEMA
+    )
+    labels = spark.createDataFrame(
+        [("a", datetime(2026, 1, 2, 5)), ("a", datetime(2026, 1, 3, 1)), ("b", datetime(2026, 1, 3))],
+        "user_id string, label_time timestamp",
+    )
+    labels.write.parquet(str(tmp_path / "labels"))
+    from_files = spark.read.parquet(str(tmp_path / "labels"))
+    assert pit_columnar.is_file_scan(from_files) and not pit_columnar.is_file_scan(labels)
+    table = source(features, "columnar")
+    got = {
+        (r["user_id"], r["label_time"], r["toy_v1__score"])
+        for r in point_in_time_join(from_files, "label_time", [(VIEW, table)]).collect()
+    }
+    assert got == {
+        ("a", datetime(2026, 1, 2, 5), 1),
+        ("a", datetime(2026, 1, 3, 1), 2),
+        ("b", datetime(2026, 1, 3), None),
+    }
+
+
+def test_duckdb_and_arrow_readers_see_the_same_rows(spark, source):
+    # Local files are read by DuckDB, other file systems through Arrow: same rows, partition values
+    # (from the listing) and integer times either way.
+    import duckdb
+    import pyarrow as pa
+    from pyspark.sql.pandas.types import to_arrow_schema
+
+    features = spark.createDataFrame(
+        [("a", date(2026, 1, 1), datetime(2026, 1, 2), 1), ("b", date(2026, 1, 2), datetime(2026, 1, 3, 6), None)],
+        SCHEMA,
+    )
+    table = source(features, "columnar", fmt="delta")
+    files = pit_columnar.files_of(table)
+    wanted = ["user_id", "feature_date", "available_at", "score"]
+    arrow_frame = to_arrow_schema(table.schema)
+    via_arrow = pa.concat_tables(
+        pit_columnar._as_micros(chunk, "available_at", "feature_date")
+        for chunk in pit_columnar._chunks([(f.uri, f.partition_values) for f in files], wanted, arrow_frame)
+    )
+    paths = [pit_columnar._local_path(f.uri) for f in files]
+    listing = [(f.uri, f.partition_values) for f in files]
+    con = duckdb.connect()
+    con.register("parts", pit_columnar._partitions_table(listing, paths, arrow_frame))
+    con.execute(pit_columnar._local_feats_sql(paths, listing, wanted, "available_at", "feature_date"))
+    via_duckdb = con.sql("SELECT * FROM feats").to_arrow_table()
+    rows = lambda t: sorted(tuple(r.values()) for r in t.select(wanted).to_pylist())  # noqa: E731
+    jan_2 = (date(2026, 1, 2) - date(1970, 1, 1)).days
+    assert rows(via_arrow) == rows(via_duckdb)
+    assert rows(via_duckdb) == [("a", jan_2 - 1, 1767312000000000, 1), ("b", jan_2, 1767420000000000, None)]
 
 
 def test_several_views_with_different_plans_in_one_join(spark):
