@@ -19,8 +19,8 @@ compute the same answer:
   before it. One shuffle and sort of labels + features.
 
 - **columnar** (the bucketed case when the feature frame is a plain read of a Parquet or Delta
-  table and the labels fit in a broadcast): Spark hands out the table's files; each task reads its
-  share with Arrow and joins it with the labels in DuckDB, a vectorised engine, on the same (keys,
+  table and the labels fit in a broadcast): Spark hands each task a contiguous run of the table's
+  files; DuckDB, a vectorised engine, reads them and joins them with the labels on the same (keys,
   bucket) scheme, keeping the newest candidate per (keys, label time); Spark merges those across
   tasks and joins them back (``features/pit_columnar.py``). Same answers; on a large table most of
   the time goes into decoding and probing feature rows, which DuckDB does several times faster than
@@ -49,17 +49,15 @@ BUCKETED_MAX_TTL = timedelta(days=7)
 BROADCAST_MAX_LABEL_ROWS = 5_000_000
 # The columnar plan ships every label row (keys, time) to every task as Arrow.
 COLUMNAR_MAX_LABEL_ROWS = 5_000_000
-# The bucketed plan orders a label's candidates by one long: the feature row's age within the TTL
-# (microseconds) above _DAY_BITS bits of feature_date. The age must fit in the other 40 bits.
-_DAY_BITS = 23
-BUCKETED_TTL_LIMIT = timedelta(microseconds=1 << (63 - _DAY_BITS)) - timedelta(microseconds=1)  # ~12.7 days
+# A label's candidates are ordered by one long (pit_columnar.DAY_BITS): the age within the TTL, in
+# microseconds, must fit in the bits above feature_date's.
+BUCKETED_TTL_LIMIT = timedelta(microseconds=1 << (63 - pit_columnar.DAY_BITS)) - timedelta(microseconds=1)  # ~12.7 days
 
 _IS_LABEL = "_pit_is_label"
 _TIME = "_pit_time"
 _FOUND = "_pit_found"
 _BUCKET = "_pit_bucket"
 _HASH = "_pit_hash"
-_ORDER = "_pit_order"
 _MICROS = "_t"  # the label time in microseconds, as the columnar plan's tasks see it
 
 
@@ -199,21 +197,28 @@ def _newest_in_buckets(labels: DataFrame, view: FeatureView, frame: DataFrame, b
         rows[AVAILABLE_AT] > probe[_TIME] - F.expr(f"INTERVAL {ttl_micros} MICROSECONDS"),
     ]
     # Newer is greater: age within the TTL (0 .. ttl), then feature_date, from the label day, clamped.
-    span = 1 << (_DAY_BITS - 1)
+    span = 1 << (pit_columnar.DAY_BITS - 1)
     age = F.unix_micros(rows[AVAILABLE_AT]) - F.unix_micros(probe[_TIME]) + F.lit(ttl_micros)
     day = F.unix_date(rows[FEATURE_DATE].cast("date")) - F.unix_date(probe[_TIME].cast("date"))
     day = F.coalesce(F.least(F.greatest(day, F.lit(-span)), F.lit(span - 1)) + F.lit(span), F.lit(0))
     matches = rows.join(probe, condition, "inner").select(
         *[probe[k] for k in keys],
         probe[_TIME],
-        (F.shiftleft(age, _DAY_BITS) + day).alias(_ORDER),
+        (F.shiftleft(age, pit_columnar.DAY_BITS) + day).alias(pit_columnar.ORDER),
         AVAILABLE_AT,
         *view.feature_names(),
     )
-    # max_by over primitive columns keeps a fixed-width buffer: a hash aggregate, not a sort.
-    return matches.groupBy(*keys, _TIME).agg(
-        *[F.max_by(f, _ORDER).alias(feature_column(view, f)) for f in view.feature_names()],
-        F.max_by(AVAILABLE_AT, _ORDER).alias(feature_time_column(view)),
+    return _newest_per(matches, [*keys, _TIME], view)
+
+
+def _newest_per(candidates: DataFrame, group: list[str], view: FeatureView) -> DataFrame:
+    """Per ``group``, the features and ``available_at`` of the candidate with the greatest order, as
+    the output's columns. max_by over primitive columns keeps fixed-width buffers: a hash aggregate,
+    not a sort."""
+    order = pit_columnar.ORDER
+    return candidates.groupBy(*group).agg(
+        *[F.max_by(f, order).alias(feature_column(view, f)) for f in view.feature_names()],
+        F.max_by(AVAILABLE_AT, order).alias(feature_time_column(view)),
     )
 
 
@@ -240,7 +245,7 @@ def _newest_in_files(labels: DataFrame, view: FeatureView, frame: DataFrame, fil
         [
             *[frame.schema[k] for k in keys],
             T.StructField(_MICROS, T.LongType()),
-            T.StructField("_order", T.LongType()),
+            T.StructField(pit_columnar.ORDER, T.LongType()),
             T.StructField(AVAILABLE_AT, T.TimestampType()),
             T.StructField(FEATURE_DATE, T.DateType()),
             *[frame.schema[f] for f in features],
@@ -251,12 +256,8 @@ def _newest_in_files(labels: DataFrame, view: FeatureView, frame: DataFrame, fil
     candidates = pit_columnar.newest_candidates(
         files, shipped, keys, ttl_micros, FEATURE_DATE, AVAILABLE_AT, features, frame.schema, out_schema, tasks
     )
-    # A label's candidates from different tasks: keep the newest (fixed-width buffers: a hash aggregate).
-    newest = candidates.groupBy(*keys, _MICROS).agg(
-        *[F.max_by(f, "_order").alias(feature_column(view, f)) for f in features],
-        F.max_by(AVAILABLE_AT, "_order").alias(feature_time_column(view)),
-    )
-    return newest
+    # A label's candidates from different tasks: keep the newest.
+    return _newest_per(candidates, [*keys, _MICROS], view)
 
 
 def _sorted(labels: DataFrame, view: FeatureView, frame: DataFrame) -> DataFrame:

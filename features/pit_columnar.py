@@ -24,8 +24,10 @@ from urllib.parse import unquote, urlparse
 from pyspark.sql import DataFrame
 from pyspark.sql import types as T
 
-# The day offset of feature_date takes the low 23 bits of a candidate's order, its age the rest.
-_DAY_BITS = 23
+# A candidate's order is one long: its age within the TTL above DAY_BITS bits of feature_date's
+# day offset from the label day. Both plans use it; the column is named ORDER.
+DAY_BITS = 23
+ORDER = "_order"
 # Feature rows a task joins at once: bounds a task's memory whatever its share of the table.
 _ROWS_PER_CHUNK = 4_000_000
 
@@ -238,11 +240,11 @@ def _as_micros(table, available_at: str, feature_date: str):
 
 def _newest_sql(keys, ttl_micros: int, available_at: str, feature_date: str, features) -> str:
     q = _q
-    day_span = 1 << (_DAY_BITS - 1)
+    day_span = 1 << (DAY_BITS - 1)
     # Same order as the bucketed plan: age within the TTL in the high bits, feature_date's day offset
     # from the label day (clamped) in the low ones.
     order = (
-        f"((f.{q(available_at)} - l._t + {ttl_micros}) << {_DAY_BITS}) + "
+        f"((f.{q(available_at)} - l._t + {ttl_micros}) << {DAY_BITS}) + "
         f"least(greatest(f.{q(feature_date)} - (l._t // 86400000000), {-day_span}), {day_span - 1}) + {day_span}"
     )
     values = ", ".join(f"{q(c)} := f.{q(c)}" for c in [available_at, feature_date, *features])
@@ -252,9 +254,9 @@ def _newest_sql(keys, ttl_micros: int, available_at: str, feature_date: str, fea
     on = " AND ".join(f"f.{q(k)} = l.{q(k)}" for k in [*keys]) + f" AND f.{q(available_at)} // {ttl_micros} = l._b"
     label_keys = ", ".join(f"l.{q(k)}" for k in keys)
     return f"""
-        SELECT {", ".join(q(k) for k in keys)}, _t, _order, newest.*
+        SELECT {", ".join(q(k) for k in keys)}, _t, {ORDER}, newest.*
         FROM (
-            SELECT {label_keys}, l._t, max({order}) AS _order, arg_max(struct_pack({values}), {order}) AS newest
+            SELECT {label_keys}, l._t, max({order}) AS {ORDER}, arg_max(struct_pack({values}), {order}) AS newest
             FROM feats f JOIN labels_in_buckets l
               ON {on} AND f.{q(available_at)} <= l._t AND f.{q(available_at)} > l._t - {ttl_micros}
             GROUP BY {label_keys}, l._t
