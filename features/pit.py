@@ -19,12 +19,16 @@ compute the same answer:
   before it. One shuffle and sort of labels + features.
 
 - **columnar** (the bucketed case when the feature frame is a plain read of a Parquet or Delta
-  table and the labels fit in a broadcast): Spark hands each task a contiguous run of the table's
-  files; DuckDB, a vectorised engine, reads them and joins them with the labels on the same (keys,
-  bucket) scheme, keeping the newest candidate per (keys, label time); Spark merges those across
-  tasks and joins them back (``features/pit_columnar.py``). Same answers; on a large table most of
-  the time goes into decoding and probing feature rows, which DuckDB does several times faster than
-  Spark's row-at-a-time code (BENCHMARKS.md).
+  table and the labels fit in a broadcast): Spark only hands out the work; DuckDB, a vectorised
+  engine, reads the files and joins them with the labels inside each task, on the same (keys,
+  bucket) scheme. The label rows come to the driver once, as Arrow. Where it reads little more
+  than one pass over the feature rows, each task takes one stretch of label time and answers its
+  labels completely, reading only the files whose ``available_at`` range (Delta statistics,
+  Parquet footers) can matter to it: no shuffle at all. Otherwise (many tasks for a short span of
+  label times) each task takes a run of files and Spark merges the candidates per label and joins
+  them back (``features/pit_columnar.py``). Same answers; on a large table most of the time goes
+  into decoding and probing feature rows, which DuckDB does several times faster than Spark's
+  row-at-a-time code (BENCHMARKS.md).
 
 ``plan="auto"`` picks columnar, else bucketed, when a view's TTL is at most ``BUCKETED_MAX_TTL``.
 """
@@ -101,7 +105,9 @@ def point_in_time_join(
     plans = [plan_for(view, plan) for view, _ in views]
     # Files of the views the columnar plan may take (None: it may not).
     files = [
-        pit_columnar.files_of(frame) if chosen == "columnar" or (plan == "auto" and chosen == "bucketed") else None
+        pit_columnar.files_of(frame, AVAILABLE_AT)
+        if chosen == "columnar" or (plan == "auto" and chosen == "bucketed")
+        else None
         for (_, frame), chosen in zip(views, plans, strict=True)
     ]
     for (view, _), chosen, listed in zip(views, plans, files, strict=True):
@@ -109,32 +115,93 @@ def point_in_time_join(
             raise ValueError(f"the columnar plan needs {view.table_name} as a plain read of a Parquet or Delta table")
     out = labels.withColumn(_TIME, F.col(label_time).cast("timestamp"))
     if {"bucketed", "columnar"} & set(plans):
-        # Read three times (counted, probed, joined back to): materialised once, so that labels built
-        # by an expensive or non-deterministic transform are computed once and agree with themselves.
-        # A plain read of files is neither, and is read again instead.
-        out = base = out if pit_columnar.is_file_scan(labels) else _materialised(out)
-        label_rows = base.count()
+        # Read more than once (counted, then shipped or probed and joined back to): materialised
+        # once, so that labels built by an expensive or non-deterministic transform are computed
+        # once and agree with themselves. A plain read of files is neither, and is read again.
+        from_files = pit_columnar.rows_in_files(labels) if pit_columnar.is_file_scan(labels) else None
+        out = base = out if from_files is not None else _materialised(out)
+        label_rows = from_files if from_files is not None else base.count()
         broadcast = label_rows * 2 <= BROADCAST_MAX_LABEL_ROWS
-    for (view, frame), chosen, listed in zip(views, plans, files, strict=True):
-        if plan == "auto" and chosen == "bucketed" and listed and label_rows <= COLUMNAR_MAX_LABEL_ROWS:
-            chosen = "columnar"
-        if chosen == "columnar":
-            # Joined on the label time in microseconds, as the candidates were grouped: they stay
-            # partitioned as the merge left them, with no second shuffle. A shuffled hash join
-            # built on the labels (narrow rows, at most COLUMNAR_MAX_LABEL_ROWS of them): no sorts,
-            # and no broadcast of the candidates, whose size the planner cannot know up front.
-            newest = _newest_in_files(base, view, frame, listed)
-            labelled = out.withColumn(_MICROS, F.unix_micros(_TIME)).hint("shuffle_hash")
-            out = labelled.join(newest, [*view.entity.keys, _MICROS], "left")
-            out = out.drop(_MICROS)
-        elif chosen == "bucketed":
+        plans = [
+            "columnar"
+            if plan == "auto" and chosen == "bucketed" and listed and label_rows <= COLUMNAR_MAX_LABEL_ROWS
+            else chosen
+            for chosen, listed in zip(plans, files, strict=True)
+        ]
+    columnar = [i for i, chosen in enumerate(plans) if chosen == "columnar"]
+    if columnar:
+        out = _columnar(out, [(*views[i], files[i]) for i in columnar])
+    for (view, frame), chosen in zip(views, plans, strict=True):
+        if chosen == "bucketed":
             newest = _newest_in_buckets(base, view, frame, broadcast)
             out = out.join(newest, [*view.entity.keys, _TIME], "left")
-        else:
+        elif chosen == "sorted":
             out = _sorted(out, view, frame)
     times = [feature_time_column(v) for v, _ in views]
     features = [c for c in out.columns if c not in label_columns and c not in times and c != _TIME]
     return out.select(*label_columns, *features, *times)
+
+
+def _columnar(labels: DataFrame, views: list[tuple[FeatureView, DataFrame, list]]) -> DataFrame:
+    """``labels`` (with ``_TIME``) with the columns of ``views`` attached, the columnar way. The
+    label rows come to the driver once, as Arrow. Views for which a task per stretch of label time
+    reads little more than one pass are answered together, each task answering its labels
+    completely (``pit_columnar.answer_by_label_time``); the others merge candidates per run of
+    files and are joined back (``_newest_in_files``)."""
+    import pyarrow.compute as pc
+    from pyspark.sql import types as T
+
+    tasks = labels.sparkSession.sparkContext.defaultParallelism
+    shipped_columns = [F.col(c) for c in labels.columns] + [F.unix_micros(F.col(_TIME)).alias(_MICROS)]
+    specs = []
+    for index, (view, frame, files) in enumerate(views):
+        label_keys = []
+        for k in view.entity.keys:
+            if labels.schema[k].dataType == frame.schema[k].dataType:
+                label_keys.append(k)
+            else:  # compared as the feature table types them, as Spark would cast them
+                label_keys.append(f"_pit_key{index}_{k}")
+                shipped_columns.append(F.col(k).cast(frame.schema[k].dataType).alias(label_keys[-1]))
+        specs.append(
+            pit_columnar.ColumnarView(
+                files=files,
+                keys=tuple(view.entity.keys),
+                label_keys=tuple(label_keys),
+                ttl_micros=view.ttl // timedelta(microseconds=1),
+                features=tuple(view.feature_names()),
+                feature_columns=tuple(feature_column(view, f) for f in view.feature_names()),
+                time_column=feature_time_column(view),
+                frame_schema=frame.schema,
+            )
+        )
+    table = labels.select(*shipped_columns).toArrow()
+    known = pc.min_max(table[_MICROS]).as_py()
+    span = known["max"] - known["min"] if known["min"] is not None else 0
+    by_time = [pit_columnar.by_label_time_pays(span, spec.ttl_micros, tasks) for spec in specs]
+    out = labels
+    together = [spec for spec, chosen in zip(specs, by_time, strict=True) if chosen]
+    if together:
+        fields = list(labels.schema.fields)
+        for spec in together:
+            fields += [
+                T.StructField(name, spec.frame_schema[f].dataType)
+                for name, f in zip(spec.feature_columns, spec.features, strict=True)
+            ]
+            fields.append(T.StructField(spec.time_column, T.TimestampType()))
+        out = pit_columnar.answer_by_label_time(
+            table, _MICROS, together, FEATURE_DATE, AVAILABLE_AT, T.StructType(fields), tasks
+        )
+    for (view, frame, files), spec, chosen in zip(views, specs, by_time, strict=True):
+        if not chosen:
+            # Joined on the label time in microseconds, as the candidates were grouped: they stay
+            # partitioned as the merge left them, with no second shuffle. A shuffled hash join
+            # built on the labels (narrow rows, at most COLUMNAR_MAX_LABEL_ROWS of them): no sorts,
+            # and no broadcast of the candidates, whose size the planner cannot know up front.
+            probe = table.select([*spec.label_keys, _MICROS]).rename_columns([*spec.keys, _MICROS])
+            newest = _newest_in_files(probe, view, frame, files)
+            labelled = out.withColumn(_MICROS, F.unix_micros(_TIME)).hint("shuffle_hash")
+            out = labelled.join(newest, [*view.entity.keys, _MICROS], "left").drop(_MICROS)
+    return out
 
 
 def _found_struct(view: FeatureView) -> F.Column:
@@ -222,24 +289,19 @@ def _newest_per(candidates: DataFrame, group: list[str], view: FeatureView) -> D
     )
 
 
-def _newest_in_files(labels: DataFrame, view: FeatureView, frame: DataFrame, files: list) -> DataFrame:
+def _newest_in_files(probe, view: FeatureView, frame: DataFrame, files: list) -> DataFrame:
     """What ``_newest_in_buckets`` returns, computed the columnar way, with the label time as
-    microseconds (``_MICROS``)."""
+    microseconds (``_MICROS``). ``probe`` holds the labels' keys (typed as in ``frame``) and
+    ``_MICROS``, as Arrow."""
     import pyarrow as pa
     from pyspark.sql import types as T
 
-    spark = labels.sparkSession
+    spark = frame.sparkSession
     keys = list(view.entity.keys)
     features = view.feature_names()
-    probe = labels.select(
-        *[F.col(k).cast(frame.schema[k].dataType).alias(k) for k in keys], F.unix_micros(F.col(_TIME)).alias(_MICROS)
-    ).where(F.col(_MICROS).isNotNull())
-    for k in keys:
-        probe = probe.where(F.col(k).isNotNull())
-    table = probe.toArrow()
     sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, table.schema) as writer:
-        writer.write_table(table)
+    with pa.ipc.new_stream(sink, probe.schema) as writer:
+        writer.write_table(probe)
     shipped = spark.sparkContext.broadcast(sink.getvalue().to_pybytes())
     out_schema = T.StructType(
         [

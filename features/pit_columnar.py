@@ -1,12 +1,22 @@
 """The columnar point-in-time plan: Spark schedules, a vectorised engine joins inside each task.
 
 Spark's row-at-a-time execution spends most of a large point-in-time join decoding and probing the
-feature rows (BENCHMARKS.md). Here Spark only hands out the files of the feature table: each task
-takes a contiguous run of them and joins it, in DuckDB, against the label rows (a broadcast, as
-Arrow), keeping per (keys, label time) the newest candidate of its files. DuckDB reads local files
-itself; files on other file systems (S3, HDFS, ...) come through Arrow's file systems. Spark then
-merges the few candidates per label across tasks. The same code runs on a laptop (two tasks) and a
-cluster (one task per core).
+feature rows (BENCHMARKS.md). Here DuckDB does that inside Spark tasks, joining feature files with
+label rows (Arrow) on (keys, TTL-wide time bucket). DuckDB reads local files itself; files on other
+file systems (S3, HDFS, ...) come through Arrow's file systems. Two ways to split the work:
+
+- **by label time** (``answer_by_label_time``): the label rows are cut into stretches of time with
+  equal counts, one per task; a task answers its labels completely from the files whose
+  ``available_at`` range (Delta statistics, Parquet footers) overlaps its stretch widened by the
+  TTL, and its output is the final rows: no shuffle, merge or join back. Every task reads a TTL's
+  worth of files more than its stretch, so this is chosen where that stays under
+  ``BY_LABEL_TIME_MAX_READ`` passes over the rows (few tasks, or label times spanning much more
+  than tasks x TTL).
+- **by file** (``newest_candidates``): each task takes a contiguous run of files and keeps per
+  (keys, label time) the newest candidate among them; Spark merges the candidates of a label
+  across tasks and joins them back. Every file is read once, however many tasks.
+
+The same code runs on a laptop (two tasks) and a cluster (one task per core).
 
 It applies where Spark would otherwise scan files anyway: the feature frame must be a plain read of
 a Parquet or Delta table (no filters or projections on top; Delta tables without deletion vectors
@@ -18,7 +28,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from urllib.parse import unquote, urlparse
 
 from pyspark.sql import DataFrame
@@ -36,6 +46,23 @@ _ROWS_PER_CHUNK = 4_000_000
 class FeatureFile:
     uri: str
     partition_values: dict[str, str | None]  # as written in the path (hive style), before typing
+    # The least and greatest available_at in the file (microseconds), from Delta's statistics or the
+    # Parquet footer; None when neither has them. Only used to skip files, never to answer.
+    time_range: tuple[int, int] | None = None
+
+
+@dataclass(frozen=True)
+class ColumnarView:
+    """What a task needs to answer one view for its label rows."""
+
+    files: list[FeatureFile]
+    keys: tuple[str, ...]  # the view's key columns in its files
+    label_keys: tuple[str, ...]  # the label table's columns holding them, typed as in the files
+    ttl_micros: int
+    features: tuple[str, ...]
+    feature_columns: tuple[str, ...]  # the output's names for ``features``
+    time_column: str  # the output's name for the available_at of the row used
+    frame_schema: T.StructType
 
 
 def is_file_scan(frame: DataFrame) -> bool:
@@ -47,9 +74,10 @@ def is_file_scan(frame: DataFrame) -> bool:
     return plan.getClass().getSimpleName() == "LogicalRelation"
 
 
-def files_of(frame: DataFrame) -> list[FeatureFile] | None:
-    """The files a plain read of a Parquet or Delta table consists of, with their partition values;
-    None when ``frame`` is anything else (a filter, a projection, an in-memory frame, Spark Connect)."""
+def files_of(frame: DataFrame, time_column: str | None = None) -> list[FeatureFile] | None:
+    """The files a plain read of a Parquet or Delta table consists of, with their partition values
+    (and the range of ``time_column`` in each where statistics have it); None when ``frame`` is
+    anything else (a filter, a projection, an in-memory frame, Spark Connect)."""
     if not is_file_scan(frame):
         return None
     uris = list(frame.inputFiles())
@@ -59,7 +87,97 @@ def files_of(frame: DataFrame) -> list[FeatureFile] | None:
     if root is not None and not _plain_delta(root):
         return None
     partition_columns = set(frame.columns)
-    return [FeatureFile(u, _partition_values(u, partition_columns)) for u in uris]
+    ranges = {}
+    if time_column and uris:
+        ranges = _delta_time_ranges(root, time_column) if root else _footer_time_ranges(uris, time_column)
+    return [
+        FeatureFile(u, _partition_values(u, partition_columns), ranges.get(unquote(urlparse(u).path))) for u in uris
+    ]
+
+
+def rows_in_files(frame: DataFrame) -> int | None:
+    """The row count of a plain read of a Parquet or Delta table, from its metadata alone (Delta's
+    log, Parquet footers): no Spark job. None when that is not known."""
+    files = files_of(frame)
+    if not files:
+        return None if files is None else 0
+    root = _delta_root(files[0].uri)
+    if root is not None:
+        import pyarrow as pa
+        from deltalake import DeltaTable
+
+        counts = pa.table(DeltaTable(_arrow_uri(root)).get_add_actions(flatten=True))["num_records"]
+        return None if counts.null_count or len(counts) != len(files) else int(pa.compute.sum(counts).as_py() or 0)
+    from concurrent.futures import ThreadPoolExecutor
+
+    import pyarrow.fs as pafs
+    import pyarrow.parquet as pq
+
+    def rows(uri: str) -> int:
+        fs, path = pafs.FileSystem.from_uri(_arrow_uri(uri))
+        with fs.open_input_file(path) as handle:
+            return pq.ParquetFile(handle).metadata.num_rows
+
+    with ThreadPoolExecutor(8) as pool:
+        return sum(pool.map(rows, [f.uri for f in files]))
+
+
+def _micros(instant) -> int:
+    from datetime import UTC, datetime, timedelta
+
+    instant = instant if instant.tzinfo else instant.replace(tzinfo=UTC)
+    return (instant - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
+
+
+# Delta keeps timestamp statistics in milliseconds, truncated: a file's greatest time may be up to
+# 1 ms past its recorded maximum.
+_STATS_SLACK_MICROS = 1000
+
+
+def _delta_time_ranges(root: str, time_column: str) -> dict[str, tuple[int, int]]:
+    """Per file (its path, decoded), the range of ``time_column`` in Delta's file statistics."""
+    import pyarrow as pa
+    from deltalake import DeltaTable
+
+    actions = pa.table(DeltaTable(_arrow_uri(root)).get_add_actions(flatten=True))
+    low, high = f"min.{time_column}", f"max.{time_column}"
+    if low not in actions.column_names or high not in actions.column_names:
+        return {}
+    base = unquote(urlparse(root).path).rstrip("/")
+    ranges = {}
+    for path, least, greatest in zip(*actions.select(["path", low, high]).to_pydict().values(), strict=True):
+        if least is not None and greatest is not None:
+            ranges[f"{base}/{unquote(path)}"] = (_micros(least), _micros(greatest) + _STATS_SLACK_MICROS)
+    return ranges
+
+
+def _footer_time_ranges(uris: list[str], time_column: str) -> dict[str, tuple[int, int]]:
+    """Per file (its path, decoded), the range of ``time_column`` over its row groups' statistics,
+    read from the Parquet footers (a few threads: on object storage each footer is a request)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import pyarrow.fs as pafs
+    import pyarrow.parquet as pq
+
+    def time_range(uri: str):
+        fs, path = pafs.FileSystem.from_uri(_arrow_uri(uri))
+        with fs.open_input_file(path) as handle:
+            meta = pq.ParquetFile(handle).metadata
+        lows, highs = [], []
+        for group in range(meta.num_row_groups):
+            columns = meta.row_group(group)
+            found = [columns.column(i) for i in range(columns.num_columns)]
+            found = [c for c in found if c.path_in_schema == time_column]
+            stats = found[0].statistics if found else None
+            if stats is None or not stats.has_min_max or not hasattr(stats.min, "tzinfo"):
+                return None  # e.g. Spark's INT96 timestamps carry no statistics
+            lows.append(_micros(stats.min))
+            highs.append(_micros(stats.max) + 1)  # nanoseconds truncated to microseconds
+        return (min(lows), max(highs)) if lows else None
+
+    with ThreadPoolExecutor(8) as pool:
+        found = pool.map(time_range, uris)
+        return {unquote(urlparse(u).path): r for u, r in zip(uris, found, strict=True) if r is not None}
 
 
 def _delta_root(uri: str) -> str | None:
@@ -155,6 +273,163 @@ def newest_candidates(
     return listing.mapInArrow(run, out_schema)
 
 
+# Label rows per task share a stretch of label time; each reads the files that can matter to it, a
+# TTL more than its stretch. Above this many times the rows of one pass over the span, merging
+# candidates per file run (``newest_candidates``) reads less.
+BY_LABEL_TIME_MAX_READ = 2.0
+
+
+def by_label_time_pays(label_span_micros: int, ttl_micros: int, tasks: int) -> bool:
+    """Whether ``tasks`` tasks, each answering a stretch of label time, read at most
+    BY_LABEL_TIME_MAX_READ times the feature rows of one pass (rows spread evenly over time)."""
+    return label_span_micros + tasks * ttl_micros <= BY_LABEL_TIME_MAX_READ * (label_span_micros + ttl_micros)
+
+
+def answer_by_label_time(
+    labels,  # pyarrow.Table: the label rows, their time in microseconds in column ``micros``
+    micros: str,
+    views: Sequence[ColumnarView],
+    feature_date: str,
+    available_at: str,
+    out_schema: T.StructType,  # label columns, then per view its feature columns and time column
+    tasks: int,
+) -> DataFrame:
+    """Every label row with, per view, the features and available_at of the newest known, fresh
+    feature row of its keys (nulls when there is none), in the columns ``out_schema`` names.
+
+    The label rows are cut into ``tasks`` stretches of label time with equal counts; each task gets
+    one stretch and answers it completely, reading only the files whose available_at range
+    (``FeatureFile.time_range``) overlaps its stretch widened by the TTL. No candidates cross tasks:
+    no merge, no join back. Label columns pass through as Arrow, untouched by DuckDB."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    from pyspark.sql import SparkSession
+    from pyspark.sql.pandas.types import to_arrow_schema
+
+    spark = SparkSession.getActiveSession()
+    valid = pc.is_valid(labels[micros]).to_numpy(zero_copy_only=False)
+    times = pc.fill_null(labels[micros], 0).to_numpy()
+    known = np.sort(times[valid])
+    stretch = np.zeros(len(labels), dtype=np.int64)  # labels without a time go with the first stretch
+    if len(known):
+        edges = known[(np.arange(1, tasks) * len(known)) // tasks]
+        stretch[valid] = np.searchsorted(edges, times[valid], side="right")
+    by_stretch = np.argsort(stretch, kind="stable")
+    labels, stretch, valid, times = (labels.take(by_stretch), stretch[by_stretch], valid[by_stretch], times[by_stretch])
+    specs = []
+    for start, end in _runs(stretch, tasks):
+        if start == end:
+            continue
+        own = times[start:end][valid[start:end]]
+        low, high = (int(own.min()), int(own.max())) if len(own) else (None, None)
+        files = [
+            [(f.uri, f.partition_values) for f in view.files if _may_matter(f, low, high, view.ttl_micros)]
+            for view in views
+        ]
+        specs.append({"offset": start, "length": end - start, "files": files})
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, labels.schema) as writer:
+        writer.write_table(labels)
+    shipped = spark.sparkContext.broadcast(sink.getvalue().to_pybytes())
+    arrow_out = to_arrow_schema(out_schema)
+    arrow_frames = [to_arrow_schema(v.frame_schema) for v in views]
+    passed = [n for n in arrow_out.names if n in labels.column_names]
+    views = [replace(v, files=[]) for v in views]  # each task gets its own files in ``specs``
+
+    def run(batches: Iterator) -> Iterator:
+        import duckdb
+
+        for batch in batches:
+            for spec in (specs[task] for task in batch.column(0).to_pylist()):
+                part = pa.ipc.open_stream(shipped.value).read_all().slice(spec["offset"], spec["length"])
+                con = duckdb.connect(config={"threads": 1})  # one Spark task, one core
+                columns = {name: part[name] for name in passed}
+                for view, arrow_frame, files in zip(views, arrow_frames, spec["files"], strict=True):
+                    columns.update(
+                        _answer_view(con, part, micros, view, files, arrow_frame, feature_date, available_at)
+                    )
+                con.close()
+                table = pa.table({name: columns[name] for name in arrow_out.names})
+                yield from table.cast(arrow_out).to_batches(max_chunksize=10_000)
+
+    # One row per task, its index into ``specs``: made in the JVM, no Python needed to list them.
+    listing = spark.range(len(specs), numPartitions=max(1, len(specs)))
+    return listing.mapInArrow(run, out_schema)
+
+
+def _runs(stretch, tasks: int) -> list[tuple[int, int]]:
+    """(start, end) of each stretch's rows in the sorted labels."""
+    import numpy as np
+
+    bounds = np.searchsorted(stretch, np.arange(tasks + 1), side="left")
+    return [(int(bounds[i]), int(bounds[i + 1])) for i in range(tasks)]
+
+
+def _may_matter(file: FeatureFile, low: int | None, high: int | None, ttl_micros: int) -> bool:
+    """Whether ``file`` can hold a candidate for a label timed between ``low`` and ``high``."""
+    if low is None:
+        return False  # no label with a time: nothing to match
+    if file.time_range is None:
+        return True
+    least, greatest = file.time_range
+    return least <= high and greatest > low - ttl_micros
+
+
+def _answer_view(con, part, micros: str, view: ColumnarView, files, arrow_frame, feature_date, available_at) -> dict:
+    """For the label rows ``part``, the view's output columns (Arrow arrays aligned with ``part``)."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    rows = len(part)
+    keys = list(view.keys)
+    out_types = [arrow_frame.field(f).type for f in view.features]
+    time_type = pa.timestamp("us", tz="UTC")
+    pieces = []
+    if files:
+        narrow = {"_row": pa.array(np.arange(rows, dtype=np.int64))}
+        narrow.update({k: part[label_key] for k, label_key in zip(keys, view.label_keys, strict=True)})
+        narrow["_t"] = part[micros]
+        con.register("labels", pa.table(narrow))
+        con.execute(label_buckets_sql(view.ttl_micros))
+        newest = _newest_per_row_sql(keys, view.ttl_micros, available_at, feature_date, view.features)
+        wanted = [*keys, feature_date, available_at, *view.features]
+        paths = [_local_path(uri) for uri, _ in files]
+        if all(paths):
+            con.register("parts", _partitions_table(files, paths, arrow_frame))
+            con.execute(_local_feats_sql(paths, files, wanted, available_at, feature_date))
+            pieces.append(con.sql(newest).to_arrow_table())
+            con.execute("DROP VIEW feats")
+        else:
+            for chunk in _chunks(files, wanted, arrow_frame):
+                con.register("feats", _as_micros(chunk, available_at, feature_date))
+                pieces.append(con.sql(newest).to_arrow_table())
+                con.unregister("feats")
+        con.unregister("labels")
+    if len(pieces) > 1:  # a label's candidates from several chunks: keep the newest
+        con.register("pieces", pa.concat_tables(pieces))
+        pieces = [
+            con.sql(f"SELECT _row, arg_max(newest, {ORDER}) AS newest FROM pieces GROUP BY _row").to_arrow_table()
+        ]
+        con.unregister("pieces")
+    if not pieces or not len(pieces[0]):
+        found = {name: pa.nulls(rows, t) for name, t in zip(view.feature_columns, out_types, strict=True)}
+        return {**found, view.time_column: pa.nulls(rows, time_type)}
+    found = pieces[0]
+    newest = found["newest"].combine_chunks()
+    # Scatter the found rows to their label rows; null where a label found nothing.
+    at = np.full(rows, -1, dtype=np.int64)
+    at[found["_row"].to_numpy()] = np.arange(len(found), dtype=np.int64)
+    at = pa.array(at, mask=at < 0)
+    out = {
+        name: pc.take(newest.field(feature), at).cast(t)
+        for name, feature, t in zip(view.feature_columns, view.features, out_types, strict=True)
+    }
+    out[view.time_column] = pc.take(newest.field(available_at), at).cast(pa.int64()).cast(time_type)
+    return out
+
+
 def _local_path(uri: str) -> str | None:
     """The file system path of a local file's URI (``file:`` or no scheme), else None."""
     parsed = urlparse(uri)
@@ -238,7 +513,9 @@ def _as_micros(table, available_at: str, feature_date: str):
     return table.set_column(table.schema.get_field_index(feature_date), feature_date, days)
 
 
-def _newest_sql(keys, ttl_micros: int, available_at: str, feature_date: str, features) -> str:
+def _match_sql(keys, ttl_micros: int, available_at: str, feature_date: str, carried) -> tuple[str, str, str]:
+    """The pieces both ways of grouping share: a candidate's order, the struct of its ``carried``
+    columns and the join of ``feats`` with ``labels_in_buckets``."""
     q = _q
     day_span = 1 << (DAY_BITS - 1)
     # Same order as the bucketed plan: age within the TTL in the high bits, feature_date's day offset
@@ -247,26 +524,44 @@ def _newest_sql(keys, ttl_micros: int, available_at: str, feature_date: str, fea
         f"((f.{q(available_at)} - l._t + {ttl_micros}) << {DAY_BITS}) + "
         f"least(greatest(f.{q(feature_date)} - (l._t // 86400000000), {-day_span}), {day_span - 1}) + {day_span}"
     )
-    values = ", ".join(f"{q(c)} := f.{q(c)}" for c in [available_at, feature_date, *features])
+    values = "struct_pack(" + ", ".join(f"{q(c)} := f.{q(c)}" for c in carried) + ")"
     # Equal keys and equal TTL-wide time bucket (labels sit in their own bucket and the one before,
     # see ``label_buckets_sql``): a hash join that pairs a feature row only with the labels of its
     # key that are close in time, instead of with every label of its key.
-    on = " AND ".join(f"f.{q(k)} = l.{q(k)}" for k in [*keys]) + f" AND f.{q(available_at)} // {ttl_micros} = l._b"
-    label_keys = ", ".join(f"l.{q(k)}" for k in keys)
+    on = " AND ".join(f"f.{q(k)} = l.{q(k)}" for k in keys) + f" AND f.{q(available_at)} // {ttl_micros} = l._b"
+    join = f"""feats f JOIN labels_in_buckets l
+              ON {on} AND f.{q(available_at)} <= l._t AND f.{q(available_at)} > l._t - {ttl_micros}"""
+    return order, values, join
+
+
+def _newest_sql(keys, ttl_micros: int, available_at: str, feature_date: str, features) -> str:
+    """Per (keys, label time): the newest candidate's order and values."""
+    carried = [available_at, feature_date, *features]
+    order, values, join = _match_sql(keys, ttl_micros, available_at, feature_date, carried)
+    label_keys = ", ".join(f"l.{_q(k)}" for k in keys)
     return f"""
-        SELECT {", ".join(q(k) for k in keys)}, _t, {ORDER}, newest.*
+        SELECT {", ".join(_q(k) for k in keys)}, _t, {ORDER}, newest.*
         FROM (
-            SELECT {label_keys}, l._t, max({order}) AS {ORDER}, arg_max(struct_pack({values}), {order}) AS newest
-            FROM feats f JOIN labels_in_buckets l
-              ON {on} AND f.{q(available_at)} <= l._t AND f.{q(available_at)} > l._t - {ttl_micros}
+            SELECT {label_keys}, l._t, max({order}) AS {ORDER}, arg_max({values}, {order}) AS newest
+            FROM {join}
             GROUP BY {label_keys}, l._t
         )"""
 
 
+def _newest_per_row_sql(keys, ttl_micros: int, available_at: str, feature_date: str, features) -> str:
+    """Per label row (``_row``) that has one: the newest candidate's order and its available_at and
+    features (a struct)."""
+    order, values, join = _match_sql(keys, ttl_micros, available_at, feature_date, [available_at, *features])
+    return f"""
+        SELECT l._row, max({order}) AS {ORDER}, arg_max({values}, {order}) AS newest
+        FROM {join}
+        GROUP BY l._row"""
+
+
 def label_buckets_sql(ttl_micros: int) -> str:
     return f"""
-        CREATE TEMP TABLE labels_in_buckets AS
-        SELECT *, unnest([_t // {ttl_micros}, _t // {ttl_micros} - 1]) AS _b FROM labels"""
+        CREATE OR REPLACE TEMP TABLE labels_in_buckets AS
+        SELECT *, unnest([_t // {ttl_micros}, _t // {ttl_micros} - 1]) AS _b FROM labels WHERE _t IS NOT NULL"""
 
 
 def _typed(found, available_at: str, feature_date: str, arrow_out):

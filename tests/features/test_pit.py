@@ -1,5 +1,5 @@
 import dataclasses
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -20,8 +20,10 @@ VIEW = FeatureView(
     description="",
 )
 # Every plan must give the same, correct answer; "auto" picks columnar for this 2-day TTL when the
-# features are a read of a table's files, bucketed when not.
-PLANS = pytest.mark.parametrize("plan", ["columnar", "bucketed", "sorted"])
+# features are a read of a table's files, bucketed when not. The columnar plan has two ways to
+# split the work: by stretches of label time (chosen where it reads little more than one pass) and
+# by runs of files, merging candidates ("columnar-by-file" forces the latter).
+PLANS = pytest.mark.parametrize("plan", ["columnar", "columnar-by-file", "bucketed", "sorted"])
 SCHEMA = "user_id string, feature_date date, available_at timestamp, score long"
 
 
@@ -32,7 +34,7 @@ def source(spark, tmp_path):
     written = iter(range(1000))
 
     def as_source(frame, plan, fmt="parquet"):
-        if plan != "columnar":
+        if not plan.startswith("columnar"):
             return frame
         path = str(tmp_path / f"features-{next(written)}")
         frame.write.format(fmt).partitionBy("feature_date").save(path)
@@ -42,8 +44,22 @@ def source(spark, tmp_path):
     return as_source
 
 
+@pytest.fixture()
+def join(monkeypatch):
+    """point_in_time_join with one of PLANS."""
+
+    def joined(labels, views, plan):
+        if plan.startswith("columnar"):
+            by_time = float("inf") if plan == "columnar" else 0.0
+            monkeypatch.setattr(pit_columnar, "BY_LABEL_TIME_MAX_READ", by_time)
+            plan = "columnar"
+        return point_in_time_join(labels, "label_time", views, plan=plan)
+
+    return joined
+
+
 @PLANS
-def test_uses_the_newest_known_fresh_value_and_never_a_future_one(spark, plan, source):
+def test_uses_the_newest_known_fresh_value_and_never_a_future_one(spark, plan, source, join):
     features = spark.createDataFrame(
         [
             # feature_date, available_at (midnight after the day), value
@@ -67,7 +83,7 @@ def test_uses_the_newest_known_fresh_value_and_never_a_future_one(spark, plan, s
         ],
         "user_id string, label_time timestamp",
     )
-    out = point_in_time_join(labels, "label_time", [(VIEW, source(features, plan))], plan=plan)
+    out = join(labels, [(VIEW, source(features, plan))], plan)
     got = sorted((r["user_id"], r["label_time"], r["toy_v1__score"]) for r in out.collect())
     assert got == [
         ("a", datetime(2026, 1, 2, 23), 1),
@@ -79,13 +95,13 @@ def test_uses_the_newest_known_fresh_value_and_never_a_future_one(spark, plan, s
 
 
 @PLANS
-def test_duplicate_label_rows_are_kept_once_each(spark, plan, source):
+def test_duplicate_label_rows_are_kept_once_each(spark, plan, source, join):
     features = spark.createDataFrame(
         [("a", date(2026, 1, 1), datetime(2026, 1, 2), 1)],
         "user_id string, feature_date date, available_at timestamp, score long",
     )
     labels = spark.createDataFrame([("a", datetime(2026, 1, 2, 5))] * 3, "user_id string, label_time timestamp")
-    assert point_in_time_join(labels, "label_time", [(VIEW, source(features, plan))], plan=plan).count() == 3
+    assert join(labels, [(VIEW, source(features, plan))], plan).count() == 3
 
 
 def brute_force(features, labels, ttl):
@@ -122,7 +138,7 @@ label_rows = st.lists(
 @PLANS
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(feature_rows, label_rows)
-def test_matches_a_brute_force_reference_on_random_data(spark, plan, source, raw_features, raw_labels):
+def test_matches_a_brute_force_reference_on_random_data(spark, plan, source, join, raw_features, raw_labels):
     start = datetime(2026, 1, 1)
     features = [
         (key, date(2026, 1, 1) + timedelta(days=day), start + timedelta(days=day + 1, hours=late), value)
@@ -131,7 +147,8 @@ def test_matches_a_brute_force_reference_on_random_data(spark, plan, source, raw
     labels = [(key, start + timedelta(hours=hours)) for key, hours in raw_labels]
     frame = spark.createDataFrame(features, "user_id string, feature_date date, available_at timestamp, score long")
     label_frame = spark.createDataFrame(labels, "user_id string, label_time timestamp")
-    out = point_in_time_join(label_frame, "label_time", [(VIEW, source(frame, plan))], plan=plan).collect()
+    # Delta: its file statistics let the columnar plan skip files, which must not change an answer.
+    out = join(label_frame, [(VIEW, source(frame, plan, fmt="delta"))], plan).collect()
     got = sorted(
         ((r["user_id"], r["label_time"], r["toy_v1__score"]) for r in out),
         key=lambda r: (r[0], r[1], r[2] is None, r[2] or 0),
@@ -142,14 +159,14 @@ def test_matches_a_brute_force_reference_on_random_data(spark, plan, source, raw
 
 
 @PLANS
-def test_rows_known_at_the_same_instant_resolve_to_the_newer_day(spark, plan, source):
+def test_rows_known_at_the_same_instant_resolve_to_the_newer_day(spark, plan, source, join):
     # Jan 1's row arrived a day late, so it became known together with Jan 2's on-time row.
     features = spark.createDataFrame(
         [("a", date(2026, 1, 1), datetime(2026, 1, 3), 1), ("a", date(2026, 1, 2), datetime(2026, 1, 3), 2)],
         "user_id string, feature_date date, available_at timestamp, score long",
     )
     labels = spark.createDataFrame([("a", datetime(2026, 1, 3))], "user_id string, label_time timestamp")
-    out = point_in_time_join(labels, "label_time", [(VIEW, source(features, plan))], plan=plan).collect()
+    out = join(labels, [(VIEW, source(features, plan))], plan).collect()
     assert [r["toy_v1__score"] for r in out] == [2]
 
 
@@ -253,4 +270,95 @@ def test_several_views_with_different_plans_in_one_join(spark):
         ("a", datetime(2026, 1, 5, 12), None, 1),
         ("a", datetime(2026, 1, 6, 1), 5, 5),
         ("b", datetime(2026, 1, 6), None, None),
+    ]
+
+
+def test_file_time_ranges_come_from_delta_statistics_and_parquet_footers(spark, source, tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = [
+        ("a", date(2026, 1, 1), datetime(2026, 1, 2), 1),
+        ("b", date(2026, 1, 1), datetime(2026, 1, 3, 6), 2),
+        ("a", date(2026, 1, 2), datetime(2026, 1, 3), 3),
+    ]
+    micros = lambda t: int(t.replace(tzinfo=UTC).timestamp()) * 10**6  # noqa: E731
+    jan_2, jan_3, jan_3_6h = micros(datetime(2026, 1, 2)), micros(datetime(2026, 1, 3)), micros(datetime(2026, 1, 3, 6))
+    # One file per day. Delta keeps milliseconds, truncated: the upper end gets a millisecond more.
+    table = source(spark.createDataFrame(rows, SCHEMA).coalesce(1), "columnar", fmt="delta")
+    ranges = sorted(f.time_range for f in pit_columnar.files_of(table, "available_at"))
+    assert ranges == [(jan_2, jan_3_6h + 1000), (jan_3, jan_3 + 1000)]
+    # Plain Parquet (written by Arrow, which keeps statistics): the footers, microseconds exact.
+    for day in (1, 2):
+        mine = [r for r in rows if r[1].day == day]
+        pq.write_table(
+            pa.table(
+                {
+                    "user_id": [r[0] for r in mine],
+                    "available_at": pa.array([r[2] for r in mine], pa.timestamp("us", tz="UTC")),
+                }
+            ),
+            tmp_path / f"day{day}.parquet",
+        )
+    from_footers = spark.read.parquet(str(tmp_path / "day1.parquet"), str(tmp_path / "day2.parquet"))
+    ranges = sorted(f.time_range for f in pit_columnar.files_of(from_footers, "available_at"))
+    assert ranges == [(jan_2, jan_3_6h + 1), (jan_3, jan_3 + 1)]
+    # A task whose labels lie between Jan 2 01:00 and Jan 2 23:00 needs the first file only.
+    first, second = sorted(pit_columnar.files_of(table, "available_at"), key=lambda f: f.time_range)
+    low, high = micros(datetime(2026, 1, 2, 1)), micros(datetime(2026, 1, 2, 23))
+    ttl = VIEW.ttl // timedelta(microseconds=1)
+    assert pit_columnar._may_matter(first, low, high, ttl) and not pit_columnar._may_matter(second, low, high, ttl)
+    # Labels on Jan 4 need it too (its Jan 3 06:00 row is fresh for two days); from Jan 5 06:00 on,
+    # a TTL after its last row (plus Delta's millisecond), they do not.
+    jan_5_6h = jan_3_6h + 2 * 86_400_000_000
+    assert pit_columnar._may_matter(first, micros(datetime(2026, 1, 4)), micros(datetime(2026, 1, 4, 12)), ttl)
+    # A label at the very instant the file's first row became known needs it.
+    assert pit_columnar._may_matter(first, jan_2 - 3_600_000_000, jan_2, ttl)
+    assert not pit_columnar._may_matter(first, jan_5_6h + 1000, jan_5_6h * 2, ttl)
+
+
+@pytest.mark.parametrize("plan", ["columnar", "columnar-by-file"])
+def test_label_columns_pass_through_and_labels_without_time_or_key_find_nothing(spark, plan, source, join):
+    features = spark.createDataFrame([("a", date(2026, 1, 1), datetime(2026, 1, 2), 1)], SCHEMA)
+    labels = spark.createDataFrame(
+        [
+            (1, "a", datetime(2026, 1, 2, 5), 0.5, date(2026, 1, 2), ["x", "y"]),
+            (2, "a", None, None, None, None),
+            (3, None, datetime(2026, 1, 2, 5), 1.5, date(2026, 1, 3), []),
+        ],
+        "label_id long, user_id string, label_time timestamp, weight double, day date, tags array<string>",
+    )
+    out = join(labels, [(VIEW, source(features, plan))], plan)
+    assert out.columns == [*labels.columns, "toy_v1__score", "feature_time__toy_v1"]
+    assert sorted(tuple(r) for r in out.collect()) == [
+        (1, "a", datetime(2026, 1, 2, 5), 0.5, date(2026, 1, 2), ["x", "y"], 1, datetime(2026, 1, 2)),
+        (2, "a", None, None, None, None, None, None),
+        (3, None, datetime(2026, 1, 2, 5), 1.5, date(2026, 1, 3), [], None, None),
+    ]
+
+
+def test_columnar_views_are_answered_together_and_keys_typed_as_the_features(spark, source, join):
+    # Two columnar views in one pass; the labels' int keys compared as the features' longs.
+    short_view = dataclasses.replace(VIEW, name="toy_short", ttl=timedelta(hours=12))
+    features = spark.createDataFrame(
+        [
+            (1, date(2026, 1, 1), datetime(2026, 1, 2), 1),
+            (1, date(2026, 1, 2), datetime(2026, 1, 3), 2),
+            (2, date(2026, 1, 1), datetime(2026, 1, 2, 6), 7),
+        ],
+        "user_id long, feature_date date, available_at timestamp, score long",
+    )
+    labels = spark.createDataFrame(
+        [(1, datetime(2026, 1, 3, 13)), (2, datetime(2026, 1, 2, 12)), (2, datetime(2026, 1, 3, 12))],
+        "user_id int, label_time timestamp",
+    )
+    table = source(features, "columnar")
+    out = join(labels, [(VIEW, table), (short_view, table)], "columnar")
+    assert out._jdf.queryExecution().optimizedPlan().toString().count("MapInArrow") == 1
+    got = sorted((r["user_id"], r["label_time"], r["toy_v1__score"], r["toy_short_v1__score"]) for r in out.collect())
+    # Jan 3 13:00: Jan 2's row is 13 hours old, fresh for 2 days, too old for 12 hours.
+    assert got == [
+        (1, datetime(2026, 1, 3, 13), 2, None),
+        (2, datetime(2026, 1, 2, 12), 7, 7),
+        (2, datetime(2026, 1, 3, 12), 7, None),
     ]
