@@ -148,10 +148,8 @@ def _columnar(labels: DataFrame, views: list[tuple[FeatureView, DataFrame, list]
     reads little more than one pass are answered together, each task answering its labels
     completely (``pit_columnar.answer_by_label_time``); the others merge candidates per run of
     files and are joined back (``_newest_in_files``)."""
-    import pyarrow.compute as pc
     from pyspark.sql import types as T
 
-    tasks = labels.sparkSession.sparkContext.defaultParallelism
     shipped_columns = [F.col(c) for c in labels.columns] + [F.unix_micros(F.col(_TIME)).alias(_MICROS)]
     specs = []
     for index, (view, frame, files) in enumerate(views):
@@ -175,9 +173,8 @@ def _columnar(labels: DataFrame, views: list[tuple[FeatureView, DataFrame, list]
             )
         )
     table = labels.select(*shipped_columns).toArrow()
-    known = pc.min_max(table[_MICROS]).as_py()
-    span = known["max"] - known["min"] if known["min"] is not None else 0
-    by_time = [pit_columnar.by_label_time_pays(span, spec.ttl_micros, tasks) for spec in specs]
+    stretches = pit_columnar.Stretches.of(table[_MICROS], labels.sparkSession.sparkContext.defaultParallelism)
+    by_time = [stretches.by_label_time_pays(spec) for spec in specs]
     out = labels
     together = [spec for spec, chosen in zip(specs, by_time, strict=True) if chosen]
     if together:
@@ -189,16 +186,16 @@ def _columnar(labels: DataFrame, views: list[tuple[FeatureView, DataFrame, list]
             ]
             fields.append(T.StructField(spec.time_column, T.TimestampType()))
         out = pit_columnar.answer_by_label_time(
-            table, _MICROS, together, FEATURE_DATE, AVAILABLE_AT, T.StructType(fields), tasks
+            table, _MICROS, stretches, together, FEATURE_DATE, AVAILABLE_AT, T.StructType(fields)
         )
-    for (view, frame, files), spec, chosen in zip(views, specs, by_time, strict=True):
+    for (view, frame, _), spec, chosen in zip(views, specs, by_time, strict=True):
         if not chosen:
             # Joined on the label time in microseconds, as the candidates were grouped: they stay
             # partitioned as the merge left them, with no second shuffle. A shuffled hash join
             # built on the labels (narrow rows, at most COLUMNAR_MAX_LABEL_ROWS of them): no sorts,
             # and no broadcast of the candidates, whose size the planner cannot know up front.
             probe = table.select([*spec.label_keys, _MICROS]).rename_columns([*spec.keys, _MICROS])
-            newest = _newest_in_files(probe, view, frame, files)
+            newest = _newest_in_files(probe, view, frame, stretches.files_for_any(spec))
             labelled = out.withColumn(_MICROS, F.unix_micros(_TIME)).hint("shuffle_hash")
             out = labelled.join(newest, [*view.entity.keys, _MICROS], "left").drop(_MICROS)
     return out

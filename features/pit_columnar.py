@@ -273,76 +273,102 @@ def newest_candidates(
     return listing.mapInArrow(run, out_schema)
 
 
-# Label rows per task share a stretch of label time; each reads the files that can matter to it, a
-# TTL more than its stretch. Above this many times the rows of one pass over the span, merging
-# candidates per file run (``newest_candidates``) reads less.
+# Each task of the by-label-time split reads the files that can matter to its stretch of label
+# times, a TTL's worth more than the stretch. Where that adds up to more than this many times the
+# files any label needs, splitting by runs of files (``newest_candidates``) reads less.
 BY_LABEL_TIME_MAX_READ = 2.0
 
 
-def by_label_time_pays(label_span_micros: int, ttl_micros: int, tasks: int) -> bool:
-    """Whether ``tasks`` tasks, each answering a stretch of label time, read at most
-    BY_LABEL_TIME_MAX_READ times the feature rows of one pass (rows spread evenly over time)."""
-    return label_span_micros + tasks * ttl_micros <= BY_LABEL_TIME_MAX_READ * (label_span_micros + ttl_micros)
+@dataclass(frozen=True)
+class Stretches:
+    """The label rows cut into one stretch of label time per task, equal counts (rows with the same
+    time may fall on both sides of a cut)."""
+
+    order: object  # numpy: the label rows by time, rows without a time first
+    runs: list[tuple[int, int]]  # per task, (start, end) in ``order``
+    bounds: list[tuple[int, int] | None]  # per task, its least and greatest label time (None: no time)
+
+    @classmethod
+    def of(cls, times, tasks: int) -> Stretches:
+        """``times``: the label times in microseconds (Arrow, nulls allowed)."""
+        import numpy as np
+        import pyarrow.compute as pc
+
+        valid = pc.is_valid(times).to_numpy(zero_copy_only=False)
+        values = pc.fill_null(times, 0).to_numpy()
+        order = np.lexsort((values, valid))  # nulls (valid False) first, then by time
+        cuts = [(len(order) * i) // tasks for i in range(tasks + 1)]
+        runs = [(cuts[i], cuts[i + 1]) for i in range(tasks) if cuts[i] < cuts[i + 1]]
+        bounds = []
+        for begin, end in runs:
+            own = order[begin:end][valid[order[begin:end]]]
+            bounds.append((int(values[own].min()), int(values[own].max())) if len(own) else None)
+        return cls(order, runs, bounds)
+
+    def files_per_task(self, view: ColumnarView) -> list[list[FeatureFile]]:
+        return [[f for f in view.files if _may_matter(f, b, view.ttl_micros)] for b in self.bounds]
+
+    def files_for_any(self, view: ColumnarView) -> list[FeatureFile]:
+        """The files that can hold a candidate for any label: all the by-file split needs to read."""
+        known = [b for b in self.bounds if b is not None]
+        span = (min(b[0] for b in known), max(b[1] for b in known)) if known else None
+        return [f for f in view.files if _may_matter(f, span, view.ttl_micros)]
+
+    def by_label_time_pays(self, view: ColumnarView) -> bool:
+        """Whether the tasks' files add up to at most BY_LABEL_TIME_MAX_READ times the files any
+        label needs (counted in files: a table's files are of similar size)."""
+        per_task = sum(len(files) for files in self.files_per_task(view))
+        return per_task <= BY_LABEL_TIME_MAX_READ * max(1, len(self.files_for_any(view)))
 
 
 def answer_by_label_time(
     labels,  # pyarrow.Table: the label rows, their time in microseconds in column ``micros``
     micros: str,
+    stretches: Stretches,
     views: Sequence[ColumnarView],
     feature_date: str,
     available_at: str,
     out_schema: T.StructType,  # label columns, then per view its feature columns and time column
-    tasks: int,
 ) -> DataFrame:
     """Every label row with, per view, the features and available_at of the newest known, fresh
     feature row of its keys (nulls when there is none), in the columns ``out_schema`` names.
 
-    The label rows are cut into ``tasks`` stretches of label time with equal counts; each task gets
-    one stretch and answers it completely, reading only the files whose available_at range
-    (``FeatureFile.time_range``) overlaps its stretch widened by the TTL. No candidates cross tasks:
-    no merge, no join back. Label columns pass through as Arrow, untouched by DuckDB."""
-    import numpy as np
+    Each task gets one of the ``stretches`` and answers it completely, reading only the files whose
+    available_at range (``FeatureFile.time_range``) overlaps its stretch widened by the TTL. No
+    candidates cross tasks: no merge, no join back. Label columns pass through as Arrow, untouched
+    by DuckDB."""
     import pyarrow as pa
-    import pyarrow.compute as pc
     from pyspark.sql import SparkSession
     from pyspark.sql.pandas.types import to_arrow_schema
 
     spark = SparkSession.getActiveSession()
-    valid = pc.is_valid(labels[micros]).to_numpy(zero_copy_only=False)
-    times = pc.fill_null(labels[micros], 0).to_numpy()
-    known = np.sort(times[valid])
-    stretch = np.zeros(len(labels), dtype=np.int64)  # labels without a time go with the first stretch
-    if len(known):
-        edges = known[(np.arange(1, tasks) * len(known)) // tasks]
-        stretch[valid] = np.searchsorted(edges, times[valid], side="right")
-    by_stretch = np.argsort(stretch, kind="stable")
-    labels, stretch, valid, times = (labels.take(by_stretch), stretch[by_stretch], valid[by_stretch], times[by_stretch])
-    specs = []
-    for start, end in _runs(stretch, tasks):
-        if start == end:
-            continue
-        own = times[start:end][valid[start:end]]
-        low, high = (int(own.min()), int(own.max())) if len(own) else (None, None)
-        files = [
-            [(f.uri, f.partition_values) for f in view.files if _may_matter(f, low, high, view.ttl_micros)]
-            for view in views
-        ]
-        specs.append({"offset": start, "length": end - start, "files": files})
+    labels = labels.take(stretches.order)
+    per_view = [stretches.files_per_task(view) for view in views]
+    specs = [
+        {
+            "offset": begin,
+            "length": end - begin,
+            "files": [[(f.uri, f.partition_values) for f in files[task]] for files in per_view],
+        }
+        for task, (begin, end) in enumerate(stretches.runs)
+    ]
     sink = pa.BufferOutputStream()
     with pa.ipc.new_stream(sink, labels.schema) as writer:
         writer.write_table(labels)
-    shipped = spark.sparkContext.broadcast(sink.getvalue().to_pybytes())
+    # Labels and per-task file lists go out once per executor, not in every task's closure.
+    shipped = spark.sparkContext.broadcast((sink.getvalue().to_pybytes(), specs))
     arrow_out = to_arrow_schema(out_schema)
     arrow_frames = [to_arrow_schema(v.frame_schema) for v in views]
     passed = [n for n in arrow_out.names if n in labels.column_names]
-    views = [replace(v, files=[]) for v in views]  # each task gets its own files in ``specs``
+    views = [replace(v, files=[]) for v in views]  # each task's files are in its spec
 
     def run(batches: Iterator) -> Iterator:
         import duckdb
 
+        label_ipc, specs = shipped.value
         for batch in batches:
             for spec in (specs[task] for task in batch.column(0).to_pylist()):
-                part = pa.ipc.open_stream(shipped.value).read_all().slice(spec["offset"], spec["length"])
+                part = pa.ipc.open_stream(label_ipc).read_all().slice(spec["offset"], spec["length"])
                 con = duckdb.connect(config={"threads": 1})  # one Spark task, one core
                 columns = {name: part[name] for name in passed}
                 for view, arrow_frame, files in zip(views, arrow_frames, spec["files"], strict=True):
@@ -353,26 +379,19 @@ def answer_by_label_time(
                 table = pa.table({name: columns[name] for name in arrow_out.names})
                 yield from table.cast(arrow_out).to_batches(max_chunksize=10_000)
 
-    # One row per task, its index into ``specs``: made in the JVM, no Python needed to list them.
+    # One row per task, its index into the specs: made in the JVM, no Python needed to list them.
     listing = spark.range(len(specs), numPartitions=max(1, len(specs)))
     return listing.mapInArrow(run, out_schema)
 
 
-def _runs(stretch, tasks: int) -> list[tuple[int, int]]:
-    """(start, end) of each stretch's rows in the sorted labels."""
-    import numpy as np
-
-    bounds = np.searchsorted(stretch, np.arange(tasks + 1), side="left")
-    return [(int(bounds[i]), int(bounds[i + 1])) for i in range(tasks)]
-
-
-def _may_matter(file: FeatureFile, low: int | None, high: int | None, ttl_micros: int) -> bool:
-    """Whether ``file`` can hold a candidate for a label timed between ``low`` and ``high``."""
-    if low is None:
-        return False  # no label with a time: nothing to match
+def _may_matter(file: FeatureFile, label_times: tuple[int, int] | None, ttl_micros: int) -> bool:
+    """Whether ``file`` can hold a candidate for a label timed within ``label_times`` (least,
+    greatest; None: no label with a time, nothing to match)."""
+    if label_times is None:
+        return False
     if file.time_range is None:
         return True
-    least, greatest = file.time_range
+    (least, greatest), (low, high) = file.time_range, label_times
     return least <= high and greatest > low - ttl_micros
 
 

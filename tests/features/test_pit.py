@@ -307,14 +307,14 @@ def test_file_time_ranges_come_from_delta_statistics_and_parquet_footers(spark, 
     first, second = sorted(pit_columnar.files_of(table, "available_at"), key=lambda f: f.time_range)
     low, high = micros(datetime(2026, 1, 2, 1)), micros(datetime(2026, 1, 2, 23))
     ttl = VIEW.ttl // timedelta(microseconds=1)
-    assert pit_columnar._may_matter(first, low, high, ttl) and not pit_columnar._may_matter(second, low, high, ttl)
+    assert pit_columnar._may_matter(first, (low, high), ttl) and not pit_columnar._may_matter(second, (low, high), ttl)
     # Labels on Jan 4 need it too (its Jan 3 06:00 row is fresh for two days); from Jan 5 06:00 on,
     # a TTL after its last row (plus Delta's millisecond), they do not.
     jan_5_6h = jan_3_6h + 2 * 86_400_000_000
-    assert pit_columnar._may_matter(first, micros(datetime(2026, 1, 4)), micros(datetime(2026, 1, 4, 12)), ttl)
+    assert pit_columnar._may_matter(first, (micros(datetime(2026, 1, 4)), micros(datetime(2026, 1, 4, 12))), ttl)
     # A label at the very instant the file's first row became known needs it.
-    assert pit_columnar._may_matter(first, jan_2 - 3_600_000_000, jan_2, ttl)
-    assert not pit_columnar._may_matter(first, jan_5_6h + 1000, jan_5_6h * 2, ttl)
+    assert pit_columnar._may_matter(first, (jan_2 - 3_600_000_000, jan_2), ttl)
+    assert not pit_columnar._may_matter(first, (jan_5_6h + 1000, jan_5_6h * 2), ttl)
 
 
 @pytest.mark.parametrize("plan", ["columnar", "columnar-by-file"])
@@ -362,3 +362,31 @@ def test_columnar_views_are_answered_together_and_keys_typed_as_the_features(spa
         (2, datetime(2026, 1, 2, 12), 7, 7),
         (2, datetime(2026, 1, 3, 12), 7, None),
     ]
+
+
+def test_stretches_cut_labels_into_equal_counts_by_time_and_pick_the_cheaper_split():
+    import pyarrow as pa
+
+    day = 86_400_000_000
+    # Five labels, one without a time (it goes first, answered with nothing); two tasks: 2 and 3 rows.
+    stretches = pit_columnar.Stretches.of(pa.array([5 * day, None, day, 3 * day, 2 * day], pa.int64()), 2)
+    assert stretches.order.tolist() == [1, 2, 4, 3, 0]
+    assert stretches.runs == [(0, 2), (2, 5)]
+    assert stretches.bounds == [(day, day), (2 * day, 5 * day)]
+    # Labels at one instant are still shared out evenly.
+    at_once = pit_columnar.Stretches.of(pa.array([7 * day] * 4, pa.int64()), 2)
+    assert at_once.runs == [(0, 2), (2, 4)] and at_once.bounds == [(7 * day, 7 * day)] * 2
+    # Ten daily files, each known over the first half of its day; a 2-day TTL. Labels at day 7 need
+    # days 5-7 (day 5's rows are younger than two days until day 7 12:00).
+    files = [pit_columnar.FeatureFile(f"d{d}", {}, (d * day, d * day + day // 2)) for d in range(10)]
+    view = pit_columnar.ColumnarView(files, ("k",), ("k",), 2 * day, (), (), "t", None)
+    assert [[f.uri for f in task] for task in at_once.files_per_task(view)] == [["d5", "d6", "d7"]] * 2
+    assert [f.uri for f in at_once.files_for_any(view)] == ["d5", "d6", "d7"]
+    # Two tasks read 6 files where one pass needs 3: within BY_LABEL_TIME_MAX_READ (2); three do not.
+    assert at_once.by_label_time_pays(view)
+    three = pit_columnar.Stretches.of(pa.array([7 * day] * 6, pa.int64()), 3)
+    assert not three.by_label_time_pays(view)
+    # Labels spread over days 3-9: two tasks read days 1-6 and 5-9 (11 files) against days 1-9 (9).
+    spread = pit_columnar.Stretches.of(pa.array([d * day for d in (3, 4, 5, 6, 7, 8, 9, 9)], pa.int64()), 2)
+    assert [len(task) for task in spread.files_per_task(view)] == [6, 5]
+    assert len(spread.files_for_any(view)) == 9 and spread.by_label_time_pays(view)
