@@ -306,7 +306,6 @@ def _newest_in_files(probe, view: FeatureView, frame: DataFrame, files: list) ->
             T.StructField(_MICROS, T.LongType()),
             T.StructField(pit_columnar.ORDER, T.LongType()),
             T.StructField(AVAILABLE_AT, T.TimestampType()),
-            T.StructField(FEATURE_DATE, T.DateType()),
             *[frame.schema[f] for f in features],
         ]
     )

@@ -231,8 +231,8 @@ def newest_candidates(
 ) -> DataFrame:
     """Per (keys, label time) and task, the newest known, fresh feature row among the task's files:
     the keys, ``_t`` (the label time in microseconds),
-    ``_order`` (greater is newer: (available_at, feature_date)), ``available_at``, ``feature_date``
-    and the features. Spark merges the candidates of one label across tasks."""
+    ``_order`` (greater is newer: (available_at, feature_date)), ``available_at`` and the features.
+    Spark merges the candidates of one label across tasks."""
     from pyspark.sql import SparkSession
     from pyspark.sql.pandas.types import to_arrow_schema
 
@@ -262,13 +262,13 @@ def newest_candidates(
             # DuckDB reads local files itself, streaming and several times faster than Arrow.
             con.register("parts", _partitions_table(files, paths, arrow_frame))
             con.execute(_local_feats_sql(paths, files, wanted, available_at, feature_date))
-            yield from _typed(con.sql(newest).to_arrow_table(), available_at, feature_date, arrow_out).to_batches()
+            yield from _typed(con.sql(newest).to_arrow_table(), available_at, arrow_out).to_batches()
             return
         for chunk in _chunks(files, wanted, arrow_frame):  # object stores and HDFS: through Arrow's filesystems
             con.register("feats", _as_micros(chunk, available_at, feature_date))
             found = con.sql(newest).to_arrow_table()
             con.unregister("feats")
-            yield from _typed(found, available_at, feature_date, arrow_out).to_batches()
+            yield from _typed(found, available_at, arrow_out).to_batches()
 
     return listing.mapInArrow(run, out_schema)
 
@@ -554,9 +554,8 @@ def _match_sql(keys, ttl_micros: int, available_at: str, feature_date: str, carr
 
 
 def _newest_sql(keys, ttl_micros: int, available_at: str, feature_date: str, features) -> str:
-    """Per (keys, label time): the newest candidate's order and values."""
-    carried = [available_at, feature_date, *features]
-    order, values, join = _match_sql(keys, ttl_micros, available_at, feature_date, carried)
+    """Per (keys, label time): the newest candidate's order, available_at and features."""
+    order, values, join = _match_sql(keys, ttl_micros, available_at, feature_date, [available_at, *features])
     label_keys = ", ".join(f"l.{_q(k)}" for k in keys)
     return f"""
         SELECT {", ".join(_q(k) for k in keys)}, _t, {ORDER}, newest.*
@@ -583,7 +582,7 @@ def label_buckets_sql(ttl_micros: int) -> str:
         SELECT *, unnest([_t // {ttl_micros}, _t // {ttl_micros} - 1]) AS _b FROM labels WHERE _t IS NOT NULL"""
 
 
-def _typed(found, available_at: str, feature_date: str, arrow_out):
+def _typed(found, available_at: str, arrow_out):
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -591,10 +590,5 @@ def _typed(found, available_at: str, feature_date: str, arrow_out):
         found.schema.get_field_index(available_at),
         available_at,
         pc.cast(found[available_at], pa.int64()).cast(pa.timestamp("us", tz="UTC")),
-    )
-    found = found.set_column(
-        found.schema.get_field_index(feature_date),
-        feature_date,
-        pc.cast(found[feature_date], pa.int32()).cast(pa.date32()),
     )
     return found.select(arrow_out.names).cast(arrow_out)
