@@ -257,17 +257,7 @@ def newest_candidates(
         con.register("labels", labels)
         con.execute(label_buckets_sql(ttl_micros))
         newest = _newest_sql(keys, ttl_micros, available_at, feature_date, features)
-        paths = [_local_path(uri) for uri, _ in files]
-        if all(paths):
-            # DuckDB reads local files itself, streaming and several times faster than Arrow.
-            con.register("parts", _partitions_table(files, paths, arrow_frame))
-            con.execute(_local_feats_sql(paths, files, wanted, available_at, feature_date))
-            yield from _typed(con.sql(newest).to_arrow_table(), available_at, arrow_out).to_batches()
-            return
-        for chunk in _chunks(files, wanted, arrow_frame):  # object stores and HDFS: through Arrow's filesystems
-            con.register("feats", _as_micros(chunk, available_at, feature_date))
-            found = con.sql(newest).to_arrow_table()
-            con.unregister("feats")
+        for found in _over_files(con, newest, files, wanted, arrow_frame, available_at, feature_date):
             yield from _typed(found, available_at, arrow_out).to_batches()
 
     return listing.mapInArrow(run, out_schema)
@@ -414,17 +404,7 @@ def _answer_view(con, part, micros: str, view: ColumnarView, files, arrow_frame,
         con.execute(label_buckets_sql(view.ttl_micros))
         newest = _newest_per_row_sql(keys, view.ttl_micros, available_at, feature_date, view.features)
         wanted = [*keys, feature_date, available_at, *view.features]
-        paths = [_local_path(uri) for uri, _ in files]
-        if all(paths):
-            con.register("parts", _partitions_table(files, paths, arrow_frame))
-            con.execute(_local_feats_sql(paths, files, wanted, available_at, feature_date))
-            pieces.append(con.sql(newest).to_arrow_table())
-            con.execute("DROP VIEW feats")
-        else:
-            for chunk in _chunks(files, wanted, arrow_frame):
-                con.register("feats", _as_micros(chunk, available_at, feature_date))
-                pieces.append(con.sql(newest).to_arrow_table())
-                con.unregister("feats")
+        pieces = list(_over_files(con, newest, files, wanted, arrow_frame, available_at, feature_date))
         con.unregister("labels")
     if len(pieces) > 1:  # a label's candidates from several chunks: keep the newest
         con.register("pieces", pa.concat_tables(pieces))
@@ -447,6 +427,23 @@ def _answer_view(con, part, micros: str, view: ColumnarView, files, arrow_frame,
     }
     out[view.time_column] = pc.take(newest.field(available_at), at).cast(pa.int64()).cast(time_type)
     return out
+
+
+def _over_files(con, query: str, files, wanted, arrow_frame, available_at: str, feature_date: str) -> Iterator:
+    """The results (Arrow) of ``query`` with ``feats`` the ``wanted`` columns of ``files``: one
+    result when DuckDB reads the files itself (local files: streaming and several times faster than
+    Arrow), one per chunk when they come through Arrow's file systems (object stores, HDFS)."""
+    paths = [_local_path(uri) for uri, _ in files]
+    if all(paths):
+        con.register("parts", _partitions_table(files, paths, arrow_frame))
+        con.execute(_local_feats_sql(paths, files, wanted, available_at, feature_date))
+        yield con.sql(query).to_arrow_table()
+        con.execute("DROP VIEW feats")
+        return
+    for chunk in _chunks(files, wanted, arrow_frame):
+        con.register("feats", _as_micros(chunk, available_at, feature_date))
+        yield con.sql(query).to_arrow_table()
+        con.unregister("feats")
 
 
 def _local_path(uri: str) -> str | None:
