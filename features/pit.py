@@ -67,7 +67,13 @@ _MICROS = "_t"  # the label time in microseconds, as the columnar plan's tasks s
 
 def feature_column(view: FeatureView, feature: str) -> str:
     """Joined feature columns are named ``<view table>__<feature>``: unambiguous across views."""
-    return f"{view.table_name}__{feature}"
+    return f"{feature_prefix(view)}{feature}"
+
+
+def feature_prefix(view: FeatureView | str) -> str:
+    """The prefix every joined column of ``view`` starts with (``<view table>__``); ``view`` may be
+    the view or its table name."""
+    return f"{view if isinstance(view, str) else view.table_name}__"
 
 
 def feature_time_column(view: FeatureView) -> str:
