@@ -16,11 +16,24 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from lakecart.errors import ConfigError
 
-class SparkSettings(BaseModel):
+ENV_PREFIX = "LAKECART_"
+# LAKECART_* variables that are not settings: read by the code or tools that name them.
+NOT_SETTINGS = frozenset(
+    {"CONFIG", "CRASH_AT", "CODE_COMMIT", "PIPELINE_BIN", "AIRFLOW_BIN", "VENV_DIR", "DAGS_FOLDER"}
+)
+
+
+class _Strict(BaseModel):
+    # A key nobody reads is a mistake (a misspelt ``lake.root`` would write to the default lake).
+    model_config = ConfigDict(extra="forbid")
+
+
+class SparkSettings(_Strict):
     master: str = "local[2]"
     app_name: str = "lakecart"
     driver_memory: str = "2g"
@@ -36,7 +49,7 @@ class SparkSettings(BaseModel):
     conf: dict[str, str] = Field(default_factory=dict)
 
 
-class LakeSettings(BaseModel):
+class LakeSettings(_Strict):
     """Where data lives. Any URI Spark and delta-rs understand works (file://, s3a://, abfss://)."""
 
     root: str = "data"
@@ -58,7 +71,7 @@ class LakeSettings(BaseModel):
         return f"{self.root}/reports"
 
 
-class TrainingSettings(BaseModel):
+class TrainingSettings(_Strict):
     processes: int = 2
     epochs: int = 10
     global_batch_size: int = 512
@@ -71,9 +84,8 @@ class TrainingSettings(BaseModel):
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="LAKECART_", env_nested_delimiter="__", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid")
 
-    environment: str = "local"
     spark: SparkSettings = Field(default_factory=SparkSettings)
     lake: LakeSettings = Field(default_factory=LakeSettings)
     training: TrainingSettings = Field(default_factory=TrainingSettings)
@@ -102,10 +114,65 @@ class _YamlSource(PydanticBaseSettingsSource):
             return {}
         file = Path(path)
         if not file.is_file():
-            raise FileNotFoundError(f"LAKECART_CONFIG points at {path}, which is not a file")
-        return yaml.safe_load(file.read_text()) or {}
+            raise ConfigError(f"LAKECART_CONFIG points at {path}, which is not a file; fix the path or unset it")
+        try:
+            data = yaml.safe_load(file.read_text())
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+            raise ConfigError(f"{path}{where}: not valid YAML ({problem}); fix the file") from None
+        if data is None:
+            return {}
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: the top level must be a mapping of sections (spark:, lake:, training:)")
+        return data
+
+
+def _check_variables(environ: dict[str, str]) -> None:
+    """``LAKECART_<SECTION>__<KEY>`` must name a setting; pydantic-settings alone would ignore
+    ``LAKECART_LAKES__ROOT`` or ``LAKECART_LAKE_ROOT`` and the job would run on the defaults."""
+    sections = {name: field.annotation for name, field in Settings.model_fields.items()}
+    for name in sorted(environ):
+        if not name.upper().startswith(ENV_PREFIX):
+            continue
+        rest = name[len(ENV_PREFIX) :]
+        if rest.upper() in NOT_SETTINGS:
+            continue
+        section, sep, key = rest.lower().partition("__")
+        if sep and section in sections:
+            continue  # the key itself is checked by the section's model (extra="forbid")
+        if not sep:
+            for known in sections:
+                if section.startswith(known + "_"):
+                    right = f"{ENV_PREFIX}{known.upper()}__{rest[len(known) + 1 :].upper()}"
+                    raise ConfigError(f"unknown variable {name}: section and key are split by two underscores: {right}")
+        raise ConfigError(
+            f"unknown variable {name}: settings are {ENV_PREFIX}<SECTION>__<KEY> with SECTION one of "
+            f"{', '.join(s.upper() for s in sections)}; unset it or fix its name"
+        )
+
+
+def _describe(exc: ValidationError) -> str:
+    """pydantic's report as one line: each bad key with where it came from and what is wrong."""
+    source = f"LAKECART_CONFIG={os.environ['LAKECART_CONFIG']}" if os.environ.get("LAKECART_CONFIG") else ""
+    problems = []
+    for error in exc.errors():
+        key = ".".join(str(part) for part in error["loc"])
+        variable = ENV_PREFIX + "__".join(str(part).upper() for part in error["loc"])
+        origin = variable if variable in {n.upper() for n in os.environ} else source or "the defaults"
+        if error["type"] == "extra_forbidden":
+            problems.append(f"unknown key {key} (from {origin})")
+        else:
+            problems.append(f"{key}: {error['msg']} (from {origin})")
+    return "invalid configuration: " + "; ".join(problems) + "; fix or remove it (keys: README, Configuration)"
 
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    return Settings()
+    """The settings from the three layers; a ``ConfigError`` names any key that is unknown or invalid."""
+    _check_variables(dict(os.environ))
+    try:
+        return Settings()
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc)) from None
