@@ -92,13 +92,16 @@ build_pipeline() {
 
 build_airflow() {
   local env="$VENV/airflow" stamp want
-  want="$(lock_hash "$ROOT/requirements/airflow.lock" "$0")"
+  want="$(lock_hash "$ROOT/requirements/airflow.lock" "$ROOT/setup.py" "$0")"
   stamp="$env/.lakecart-stamp"
   if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then return 0; fi
   say "creating the Airflow environment in $env (first run: ~2 minutes)"
   [ -x "$env/bin/python" ] || "$PYTHON" -m venv "$env"
   "$env/bin/pip" install -q --upgrade pip setuptools wheel
   "$env/bin/pip" install -q -r "$ROOT/requirements/airflow.lock"
+  # The package without its dependencies: DAG files import only lakecart.contracts (standard library),
+  # the names both environments must agree on (asset URIs, the gate's exit code).
+  "$env/bin/pip" install -q --no-deps -e "$ROOT"
   echo "$want" >"$stamp"
   say "airflow environment ready"
 }

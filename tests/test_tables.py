@@ -1,0 +1,67 @@
+"""Table declarations (lakecart/tables.py): one place a table is defined."""
+
+from __future__ import annotations
+
+import pickle
+
+import pytest
+
+from lakecart import tables
+from lakecart.config import LakeSettings, Settings
+
+
+def test_a_declaration_is_its_name_and_carries_its_contract():
+    assert tables.SILVER_EVENTS == "silver.events"
+    assert {tables.SILVER_EVENTS: 1}["silver.events"] == 1  # usable wherever a name is
+    assert tables.SILVER_EVENTS.keys == ("event_id",)
+    assert tables.SILVER_EVENTS.partition == "event_date"
+    assert tables.SILVER_EVENTS.layer == "silver"
+    # Pickled into a Spark closure, it stays a declaration.
+    copy = pickle.loads(pickle.dumps(tables.STAGING_ORDER_LINES))
+    assert isinstance(copy, tables.Table) and copy.keys == ("order_id", "item_id")
+
+
+def test_every_declared_table_lives_under_its_layer(tmp_path):
+    settings = Settings(lake=LakeSettings(root=str(tmp_path)))
+    for name, table in tables.DECLARED.items():
+        layer, short = name.split(".")
+        assert table.path(settings) == f"{tmp_path}/lake/{layer}/{short}"
+
+
+def test_a_relative_lake_root_becomes_absolute(tmp_path, monkeypatch):
+    # Spark's catalogue resolves a relative LOCATION against its warehouse, delta-rs against the
+    # working directory: one absolute path keeps them on the same table.
+    monkeypatch.chdir(tmp_path)
+    settings = Settings(lake=LakeSettings(root="data"))
+    assert tables.table_path(tables.SILVER_ITEMS, settings) == f"{tmp_path}/data/lake/silver/items"
+    object_store = Settings(lake=LakeSettings(root="s3a://shop-lake"))
+    assert tables.table_path(tables.SILVER_ITEMS, object_store) == "s3a://shop-lake/lake/silver/items"
+
+
+def test_every_suite_resolves_to_expectations():
+    with_suites = [t for t in tables.DECLARED.values() if t.suite]
+    # bronze x3, staging x3, training sets x4
+    assert len(with_suites) == 10
+    for table in with_suites:
+        suite = table.expectations()
+        assert suite, table
+        assert table.validates
+
+
+def test_feature_views_are_declared_by_their_definition():
+    from lakecart.features import REGISTRY
+
+    for view in REGISTRY.values():
+        table = tables.declared(view.qualified_name)
+        assert table.keys == (*view.entity.keys, "feature_date")
+        assert table.partition == "feature_date"
+        assert len(table.expectations()) >= 4
+
+
+def test_undeclared_names_and_half_declarations_are_errors():
+    with pytest.raises(LookupError, match="not a declared table"):
+        tables.declared("silver.evnets")
+    with pytest.raises(ValueError, match="layer.table"):
+        tables.Table("events", keys=(), description="")
+    with pytest.raises(ValueError, match="rows it validates"):
+        tables.Table("x.y", keys=(), description="", suite="m:f")
