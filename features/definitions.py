@@ -8,17 +8,26 @@ joins can refuse values from the future.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import inspect
 import json
+import types
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, timedelta
 
 from pyspark.sql import DataFrame
 
 FEATURE_DATE = "feature_date"
 AVAILABLE_AT = "available_at"
+
+# How fingerprints are computed. 1: the transform's own source only (helpers it called were not
+# covered). 2: the transform and every function or class of the lakecart package it reaches, with
+# the module constants they read. The registry records the scheme with each row, so a row of an
+# older scheme whose logic still matches is re-recorded by ``apply`` rather than blocked.
+FINGERPRINT_SCHEME = 2
+_PROJECT = "lakecart"
 
 
 @dataclass(frozen=True)
@@ -51,10 +60,8 @@ class FeatureView:
     ttl: timedelta
     owner: str
     description: str
-    source: str = "silver.events"
     # How many days of source history one output day needs (the longest window).
     lookback_days: int = 0
-    tags: dict[str, str] = field(default_factory=dict)
 
     @property
     def table_name(self) -> str:
@@ -78,7 +85,9 @@ class FeatureView:
         return ", ".join(columns + [f"{f.name} {f.dtype}" for f in self.features])
 
     def definition(self) -> dict:
-        """What the registry records: everything that defines the view's table and its values."""
+        """What the registry records: everything that defines the view's table and its values,
+        including the digests of the code that computes them (``code``) and how the fingerprint
+        was computed (``fingerprint_scheme``), so that a plan can name the function that changed."""
         return {
             "name": self.name,
             "version": self.version,
@@ -87,23 +96,149 @@ class FeatureView:
             "keys": list(self.entity.keys),
             "schema": self.schema,
             "ttl_seconds": int(self.ttl.total_seconds()),
-            "source": self.source,
             "lookback_days": self.lookback_days,
             "owner": self.owner,
             "description": self.description,
             "transform": f"{self.transform.__module__}.{self.transform.__qualname__}",
+            "fingerprint_scheme": FINGERPRINT_SCHEME,
+            "code": self.code_digests(),
         }
 
+    def code_digests(self) -> dict[str, str]:
+        """What runs when the view is computed: ``module.qualname`` of the transform and of every
+        project function or class it reaches -> a digest of its source, and ``module.NAME`` of each
+        constant they read -> its value (see ``code_digests``)."""
+        return code_digests(self.transform)
+
     def fingerprint(self) -> str:
-        """Changes when the schema, keys, time-to-live, lookback or the transform's code change
+        """Changes when the schema, keys, time-to-live, lookback or the code that computes the view
+        change: the transform and, transitively, the project helpers and constants it uses
         (ownership and descriptions are metadata: editing them is not a new version)."""
-        definition = self.definition()
-        logic = {k: v for k, v in definition.items() if k not in ("owner", "description")}
-        try:
-            logic["code"] = inspect.getsource(self.transform)
-        except (OSError, TypeError):  # defined interactively: fall back to the compiled code
-            logic["code"] = self.transform.__code__.co_code.hex()
+        logic = {k: v for k, v in self.definition().items() if k not in ("owner", "description")}
         return hashlib.sha256(json.dumps(logic, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def legacy_fingerprint(view: FeatureView) -> str:
+    """The scheme-1 fingerprint (the transform's own source only), to recognise registry rows and
+    manifests recorded before scheme 2: if it still matches, the logic they recorded is unchanged."""
+    scheme_2 = ("owner", "description", "fingerprint_scheme", "code")
+    logic = {k: v for k, v in view.definition().items() if k not in scheme_2}
+    logic["source"] = "silver.events"  # scheme 1 recorded the (never honoured) source field
+    try:
+        logic["code"] = inspect.getsource(view.transform)
+    except (OSError, TypeError):
+        logic["code"] = view.transform.__code__.co_code.hex()
+    return hashlib.sha256(json.dumps(logic, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _is_project_module(name: str) -> bool:
+    return name == _PROJECT or name.startswith(f"{_PROJECT}.")
+
+
+def _in_project(obj: object) -> bool:
+    return _is_project_module(getattr(obj, "__module__", None) or "")
+
+
+def _source_digest(obj: Callable | type) -> str:
+    try:
+        text = inspect.getsource(obj)
+    except (OSError, TypeError):  # defined interactively or by exec: fall back to the compiled code
+        code = obj.__code__
+        text = f"{code.co_code.hex()}|{code.co_names}|{[c for c in code.co_consts if not inspect.iscode(c)]!r}"
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _constant(value: object) -> str | None:
+    """A deterministic text for plain data (numbers, strings, dates, and tuples, sets or dicts of
+    them); None for anything else."""
+    if value is None or isinstance(value, bool | int | float | str | bytes | date | timedelta):
+        return repr(value)
+    if isinstance(value, tuple | list):
+        parts = [_constant(v) for v in value]
+        return None if None in parts else f"{type(value).__name__}({', '.join(parts)})"
+    if isinstance(value, set | frozenset):
+        parts = [_constant(v) for v in value]
+        return None if None in parts else f"set({', '.join(sorted(parts))})"
+    if isinstance(value, dict):
+        parts = [(_constant(k), _constant(v)) for k, v in value.items()]
+        if any(None in p for p in parts):
+            return None
+        return f"dict({', '.join(sorted(f'{k}: {v}' for k, v in parts))})"
+    return None
+
+
+def _code_names(code: types.CodeType) -> set[str]:
+    """Global and attribute names a code object and the functions nested in it refer to."""
+    names = set(code.co_names)
+    for const in code.co_consts:
+        if inspect.iscode(const):
+            names |= _code_names(const)
+    return names
+
+
+def code_digests(*roots: Callable) -> dict[str, str]:
+    """The code a computation runs, as ``name -> digest``, in a deterministic order.
+
+    Starting from ``roots`` (always included, wherever they are defined), follows every name a
+    function's code refers to (its own and its nested functions' and lambdas'), resolved in the
+    function's module globals, plus closure cells and ``functools.partial`` arguments: functions and
+    classes of the ``lakecart`` package are digested by their source and followed in turn; plain
+    constants (``WINDOWS = (7, 28)``) are recorded by value; a name resolving to a project module
+    is followed through the attributes the code reads of it (``windows.fan_out``); anything outside
+    the project (pyspark, the standard library) is a library, not logic, and is not followed (a
+    function from outside the project bound to a global name is recorded by its qualified name).
+    """
+    digests: dict[str, str] = {}
+    seen: set[int] = set()
+    stack: list[object] = list(roots)
+    root_ids = {id(r) for r in roots}
+    while stack:
+        obj = stack.pop()
+        if id(obj) in seen:
+            continue
+        seen.add(id(obj))
+        if isinstance(obj, functools.partial):
+            stack += [obj.func, *obj.args, *obj.keywords.values()]
+            continue
+        if inspect.ismethod(obj):
+            obj = obj.__func__
+        if inspect.isclass(obj):
+            if _in_project(obj):
+                digests[f"{obj.__module__}.{obj.__qualname__}"] = _source_digest(obj)
+                stack += [v for v in vars(obj).values() if inspect.isfunction(v)]
+            continue
+        if not inspect.isfunction(obj) or not (_in_project(obj) or id(obj) in root_ids):
+            continue
+        digests[f"{obj.__module__}.{obj.__qualname__}"] = _source_digest(obj)
+        names = _code_names(obj.__code__)
+        for name in sorted(names):
+            if name not in obj.__globals__:
+                continue
+            value = obj.__globals__[name]
+            constant = _constant(value)
+            if inspect.ismodule(value):
+                if _is_project_module(value.__name__):
+                    stack += [getattr(value, a) for a in sorted(names) if hasattr(value, a)]
+            elif constant is not None:
+                digests[f"{obj.__module__}.{name}"] = constant
+            elif inspect.isfunction(value) and not _in_project(value):
+                digests[f"{obj.__module__}.{name}"] = f"external {value.__module__}.{value.__qualname__}"
+            else:
+                stack.append(value)
+        for free, cell in zip(obj.__code__.co_freevars, obj.__closure__ or (), strict=True):
+            try:
+                contents = cell.cell_contents
+            except ValueError:  # an empty cell
+                continue
+            constant = _constant(contents)
+            if constant is not None:
+                digests[f"{obj.__module__}.{obj.__qualname__}.{free}"] = constant
+            else:
+                stack.append(contents)
+        for default in (*(obj.__defaults__ or ()), *(obj.__kwdefaults__ or {}).values()):
+            if callable(default):
+                stack.append(default)
+    return dict(sorted(digests.items()))
 
 
 def view_expectations(view: FeatureView) -> list:

@@ -8,10 +8,11 @@ new version is a new table and the old one keeps working until it is removed on 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from lakecart.features.definitions import FeatureView
+from lakecart.features.definitions import FINGERPRINT_SCHEME, FeatureView, legacy_fingerprint
 
 ACTIVE, REMOVED = "active", "removed"
 
@@ -19,7 +20,9 @@ ACTIVE, REMOVED = "active", "removed"
 @dataclass(frozen=True)
 class Change:
     table: str  # features.<name>_v<version>
-    action: str  # create | unchanged | blocked | remove | keep (applied, no longer in code, not removed)
+    # create | unchanged | blocked | remove | keep (applied, no longer in code, not removed) |
+    # update (recorded under an older fingerprint scheme, logic unchanged: apply re-records it)
+    action: str
     detail: str = ""
 
 
@@ -41,17 +44,27 @@ def plan(views: Sequence[FeatureView], applied: Iterable[dict], remove: Sequence
             others = sorted(t for t, r in rows.items() if r["name"] == view.name and r["status"] == ACTIVE)
             detail = f"new version; {', '.join(others)} keep working" if others else "new view"
             changes.append(Change(table, "create", detail))
-        elif row["fingerprint"] != view.fingerprint():
+        elif row["fingerprint"] == view.fingerprint():
+            changes.append(Change(table, "unchanged"))
+        elif recorded_scheme(row) < FINGERPRINT_SCHEME and row["fingerprint"] == legacy_fingerprint(view):
+            changes.append(
+                Change(
+                    table,
+                    "update",
+                    f"fingerprint scheme {recorded_scheme(row)} -> {FINGERPRINT_SCHEME} (now covers the helpers "
+                    "and constants the transform uses): logic unchanged, apply records the new fingerprint",
+                )
+            )
+        else:
             changes.append(
                 Change(
                     table,
                     "blocked",
-                    f"logic or schema changed since it was applied ({row['fingerprint']} -> {view.fingerprint()}): "
+                    f"logic or schema changed since it was applied ({row['fingerprint']} -> {view.fingerprint()}"
+                    f"{changed_code(recorded_definition(row), view)}): "
                     f"declare it as version {view.version + 1} so that {table} keeps its meaning",
                 )
             )
-        else:
-            changes.append(Change(table, "unchanged"))
     for table, row in sorted(rows.items()):
         if table in in_code or row["status"] == REMOVED:
             continue
@@ -67,6 +80,30 @@ def plan(views: Sequence[FeatureView], applied: Iterable[dict], remove: Sequence
     return changes
 
 
+def recorded_definition(row: dict) -> dict:
+    """The definition a registry row recorded (``{}`` when it has none)."""
+    definition = row.get("definition")
+    return json.loads(definition) if isinstance(definition, str) else dict(definition or {})
+
+
+def recorded_scheme(row: dict) -> int:
+    """The fingerprint scheme a registry row (or a manifest's view entry) was recorded with; rows
+    written before schemes were recorded are scheme 1."""
+    scheme = row.get("fingerprint_scheme") or recorded_definition(row).get("fingerprint_scheme")
+    return int(scheme) if scheme else 1
+
+
+def changed_code(recorded: dict, view: FeatureView) -> str:
+    """``; code changed: a.b, c.d`` naming what differs between the recorded code digests and the
+    view's current ones; ``""`` when nothing was recorded (an older scheme) or the code is the same."""
+    before = recorded.get("code")
+    if not before:
+        return ""
+    now = view.code_digests()
+    names = sorted(n for n in {*before, *now} if before.get(n) != now.get(n))
+    return f"; code changed: {', '.join(names)}" if names else ""
+
+
 def check_applicable(changes: Sequence[Change]) -> None:
     blocked = [c for c in changes if c.action == "blocked"]
     if blocked:
@@ -74,8 +111,8 @@ def check_applicable(changes: Sequence[Change]) -> None:
 
 
 def render(changes: Sequence[Change]) -> str:
-    symbol = {"create": "+", "remove": "-", "blocked": "!", "unchanged": "=", "keep": "~"}
+    symbol = {"create": "+", "remove": "-", "blocked": "!", "unchanged": "=", "keep": "~", "update": "^"}
     lines = [f"  {symbol[c.action]} {c.table:<40} {c.action:<10} {c.detail}" for c in changes]
-    counts = {a: sum(c.action == a for c in changes) for a in ("create", "remove", "blocked", "unchanged", "keep")}
+    counts = {a: sum(c.action == a for c in changes) for a in symbol}
     summary = ", ".join(f"{n} {a}" for a, n in counts.items() if n)
     return "\n".join(["Feature registry plan:", *lines, f"({summary})"])

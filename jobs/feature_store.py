@@ -54,7 +54,7 @@ def apply(spark, settings: Settings, remove: Sequence[str] = (), views: Sequence
     applied = {r["table"]: r for r in applied_rows(settings)}
     rows = []
     for change in changes:
-        if change.action == "create":
+        if change.action in ("create", "update"):  # update: the same logic under a newer fingerprint scheme
             view = by_table[change.table]
             path = view_path(view, settings)
             if not delta.table_exists(spark, path):

@@ -1,3 +1,4 @@
+import json
 from dataclasses import replace
 
 import pytest
@@ -15,6 +16,7 @@ def applied(*views, status=ACTIVE):
             "version": v.version,
             "fingerprint": v.fingerprint(),
             "status": status,
+            "definition": json.dumps(v.definition(), sort_keys=True),
         }
         for v in views
     ]

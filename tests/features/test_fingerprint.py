@@ -1,0 +1,120 @@
+"""A view's fingerprint covers the code that actually runs: the transform, the project helpers it
+calls (transitively) and the constants they read, so editing a helper without a new version is
+blocked like editing the transform itself."""
+
+import importlib.util
+import inspect
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from lakecart.features import (
+    REGISTRY,
+    item_demand_v1,
+    user_activity_v1,
+    user_activity_v2,
+    user_sequences_v1,
+)
+from lakecart.features import user as user_module
+from lakecart.features import windows as windows_module
+from lakecart.features.registry import PlanBlocked, check_applicable, plan
+from tests.features.test_registry import actions, applied
+
+
+def edited_copy(module, old: str, new: str, tmp_path: Path):
+    """The module loaded again (same name, so its functions count as project code) from a copy of
+    its source in which ``old`` is replaced by ``new``; sys.modules keeps the original."""
+    source = inspect.getsource(module)
+    assert source.count(old) == 1, f"{old!r} must occur once in {module.__name__}"
+    path = tmp_path / f"{module.__name__.rsplit('.', 1)[1]}_edited.py"
+    path.write_text(source.replace(old, new))
+    spec = importlib.util.spec_from_file_location(module.__name__, path)
+    edited = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(edited)
+    return edited
+
+
+def test_editing_a_helper_the_transform_calls_blocks_the_plan(tmp_path):
+    from lakecart.features import item as item_module
+
+    # compute_item_demand's own source is untouched; only the helper it calls changes.
+    edited = edited_copy(
+        item_module,
+        'F.avg(F.when(F.col("event_type") == "purchase", F.col("price")))',
+        'F.max(F.when(F.col("event_type") == "purchase", F.col("price")))',
+        tmp_path,
+    )
+    assert inspect.getsource(edited.compute_item_demand) == inspect.getsource(item_module.compute_item_demand)
+    changed = edited.item_demand_v1
+    assert changed.fingerprint() != item_demand_v1.fingerprint()
+    changes = plan([changed], applied(item_demand_v1))
+    assert actions(changes) == {"features.item_demand_v1": "blocked"}
+    # The plan names the function whose code changed, not just "logic changed".
+    assert "lakecart.features.item._demand_features" in changes[0].detail
+    assert "declare it as version 2" in changes[0].detail
+    with pytest.raises(PlanBlocked, match="_demand_features"):
+        check_applicable(changes)
+
+
+def test_editing_a_windows_helper_blocks_exactly_the_views_that_call_it(tmp_path, monkeypatch):
+    # window_sum counts 1 instead of 0 on days outside the window: a different value, same version.
+    edited = edited_copy(
+        windows_module,
+        "F.sum(F.when(in_window(days), F.col(metric)).otherwise(F.lit(0)))",
+        "F.sum(F.when(in_window(days), F.col(metric)).otherwise(F.lit(1)))",
+        tmp_path,
+    )
+    views = [user_activity_v1, user_activity_v2, user_sequences_v1]
+    recorded = applied(*views)
+    # user.py imported window_sum by name: the edit reaches compute_user_activity_v2 through it.
+    monkeypatch.setattr(user_module, "window_sum", edited.window_sum)
+    assert actions(plan(views, recorded)) == {
+        # v1 sums through windows.windowed_sums, whose window_sum is still the original one
+        "features.user_activity_v1": "unchanged",
+        "features.user_activity_v2": "blocked",
+        # the sequences never sum
+        "features.user_sequences_v1": "unchanged",
+    }
+
+
+def test_a_constant_a_helper_reads_is_part_of_the_fingerprint(monkeypatch):
+    recorded = applied(user_sequences_v1)
+    # daily_user_partials_v2 keeps the RECENT_N newest interactions per day.
+    monkeypatch.setattr(user_module, "RECENT_N", 5)
+    assert actions(plan([user_sequences_v1], recorded)) == {"features.user_sequences_v1": "blocked"}
+
+
+def test_a_registry_row_of_the_old_scheme_is_re_recorded_not_blocked():
+    from lakecart.features.definitions import FINGERPRINT_SCHEME, legacy_fingerprint
+
+    old_row = {
+        "table": user_activity_v2.qualified_name,
+        "name": user_activity_v2.name,
+        "version": 2,
+        "fingerprint": legacy_fingerprint(user_activity_v2),
+        "status": "active",
+        # rows written before the scheme was recorded have none in their definition
+        "definition": json.dumps({"name": "user_activity", "version": 2}),
+    }
+    changes = plan([user_activity_v2], [old_row])
+    assert actions(changes) == {"features.user_activity_v2": "update"}
+    assert f"fingerprint scheme 1 -> {FINGERPRINT_SCHEME}" in changes[0].detail
+    check_applicable(changes)  # not blocked: apply records the new fingerprint
+    # An old-scheme row whose recorded logic differs from the code is still blocked.
+    stale = {**old_row, "fingerprint": "0123456789abcdef"}
+    assert actions(plan([user_activity_v2], [stale])) == {"features.user_activity_v2": "blocked"}
+
+
+def test_fingerprints_are_the_same_in_another_process():
+    # Another hash seed reorders sets and dicts; the fingerprint must not depend on it.
+    code = (
+        "import json; from lakecart.features import REGISTRY; "
+        "print(json.dumps({n: v.fingerprint() for n, v in REGISTRY.items()}))"
+    )
+    env = {**os.environ, "PYTHONHASHSEED": "12345"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True, timeout=120)
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == {n: v.fingerprint() for n, v in REGISTRY.items()}
