@@ -38,10 +38,6 @@ def read_shard(
     return frame.reset_index(drop=True)
 
 
-def read_split(table_uri: str, dataset_id: str, split: str) -> pd.DataFrame:
-    return read_shard(table_uri, dataset_id, 0, 1, split)
-
-
 def numeric_columns(table_uri: str) -> list[str]:
     """Names of the table's numeric (integer or floating) columns, from its schema."""
     schema = DeltaTable(table_uri).to_pyarrow_dataset().schema

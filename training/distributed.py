@@ -3,9 +3,10 @@
 The same trainer runs as 1 process, as N processes under ``horovodrun`` (Gloo on CPU, NCCL on GPU
 hosts) and inside Spark executors (``horovod.spark.run``, ``lakecart train --on-spark``): only the
 launcher differs.
-Per worker: init, GPU pinned by local rank, learning rate scaled by the world size when the batch
-is per worker, variables broadcast from rank 0, gradients and metrics averaged across workers,
-TensorBoard logs and checkpoints written by rank 0 only, resume from the last checkpoint.
+Per worker: init, GPU pinned by local rank (the batch is *global*, fixed whatever the worker
+count, so the learning rate is not rescaled), variables broadcast from rank 0, gradients and
+metrics averaged across workers, TensorBoard logs and checkpoints written by rank 0 only, resume
+from the last checkpoint.
 """
 
 from __future__ import annotations
@@ -91,13 +92,6 @@ def gather_own_first(tensor):
     own = tf.shape(tensor)[0]
     offset = tf.reduce_sum(sizes[: hvd.rank()])
     return tf.concat([gathered[offset : offset + own], gathered[:offset], gathered[offset + own :]], axis=0)
-
-
-def learning_rate(base: float, worker: Worker, batch_per_worker: bool) -> float:
-    """The learning rate for this run. With a fixed *global* batch (our default: the same batch,
-    epochs and quality whatever the worker count) the rate stays; with a fixed batch *per worker*
-    the global batch grows with the workers and the rate is scaled by their number (Goyal et al.)."""
-    return base * worker.size if batch_per_worker else base
 
 
 def training_callbacks(worker: Worker, run_dir: Path, checkpoint: bool = True, patience: int | None = None) -> list:

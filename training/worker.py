@@ -1,7 +1,8 @@
 """The per-worker training program, the same for every model. ``lakecart train <model>`` launches it
 on N workers (``horovodrun``; one plain process when N is 1); ``horovod.spark.run`` can call
 :func:`train` inside Spark executors. Run it by hand as
-``python -m lakecart.training.worker --model churn --dataset-id churn_20260114 --run-dir ...``.
+``python -m lakecart.training.worker --model churn --dataset-id churn_20260114 --as-of 2026-01-14
+--run-root data/models/churn/churn_20260114`` (``lakecart train`` passes exactly these).
 
 Every worker reads its own shard of the Delta training set and takes the same number of steps per
 epoch (the smallest shard decides), so no worker waits at the end of an epoch. Rank 0 evaluates on
@@ -62,20 +63,31 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def train_params(task: type[ModelTask], args: argparse.Namespace) -> TrainParams:
+    """The run's parameters: flags given, else the task's defaults, else the settings. Unknown
+    ``--param`` keys and sizes below 1 are errors (a typo must not become a new model version)."""
     s = get_settings().training
     d = task.defaults
+    known = task.known_params()
     extra = {}
     for item in args.param:
         key, _, value = item.partition("=")
+        if key not in known:
+            listed = "; ".join(f"{name}: {what}" for name, what in sorted(known.items()))
+            raise SystemExit(f"unknown --param {key!r} for {task.name}; known: {listed}")
         try:
             extra[key] = json.loads(value)
         except json.JSONDecodeError:
             extra[key] = value
+    for flag in ("epochs", "global_batch_size", "learning_rate"):
+        value = getattr(args, flag)
+        if value is not None and value <= 0:
+            raise SystemExit(f"--{flag.replace('_', '-')} must be positive, got {value}")
+    given = lambda flag, default: getattr(args, flag) if getattr(args, flag) is not None else default  # noqa: E731
     return TrainParams(
-        epochs=args.epochs or d.get("epochs", s.epochs),
-        global_batch_size=args.global_batch_size or d.get("global_batch_size", s.global_batch_size),
-        learning_rate=args.learning_rate or d.get("learning_rate", s.learning_rate),
-        seed=args.seed if args.seed is not None else s.seed,
+        epochs=given("epochs", d.get("epochs", s.epochs)),
+        global_batch_size=given("global_batch_size", d.get("global_batch_size", s.global_batch_size)),
+        learning_rate=given("learning_rate", d.get("learning_rate", s.learning_rate)),
+        seed=given("seed", s.seed),
         extra=extra,
     )
 

@@ -25,6 +25,12 @@ from lakecart import tables
 from lakecart.config import Settings
 from lakecart.training import data as training_data
 
+# ``--param`` keys the trainer itself reads, for every task.
+TRAINER_PARAMS: dict[str, str] = {
+    "validation_fraction": "share of each worker's training rows held out for early stopping",
+    "patience": "epochs without a better validation loss before stopping (null: never stop early)",
+}
+
 
 @dataclass(frozen=True)
 class TrainParams:
@@ -45,8 +51,15 @@ class ModelTask:
     primary_metric: ClassVar[str]  # the gate compares candidate and champion on this
     higher_is_better: ClassVar[bool] = True
     defaults: ClassVar[dict[str, Any]] = {}  # epochs, global_batch_size, learning_rate
+    # The model-specific ``--param`` keys the task reads, with what each does (any other is an error).
+    params: ClassVar[dict[str, str]] = {}
     validation_fraction: ClassVar[float] = 0.1  # of each worker's training rows, for early stopping
     patience: ClassVar[int | None] = 3  # epochs without a better validation loss before stopping
+
+    @classmethod
+    def known_params(cls) -> dict[str, str]:
+        """Every ``--param`` key this task accepts: its own and the trainer's."""
+        return {**cls.params, **TRAINER_PARAMS}
 
     def __init__(self, settings: Settings, dataset_id: str, state: dict | None = None) -> None:
         self.settings = settings

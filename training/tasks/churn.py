@@ -71,6 +71,10 @@ class ChurnTask(ModelTask):
     shard_key = "user_id"
     primary_metric = "pr_auc"
     defaults = {"epochs": 15, "global_batch_size": 256, "learning_rate": 0.003}
+    params = {
+        "embedding_dim": "width of the item and category embeddings (default 16)",
+        "hidden_layers": "units of the hidden ReLU layers (default [64, 32])",
+    }
 
     def state_columns(self) -> list[str]:
         return [f"{SEQUENCES}__recent_items", f"{SEQUENCES}__recent_categories"]

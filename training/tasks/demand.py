@@ -41,6 +41,10 @@ class DemandTask(ModelTask):
     primary_metric = "mase_mean"
     higher_is_better = False
     defaults = {"epochs": 30, "global_batch_size": 128, "learning_rate": 0.003}
+    params = {
+        "embedding_dim": "width of the series, weekday and month-part embeddings (default 8)",
+        "hidden_layers": "units of the hidden ReLU layers (default [64, 32])",
+    }
 
     @property
     def demand_view(self) -> str:

@@ -46,6 +46,10 @@ class RankingTask(ModelTask):
     shard_key = "user_id"
     primary_metric = "roc_auc"
     defaults = {"epochs": 8, "global_batch_size": 512, "learning_rate": 0.005}
+    params = {
+        "embedding_dim": "width of every id embedding (default 16)",
+        "deep_layers": "units of the deep ReLU layers after the cross layer (default [64, 32])",
+    }
 
     def examples(self, frame: pd.DataFrame) -> pd.DataFrame:
         return view_purchase_pairs(frame)

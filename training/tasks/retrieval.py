@@ -41,6 +41,11 @@ class RetrievalTask(ModelTask):
     shard_key = "user_id"
     primary_metric = "ndcg@100"  # the gate: sensitive to where in the list the item lands
     defaults = {"epochs": 10, "global_batch_size": 512, "learning_rate": 0.1}
+    params = {
+        "embedding_dim": "width of the embeddings and of both towers' output (default 32)",
+        "hidden_layers": "units of each tower's hidden ReLU layers (default [64])",
+        "sampling_bias_correction": "the logQ correction of in-batch negatives (default true)",
+    }
 
     # --- data ---------------------------------------------------------------------------------
     def catalogue(self) -> pd.DataFrame:
