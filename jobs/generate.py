@@ -30,6 +30,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from lakecart.errors import LakecartError
+
 log = logging.getLogger(__name__)
 
 DEVICES = ("mobile", "desktop", "tablet")
@@ -57,6 +59,11 @@ DEFECT_KINDS = tuple(DEFECT_REASONS)
 # Defects that need a record with an item and a price (not a page view, search or checkout).
 ITEM_DEFECTS = ("missing_item_id", "negative_price", "absurd_price")
 
+
+class SpecError(LakecartError, ValueError):
+    """A generator argument is out of range; the message names it and the value given."""
+
+
 EVENTS_PER_SESSION = 4.85  # measured mean over the funnel below; sizes the day to ``events_per_day``
 
 
@@ -73,6 +80,25 @@ class GeneratorSpec:
     format: str = "jsonl"
     anonymous_share: float = 0.12  # sessions by signed-out visitors
     churn_hazard: float = 0.004  # daily hazard of an active user; x(1 + inactive days / 7)
+
+    def __post_init__(self) -> None:
+        """Refuse what the generator cannot honour before anything is written (numpy would fail
+        half-way with its own words, ``high <= 0``)."""
+        for name in ("users", "items", "categories", "days", "events_per_day"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise SpecError(f"{name} must be at least 1 (got {value!r})")
+        if self.format not in FORMATS:
+            raise SpecError(f"unknown raw format {self.format!r}; known: {', '.join(FORMATS)}")
+        for kind, count in self.defects.items():
+            if kind not in DEFECT_REASONS:
+                raise SpecError(f"unknown defect kind {kind!r}; known: {', '.join(DEFECT_KINDS)}")
+            if not isinstance(count, int) or count < 0:
+                raise SpecError(f"defect count for {kind} must be at least 0 (got {count!r})")
+        if not 0 <= self.anonymous_share < 1:
+            raise SpecError(f"anonymous_share must be in [0, 1) (got {self.anonymous_share!r})")
+        if not 0 <= self.churn_hazard <= 1:
+            raise SpecError(f"churn_hazard must be in [0, 1] (got {self.churn_hazard!r})")
 
     @property
     def end_date(self) -> date:

@@ -1,4 +1,5 @@
 import json
+import re
 from collections import Counter
 from datetime import datetime
 
@@ -143,3 +144,34 @@ def test_planted_defects_are_counted(tmp_path):
 def test_malformed_lines_need_a_line_format(tmp_path):
     with pytest.raises(ValueError, match="plant malformed_json in jsonl only"):
         generate(GeneratorSpec(**SMALL, format="parquet", defects={"malformed_json": 1}), tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "says"),
+    [
+        ("users", 0, "users must be at least 1"),
+        ("items", -3, "items must be at least 1"),
+        ("categories", 0, "categories must be at least 1"),
+        ("days", 0, "days must be at least 1"),
+        ("events_per_day", 0, "events_per_day must be at least 1"),
+        ("format", "xml", "unknown raw format 'xml'"),
+        ("defects", {"gremlins": 1}, "unknown defect kind 'gremlins'"),
+        ("defects", {"malformed_json": -1}, "defect count for malformed_json must be at least 0"),
+        ("anonymous_share", 1.5, "anonymous_share must be in [0, 1)"),
+    ],
+)
+def test_invalid_arguments_are_refused_up_front_naming_the_argument(field, value, says):
+    from lakecart.errors import LakecartError
+
+    # Before: categories=0 died inside numpy ("high <= 0") after writing the catalogue.
+    with pytest.raises(LakecartError, match=re.escape(says)):
+        GeneratorSpec(**{**SMALL, field: value})
+
+
+def test_the_cli_reports_a_bad_generator_argument_in_one_line(tmp_path, capsys):
+    from lakecart.cli import main
+
+    assert main(["generate", "--out", str(tmp_path / "raw"), "--categories", "0"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == "lakecart generate: error: categories must be at least 1 (got 0)"
+    assert not (tmp_path / "raw").exists()
