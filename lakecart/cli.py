@@ -2,6 +2,11 @@
 
 Airflow tasks run exactly these commands; so can you. Dates are logical dates (YYYY-MM-DD): a job
 processes the day it is given, never "today". Configuration: see ``lakecart.config``.
+
+Errors a person can act on (``LakecartError`` and the few known ones from libraries: configuration,
+YAML, a Delta write conflict, a Spark analysis error) end in one line, ``lakecart <command>: error:
+...``, with the traceback under ``-v``; anything else is a bug and keeps its traceback. ``--json``
+keeps stdout for the result alone: everything else the command, Spark or a worker prints goes to stderr.
 """
 
 from __future__ import annotations
@@ -11,11 +16,65 @@ import json
 import logging
 import os
 import sys
+import traceback
 from collections.abc import Callable
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
+from lakecart.contracts import GATE_HOLD_EXIT, MODEL_TRAINING_SETS
+from lakecart.errors import LakecartError, UsageError
+
 log = logging.getLogger("lakecart")
+
+# The project's errors that do not derive from LakecartError yet, by qualified name (importing their
+# modules here would load Spark for `lakecart --help`).
+PROJECT_ERRORS = frozenset(
+    {
+        "lakecart.jobs.ingest.MissingInputError",
+        "lakecart.jobs.ingest.RawInputError",
+        "lakecart.jobs.labels.LabelWindowError",
+        "lakecart.jobs.feature_store.NotApplied",
+        "lakecart.features.registry.PlanBlocked",
+        "lakecart.training.publish.GateClosed",
+        "lakecart.quality.ValidationFailed",
+    }
+)
+# Library errors that mean a problem with the input, not with the code: they get one line too.
+DELTA_CONFLICTS = frozenset(
+    f"delta.exceptions.base.{name}"
+    for name in (
+        "DeltaConcurrentModificationException",
+        "ConcurrentWriteException",
+        "MetadataChangedException",
+        "ProtocolChangedException",
+        "ConcurrentAppendException",
+        "ConcurrentDeleteReadException",
+        "ConcurrentDeleteDeleteException",
+        "ConcurrentTransactionException",
+    )
+)
+ANALYSIS_ERROR = "pyspark.errors.exceptions.base.AnalysisException"
+PARSE_ERROR = "pyspark.errors.exceptions.base.ParseException"
+PYDANTIC_ERROR = "pydantic_core._pydantic_core.ValidationError"
+YAML_ERROR = "yaml.error.YAMLError"
+# Loggers whose INFO/WARNING lines nobody running a command can act on.
+NOISY_LOGGERS = (
+    "py4j",
+    "great_expectations",
+    "matplotlib",
+    "tensorflow",
+    "absl",
+    "h5py",
+    "urllib3",
+    "numexpr",
+    "filelock",
+    "fsspec",
+    "asyncio",
+    "PIL",
+)
+
+# Where results go: stdout, or with --json the original stdout while fd 1 points at stderr.
+_result_fd: int | None = None
 
 
 def _date(text: str) -> date:
@@ -25,14 +84,73 @@ def _date(text: str) -> date:
         raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
 
 
+def _at_least(minimum: int) -> Callable[[str], int]:
+    """An argparse type: a whole number no smaller than ``minimum`` (``--processes 0`` is refused,
+    not taken as "not given")."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(
+                f"must be at least 1, got {value}" if minimum == 1 else f"must be {minimum} or more, got {value}"
+            )
+        return value
+
+    return parse
+
+
+_positive, _not_negative = _at_least(1), _at_least(0)
+
+
+def _as_of(text: str) -> datetime:
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date or timestamp (YYYY-MM-DD[THH:MM]): {text!r}") from None
+
+
+def _defect(text: str) -> tuple[str, int]:
+    kind, _, count = text.partition("=")
+    try:
+        return kind, int(count or 1)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected KIND=COUNT, e.g. malformed_json=5, got {text!r}") from None
+
+
+def _emit(text: str) -> None:
+    """Write a command's result: stdout, or the saved stdout under ``--json``."""
+    if _result_fd is None:
+        print(text, flush=True)
+    else:
+        os.write(_result_fd, (text + "\n").encode())
+
+
 def _print(obj) -> None:
-    print(json.dumps(obj, indent=2, default=str))
+    _emit(json.dumps(obj, indent=2, default=str))
+
+
+def _text(args: argparse.Namespace, text: str, obj) -> None:
+    """A result meant for reading: ``text``, or ``obj`` as JSON under ``--json``."""
+    if args.json:
+        _print(obj)
+    else:
+        _emit(text)
 
 
 def _spark(app: str):
     from lakecart.spark import get_spark
 
     return get_spark(app_name=f"lakecart-{app}")
+
+
+def _version() -> str:
+    from lakecart.lineage import code_version
+
+    version = code_version()
+    return f"lakecart {version['package']} (commit {version['commit'] or 'unknown'})"
 
 
 # --- commands ------------------------------------------------------------------------------------
@@ -42,10 +160,6 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from lakecart.config import get_settings
     from lakecart.jobs.generate import GeneratorSpec, generate
 
-    defects = {}
-    for item in args.defect or []:
-        kind, _, count = item.partition("=")
-        defects[kind] = int(count or 1)
     spec = GeneratorSpec(
         users=args.users,
         items=args.items,
@@ -54,7 +168,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         events_per_day=args.events_per_day,
         start_date=args.start_date,
         seed=args.seed,
-        defects=defects,
+        defects=dict(args.defect or []),
         format=args.format,
     )
     out = args.out or get_settings().lake.raw
@@ -72,11 +186,13 @@ def cmd_import(args: argparse.Namespace) -> int:
     if args.source in PRESETS:
         _print(PRESETS[args.source](raw_root))
         return 0
+    if not Path(args.source).exists():
+        raise UsageError(f"{args.source}: no such file, and not a preset ({', '.join(sorted(PRESETS))})")
     if args.mapping:
         mapping = ImportMapping.from_yaml(args.mapping)
     else:
         if not (args.user_col and args.item_col and args.time_col):
-            raise ValueError("give --mapping FILE.yaml, or at least --user-col, --item-col and --time-col")
+            raise UsageError("give --mapping FILE.yaml, or at least --user-col, --item-col and --time-col")
         fields: dict = {"user_id": args.user_col, "item_id": args.item_col, "event_time": args.time_col}
         for target, column in (
             ("quantity", args.quantity_col),
@@ -105,8 +221,6 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     if args.layer == "publish":
         _print({"published_events": ingest.run_publish(spark, settings, ingest.EVENTS)})
         return 0
-    if args.date is None:
-        raise ValueError(f"ingest {args.layer} needs --date")
     days = date_range(args.date, args.lookback_days)
     if args.layer == "bronze":
         _print({str(d): n for d, n in ingest.run_bronze(spark, settings, days, args.reprocess).items()})
@@ -119,62 +233,79 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     else:
         reports = ingest.run_silver(spark, settings, days, args.reprocess)
     _print([{**r.__dict__, "reconciles": r.reconciles} for r in reports])
-    broken = [r for r in reports if not r.reconciles]
+    broken = [str(r.__dict__) for r in reports if not r.reconciles]
     if broken:
-        raise RuntimeError(f"{args.layer} counts do not reconcile: {broken}")
+        raise LakecartError(f"{args.layer} counts do not reconcile: {'; '.join(broken)}; see the quarantine table")
     return 0
 
 
-def cmd_features(args: argparse.Namespace) -> int:
-    from lakecart.config import get_settings
+def _known_views(names: list[str]) -> None:
     from lakecart.features import REGISTRY
 
-    settings = get_settings()
-    if args.action == "list":
-        _print(
-            [
-                {
-                    "table": v.qualified_name,
-                    "entity": v.entity.name,
-                    "keys": v.entity.keys,
-                    "ttl": str(v.ttl),
-                    "owner": v.owner,
-                    "fingerprint": v.fingerprint(),
-                    "features": {f.name: f.dtype for f in v.features},
-                    "description": v.description,
-                }
-                for v in REGISTRY.values()
-            ]
-        )
-        return 0
-    if args.action == "plan":
-        from lakecart.features.registry import render
-        from lakecart.jobs.feature_store import plan_changes
+    unknown = [n for n in names if n.removeprefix("features.") not in REGISTRY]
+    if unknown:
+        raise UsageError(f"unknown feature view {', '.join(unknown)}; known: {', '.join(sorted(REGISTRY))}")
 
-        changes = plan_changes(settings, args.remove or [])
-        print(render(changes))
-        return 2 if any(c.action == "blocked" for c in changes) else 0
-    if args.action == "apply":
-        from lakecart.features.registry import render
-        from lakecart.jobs.feature_store import apply
 
-        print(render(apply(_spark("features-apply"), settings, args.remove or [])))
-        return 0
-    if args.action == "get":
-        from lakecart.jobs.feature_store import get_features
+def cmd_features_list(args: argparse.Namespace) -> int:
+    from lakecart.features import REGISTRY
 
-        if not (args.view and args.keys and args.as_of):
-            raise ValueError("features get needs --view, --keys and --as-of")
-        frame = get_features(settings, args.view[0], _keys(args.keys), args.as_of)
-        print(frame.to_json(orient="records", date_format="iso", indent=2))
-        return 0
+    _print(
+        [
+            {
+                "table": v.qualified_name,
+                "entity": v.entity.name,
+                "keys": v.entity.keys,
+                "ttl": str(v.ttl),
+                "owner": v.owner,
+                "fingerprint": v.fingerprint(),
+                "features": {f.name: f.dtype for f in v.features},
+                "description": v.description,
+            }
+            for v in REGISTRY.values()
+        ]
+    )
+    return 0
+
+
+def cmd_features_plan(args: argparse.Namespace) -> int:
+    from lakecart.config import get_settings
+    from lakecart.features.registry import render
+    from lakecart.jobs.feature_store import plan_changes
+
+    changes = plan_changes(get_settings(), args.remove or [])
+    _text(args, render(changes), [c.__dict__ for c in changes])
+    return 2 if any(c.action == "blocked" for c in changes) else 0
+
+
+def cmd_features_apply(args: argparse.Namespace) -> int:
+    from lakecart.config import get_settings
+    from lakecart.features.registry import render
+    from lakecart.jobs.feature_store import apply
+
+    changes = apply(_spark("features-apply"), get_settings(), args.remove or [])
+    _text(args, render(changes), [c.__dict__ for c in changes])
+    return 0
+
+
+def cmd_features_materialize(args: argparse.Namespace) -> int:
+    from lakecart.config import get_settings
     from lakecart.jobs.materialize import run_materialize
 
-    if args.date is None:
-        raise ValueError("features materialize needs --date")
+    _known_views(args.view or [])
     start = args.date - timedelta(days=args.lookback_days)
-    reports = run_materialize(_spark("features"), settings, start, args.date, args.view, force=args.force)
+    reports = run_materialize(_spark("features"), get_settings(), start, args.date, args.view, force=args.force)
     _print({name: r.__dict__ for name, r in reports.items()})
+    return 0
+
+
+def cmd_features_get(args: argparse.Namespace) -> int:
+    from lakecart.config import get_settings
+    from lakecart.jobs.feature_store import get_features
+
+    _known_views([args.view])
+    frame = get_features(get_settings(), args.view.removeprefix("features."), _keys(args.keys), args.as_of)
+    _emit(frame.to_json(orient="records", date_format="iso", indent=2))
     return 0
 
 
@@ -183,41 +314,43 @@ def _keys(text: str) -> list[str]:
     return [k.replace(":", ",") for k in text.split(",") if k]
 
 
-def _as_of(text: str):
-    from datetime import datetime
-
-    try:
-        return datetime.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a date or timestamp (YYYY-MM-DD[THH:MM]): {text!r}") from None
-
-
-def cmd_dataset(args: argparse.Namespace) -> int:
+def cmd_dataset_build(args: argparse.Namespace) -> int:
     from lakecart.config import get_settings
     from lakecart.jobs import training_set
 
-    settings = get_settings()
-    if args.action == "rebuild":
-        if not args.target:
-            raise ValueError("dataset rebuild needs a training set id, e.g. churn_20260301")
-        result = training_set.rebuild(_spark("dataset"), settings, args.target, write=args.write)
-        _print(result)
-        return 0 if result["identical"] else 1
-    kind = args.target or "retrieval"
-    if kind not in training_set.KINDS:
-        raise ValueError(f"unknown training set kind {kind!r}; kinds: {', '.join(training_set.KINDS)}")
-    if args.date is None:
-        raise ValueError("dataset build needs --date")
+    if args.kind not in training_set.KINDS:
+        raise UsageError(f"unknown training set kind {args.kind!r}; kinds: {', '.join(training_set.KINDS)}")
+    if args.days <= args.test_days:
+        raise UsageError(f"--days ({args.days}) must be more than --test-days ({args.test_days})")
     params = training_set.BuildParams(
         end=args.date,
         days=args.days,
         test_days=args.test_days,
         horizon_days=args.horizon_days,
         every_days=args.every_days,
-        horizons=tuple(int(h) for h in args.horizons.split(",")),
+        horizons=args.horizons,
     )
-    _print(training_set.run_training_set(_spark("dataset"), settings, kind, params, shards=args.shards))
+    _print(training_set.run_training_set(_spark("dataset"), get_settings(), args.kind, params, shards=args.shards))
     return 0
+
+
+def cmd_dataset_rebuild(args: argparse.Namespace) -> int:
+    from lakecart.config import get_settings
+    from lakecart.jobs import training_set
+
+    result = training_set.rebuild(_spark("dataset"), get_settings(), args.dataset_id, write=args.write)
+    _print(result)
+    return 0 if result["identical"] else 1
+
+
+def _horizons(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(h) for h in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected days, comma-separated (e.g. 7,14,28), got {text!r}") from None
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"each horizon must be at least 1 day, got {text!r}")
+    return values
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -225,12 +358,22 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from lakecart.jobs.validate import expand_targets, run_validate
     from lakecart.quality import ValidationFailed
 
-    spark, settings, failed = _spark("validate"), get_settings(), []
-    for table in expand_targets(args.table):
+    try:
+        targets = expand_targets(args.table)
+    except ValueError as exc:  # a pattern that matches nothing: the message lists the known targets
+        raise UsageError(str(exc)) from None
+    spark, settings, failed, outcomes = _spark("validate"), get_settings(), [], []
+    for table in targets:
         try:
-            print(run_validate(spark, settings, table, args.date, args.lookback_days).summary())
+            outcome = run_validate(spark, settings, table, args.date, args.lookback_days)
         except ValidationFailed as exc:  # validate every table asked for, then fail
             failed.append(str(exc))
+            continue
+        outcomes.append(outcome)
+        if not args.json:
+            _emit(outcome.summary())
+    if args.json:
+        _print([o.__dict__ for o in outcomes])
     if failed:
         raise ValidationFailed("\n".join(failed))
     return 0
@@ -238,12 +381,11 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def cmd_sql(args: argparse.Namespace) -> int:
     from lakecart.config import get_settings
-    from lakecart.tables import register_tables
+    from lakecart.summary import run_query
 
-    spark = _spark("sql")
-    register_tables(spark, get_settings())
-    frame = spark.sql(args.query)
-    print(frame.limit(args.limit).toPandas().to_string(index=False))
+    frame = run_query(_spark("sql"), get_settings(), args.query, allow_writes=args.allow_writes)
+    rows = frame.limit(args.limit).toPandas()
+    _text(args, rows.to_string(index=False), json.loads(rows.to_json(orient="records", date_format="iso")))
     return 0
 
 
@@ -270,22 +412,17 @@ def cmd_train(args: argparse.Namespace) -> int:
         worker_args += ["--param", param]
     if args.resume:
         worker_args.append("--resume")
-    processes = args.processes or settings.training.processes
+    processes = settings.training.processes if args.processes is None else args.processes
     rc = distributed.launch(
         "lakecart.training.worker", worker_args, processes, args.hosts or settings.training.hosts, args.on_spark
     )
     if rc != 0:
-        raise RuntimeError(f"training failed (exit code {rc}); see the worker logs above")
+        raise LakecartError(f"training failed (exit code {rc}); see the worker logs above")
     run_dir = run_dir_for(settings, args.model, dataset_id)
     metrics = json.loads((run_dir / "metrics.json").read_text())
     _print({k: metrics[k] for k in ("model_version", "test", "baselines", "examples_per_second_per_worker")})
     print(f"run directory: {run_dir} (metrics.json, *.png, tensorboard/, weights/)", file=sys.stderr)
     return 0
-
-
-# Exit code for "the candidate is not better": Airflow's BashOperator marks the task skipped
-# (skip_on_exit_code 99), so publishing downstream is skipped rather than failed.
-GATE_HOLD_EXIT = 99
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -326,10 +463,35 @@ def _with_date(p: argparse.ArgumentParser, lookback: bool = True) -> None:
     if lookback:
         p.add_argument(
             "--lookback-days",
-            type=int,
+            type=_not_negative,
             default=0,
             help="also process this many days before --date (a backfill through the same code)",
         )
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    """Options every command takes after its name too (``lakecart tables --json``)."""
+    p.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="debug logging, tracebacks")
+    p.add_argument(
+        "--json",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="stdout carries the JSON result only; everything else goes to stderr",
+    )
+
+
+class _Commands:
+    """Adds sub-commands (and sub-sub-commands) with their handler and the common options."""
+
+    def __init__(self, parser: argparse.ArgumentParser, dest: str, metavar: str) -> None:
+        self.sub = parser.add_subparsers(dest=dest, required=True, metavar=metavar)
+
+    def add(self, name: str, fn: Callable[[argparse.Namespace], int] | None, help_text: str) -> argparse.ArgumentParser:
+        p = self.sub.add_parser(name, help=help_text, description=help_text)
+        _common(p)
+        if fn is not None:
+            p.set_defaults(func=fn)
+        return p
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -339,13 +501,13 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Configuration: LAKECART_CONFIG=<yaml> and LAKECART_<SECTION>__<KEY> variables "
         "(e.g. LAKECART_LAKE__ROOT=/mnt/lake, LAKECART_SPARK__MASTER=spark://host:7077).",
     )
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    def add(name: str, fn: Callable[[argparse.Namespace], int], help_text: str) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help_text, description=help_text)
-        p.set_defaults(func=fn)
-        return p
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging, and tracebacks of errors")
+    parser.add_argument(
+        "--json", action="store_true", help="stdout carries the JSON result only; everything else goes to stderr"
+    )
+    parser.add_argument("--version", action="version", version=argparse.SUPPRESS)
+    commands = _Commands(parser, "command", "COMMAND")
+    add = commands.add
 
     p = add(
         "generate",
@@ -370,6 +532,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--defect",
         action="append",
+        type=_defect,
         metavar="KIND=COUNT",
         help="plant defects per day, e.g. --defect malformed_json=5 (repeatable)",
     )
@@ -396,57 +559,91 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add(
         "ingest",
-        cmd_ingest,
+        None,
         "clickstream in three steps (the DAG validates between them) - bronze: land new raw files; "
         "silver: parse, quarantine, stage the batch; publish: merge the validated batch into silver.events. "
         "orders, users: the same steps and both validations in one command (silver.order_lines, silver.users). "
         "catalog: the item catalogue. Raw files may be .jsonl, .json, .ndjson, .csv (each optionally .gz) "
         "or .parquet",
     )
-    p.add_argument("layer", choices=["bronze", "silver", "publish", "orders", "users", "catalog"])
-    p.add_argument("--date", type=_date, help="logical date (bronze, silver)")
-    p.add_argument("--lookback-days", type=int, default=0)
-    p.add_argument("--reprocess", action="store_true", help="ignore the file ledger: ingest these days again")
-    p.add_argument(
-        "--skip-if-absent",
-        action="store_true",
-        help="orders, users: succeed doing nothing when raw/<source>/ does not exist at all "
-        "(a deployment that does not send it); a missing day of a source that exists still fails",
-    )
+    layers = _Commands(p, "layer", "LAYER")
+    for layer, help_text in (
+        ("bronze", "land raw event files not yet ingested in bronze.events"),
+        ("silver", "parse, quarantine and stage bronze events (staging.silver_events)"),
+        ("orders", "order lines: bronze, both suites, publish to silver.order_lines"),
+        ("users", "user exports: bronze, both suites, publish to silver.users"),
+    ):
+        q = layers.add(layer, cmd_ingest, help_text)
+        _with_date(q)
+        q.add_argument("--reprocess", action="store_true", help="ignore the file ledger: ingest these days again")
+        if layer in ("orders", "users"):
+            q.add_argument(
+                "--skip-if-absent",
+                action="store_true",
+                help="succeed doing nothing when raw/<source>/ does not exist at all (a deployment that does not "
+                "send it); a missing day of a source that exists still fails",
+            )
+    layers.add("publish", cmd_ingest, "merge the validated staged batch into silver.events")
+    layers.add("catalog", cmd_ingest, "the item catalogue -> silver.items")
+    p.set_defaults(skip_if_absent=False)
 
     p = add(
         "features",
-        cmd_features,
+        None,
         "the feature store - list: the views declared in features/; plan: what apply would change "
         "(new, changed, removed views; exit 2 if blocked); apply: record the views and create their tables; "
         "materialize: compute views for --date (and --lookback-days before it: a backfill), skipping days "
         "whose inputs did not change; get: values for --keys as of --as-of (no Spark)",
     )
-    p.add_argument("action", choices=["list", "plan", "apply", "materialize", "get"])
-    p.add_argument("--date", type=_date)
-    p.add_argument("--lookback-days", type=int, default=0)
-    p.add_argument("--view", action="append", help="only this view (table name, e.g. user_activity_v2)")
-    p.add_argument("--force", action="store_true", help="materialize: recompute days whose inputs did not change")
-    p.add_argument("--remove", action="append", help="plan/apply: retire this applied view (e.g. features.x_v1)")
-    p.add_argument("--keys", help="get: comma-separated keys; compound keys as user:category")
-    p.add_argument("--as-of", type=_as_of, help="get: a date or timestamp (UTC)")
+    actions = _Commands(p, "action", "ACTION")
+    actions.add("list", cmd_features_list, "the views declared in features/")
+    for action, fn, help_text in (
+        ("plan", cmd_features_plan, "what apply would change (new, changed, removed views; exit 2 if blocked)"),
+        ("apply", cmd_features_apply, "record the views and create their tables"),
+    ):
+        q = actions.add(action, fn, help_text)
+        q.add_argument("--remove", action="append", help="retire this applied view (e.g. features.x_v1)")
+    q = actions.add(
+        "materialize",
+        cmd_features_materialize,
+        "compute views for --date (and --lookback-days before it: a backfill), skipping days whose inputs "
+        "did not change",
+    )
+    _with_date(q)
+    q.add_argument("--view", action="append", help="only this view (table name, e.g. user_activity_v2); repeatable")
+    q.add_argument("--force", action="store_true", help="recompute days whose inputs did not change")
+    q = actions.add("get", cmd_features_get, "values for --keys as of --as-of (no Spark)")
+    q.add_argument("--view", required=True, help="the view's table name, e.g. user_activity_v2")
+    q.add_argument("--keys", required=True, help="comma-separated keys; compound keys as user:category")
+    q.add_argument("--as-of", type=_as_of, required=True, help="a date or timestamp (UTC)")
 
     p = add(
         "dataset",
-        cmd_dataset,
+        None,
         "build a point-in-time correct training set (retrieval, churn, demand, category_demand) with a "
         "manifest, or rebuild one from its manifest (Delta time travel; exit 1 if the rows differ)",
     )
-    p.add_argument("action", choices=["build", "rebuild"])
-    p.add_argument("target", nargs="?", help="build: the kind (default retrieval); rebuild: the training set id")
-    p.add_argument("--date", type=_date, help="logical date: data is complete through it")
-    p.add_argument("--days", type=int, default=14, help="retrieval: days of interactions; others: span of observations")
-    p.add_argument("--test-days", type=int, default=2, help="the newest days held out for evaluation")
-    p.add_argument("--horizon-days", type=int, default=28, help="churn: days without a purchase that count as churn")
-    p.add_argument("--every-days", type=int, default=7, help="churn/demand: days between observation dates")
-    p.add_argument("--horizons", default="7,14,28", help="demand: days ahead to forecast, comma-separated")
-    p.add_argument("--shards", type=int, default=4, help="files written, so workers can read disjoint shards")
-    p.add_argument("--write", action="store_true", help="rebuild: also replace the stored rows with the rebuilt ones")
+    actions = _Commands(p, "action", "ACTION")
+    q = actions.add("build", cmd_dataset_build, "build a training set of a kind for --date, with its manifest")
+    q.add_argument("kind", nargs="?", default="retrieval", help="retrieval (default), churn, demand, category_demand")
+    q.add_argument("--date", type=_date, required=True, help="logical date: data is complete through it")
+    q.add_argument(
+        "--days", type=_positive, default=14, help="retrieval: days of interactions; others: span of observations"
+    )
+    q.add_argument("--test-days", type=_positive, default=2, help="the newest days held out for evaluation")
+    q.add_argument(
+        "--horizon-days", type=_positive, default=28, help="churn: days without a purchase that count as churn"
+    )
+    q.add_argument("--every-days", type=_positive, default=7, help="churn/demand: days between observation dates")
+    q.add_argument(
+        "--horizons", type=_horizons, default="7,14,28", help="demand: days ahead to forecast, comma-separated"
+    )
+    q.add_argument("--shards", type=_positive, default=4, help="files written, so workers can read disjoint shards")
+    q = actions.add(
+        "rebuild", cmd_dataset_rebuild, "rebuild a training set from its manifest; exit 1 if the rows differ"
+    )
+    q.add_argument("dataset_id", metavar="ID", help="the training set id, e.g. churn_20260301")
+    q.add_argument("--write", action="store_true", help="also replace the stored rows with the rebuilt ones")
 
     p = add(
         "validate", cmd_validate, "run tables' Great Expectations suites; fails if any expectation of any table fails"
@@ -459,13 +656,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _with_date(p)
 
-    p = add("sql", cmd_sql, "run a Spark SQL query over the lake's tables by name, e.g. features.user_activity_v2")
+    p = add(
+        "sql",
+        cmd_sql,
+        "run a read-only Spark SQL query over the lake's tables by name, e.g. features.user_activity_v2 "
+        "(one SELECT; tables of the lake only)",
+    )
     p.add_argument("query")
-    p.add_argument("--limit", type=int, default=50, help="rows printed")
+    p.add_argument("--limit", type=_positive, default=50, help="rows printed")
+    p.add_argument(
+        "--allow-writes",
+        action="store_true",
+        help="operators: also run statements that change tables (DELETE, UPDATE, MERGE, INSERT, RESTORE, ...); logged",
+    )
 
-    from lakecart.training.tasks import TASKS
-
-    models = sorted(TASKS)
+    models = sorted(MODEL_TRAINING_SETS)  # the training modules agree (tests/test_contracts.py)
     p = add(
         "train",
         cmd_train,
@@ -475,15 +680,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("model", choices=models)
     _with_date(p, lookback=False)
-    p.add_argument("--processes", type=int, help="workers (default from config: 2)")
+    p.add_argument("--processes", type=_positive, help="workers (default from config: 2)")
     p.add_argument("--hosts", help="horovodrun hosts, e.g. gpu-1:4,gpu-2:4")
     p.add_argument(
         "--on-spark",
         action="store_true",
         help="run the workers as Spark tasks (horovod.spark.run) on the configured master",
     )
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--global-batch-size", type=int, help="examples per step over all workers")
+    p.add_argument("--epochs", type=_positive)
+    p.add_argument("--global-batch-size", type=_positive, help="examples per step over all workers")
     p.add_argument("--learning-rate", type=float)
     p.add_argument("--seed", type=int)
     p.add_argument(
@@ -517,35 +722,97 @@ def build_parser() -> argparse.ArgumentParser:
     add("tables", cmd_tables, "list the lake's tables with row counts and Delta versions")
 
     p = add("demo", cmd_demo, "generate demo data and run the whole pipeline DAG through Airflow")
-    p.add_argument("--days", type=int, default=14)
-    p.add_argument("--users", type=int, default=500)
-    p.add_argument("--items", type=int, default=200)
-    p.add_argument("--events-per-day", type=int, default=2000)
+    p.add_argument("--days", type=_positive, default=14)
+    p.add_argument("--users", type=_positive, default=500)
+    p.add_argument("--items", type=_positive, default=200)
+    p.add_argument("--events-per-day", type=_positive, default=2000)
     p.add_argument("--fresh", action="store_true", help="delete the demo lake first")
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    args = build_parser().parse_args(argv)
+# --- running -------------------------------------------------------------------------------------
+
+
+def _qualified_names(exc: BaseException) -> set[str]:
+    return {f"{c.__module__}.{c.__qualname__}" for c in type(exc).__mro__}
+
+
+def _first_line(text: str, limit: int = 400) -> str:
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    first = lines[0] if lines else ""
+    return first if len(first) <= limit else first[: limit - 3] + "..."
+
+
+def one_line(exc: BaseException) -> str | None:
+    """The message for an error a person can act on; None for anything else (a bug: keep its traceback)."""
+    names = _qualified_names(exc)
+    if isinstance(exc, LakecartError) or names & PROJECT_ERRORS:
+        return str(exc)
+    if isinstance(exc, FileNotFoundError):
+        return str(exc)
+    if names & DELTA_CONFLICTS:
+        return (
+            f"another run committed to the same table at the same time ({type(exc).__name__}: "
+            f"{_first_line(str(exc), 200)}); nothing of this step was committed, re-run the command"
+        )
+    if PARSE_ERROR in names:
+        return f"the SQL does not parse: {_first_line(str(exc))}"
+    if ANALYSIS_ERROR in names:
+        return f"{_first_line(str(exc))} (check table and column names: `lakecart tables`)"
+    if PYDANTIC_ERROR in names:
+        problems = [f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]  # type: ignore[attr-defined]
+        return f"invalid {exc.title}: {'; '.join(problems)}"  # type: ignore[attr-defined]
+    if YAML_ERROR in names:
+        return f"not valid YAML: {' '.join(str(exc).split())}"
+    return None
+
+
+def _quiet_logging(verbose: bool) -> None:
     logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
+        level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    for noisy in ("py4j", "great_expectations", "matplotlib"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-    from lakecart.jobs.ingest import MissingInputError, RawInputError
-    from lakecart.quality import ValidationFailed
+    for noisy in NOISY_LOGGERS:
+        logging.getLogger(noisy).setLevel(logging.ERROR if noisy == "py4j" else logging.WARNING)
 
+
+def main(argv: list[str] | None = None) -> int:
+    global _result_fd
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    parser = build_parser()
+    for action in parser._actions:
+        if isinstance(action, argparse._VersionAction):
+            action.version = _version()
+    args = parser.parse_args(argv)
+    args.verbose = getattr(args, "verbose", False)
+    args.json = getattr(args, "json", False)
+    _quiet_logging(args.verbose)
+    saved_stdout = None
+    if args.json:
+        # Results go to the real stdout; fd 1 (this process's prints, the JVM's and the workers'
+        # output, which inherit it) goes to stderr.
+        sys.stdout.flush()
+        saved_stdout, python_stdout = os.dup(1), sys.stdout
+        os.dup2(2, 1)
+        sys.stdout, _result_fd = sys.stderr, saved_stdout
     try:
         return args.func(args)
-    except ValidationFailed as exc:
-        print(f"lakecart: validation failed: {exc}", file=sys.stderr)
+    except Exception as exc:
+        message = one_line(exc)
+        if message is None:
+            raise
+        log.debug("%s failed", args.command, exc_info=exc)
+        if args.verbose:
+            traceback.print_exception(exc, file=sys.stderr)
+        print(f"lakecart {args.command}: error: {message}", file=sys.stderr, flush=True)
         return 1
-    except (MissingInputError, RawInputError, FileNotFoundError, KeyError, ValueError, RuntimeError) as exc:
-        print(f"lakecart {args.command}: error: {exc}", file=sys.stderr)
-        return 1
+    finally:
+        if saved_stdout is not None:
+            sys.stderr.flush()
+            os.dup2(saved_stdout, 1)
+            os.close(saved_stdout)
+            sys.stdout, _result_fd = python_stdout, None
 
 
 def run() -> None:
@@ -553,13 +820,22 @@ def run() -> None:
     interpreter teardown: native thread pools (Arrow, delta-rs, the JVM bridge) can abort the process
     while they are destroyed ("terminate called without an active exception"), which would turn a
     finished task into a failed one."""
-    rc = main()
     try:
-        from pyspark.sql import SparkSession
+        rc = main()
+    except SystemExit as exc:  # argparse: --help, --version, a usage error
+        if isinstance(exc.code, str):
+            print(exc.code, file=sys.stderr)
+        rc = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except Exception:  # a bug: its traceback, then the same clean exit
+        traceback.print_exc()
+        rc = 1
+    try:
+        if "pyspark.sql" in sys.modules:
+            from pyspark.sql import SparkSession
 
-        active = SparkSession.getActiveSession()
-        if active is not None:
-            active.stop()
+            active = SparkSession.getActiveSession()
+            if active is not None:
+                active.stop()
     except Exception:  # noqa: BLE001 - best effort: the work is already committed
         pass
     logging.shutdown()

@@ -1,0 +1,188 @@
+"""The command line (``lakecart.cli``): sub-commands with the flags they need checked at parse time,
+``--version``, ``--json`` and one actionable line per error a person can fix - but a bug keeps its
+traceback. These run ``main`` in-process and start no Spark."""
+
+from __future__ import annotations
+
+import inspect
+import json
+import os
+import subprocess
+import sys
+from datetime import date
+
+import pytest
+
+from lakecart import cli
+from lakecart.config import get_settings
+from lakecart.lineage import git_commit
+
+# Every command line the DAGs and the README use must keep parsing (dags/*.py, README "The lakecart
+# command line"); each with the handler it must reach.
+WINDOW = ["--date", "2026-01-14", "--lookback-days", "13"]
+COMMAND_LINES = [
+    (["generate", "--days", "14", "--users", "500", "--defect", "malformed_json=5"], "cmd_generate"),
+    (["import", "movielens-100k"], "cmd_import"),
+    (["ingest", "bronze", *WINDOW], "cmd_ingest"),
+    (["ingest", "silver", *WINDOW, "--reprocess"], "cmd_ingest"),
+    (["ingest", "publish"], "cmd_ingest"),
+    (["ingest", "orders", *WINDOW, "--skip-if-absent"], "cmd_ingest"),
+    (["ingest", "users", *WINDOW, "--skip-if-absent"], "cmd_ingest"),
+    (["ingest", "catalog"], "cmd_ingest"),
+    (["features", "list"], "cmd_features_list"),
+    (["features", "plan"], "cmd_features_plan"),
+    (["features", "apply", "--remove", "features.x_v1"], "cmd_features_apply"),
+    (["features", "materialize", *WINDOW, "--view", "user_activity_v2", "--force"], "cmd_features_materialize"),
+    (
+        ["features", "get", "--view", "user_activity_v2", "--keys", "u1,u2", "--as-of", "2026-01-14T06:00"],
+        "cmd_features_get",
+    ),
+    (["validate", "bronze.events", "features.user_*", "--date", "2026-01-14"], "cmd_validate"),
+    (["dataset", "build", "--date", "2026-01-14", "--days", "14", "--test-days", "2"], "cmd_dataset_build"),
+    (["dataset", "build", "demand", "--date", "2026-01-14", "--horizons", "7,14,28"], "cmd_dataset_build"),
+    (["dataset", "rebuild", "retrieval_20260114", "--write"], "cmd_dataset_rebuild"),
+    (["sql", "SELECT count(*) FROM features.item_demand_v1"], "cmd_sql"),
+    (["train", "churn", "--date", "2026-01-14", "--processes", "2", "--epochs", "10"], "cmd_train"),
+    (["evaluate", "churn", "--date", "2026-01-14"], "cmd_evaluate"),
+    (["publish", "churn", "--date", "2026-01-14", "--force"], "cmd_publish"),
+    (["tables"], "cmd_tables"),
+    (["demo", "--days", "14", "--fresh"], "cmd_demo"),
+]
+
+
+@pytest.mark.parametrize(("argv", "handler"), COMMAND_LINES, ids=lambda v: " ".join(v) if isinstance(v, list) else v)
+def test_every_documented_command_line_parses_to_its_handler(argv, handler):
+    args = cli.build_parser().parse_args(argv)
+    assert args.func is getattr(cli, handler)
+
+
+def test_parsed_values_reach_the_handlers_typed():
+    args = cli.build_parser().parse_args(["ingest", "orders", *WINDOW, "--skip-if-absent"])
+    assert (args.layer, args.date, args.lookback_days, args.skip_if_absent) == ("orders", date(2026, 1, 14), 13, True)
+    args = cli.build_parser().parse_args(["dataset", "build", "--date", "2026-01-14"])
+    assert (args.kind, args.horizons) == ("retrieval", (7, 14, 28))
+    args = cli.build_parser().parse_args(["generate", "--defect", "malformed_json=5", "--defect", "late_event"])
+    assert dict(args.defect) == {"malformed_json": 5, "late_event": 1}
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (["ingest", "bronze"], "--date"),
+        (["ingest", "silver", "--lookback-days", "3"], "--date"),
+        (["features", "materialize"], "--date"),
+        (["features", "get", "--view", "user_activity_v2", "--keys", "u1"], "--as-of"),
+        (["features", "get", "--keys", "u1", "--as-of", "2026-01-14"], "--view"),
+        (["dataset", "build", "churn"], "--date"),
+        (["dataset", "rebuild"], "ID"),
+        (["train", "churn", "--date", "2026-01-14", "--processes", "0"], "--processes: must be at least 1, got 0"),
+        (["train", "churn", "--date", "2026-01-14", "--epochs", "0"], "--epochs: must be at least 1, got 0"),
+        (["ingest", "bronze", "--date", "2026-01-14", "--lookback-days", "-1"], "must be 0 or more"),
+        (["generate", "--defect", "malformed_json=lots"], "expected KIND=COUNT"),
+        (["ingest", "gold"], "invalid choice: 'gold'"),
+    ],
+)
+def test_missing_or_invalid_flags_are_refused_at_parse_time(argv, says, capsys):
+    # Before: `--processes 0` was taken as "not given" (args.processes or the default), and a missing
+    # --date surfaced as a ValueError from inside the command.
+    with pytest.raises(SystemExit) as exited:
+        cli.build_parser().parse_args(argv)
+    assert exited.value.code == 2
+    assert says in capsys.readouterr().err
+
+
+def test_version_names_the_package_and_the_commit(capsys):
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["--version"])
+    assert exited.value.code == 0
+    assert capsys.readouterr().out.strip() == f"lakecart 0.1.0 (commit {git_commit() or 'unknown'})"
+
+
+def test_the_gate_exit_code_comes_from_the_contracts():
+    assert "GATE_HOLD_EXIT = " not in inspect.getsource(cli)  # one declaration, in lakecart.contracts
+    assert (
+        "exit 0 to publish, 99 when" in cli.build_parser()._subparsers._group_actions[0].choices["evaluate"].description
+    )
+
+
+@pytest.fixture()
+def config(tmp_path, monkeypatch):
+    """Write a LAKECART_CONFIG file for this test."""
+
+    def write(text: str):
+        path = tmp_path / "lakecart.yaml"
+        path.write_text(text)
+        monkeypatch.setenv("LAKECART_CONFIG", str(path))
+        get_settings.cache_clear()
+        return path
+
+    yield write
+    get_settings.cache_clear()
+
+
+def test_a_misspelt_config_key_is_one_line_naming_it(config, capsys):
+    path = config("lake:\n  rooot: /mnt/lake\n")
+    assert cli.main(["tables"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        f"lakecart tables: error: invalid configuration: unknown key lake.rooot (from LAKECART_CONFIG={path}); "
+        "fix or remove it (keys: README, Configuration)"
+    )
+
+
+def test_malformed_yaml_is_one_line_naming_file_and_line(config, capsys):
+    path = config("lake:\n  root: /x\n spark: [\n")
+    assert cli.main(["tables"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"lakecart tables: error: {path} line 3"), err
+
+
+def test_a_bug_keeps_its_traceback(monkeypatch):
+    def broken(args):
+        return {}["no such key"]
+
+    monkeypatch.setattr(cli, "cmd_tables", broken)
+    # Before: a KeyError anywhere became one line and the traceback was lost.
+    with pytest.raises(KeyError, match="no such key"):
+        cli.main(["tables"])
+
+
+def test_the_projects_errors_are_one_line_and_the_traceback_comes_with_verbose(monkeypatch, capsys):
+    from lakecart.errors import UsageError
+
+    def refused(args):
+        raise UsageError("give --thing")
+
+    monkeypatch.setattr(cli, "cmd_tables", refused)
+    assert cli.main(["tables"]) == 1
+    assert capsys.readouterr().err.strip() == "lakecart tables: error: give --thing"
+    assert cli.main(["-v", "tables"]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback (most recent call last)" in err and err.rstrip().endswith("error: give --thing")
+
+
+def test_json_keeps_stdout_for_the_result(monkeypatch, capfd):
+    def chatty(args):
+        print("progress: 3 tables")  # what a job, a worker or the JVM would print to stdout
+        os.system("echo from a child process")
+        cli._print({"tables": 3})
+        return 0
+
+    monkeypatch.setattr(cli, "cmd_tables", chatty)
+    assert cli.main(["tables", "--json"]) == 0
+    out, err = capfd.readouterr()
+    assert json.loads(out) == {"tables": 3}
+    assert "progress: 3 tables" in err and "from a child process" in err
+
+
+def test_the_console_entry_point_prints_a_one_line_error_and_exits_1(tmp_path):
+    env = {**os.environ, "LAKECART_LAKE__ROOOT": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, "-m", "lakecart.cli", "tables"], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [
+        "lakecart tables: error: invalid configuration: unknown key lake.rooot (from LAKECART_LAKE__ROOOT); "
+        "fix or remove it (keys: README, Configuration)"
+    ]
+    assert done.stdout == ""
