@@ -16,7 +16,7 @@ help:  ## list the targets
 envs:  ## create the pipeline and airflow environments (no-op when up to date)
 	@infra/bootstrap.sh all
 
-demo: envs  ## generate demo data and run the whole pipeline DAG through Airflow
+demo: envs  ## generate demo data and run both DAGs (pipeline, then training) through Airflow
 	@LAKECART_AIRFLOW_BIN=$(abspath $(AIRFLOW)) $(PIPELINE)/lakecart demo $(DEMO_ARGS)
 
 # pytest exits 5 when a selection holds no test; that is not a failure of the suite.

@@ -5,7 +5,7 @@
 #   .venv/pipeline  TensorFlow 2.15 + TFRS + Horovod (built here, Gloo/CPU) + Spark/Delta + GX
 #   .venv/airflow   Apache Airflow 3.3 only (scheduler side; DAGs import nothing from the pipeline)
 #
-# Why two: see ../shared/STACK.md and README.md "Environments".
+# Why two: see docs/environments.md.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
