@@ -445,7 +445,11 @@ def cmd_publish(args: argparse.Namespace) -> int:
 def cmd_tables(args: argparse.Namespace) -> int:
     from lakecart.summary import table_overview
 
-    _print(table_overview())
+    overview = table_overview()
+    for row in overview:
+        if row.get("error"):
+            print(f"lakecart tables: warning: {row['table']}: {row['error']}", file=sys.stderr)
+    _print(overview)
     return 0
 
 
