@@ -15,7 +15,7 @@ from datetime import datetime
 from lakecart import delta, tables
 from lakecart.config import Settings
 from lakecart.features import REGISTRY, VIEWS, FeatureView
-from lakecart.features.definitions import AVAILABLE_AT, FEATURE_DATE
+from lakecart.features.definitions import FEATURE_DATE
 from lakecart.features.registry import ACTIVE, REMOVED, Change, check_applicable, plan
 
 log = logging.getLogger(__name__)
@@ -99,10 +99,11 @@ def require_applied(settings: Settings, views: Sequence[FeatureView]) -> None:
 
 def get_features(settings: Settings, view_name: str, keys: Sequence[str], as_of: datetime):
     """Each key's newest row of ``view_name`` that was known at ``as_of`` and still fresh (the
-    view's time-to-live), as a pandas DataFrame; keys without one are listed with nulls."""
-    import pandas as pd
-    import pyarrow.compute as pc
+    view's time-to-live), as a pandas DataFrame; keys without one are listed with nulls. The same
+    read (``training.data.features_as_of``) gives the models' outputs their features."""
     from deltalake import DeltaTable
+
+    from lakecart.training.data import features_as_of
 
     view = REGISTRY.get(view_name.removeprefix("features."))
     if view is None:
@@ -115,20 +116,6 @@ def get_features(settings: Settings, view_name: str, keys: Sequence[str], as_of:
     if not DeltaTable.is_deltatable(path):
         raise NotApplied(f"{view.qualified_name} has no table at {path}: apply and materialise it first")
     wanted = [tuple(k.split(",")) for k in keys]
-    as_of_ts = pd.Timestamp(as_of)
-    as_of_ts = as_of_ts.tz_localize("UTC") if as_of_ts.tzinfo is None else as_of_ts.tz_convert("UTC")
-    oldest = (as_of_ts - view.ttl).date()
-    dataset = DeltaTable(path).to_pyarrow_dataset()
-    first_key = view.entity.keys[0]
-    condition = (
-        pc.field(first_key).isin([w[0] for w in wanted])
-        & (pc.field(FEATURE_DATE) >= oldest)
-        & (pc.field(FEATURE_DATE) <= as_of_ts.date())
-    )
-    frame = dataset.to_table(filter=condition).to_pandas()
-    known = pd.to_datetime(frame[AVAILABLE_AT], utc=True)
-    frame = frame[(known <= as_of_ts) & (known > as_of_ts - view.ttl)]
-    newest = frame.sort_values([AVAILABLE_AT, FEATURE_DATE]).groupby(list(view.entity.keys)).tail(1)
-    requested = pd.DataFrame(wanted, columns=list(view.entity.keys))
+    rows = features_as_of(path, view.entity.keys, view.ttl, as_of, keys=wanted)
     # Nullable dtypes: a key without values must not turn the other keys' counts into floats.
-    return requested.merge(newest, on=list(view.entity.keys), how="left").convert_dtypes()
+    return rows.convert_dtypes()

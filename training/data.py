@@ -1,10 +1,17 @@
-"""Training input read straight from Delta with delta-rs (no JVM): each worker reads its own shard."""
+"""Training input read straight from Delta with delta-rs (no JVM): each worker reads its own shard;
+and the one "features as of a time" read that serving outputs and ``lakecart features get`` share."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from datetime import timedelta
+
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 from deltalake import DeltaTable
+
+from lakecart.features.definitions import AVAILABLE_AT, FEATURE_DATE
 
 
 def dataset_fragments(table_uri: str, dataset_id: str) -> list:
@@ -42,6 +49,47 @@ def numeric_columns(table_uri: str) -> list[str]:
     """Names of the table's numeric (integer or floating) columns, from its schema."""
     schema = DeltaTable(table_uri).to_pyarrow_dataset().schema
     return [f.name for f in schema if pa.types.is_integer(f.type) or pa.types.is_floating(f.type)]
+
+
+def features_as_of(
+    table_uri: str,
+    key_columns: Sequence[str],
+    ttl: timedelta,
+    at: pd.Timestamp,
+    keys: Sequence | None = None,
+    columns: Sequence[str] | None = None,
+) -> pd.DataFrame:
+    """Each key's newest row of a feature table that was known at ``at`` (``available_at <= at``)
+    and still fresh (``at - available_at < ttl``): the point-in-time join's rule for one instant
+    (rows known at the same instant resolve to the newer ``feature_date``).
+
+    ``keys``: only these keys (tuples for several key columns), in this order, each listed once,
+    with nulls where nothing is known; None: every key that has such a row. ``columns``: the
+    feature columns to read (default all); keys, ``feature_date`` and ``available_at`` come too.
+    """
+    at = pd.Timestamp(at)
+    at = at.tz_localize("UTC") if at.tzinfo is None else at.tz_convert("UTC")
+    dataset = DeltaTable(table_uri).to_pyarrow_dataset()
+    known_type = dataset.schema.field(AVAILABLE_AT).type
+    # Compared in the column's own type: a timestamp with a zone, or a naive one holding UTC.
+    as_column = lambda t: pa.scalar(t if known_type.tz else t.tz_convert(None), type=known_type)  # noqa: E731
+    # A row is known a day after its feature_date at the earliest: later days cannot qualify.
+    condition = (
+        (pc.field(FEATURE_DATE) <= pa.scalar(at.date()))
+        & (pc.field(AVAILABLE_AT) <= as_column(at))
+        & (pc.field(AVAILABLE_AT) > as_column(at - ttl))
+    )
+    key_columns = list(key_columns)
+    wanted = None
+    if keys is not None:
+        wanted = pd.DataFrame([k if isinstance(k, tuple) else (k,) for k in keys], columns=key_columns)
+        condition &= pc.field(key_columns[0]).isin(wanted[key_columns[0]].drop_duplicates().tolist())
+    read = None if columns is None else [*key_columns, FEATURE_DATE, AVAILABLE_AT, *columns]
+    frame = dataset.to_table(columns=read, filter=condition).to_pandas()
+    newest = frame.sort_values([AVAILABLE_AT, FEATURE_DATE], kind="stable").groupby(key_columns).tail(1)
+    if wanted is None:
+        return newest.sort_values(key_columns).reset_index(drop=True)
+    return wanted.drop_duplicates().merge(newest, on=key_columns, how="left")
 
 
 def read_delta(table_uri: str, columns: list[str] | None = None, filters=None) -> pd.DataFrame:

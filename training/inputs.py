@@ -25,12 +25,17 @@ class TowerSpec:
     output_dim: int | None = None  # None: concatenated features after the hidden layers, unprojected
 
 
+# A column whose training variance is at most this is constant: towers ignore it (its value at
+# serving time, whatever it is, cannot be scaled by a spread the model never saw).
+CONSTANT_VARIANCE = 1e-6
+
+
 def column_stats(matrix: np.ndarray) -> tuple[list[float], list[float]]:
-    """Mean and variance per column (variance floored, so constant columns pass through)."""
+    """Mean and variance per column (a constant column's variance is ``CONSTANT_VARIANCE``)."""
     matrix = np.asarray(matrix, dtype="float64")
     if len(matrix) == 0:
         return [0.0] * matrix.shape[1], [1.0] * matrix.shape[1]
-    return matrix.mean(axis=0).tolist(), np.maximum(matrix.var(axis=0), 1e-6).tolist()
+    return matrix.mean(axis=0).tolist(), np.maximum(matrix.var(axis=0), CONSTANT_VARIANCE).tolist()
 
 
 def scale_counts(values: np.ndarray) -> np.ndarray:

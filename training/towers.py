@@ -14,7 +14,7 @@ from collections.abc import Mapping
 
 import tensorflow as tf
 
-from lakecart.training.inputs import PAD, TowerSpec, pad_sequences, scale_counts, vocabulary
+from lakecart.training.inputs import CONSTANT_VARIANCE, PAD, TowerSpec, pad_sequences, scale_counts, vocabulary
 
 __all__ = ["PAD", "Tower", "TowerSpec", "pad_sequences", "scale_counts", "vocabulary"]
 
@@ -50,11 +50,19 @@ class Tower(tf.keras.Model):
         }
         # Fixed statistics, not batch normalisation: small batches and short runs leave batch-norm's
         # moving averages far from the data, and evaluation then sees differently scaled inputs.
-        self.normalize = (
-            tf.keras.layers.Normalization(mean=spec.numeric_stats[0], variance=spec.numeric_stats[1])
-            if spec.n_numeric and spec.numeric_stats
-            else (tf.keras.layers.Identity() if spec.n_numeric else None)
-        )
+        self.normalize = tf.keras.layers.Identity() if spec.n_numeric else None
+        self.informative = None
+        if spec.n_numeric and spec.numeric_stats:
+            mean, variance = spec.numeric_stats
+            informative = [v > CONSTANT_VARIANCE for v in variance]
+            self.normalize = tf.keras.layers.Normalization(
+                mean=mean, variance=[v if ok else 1.0 for v, ok in zip(variance, informative, strict=True)]
+            )
+            if not all(informative):
+                # A column constant on every training row taught the model nothing; at serving time
+                # (a 7-day lag once a week of history exists) it would arrive 1000s of standard
+                # deviations out, so it is held at its training value instead.
+                self.informative = tf.constant([[1.0 if ok else 0.0 for ok in informative]])
         self.dense = [tf.keras.layers.Dense(units, activation="relu") for units in spec.hidden_layers]
         self.project = tf.keras.layers.Dense(spec.output_dim) if spec.output_dim else None
 
@@ -67,7 +75,8 @@ class Tower(tf.keras.Model):
             # Mean over the real positions; an all-padding sequence (a new user) gives zeros, not NaN.
             parts.append(tf.reduce_sum(vectors * mask, axis=1) / tf.maximum(tf.reduce_sum(mask, axis=1), 1.0))
         if self.normalize is not None:
-            parts.append(self.normalize(tf.cast(inputs[self.spec.numeric], tf.float32)))
+            numeric = self.normalize(tf.cast(inputs[self.spec.numeric], tf.float32))
+            parts.append(numeric * self.informative if self.informative is not None else numeric)
         x = parts[0] if len(parts) == 1 else tf.concat(parts, axis=1)
         for layer in self.dense:
             x = layer(x)

@@ -23,6 +23,8 @@ import pandas as pd
 
 from lakecart import tables
 from lakecart.config import Settings
+from lakecart.features.definitions import AVAILABLE_AT, FEATURE_DATE
+from lakecart.features.pit import feature_prefix
 from lakecart.training import data as training_data
 
 # ``--param`` keys the trainer itself reads, for every task.
@@ -152,16 +154,29 @@ class ModelTask:
         return a >= b if self.higher_is_better else a <= b
 
 
-def features_as_of(settings: Settings, views: tuple[str, ...], key: str, day: date, how: str) -> pd.DataFrame:
-    """Each view's rows written for ``day`` (known at its end), columns named as in the training sets
-    (``<view>__<feature>``), merged on ``key`` (``how``: "outer" keeps an entity any view has)."""
+def serving_time(day: date) -> pd.Timestamp:
+    """The instant outputs for ``day`` read their features at: the end of ``day`` (midnight UTC), the
+    label time of a training row observed on ``day``, so outputs see what such a row saw."""
+    return pd.Timestamp(day, tz="UTC") + pd.Timedelta(days=1)
+
+
+def features_as_of(
+    settings: Settings, views: tuple[str, ...], key: str, day: date, how: str, keys: list | None = None
+) -> pd.DataFrame:
+    """Each view's newest row known at the end of ``day`` and younger than its TTL, as the
+    point-in-time join picks them for the training sets (``training_data.features_as_of``), columns
+    named as there (``<view>__<feature>``), merged on ``key`` (``how``: "outer" keeps an entity any
+    view has). ``keys``: only those entities."""
+    from lakecart.features import REGISTRY
+
     frame = None
-    for view in views:
-        rows = training_data.read_delta(
-            tables.table_path(f"features.{view}", settings), filters=[("feature_date", "=", day)]
+    for name in views:
+        view = REGISTRY[name]
+        rows = training_data.features_as_of(
+            tables.table_path(view.qualified_name, settings), view.entity.keys, view.ttl, serving_time(day), keys=keys
         )
-        rows = rows.drop(columns=["feature_date", "available_at"], errors="ignore")
-        rows = rows.rename(columns={c: f"{view}__{c}" for c in rows.columns if c != key})
+        rows = rows.drop(columns=[FEATURE_DATE, AVAILABLE_AT])
+        rows = rows.rename(columns={c: f"{feature_prefix(view)}{c}" for c in rows.columns if c != key})
         frame = rows if frame is None else frame.merge(rows, on=key, how=how)
     return frame if frame is not None else pd.DataFrame()
 

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from lakecart import tables
+from lakecart.features.pit import feature_prefix
 from lakecart.training import bgnbd, plots
 from lakecart.training import data as training_data
 from lakecart.training.evaluate import binary_metrics, reliability
@@ -26,10 +27,12 @@ from lakecart.training.tasks.base import ModelTask, TrainParams, feature_columns
 ACTIVITY = "user_activity_v2"
 SEQUENCES = "user_sequences_v1"
 SEQUENCE_LENGTH = 10
+RECENT_ITEMS = f"{feature_prefix(SEQUENCES)}recent_items"
+RECENT_CATEGORIES = f"{feature_prefix(SEQUENCES)}recent_categories"
 WINDOW_DAYS = 90  # the trailing window of the activity features
 NO_EVENT_DAYS = WINDOW_DAYS + 1  # "days since" beyond the 90-day window: no such event on record
 RFM = tuple(
-    f"{ACTIVITY}__{name}"
+    f"{feature_prefix(ACTIVITY)}{name}"
     for name in ("days_since_active", "days_since_purchase", "purchase_days_90d", "spend_per_purchase_90d")
 )
 
@@ -37,7 +40,7 @@ RFM = tuple(
 def with_recency_filled(frame: pd.DataFrame) -> pd.DataFrame:
     """A missing "days since" means longer ago than the window, not 0 days."""
     frame = frame.copy()
-    for column in [c for c in frame.columns if c.startswith(f"{ACTIVITY}__days_since_")]:
+    for column in [c for c in frame.columns if c.startswith(f"{feature_prefix(ACTIVITY)}days_since_")]:
         frame[column] = pd.to_numeric(frame[column], errors="coerce").fillna(NO_EVENT_DAYS)
     return frame
 
@@ -57,7 +60,7 @@ def bgnbd_summary(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     days but no recency on record gets the window's first day, t_x = 1 (t_x = 0 with x > 0 would make
     the likelihood unbounded).
     """
-    recency, frequency = f"{ACTIVITY}__days_since_purchase", f"{ACTIVITY}__purchase_days_90d"
+    recency, frequency = RFM[1], RFM[2]
     values = frame.reindex(columns=[recency, frequency]).apply(pd.to_numeric, errors="coerce")
     x = values[frequency].fillna(0.0).clip(lower=0.0).to_numpy(dtype="float64")
     days_since = values[recency].fillna(NO_EVENT_DAYS).to_numpy(dtype="float64")
@@ -77,23 +80,24 @@ class ChurnTask(ModelTask):
     }
 
     def state_columns(self) -> list[str]:
-        return [f"{SEQUENCES}__recent_items", f"{SEQUENCES}__recent_categories"]
+        return [RECENT_ITEMS, RECENT_CATEGORIES]
 
     def fit_state(self, full: pd.DataFrame) -> None:
         from lakecart.training.inputs import vocabulary
 
         self.state = {
-            "items": vocabulary(full[f"{SEQUENCES}__recent_items"]),
-            "categories": vocabulary(full[f"{SEQUENCES}__recent_categories"]),
+            "items": vocabulary(full[RECENT_ITEMS]),
+            "categories": vocabulary(full[RECENT_CATEGORIES]),
             "features": feature_columns(
-                training_data.numeric_columns(self.table_uri), (f"{ACTIVITY}__", f"{SEQUENCES}__recent_length")
+                training_data.numeric_columns(self.table_uri),
+                (feature_prefix(ACTIVITY), f"{feature_prefix(SEQUENCES)}recent_length"),
             ),
         }
 
     def inputs(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
         inputs = {
-            "recent_items": pad_sequences(list(frame[f"{SEQUENCES}__recent_items"]), SEQUENCE_LENGTH),
-            "recent_categories": pad_sequences(list(frame[f"{SEQUENCES}__recent_categories"]), SEQUENCE_LENGTH),
+            "recent_items": pad_sequences(list(frame[RECENT_ITEMS]), SEQUENCE_LENGTH),
+            "recent_categories": pad_sequences(list(frame[RECENT_CATEGORIES]), SEQUENCE_LENGTH),
             "numeric": numeric_matrix(with_recency_filled(frame), self.state["features"]),
         }
         if "churned" in frame.columns:

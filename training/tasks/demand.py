@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from lakecart import tables
+from lakecart.features.pit import feature_prefix
 from lakecart.training import data as training_data
 from lakecart.training import plots
 from lakecart.training.evaluate import mase
@@ -52,7 +53,7 @@ class DemandTask(ModelTask):
 
     def baseline_forecasts(self, frame: pd.DataFrame, horizon: int) -> dict[str, np.ndarray]:
         def mean(window: int) -> np.ndarray:
-            column = f"{self.demand_view}__units_mean_{window}d"
+            column = f"{feature_prefix(self.demand_view)}units_mean_{window}d"
             values = frame[column] if column in frame.columns else pd.Series(0.0, index=frame.index)
             return pd.to_numeric(values, errors="coerce").fillna(0.0).to_numpy() * horizon
 
@@ -76,7 +77,7 @@ class DemandTask(ModelTask):
             "keys": sorted(full[self.key].dropna().astype(str).unique()),
             "horizons": horizons,
             "scales": scales,
-            "features": feature_columns(numeric, tuple(f"{v}__" for v in self.views)),
+            "features": feature_columns(numeric, tuple(feature_prefix(v) for v in self.views)),
         }
 
     def inputs(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:

@@ -17,15 +17,23 @@ import numpy as np
 import pandas as pd
 
 from lakecart import tables
+from lakecart.features.pit import feature_prefix
 from lakecart.training import data as training_data
 from lakecart.training import plots
 from lakecart.training.evaluate import binary_metrics
 from lakecart.training.inputs import TowerSpec
-from lakecart.training.tasks.base import ModelTask, TrainParams, feature_columns, id_array, numeric_matrix
+from lakecart.training.tasks.base import (
+    ModelTask,
+    TrainParams,
+    feature_columns,
+    features_as_of,
+    id_array,
+    numeric_matrix,
+)
 
 USER_VIEW = "user_activity_v1"
 ITEM_VIEW = "item_popularity_v1"
-BASELINE = f"{ITEM_VIEW}__conversion_rate_7d"
+BASELINE = f"{feature_prefix(ITEM_VIEW)}conversion_rate_7d"
 
 
 def view_purchase_pairs(rows: pd.DataFrame) -> pd.DataFrame:
@@ -64,7 +72,7 @@ class RankingTask(ModelTask):
             "items": sorted(full["item_id"].dropna().astype(str).unique()),
             "categories": sorted(full["category"].dropna().astype(str).unique()),
             "devices": sorted(full["device"].dropna().astype(str).unique()),
-            "features": feature_columns(numeric, (f"{USER_VIEW}__", f"{ITEM_VIEW}__")),
+            "features": feature_columns(numeric, (feature_prefix(USER_VIEW), feature_prefix(ITEM_VIEW))),
         }
 
     def inputs(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
@@ -117,13 +125,8 @@ class RankingTask(ModelTask):
         )
         frame = frame.merge(catalogue, on="item_id", how="left")
         for view, key in ((USER_VIEW, "user_id"), (ITEM_VIEW, "item_id")):
-            columns = [c.split("__", 1)[1] for c in self.state["features"] if c.startswith(f"{view}__")]
-            rows = training_data.read_delta(
-                tables.table_path(f"features.{view}", self.settings),
-                [key, *columns],
-                filters=[("feature_date", "=", as_of)],
-            )
-            frame = frame.merge(rows.rename(columns={c: f"{view}__{c}" for c in columns}), on=key, how="left")
+            rows = features_as_of(self.settings, (view,), key, as_of, how="left", keys=sorted(set(frame[key])))
+            frame = frame.merge(rows, on=key, how="left")
         frame["score"] = self.predict(model, frame)[:, 0].astype("float32")
         frame = frame.sort_values(["user_id", "score"], ascending=[True, False], kind="stable")
         frame["rank"] = frame.groupby("user_id").cumcount().astype("int32") + 1

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from lakecart import tables
+from lakecart.features.pit import feature_prefix
 from lakecart.training import data as training_data
 from lakecart.training import plots
 from lakecart.training.evaluate import (
@@ -26,12 +27,21 @@ from lakecart.training.evaluate import (
     top_k_indices,
 )
 from lakecart.training.inputs import TowerSpec, pad_sequences, scale_counts
-from lakecart.training.tasks.base import ModelTask, TrainParams, feature_columns, id_array, numeric_matrix
+from lakecart.training.tasks.base import (
+    ModelTask,
+    TrainParams,
+    feature_columns,
+    features_as_of,
+    id_array,
+    numeric_matrix,
+)
 
 KS = (10, 50, 100)
 SEQUENCE_LENGTH = 10
 USER_VIEW = "user_activity_v1"
 SEQUENCE_VIEW = "user_sequences_v1"
+RECENT_ITEMS = f"{feature_prefix(SEQUENCE_VIEW)}recent_items"
+RECENT_CATEGORIES = f"{feature_prefix(SEQUENCE_VIEW)}recent_categories"
 CANDIDATES_PER_USER = 100  # handed to the ranking stage
 
 
@@ -58,7 +68,7 @@ class RetrievalTask(ModelTask):
         return self._catalogue
 
     def state_columns(self) -> list[str]:
-        return ["user_id", "device", f"{SEQUENCE_VIEW}__recent_items", f"{SEQUENCE_VIEW}__recent_categories"]
+        return ["user_id", "device", RECENT_ITEMS, RECENT_CATEGORIES]
 
     def fit_state(self, full: pd.DataFrame) -> None:
         items = self.catalogue()
@@ -68,7 +78,9 @@ class RetrievalTask(ModelTask):
             "categories": sorted(items["category"].dropna().astype(str).unique()),
             "brands": sorted(items["brand"].dropna().astype(str).unique()),
             "devices": sorted(full["device"].dropna().astype(str).unique()),
-            "user_features": feature_columns(training_data.numeric_columns(self.table_uri), (f"{USER_VIEW}__",)),
+            "user_features": feature_columns(
+                training_data.numeric_columns(self.table_uri), (feature_prefix(USER_VIEW),)
+            ),
         }
 
     def query_inputs(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
@@ -78,8 +90,8 @@ class RetrievalTask(ModelTask):
             "device": id_array(frame["device"]),
             "hour": np.array([f"h{h:02d}" for h in times.dt.hour]),
             "weekday": np.array([f"d{d}" for d in times.dt.weekday]),
-            "recent_items": pad_sequences(_column(frame, f"{SEQUENCE_VIEW}__recent_items"), SEQUENCE_LENGTH),
-            "recent_categories": pad_sequences(_column(frame, f"{SEQUENCE_VIEW}__recent_categories"), SEQUENCE_LENGTH),
+            "recent_items": pad_sequences(_column(frame, RECENT_ITEMS), SEQUENCE_LENGTH),
+            "recent_categories": pad_sequences(_column(frame, RECENT_CATEGORIES), SEQUENCE_LENGTH),
             "user_numeric": numeric_matrix(frame, self.state["user_features"]),
         }
 
@@ -161,7 +173,7 @@ class RetrievalTask(ModelTask):
         matrix = cooccurrence_matrix(users.loc[train["user_id"]].to_numpy(), train_index, len(items))
         history = [
             items.reindex([str(v) for v in (seq if seq is not None else [])]).dropna().astype(int).to_numpy()
-            for seq in _column(test, f"{SEQUENCE_VIEW}__recent_items")
+            for seq in _column(test, RECENT_ITEMS)
         ]
         cooc = cooccurrence_scores(history, matrix, popular[0])
         return {
@@ -181,14 +193,8 @@ class RetrievalTask(ModelTask):
         )
         last = full.sort_values("event_time").groupby("user_id").tail(1).set_index("user_id")
         frame = last.reindex(self.state["users"]).rename_axis("user_id").reset_index()
-        for view, columns in (
-            (USER_VIEW, [c.split("__", 1)[1] for c in self.state["user_features"]]),
-            (SEQUENCE_VIEW, ["recent_items", "recent_categories"]),
-        ):
-            path = tables.table_path(f"features.{view}", self.settings)
-            rows = training_data.read_delta(path, ["user_id", *columns], filters=[("feature_date", "=", as_of)])
-            rows = rows.rename(columns={c: f"{view}__{c}" for c in columns})
-            frame = frame.merge(rows, on="user_id", how="left")
+        rows = features_as_of(self.settings, (USER_VIEW, SEQUENCE_VIEW), "user_id", as_of, "left", self.state["users"])
+        frame = frame.merge(rows, on="user_id", how="left")
         frame["event_time"] = frame["event_time"].fillna(pd.Timestamp(as_of, tz="UTC"))
         return frame
 
