@@ -2,10 +2,16 @@
 
 A *kind* of training set (retrieval, churn, demand, category_demand) is its labels plus the
 feature views joined to them as of each label's time. ``run_training_set`` reads silver and every
-view at their current Delta versions, records those versions, the views' versions and fingerprints
-and the build parameters in ``training.manifests``, and writes the rows to ``training.<kind>``
-under a ``dataset_id``. ``rebuild`` reads the same versions again (time travel), so it returns the
-same rows however much data arrived since.
+view at their current Delta versions, records those versions (and those of the tables training
+reads beside the set: the catalogue, ``silver.items``), the views' versions, fingerprints and code
+digests, the code version (package and git commit) and the build parameters in
+``training.manifests``, and writes the rows to ``training.<kind>`` under a ``dataset_id``.
+``rebuild`` reads the same versions again (time travel), so it returns the same rows however much
+data arrived since, and refuses, naming the view and the function, if a view's code changed.
+
+``training_set_expectations`` is the gate a build must pass before training: keys, splits, no
+feature row newer than its label or older than its time-to-live (leakage), every view covering
+most label rows of each split, and (binary labels) both classes on each split.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from datetime import date, timedelta
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from lakecart import delta, tables
+from lakecart import delta, lineage, tables
 from lakecart.config import Settings
 from lakecart.features import (
     FeatureView,
@@ -32,7 +38,9 @@ from lakecart.features import (
     user_activity_v2,
     user_sequences_v1,
 )
-from lakecart.features.pit import point_in_time_join
+from lakecart.features.definitions import legacy_fingerprint
+from lakecart.features.pit import feature_column, feature_time_column, point_in_time_join
+from lakecart.features.registry import changed_code, recorded_scheme
 from lakecart.jobs import labels as label_builders
 from lakecart.jobs.feature_store import require_applied, view_path
 
@@ -81,11 +89,11 @@ def retrieval_labels(events: DataFrame, start: date, end: date, test_days: int) 
     )
 
 
-def _retrieval(events: DataFrame, p: BuildParams) -> tuple[DataFrame, str]:
+def _retrieval(events: DataFrame, p: BuildParams) -> DataFrame:
     if p.test_days < 1 or p.days <= p.test_days:
         raise ValueError(f"need more days ({p.days}) than test_days ({p.test_days})")
     start = p.end - timedelta(days=p.days - 1)
-    return retrieval_labels(events, start, p.end, p.test_days), "event_time"
+    return retrieval_labels(events, start, p.end, p.test_days)
 
 
 def _observations(p: BuildParams, horizon: int) -> list[date]:
@@ -98,52 +106,91 @@ def _with_split(frame: DataFrame, observations: list[date], test_days: int) -> D
     return frame.withColumn("split", F.when(F.col("observation_date") >= F.lit(test_start), "test").otherwise("train"))
 
 
-def _churn(events: DataFrame, p: BuildParams) -> tuple[DataFrame, str]:
+def _churn(events: DataFrame, p: BuildParams) -> DataFrame:
     observations = _observations(p, p.horizon_days)
     frame = label_builders.churn_labels(events, observations, p.horizon_days, p.end)
-    return _with_split(frame, observations, p.test_days), label_builders.LABEL_TIME
+    return _with_split(frame, observations, p.test_days)
 
 
-def _demand(key: str) -> Callable[[DataFrame, BuildParams], tuple[DataFrame, str]]:
-    def build(events: DataFrame, p: BuildParams) -> tuple[DataFrame, str]:
+def _demand(key: str) -> Callable[[DataFrame, BuildParams], DataFrame]:
+    def build(events: DataFrame, p: BuildParams) -> DataFrame:
         observations = _observations(p, max(p.horizons))
         frame = label_builders.demand_labels(events, observations, p.end, key, p.horizons)
-        return _with_split(frame, observations, p.test_days), label_builders.LABEL_TIME
+        return _with_split(frame, observations, p.test_days)
 
     return build
 
 
-@dataclass(frozen=True)
+# The gate's floor: on each split, at least this share of label rows got a row from each view. The
+# first days of a lake have no history (a retrieval set over the first 5 days measured 0.70 for
+# user features on its train split); a view that was not materialised for the label days scores 0.
+MIN_FEATURE_COVERAGE = 0.5
+
+
+@dataclass(frozen=True, kw_only=True)
 class DatasetKind:
     name: str
-    labels: Callable[[DataFrame, BuildParams], tuple[DataFrame, str]]  # -> (labels, label time column)
+    labels: Callable[[DataFrame, BuildParams], DataFrame]  # (silver events, params) -> label rows with "split"
+    label_time: str  # the labels' column features are joined as of
     views: tuple[FeatureView, ...]
     unique_key: tuple[str, ...]  # one row per these columns: the suite checks it
     # All rows of one entity go to one file. Training workers shard by file, and examples built from
     # a worker's rows (ranking's view -> purchase pairs) must see every row of that entity.
     shard_key: str
+    # A binary label as a Spark SQL condition (true: the positive class): the gate wants both
+    # classes on each split. None: the label is not binary.
+    positive: str | None = None
+    # Tables training reads beside the set (the catalogue): their Delta versions are recorded in
+    # the manifest, so a training run can read what the set was built against.
+    pinned: tuple[str, ...] = ()
+    min_feature_coverage: float = MIN_FEATURE_COVERAGE
 
     @property
     def table(self) -> str:
         return f"training.{self.name}"
+
+    def feature_columns(self) -> list[str]:
+        """The joined feature columns, ``<view table>__<feature>``, named by the join's own function."""
+        return [feature_column(v, f) for v in self.views for f in v.feature_names()]
 
 
 KINDS: dict[str, DatasetKind] = {
     k.name: k
     for k in (
         DatasetKind(
-            "retrieval", _retrieval, (user_activity_v1, user_sequences_v1, item_popularity_v1), ("event_id",), "user_id"
+            name="retrieval",
+            labels=_retrieval,
+            label_time="event_time",
+            views=(user_activity_v1, user_sequences_v1, item_popularity_v1),
+            unique_key=("event_id",),
+            shard_key="user_id",
+            positive="event_type = 'purchase'",  # ranking learns view -> purchase
+            pinned=(tables.SILVER_ITEMS,),  # retrieval's candidates and ranking's categories
         ),
-        DatasetKind("churn", _churn, (user_activity_v2, user_sequences_v1), ("user_id", "observation_date"), "user_id"),
         DatasetKind(
-            "demand",
-            _demand("item_id"),
-            (item_demand_v1, item_popularity_v2),
-            ("item_id", "observation_date"),
-            "item_id",
+            name="churn",
+            labels=_churn,
+            label_time=label_builders.LABEL_TIME,
+            views=(user_activity_v2, user_sequences_v1),
+            unique_key=("user_id", "observation_date"),
+            shard_key="user_id",
+            positive="churned = 1",
         ),
         DatasetKind(
-            "category_demand", _demand("category"), (category_demand_v1,), ("category", "observation_date"), "category"
+            name="demand",
+            labels=_demand("item_id"),
+            label_time=label_builders.LABEL_TIME,
+            views=(item_demand_v1, item_popularity_v2),
+            unique_key=("item_id", "observation_date"),
+            shard_key="item_id",
+        ),
+        DatasetKind(
+            name="category_demand",
+            labels=_demand("category"),
+            label_time=label_builders.LABEL_TIME,
+            views=(category_demand_v1,),
+            unique_key=("category", "observation_date"),
+            shard_key="category",
         ),
     )
 }
@@ -154,14 +201,16 @@ def dataset_id_for(end: date, kind: str = "retrieval") -> str:
 
 
 def build_rows(kind: DatasetKind, events: DataFrame, views: dict[str, DataFrame], params: BuildParams) -> DataFrame:
-    labels, label_time = kind.labels(events, params)
-    return point_in_time_join(labels, label_time, [(v, views[v.table_name]) for v in kind.views])
+    return point_in_time_join(
+        kind.labels(events, params), kind.label_time, [(v, views[v.table_name]) for v in kind.views]
+    )
 
 
 def _inputs(kind: DatasetKind, settings: Settings) -> dict[str, str]:
     return {
         tables.SILVER_EVENTS: tables.table_path(tables.SILVER_EVENTS, settings),
         **{v.qualified_name: view_path(v, settings) for v in kind.views},
+        **{name: tables.table_path(name, settings) for name in kind.pinned},
     }
 
 
@@ -175,7 +224,44 @@ def _build_at(spark: SparkSession, kind: DatasetKind, paths: dict, versions: dic
 
 def _latest_inputs(spark: SparkSession, kind: DatasetKind, settings: Settings) -> tuple[dict, dict]:
     paths = _inputs(kind, settings)
+    missing = [f"{name} ({paths[name]})" for name in kind.pinned if not delta.table_exists(spark, paths[name])]
+    if missing:
+        raise FileNotFoundError(
+            f"{kind.table} pins {', '.join(missing)}, which has no table yet: training reads it beside the "
+            "set, so ingest it first (the catalogue: `lakecart ingest catalog`)"
+        )
     return paths, {name: delta.latest_version(spark, path) for name, path in paths.items()}
+
+
+def view_lineage(kind: DatasetKind) -> dict[str, dict]:
+    """What a manifest records of each view: version, fingerprint (and its scheme) and the code
+    digests behind it, so that a rebuild can say which function changed."""
+    return {
+        v.qualified_name: {
+            "version": v.version,
+            "fingerprint": v.fingerprint(),
+            "fingerprint_scheme": v.definition()["fingerprint_scheme"],
+            "code": v.code_digests(),
+        }
+        for v in kind.views
+    }
+
+
+def changed_views(kind: DatasetKind, recorded: dict[str, dict]) -> list[str]:
+    """The views whose logic differs from what a manifest recorded (``recorded``: its
+    ``feature_views``), each as ``<table> (<old> -> <new>; code changed: ...)``. A manifest of an
+    older fingerprint scheme is compared with that scheme's fingerprint."""
+    problems = []
+    for view in kind.views:
+        entry = recorded[view.qualified_name]
+        if entry["fingerprint"] == view.fingerprint():
+            continue
+        if recorded_scheme(entry) == 1 and entry["fingerprint"] == legacy_fingerprint(view):
+            continue
+        problems.append(
+            f"{view.qualified_name} ({entry['fingerprint']} -> {view.fingerprint()}{changed_code(entry, view)})"
+        )
+    return problems
 
 
 def build_current(spark: SparkSession, settings: Settings, kind: str, params: BuildParams) -> DataFrame:
@@ -210,10 +296,9 @@ def run_training_set(spark: SparkSession, settings: Settings, kind: str, params:
         "params": params.to_json(),
         "rows": counts,
         "content_hash": content_hash(written),
-        "feature_views": {
-            v.qualified_name: {"version": v.version, "fingerprint": v.fingerprint()} for v in dataset_kind.views
-        },
-        "input_versions": versions,
+        "feature_views": view_lineage(dataset_kind),
+        "input_versions": versions,  # silver.events, every view, and the tables training reads (pinned)
+        "code_version": lineage.code_version(),
         "output_version": delta.latest_version(spark, out_path),
     }
     # Manifests live in the lake too (a Delta table), so they travel wherever the lake does.
@@ -241,13 +326,12 @@ def rebuild(spark: SparkSession, settings: Settings, dataset_id: str, write: boo
     differ. ``write``: replace the stored rows with the rebuilt ones (e.g. after a vacuum lost them)."""
     manifest = load_manifest(spark, settings, dataset_id)
     kind = KINDS[manifest["kind"]]
-    for view in kind.views:
-        recorded = manifest["feature_views"][view.qualified_name]["fingerprint"]
-        if recorded != view.fingerprint():
-            raise RuntimeError(
-                f"{view.qualified_name} changed since {dataset_id} was built ({recorded} -> {view.fingerprint()}): "
-                "the rebuild would not be identical"
-            )
+    changed = changed_views(kind, manifest["feature_views"])
+    if changed:
+        raise RuntimeError(
+            f"{'; '.join(changed)}: changed since {dataset_id} was built, so the rebuild would not be identical "
+            "(a view whose values change needs a new version)"
+        )
     frame = _build_at(
         spark, kind, _inputs(kind, settings), manifest["input_versions"], BuildParams.from_json(manifest["params"])
     ).withColumn("dataset_id", F.lit(dataset_id))
@@ -264,13 +348,21 @@ def rebuild(spark: SparkSession, settings: Settings, dataset_id: str, write: boo
 
 
 def training_set_expectations(kind: str = "retrieval") -> list:
+    """The gate of a training set of ``kind``: what a build must satisfy before anything trains on it.
+
+    Beyond keys and splits: every joined feature row was known at or before its label time and
+    within its view's time-to-live (the join's own rule, audited on the rows written, so a build
+    that leaks fails here); on each split, each view covers at least ``min_feature_coverage`` of
+    the label rows; a binary label has both classes on each split (a set where every customer
+    "churned" comes from broken features, not from customers).
+    """
     import great_expectations.expectations as gxe
 
     dataset_kind = KINDS[kind]
     keys = list(dataset_kind.unique_key)
     suite = [
         gxe.ExpectTableRowCountToBeBetween(min_value=1),
-        *[gxe.ExpectColumnValuesToNotBeNull(column=c) for c in (*keys, "split")],
+        *[gxe.ExpectColumnValuesToNotBeNull(column=c) for c in (*keys, "split", dataset_kind.label_time)],
         gxe.ExpectColumnValuesToBeInSet(column="split", value_set=["train", "test"]),
         gxe.ExpectColumnDistinctValuesToContainSet(column="split", value_set=["train", "test"]),
         gxe.ExpectCompoundColumnsToBeUnique(column_list=keys)
@@ -278,5 +370,32 @@ def training_set_expectations(kind: str = "retrieval") -> list:
         else gxe.ExpectColumnValuesToBeUnique(column=keys[0]),
     ]
     if kind == "retrieval":
-        suite += [gxe.ExpectColumnValuesToNotBeNull(column=c) for c in ("user_id", "item_id", "event_time")]
+        suite += [gxe.ExpectColumnValuesToNotBeNull(column=c) for c in ("user_id", "item_id")]
+    label_time = dataset_kind.label_time
+    for view in dataset_kind.views:
+        known = feature_time_column(view)
+        ttl_micros = int(view.ttl.total_seconds() * 1_000_000)
+        suite += [
+            gxe.UnexpectedRowsExpectation(
+                description=f"{known}: every feature row was known at or before {label_time} and within "
+                f"{view.qualified_name}'s time-to-live ({view.ttl})",
+                unexpected_rows_query=f"SELECT * FROM {{batch}} WHERE {known} > {label_time} "
+                f"OR unix_micros({label_time}) - unix_micros({known}) >= {ttl_micros}",
+            ),
+            gxe.UnexpectedRowsExpectation(
+                description=f"{known}: on each split at least {dataset_kind.min_feature_coverage:.0%} of the "
+                f"label rows got a row of {view.qualified_name}",
+                unexpected_rows_query=f"SELECT split, count({known}) / count(*) AS coverage FROM {{batch}} "
+                f"GROUP BY split HAVING count({known}) < {dataset_kind.min_feature_coverage} * count(*)",
+            ),
+        ]
+    if dataset_kind.positive is not None:
+        rate = f"avg(CASE WHEN {dataset_kind.positive} THEN 1.0 ELSE 0.0 END)"
+        suite.append(
+            gxe.UnexpectedRowsExpectation(
+                description=f"both classes of the label ({dataset_kind.positive}) on each split",
+                unexpected_rows_query=f"SELECT split, {rate} AS positive_rate FROM {{batch}} "
+                f"GROUP BY split HAVING {rate} <= 0 OR {rate} >= 1",
+            )
+        )
     return suite

@@ -1,0 +1,149 @@
+"""Training sets: the gate catches leaking or broken builds, and the manifest records everything a
+rebuild or a training run needs (the catalogue's version, the code version, the views' code)."""
+
+from datetime import date, datetime, timedelta
+
+import pytest
+
+from lakecart import delta, lineage, tables
+from lakecart.features import user as user_module
+from lakecart.features import user_activity_v2, user_sequences_v1
+from lakecart.features.definitions import legacy_fingerprint
+from lakecart.jobs import training_set
+from lakecart.jobs.materialize import run_materialize
+from lakecart.quality import validate_dataframe
+from tests.features.test_fingerprint import edited_copy
+from tests.jobs.test_feature_store import START, apply_only, publish, silver_rows
+
+CHURN_COLUMNS = (
+    "user_id string, observation_date date, label_time timestamp, churned int, split string, "
+    "feature_time__user_activity_v2 timestamp, feature_time__user_sequences_v1 timestamp"
+)
+LABEL_TIME = datetime(2026, 3, 8)  # observation Mar 7, features as of midnight after it
+KNOWN = datetime(2026, 3, 8)  # Mar 7's feature rows became known at midnight: fresh, not from the future
+
+
+def churn_set(spark, **change):
+    """Four train and four test rows, half churned on each split, every row with both views'
+    features; ``change``: row index -> the fields to replace in that row."""
+    rows = []
+    for n in range(8):
+        split, observed, label_time = (
+            ("train", date(2026, 3, 1), datetime(2026, 3, 2)) if n < 4 else ("test", date(2026, 3, 7), LABEL_TIME)
+        )
+        row = {
+            "user_id": f"u{n}",
+            "observation_date": observed,
+            "label_time": label_time,
+            "churned": n % 2,
+            "split": split,
+            "feature_time__user_activity_v2": label_time,
+            "feature_time__user_sequences_v1": label_time - timedelta(hours=12),
+        }
+        row.update(change.get(f"row{n}", {}))
+        rows.append(tuple(row.values()))
+    return spark.createDataFrame(rows, CHURN_COLUMNS)
+
+
+def gate(frame, tmp_path):
+    return validate_dataframe(frame, "training.churn", training_set.training_set_expectations("churn"), tmp_path)
+
+
+def failed(outcome, text):
+    return [f for f in outcome.failures if text in f]
+
+
+def test_the_churn_gate_passes_a_correct_set(spark, tmp_path):
+    outcome = gate(churn_set(spark), tmp_path)
+    assert outcome.success, outcome.summary()
+
+
+def test_the_churn_gate_fails_a_feature_row_newer_than_its_label(spark, tmp_path):
+    # Row 5's activity features became known an hour after its label time: leakage.
+    leaking = churn_set(spark, row5={"feature_time__user_activity_v2": LABEL_TIME + timedelta(hours=1)})
+    outcome = gate(leaking, tmp_path)
+    assert not outcome.success
+    assert len(outcome.failures) == 1 and failed(outcome, "feature_time__user_activity_v2"), outcome.summary()
+
+
+def test_the_churn_gate_fails_a_feature_row_older_than_the_time_to_live(spark, tmp_path):
+    # user_sequences_v1 has a 2-day TTL: a row known exactly 2 days before the label is stale
+    # (fresh means label time - available_at < TTL).
+    stale = churn_set(spark, row6={"feature_time__user_sequences_v1": LABEL_TIME - timedelta(days=2)})
+    outcome = gate(stale, tmp_path)
+    assert not outcome.success
+    assert len(outcome.failures) == 1 and failed(outcome, "feature_time__user_sequences_v1"), outcome.summary()
+
+
+def test_the_churn_gate_fails_a_split_where_everyone_churned(spark, tmp_path):
+    # Features of a day without data: every test-split user looks inactive and churns (rate 4/4 = 1).
+    everyone = churn_set(spark, row4={"churned": 1}, row6={"churned": 1})
+    outcome = gate(everyone, tmp_path)
+    assert not outcome.success
+    assert len(outcome.failures) == 1 and failed(outcome, "churned"), outcome.summary()
+
+
+def test_the_churn_gate_fails_a_split_where_most_labels_got_no_features(spark, tmp_path):
+    # 3 of the 4 test rows got no user_sequences_v1 row: coverage 1/4 < the 1/2 floor (train: 4/4).
+    missing = {"feature_time__user_sequences_v1": None}
+    sparse = churn_set(spark, row4=missing, row5=missing, row6=missing)
+    outcome = gate(sparse, tmp_path)
+    assert not outcome.success
+    assert len(outcome.failures) == 1 and failed(outcome, "feature_time__user_sequences_v1"), outcome.summary()
+
+
+def test_rebuild_accepts_a_manifest_of_the_old_fingerprint_scheme_and_names_changed_code(tmp_path, monkeypatch):
+    kind = training_set.KINDS["churn"]
+    current = training_set.view_lineage(kind)
+    assert training_set.changed_views(kind, current) == []
+    # A manifest written before scheme 2 recorded only the version and the scheme-1 fingerprint.
+    old = {v.qualified_name: {"version": v.version, "fingerprint": legacy_fingerprint(v)} for v in kind.views}
+    assert training_set.changed_views(kind, old) == []
+    edited = edited_copy(user_module, "RECENT_N = 10", "RECENT_N = 5", tmp_path)
+    monkeypatch.setattr(user_module, "RECENT_N", edited.RECENT_N)
+    # Both views read RECENT_N (through daily_user_partials_v2).
+    problems = training_set.changed_views(kind, current)
+    assert [p.split(" ")[0] for p in problems] == [user_activity_v2.qualified_name, user_sequences_v1.qualified_name]
+    assert all("lakecart.features.user.RECENT_N" in p for p in problems)
+
+
+def test_a_retrieval_manifest_pins_the_catalogue_and_the_code_and_its_rows_pass_the_gate(
+    spark, settings, tmp_path, monkeypatch
+):
+    views = ("user_activity_v1", "user_sequences_v1", "item_popularity_v1")
+    publish(spark, settings, silver_rows(START, 3))  # Mar 1..3
+    apply_only(spark, settings, *views)
+    run_materialize(spark, settings, START, START + timedelta(days=2), list(views))
+    items_path = tables.table_path(tables.SILVER_ITEMS, settings)
+    catalogue = spark.createDataFrame([(f"i{n}", f"c{n % 2}") for n in range(4)], "item_id string, category string")
+    delta.merge_by_key(catalogue, items_path, ["item_id"])
+    delta.merge_by_key(catalogue.limit(1), items_path, ["item_id"])  # a second commit: version 1
+    # Interactions of Mar 2..3, test split Mar 3; u1 buys on Mar 2 and u0 on Mar 3 (silver_rows'
+    # ordinals), so each split has both labels of the ranking task.
+    params = training_set.BuildParams(end=START + timedelta(days=2), days=2, test_days=1)
+    manifest = training_set.run_training_set(spark, settings, "retrieval", params, shards=1)
+    assert manifest["input_versions"][tables.SILVER_ITEMS] == delta.latest_version(spark, items_path) == 1
+    assert manifest["code_version"] == lineage.code_version()
+    assert manifest["code_version"]["package"] and "commit" in manifest["code_version"]
+    recorded = manifest["feature_views"]["features.user_activity_v1"]
+    assert recorded["code"]["lakecart.features.user.compute_user_activity"]
+
+    # The rows actually built pass the gate (every label has features: the users browse daily).
+    rows = spark.read.format("delta").load(tables.table_path("training.retrieval", settings))
+    outcome = validate_dataframe(
+        rows, "training.retrieval", training_set.training_set_expectations("retrieval"), tmp_path
+    )
+    assert outcome.success, outcome.summary()
+
+    # A helper of user_activity_v1 is edited without a new version: rebuild names the view and the helper.
+    edited = edited_copy(
+        user_module,
+        'F.col("user_id").isNotNull())  # anonymous visitors have no user features',
+        'F.col("user_id").isNotNull() & (F.col("device") != "tv"))',
+        tmp_path,
+    )
+    monkeypatch.setattr(user_module, "daily_user_partials", edited.daily_user_partials)
+    with pytest.raises(
+        RuntimeError, match=r"features\.user_activity_v1 .*lakecart\.features\.user\.daily_user_partials"
+    ):
+        training_set.rebuild(spark, settings, manifest["dataset_id"])
