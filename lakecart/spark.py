@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 import logging
 import os
 import sys
@@ -10,6 +11,7 @@ import tempfile
 from pathlib import Path
 
 from lakecart.config import Settings, get_settings
+from lakecart.lineage import commit_metadata
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +45,64 @@ def driver_java_options(master: str, archive: Path | None = None, quick_jit: boo
     return " ".join(options)
 
 
+# Driver loggers whose lines nobody running a command can act on. A failed task's stack trace is
+# logged three times over (executor, task set, writer) before the error reaches Python, where the
+# command turns it into one line; ``-v`` (or LAKECART_SPARK__CONF with a log4j2 file) shows them.
+QUIET_LOGGERS = {
+    "org.apache.hadoop.util.NativeCodeLoader": "error",
+    "org.apache.spark.util.Utils": "error",
+    "org.apache.spark.SparkConf": "error",
+    "org.apache.spark.sql.internal.SharedState": "error",
+    "org.apache.spark.sql.catalyst.util.SparkStringUtils": "error",
+    "org.apache.spark.executor.Executor": "fatal",
+    "org.apache.spark.scheduler.TaskSetManager": "fatal",
+    "org.apache.spark.sql.execution.datasources.FileFormatWriter": "fatal",
+    "org.apache.spark.util.TaskResources": "fatal",
+    "org.apache.spark.sql.delta": "error",
+    "org.apache.spark.storage.DiskBlockObjectWriter": "error",
+    "org.sparkproject.jetty": "error",
+}
+
+
+def log4j2_properties(verbose: bool = False) -> str:
+    """The driver JVM's log4j2 configuration: warnings and errors on stderr (never stdout, which
+    carries results), Spark's INFO chatter only with ``verbose``."""
+    lines = [
+        f"rootLogger.level = {'info' if verbose else 'warn'}",
+        "rootLogger.appenderRef.stderr.ref = stderr",
+        "appender.stderr.type = Console",
+        "appender.stderr.name = stderr",
+        "appender.stderr.target = SYSTEM_ERR",
+        "appender.stderr.layout.type = PatternLayout",
+        "appender.stderr.layout.pattern = %d{yy/MM/dd HH:mm:ss} %p %c{1}: %m%n%ex",
+    ]
+    if not verbose:
+        for n, (name, level) in enumerate(sorted(QUIET_LOGGERS.items())):
+            lines += [f"logger.q{n}.name = {name}", f"logger.q{n}.level = {level}"]
+    return "\n".join(lines) + "\n"
+
+
+def _scratch_file(name: str, text: str) -> Path:
+    """``text`` in a per-user temp file named after its content (written once, atomically)."""
+    folder = Path(tempfile.gettempdir()) / f"lakecart-{os.getuid()}"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{hashlib.sha256(text.encode()).hexdigest()[:12]}-{name}"
+    if not path.is_file():
+        partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
+        partial.write_text(text)
+        partial.replace(path)
+    return path
+
+
+def warehouse_dir() -> str:
+    """Where Spark's in-memory catalogue puts database folders (``register_tables`` creates one
+    database per layer): a per-user temp folder, not ``./spark-warehouse`` wherever a command ran.
+    A shared metastore sets its own (``spark.conf``)."""
+    path = Path(tempfile.gettempdir()) / f"lakecart-{os.getuid()}" / "spark-warehouse"
+    path.mkdir(parents=True, exist_ok=True)
+    return str(path)
+
+
 def get_spark(settings: Settings | None = None, app_name: str | None = None):
     """Return a Delta-enabled SparkSession in UTC, sized by configuration.
 
@@ -60,8 +120,12 @@ def get_spark(settings: Settings | None = None, app_name: str | None = None):
     # (reading Parquet with Arrow in a task: 9.6 s vs 2.0 s); the system allocator does not.
     os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
 
+    app_name = app_name or cfg.app_name
+    verbose = logging.getLogger("lakecart").isEnabledFor(logging.DEBUG)
+    log4j2 = _scratch_file("log4j2.properties", log4j2_properties(verbose))
+    java_options = f"{driver_java_options(cfg.master, quick_jit=cfg.quick_jit)} -Dlog4j2.configurationFile={log4j2}"
     builder = (
-        SparkSession.builder.appName(app_name or cfg.app_name)
+        SparkSession.builder.appName(app_name)
         .master(cfg.master)
         .config("spark.sql.extensions", "io.delta.sql.DeltaSparkSessionExtension")
         .config("spark.sql.catalog.spark_catalog", "org.apache.spark.sql.delta.catalog.DeltaCatalog")
@@ -77,7 +141,10 @@ def get_spark(settings: Settings | None = None, app_name: str | None = None):
         .config("spark.databricks.delta.properties.defaults.enableDeletionVectors", "false")
         # Additive schema changes (a new column in a job's output) evolve the table on MERGE.
         .config("spark.databricks.delta.schema.autoMerge.enabled", "true")
-        .config("spark.driver.extraJavaOptions", driver_java_options(cfg.master, quick_jit=cfg.quick_jit))
+        .config("spark.driver.extraJavaOptions", java_options)
+        .config("spark.sql.warehouse.dir", warehouse_dir())
+        # Every Delta commit this session makes records the code that made it (DESCRIBE HISTORY).
+        .config("spark.databricks.delta.commitInfo.userMetadata", commit_metadata(job=app_name))
         .config("spark.executor.extraJavaOptions", "-Duser.timezone=UTC")
         .config("spark.executorEnv.ARROW_DEFAULT_MEMORY_POOL", os.environ["ARROW_DEFAULT_MEMORY_POOL"])
     )
@@ -99,7 +166,7 @@ def get_spark(settings: Settings | None = None, app_name: str | None = None):
         builder = configure_spark_with_delta_pip(builder)
 
     spark = builder.getOrCreate()
-    spark.sparkContext.setLogLevel("WARN")
+    spark.sparkContext.setLogLevel("INFO" if verbose else "WARN")
     return spark
 
 

@@ -42,3 +42,25 @@ def test_the_test_session_runs_on_the_installed_archive(spark):
     assert class_archive_path().is_file(), f"no class-data archive at {class_archive_path()}"
     runtime = spark.sparkContext._jvm.java.lang.management.ManagementFactory.getRuntimeMXBean()
     assert f"-XX:SharedArchiveFile={class_archive_path()}" in list(runtime.getInputArguments())
+
+
+def test_every_delta_commit_records_the_code_version(spark, tmp_path):
+    import json
+
+    from lakecart.lineage import git_commit
+
+    path = str(tmp_path / "t")
+    spark.range(3).write.format("delta").save(path)
+    (row,) = spark.sql(f"DESCRIBE HISTORY delta.`{path}`").select("userMetadata").collect()
+    recorded = json.loads(row["userMetadata"])
+    assert recorded == {"job": "lakecart-tests", "lakecart": {"package": "0.1.0", "commit": git_commit()}}
+
+
+def test_the_sql_warehouse_is_not_the_working_directory(spark):
+    import os
+    import tempfile
+
+    warehouse = spark.conf.get("spark.sql.warehouse.dir")
+    # Spark's default is ./spark-warehouse: `lakecart sql` left one wherever it was run.
+    assert not warehouse.removeprefix("file:").startswith(os.getcwd())
+    assert warehouse.removeprefix("file:").startswith(tempfile.gettempdir())
