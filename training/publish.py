@@ -1,12 +1,22 @@
 """The last two steps of a training run: the gate (``lakecart evaluate``) and the write-back
-(``lakecart publish``). Delta writes through delta-rs, no JVM.
+(``lakecart publish``). Delta writes through delta-rs, no JVM; each commit's ``userMetadata``
+records the code version, the job and the model.
 
 Every evaluated model gets a row in ``gold.model_registry`` (training-set manifest id, parameters,
-metrics, artefact path; status ``approved`` or ``held_back``, then ``published``). The gate
-re-evaluates the *champion* (the model last published for this task) on the candidate's held-out
-split and compares the task's primary metric: the candidate is published only when it is at least
-as good. Publishing replaces exactly this model version's rows in each output table, so publishing
-twice leaves the same tables.
+metrics, artefact path, the code version, the gate's reason; status ``approved`` or
+``held_back``, then ``published``). The gate compares the task's primary metric on the
+candidate's held-out split, where the champion (the model last published for this task) is
+re-scored and every baseline was scored:
+
+- the candidate is published when it beats the best baseline by more than the margin and is at
+  least as good as the champion;
+- otherwise, when the champion beats the best baseline, the champion stays (exit 99: hold back);
+- otherwise no model qualifies, and the best baseline's rows are published into the same tables,
+  ``model_version`` ``<model>-<date>-baseline-<name>``, registry ``kind`` ``baseline``: consumers
+  always get the best available answer.
+
+Publishing replaces exactly this version's rows in each declared output table, so publishing twice
+leaves the same tables.
 """
 
 from __future__ import annotations
@@ -18,19 +28,24 @@ from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
-from deltalake import DeltaTable, write_deltalake
+from deltalake import CommitProperties, DeltaTable, write_deltalake
 
-from lakecart import tables
+from lakecart import lineage, tables
 from lakecart.config import Settings
 from lakecart.training.tasks import TASKS
 from lakecart.training.tasks.base import ModelTask, TrainParams
+from lakecart.training.worker import BASELINES, LATEST, OUTPUTS
 
 log = logging.getLogger(__name__)
 EVALUATION = "evaluation.json"
+# How much better than the best baseline a model must be on the primary metric (0: any better).
+GATE_MARGIN = 0.0
+# The gate's decisions: what ``lakecart publish`` then writes.
+CANDIDATE, CHAMPION, BASELINE = "candidate", "champion", "baseline"
 
 
 class GateClosed(RuntimeError):
-    """The candidate is worse than the champion, or was never evaluated."""
+    """The gate kept the champion, or the run was never evaluated."""
 
 
 def run_root_for(settings: Settings, model: str, dataset_id: str) -> Path:
@@ -40,32 +55,57 @@ def run_root_for(settings: Settings, model: str, dataset_id: str) -> Path:
 def run_dir_for(settings: Settings, model: str, dataset_id: str) -> Path:
     """The newest finished run of ``model`` on the training set ``dataset_id``."""
     root = run_root_for(settings, model, dataset_id)
-    latest = root / "latest"
+    latest = root / LATEST
     if not latest.exists():
         raise FileNotFoundError(f"no finished {model} run on {dataset_id} under {root}: run `lakecart train {model}`")
     return root / latest.read_text().strip()
 
 
-def replace_version(path: str, frame: pd.DataFrame, version: str) -> None:
+def baseline_version(model: str, dataset_id: str, baseline: str) -> str:
+    """The ``model_version`` a baseline's published rows carry: ``<model>-<date>-baseline-<name>``."""
+    return f"{model}-{dataset_id.rsplit('_', 1)[-1]}-baseline-{baseline}"
+
+
+def replace_version(path: str, frame: pd.DataFrame, version: str, metadata: str) -> None:
+    """Replace ``version``'s rows of the Delta table at ``path``; ``metadata``: the commit's userMetadata."""
     data = pa.Table.from_pandas(frame, preserve_index=False)
+    commit = CommitProperties(custom_metadata={"userMetadata": metadata})
     if DeltaTable.is_deltatable(path):
-        write_deltalake(path, data, mode="overwrite", predicate=f"model_version = '{version}'", schema_mode="merge")
+        write_deltalake(
+            path,
+            data,
+            mode="overwrite",
+            predicate=f"model_version = '{version}'",
+            schema_mode="merge",
+            commit_properties=commit,
+        )
     else:
-        write_deltalake(path, data, mode="append")
+        write_deltalake(path, data, mode="append", commit_properties=commit)
 
 
 def champion(settings: Settings, model: str, exclude: str | None = None) -> dict | None:
-    """The registry row of the model last published for ``model`` (newest created_at), if any."""
+    """The registry row of what was last published for ``model`` (newest created_at): a model, or
+    a baseline published in its place (``kind``); None when nothing was."""
     path = tables.table_path(tables.MODEL_REGISTRY, settings)
     if not DeltaTable.is_deltatable(path):
         return None
-    rows = DeltaTable(path).to_pandas(filters=[("model", "=", model)])
-    if "status" in rows.columns:  # registries written before statuses existed held published models only
-        rows = rows[rows["status"].isna() | (rows["status"] == "published")]
+    rows = DeltaTable(path).to_pandas(filters=[("model", "=", model), ("status", "=", "published")])
     rows = rows[rows["model_version"] != exclude] if exclude else rows
     if rows.empty:
         return None
     return rows.sort_values(["created_at", "model_version"]).iloc[-1].to_dict()
+
+
+def published_artefact(settings: Settings, model: str, name: str) -> Path | None:
+    """``<name>.parquet`` of what is published for ``model`` (``ModelTask.artefacts``), e.g. the
+    retrieval candidates ranking re-ranks; None when nothing is published."""
+    current = champion(settings, model)
+    if current is None:
+        return None
+    path = Path(current["outputs_path"]) / f"{name}.parquet"
+    if not path.exists():
+        raise FileNotFoundError(f"the published {model} ({current['model_version']}) has no artefact {path}")
+    return path
 
 
 def load_trained(settings: Settings, model: str, run_dir: Path, dataset_id: str) -> tuple[ModelTask, object]:
@@ -84,70 +124,105 @@ def load_trained(settings: Settings, model: str, run_dir: Path, dataset_id: str)
     return task, built
 
 
-def evaluate_candidate(settings: Settings, model: str, dataset_id: str) -> dict:
-    """Compare the candidate run for ``dataset_id`` with the champion on the candidate's test split;
-    write ``evaluation.json`` into the run directory and return it."""
+def evaluate_candidate(settings: Settings, model: str, dataset_id: str, margin: float = GATE_MARGIN) -> dict:
+    """The gate for the candidate run on ``dataset_id`` (see the module docstring); writes
+    ``evaluation.json`` into the run directory, records the candidate, and returns the decision:
+    ``publish`` is True when ``lakecart publish`` has something to write (candidate or baseline)."""
     run = run_dir_for(settings, model, dataset_id)
     metrics = json.loads((run / "metrics.json").read_text())
     task_cls = TASKS[model]
+    key = task_cls.primary_metric
+    value = metrics["test"][key]
+    # Only baselines whose rows the run wrote can stand in for a model.
+    available = {n: m for n, m in metrics["baselines"].items() if n in metrics.get("baseline_outputs", {})}
+    best = task_cls.best_baseline(available)
     current = champion(settings, model, exclude=metrics["model_version"])
     result = {
         "model": model,
         "candidate": metrics["model_version"],
-        "primary_metric": task_cls.primary_metric,
+        "primary_metric": key,
         "higher_is_better": task_cls.higher_is_better,
+        "margin": margin,
         "candidate_test": metrics["test"],
+        "baseline": best[0] if best else None,
+        "baseline_test": metrics["baselines"][best[0]] if best else None,
+        "champion": None,
+        "champion_test": None,
     }
-    if current is None:
-        result.update(champion=None, champion_test=None, publish=True, reason="no model published yet")
-    else:
-        champion_run = Path(current["artifact_path"])
-        task, champion_model = load_trained(settings, model, champion_run, dataset_id)
+    champion_value, beats_champion = None, True
+    if current is not None and current.get("kind") != BASELINE:  # a published baseline is re-made from data
+        task, champion_model = load_trained(settings, model, Path(current["artifact_path"]), dataset_id)
         champion_eval = task.evaluate(champion_model, task.read_split("train"), task.read_split("test"))
-        better = task.compare(metrics, champion_eval)
-        key = task_cls.primary_metric
-        result.update(
-            champion=current["model_version"],
-            champion_test=champion_eval["test"],
-            publish=better,
-            reason=(
-                f"{key}: candidate {metrics['test'][key]:.4f} vs champion {champion_eval['test'][key]:.4f} "
-                f"on the candidate's held-out split ({'higher' if task_cls.higher_is_better else 'lower'} is better)"
-            ),
-        )
-    (run / EVALUATION).write_text(json.dumps(result, indent=2, default=float))
-    register(settings, run, "approved" if result["publish"] else "held_back", _logical_time(metrics["as_of"]))
-    log.info(
-        "gate for %s: %s (%s)", metrics["model_version"], "publish" if result["publish"] else "hold", result["reason"]
+        champion_value, beats_champion = champion_eval["test"][key], task.compare(metrics, champion_eval)
+        result.update(champion=current["model_version"], champion_test=champion_eval["test"])
+    beats_baseline = best is None or task_cls.beats(value, best[1], margin)
+    champion_qualifies = champion_value is not None and (
+        best is None or task_cls.beats(champion_value, best[1], margin)
     )
+    versus = f"the best baseline {best[0]} {best[1]:.4f} (margin {margin})" if best else "no baseline"
+    candidate = f"{key}: candidate {metrics['model_version']} {value:.4f}"
+    held = f"{result['champion']} {champion_value:.4f}" if champion_value is not None else None
+    direction = "higher" if task_cls.higher_is_better else "lower"
+    if beats_baseline and beats_champion:
+        decision = CANDIDATE
+        reason = f"{candidate} beats {versus}" + (f" and is at least as good as the champion {held}" if held else "")
+    elif champion_qualifies or best is None:
+        decision = CHAMPION
+        why = f"does not beat {versus}" if not beats_baseline else f"is worse than the champion {held}"
+        reason = f"{candidate} {why}; the champion {held} stays"
+    else:
+        decision = BASELINE
+        also = f", nor does the champion {held}" if held else ""
+        reason = (
+            f"{candidate} does not beat {versus}{also}: publishing {best[0]}'s rows as "
+            f"{baseline_version(model, dataset_id, best[0])}"
+        )
+    reason += f" (on the candidate's held-out split; {direction} is better)"
+    result.update(decision=decision, publish=decision != CHAMPION, reason=reason)
+    (run / EVALUATION).write_text(json.dumps(result, indent=2, default=float))
+    status = "approved" if decision == CANDIDATE else "held_back"
+    register(settings, run, status, _logical_time(metrics["as_of"]), reason, job="evaluate")
+    log.info("gate for %s: %s (%s)", metrics["model_version"], decision, reason)
     return result
 
 
 def publish(settings: Settings, model: str, dataset_id: str, logical_date: date, force: bool = False) -> dict:
-    """Write the run's outputs and its registry row to the lake; refuses unless the gate passed."""
+    """Write what the gate decided to the lake: the candidate's rows, or the best baseline's when no
+    model qualified. Refuses when the gate kept the champion or has not run (``force``: publish the
+    candidate anyway, a deliberate rollback)."""
     run = run_dir_for(settings, model, dataset_id)
     metrics = json.loads((run / "metrics.json").read_text())
     gate_file = run / EVALUATION
-    if not force:
-        if not gate_file.exists():
-            raise GateClosed(
-                f"{metrics['model_version']} has not been evaluated: run `lakecart evaluate {model}` first"
-            )
-        gate = json.loads(gate_file.read_text())
-        if gate["candidate"] != metrics["model_version"] or not gate["publish"]:
-            raise GateClosed(f"the gate holds {metrics['model_version']} back: {gate['reason']}")
-    version = metrics["model_version"]
+    gate = json.loads(gate_file.read_text()) if gate_file.exists() else None
+    if force:
+        decision, reason = CANDIDATE, "published with --force"
+    elif gate is None or gate["candidate"] != metrics["model_version"]:
+        raise GateClosed(f"{metrics['model_version']} has not been evaluated: run `lakecart evaluate {model}` first")
+    elif not gate["publish"]:
+        raise GateClosed(f"the gate holds {metrics['model_version']} back: {gate['reason']}")
+    else:
+        decision, reason = gate["decision"], gate["reason"]
     created_at = _logical_time(logical_date.isoformat())
+    if decision == BASELINE:
+        version, source = baseline_version(model, dataset_id, gate["baseline"]), run / BASELINES / gate["baseline"]
+    else:
+        version, source = metrics["model_version"], run / OUTPUTS
     written = {}
-    for path in sorted((run / "outputs").glob("*.*.parquet")):
-        table = path.name.removesuffix(".parquet")
+    metadata = lineage.commit_metadata(job="publish", model=model, model_version=version)
+    for table in TASKS[model].output_tables:  # declared tables only: artefacts stay in the run
+        path = source / f"{table}.parquet"
+        if not path.exists():
+            continue  # a baseline has no embeddings, say; a model whose upstream published nothing
         frame = pd.read_parquet(path).assign(model_version=version, created_at=created_at)
         if "embedding" in frame.columns:
             frame["embedding"] = [list(map(float, v)) for v in frame["embedding"]]
-        replace_version(tables.table_path(table, settings), frame, version)
+        replace_version(tables.table_path(table, settings), frame, version, metadata)
         written[table] = len(frame)
-    register(settings, run, "published", created_at)
-    summary = {"model_version": version, "tables": written}
+    if decision == BASELINE:
+        register_baseline(settings, run, gate["baseline"], version, created_at, reason)
+    else:
+        register(settings, run, "published", created_at, reason, job="publish")
+    summary = {"model_version": version, "decision": decision, "tables": written}
     log.info("published %s", summary)
     return summary
 
@@ -157,20 +232,59 @@ def _logical_time(day: str) -> pd.Timestamp:
     return pd.Timestamp(datetime.combine(date.fromisoformat(day), time(0), tzinfo=UTC))
 
 
-def register(settings: Settings, run: Path, status: str, created_at: pd.Timestamp) -> None:
+def register(settings: Settings, run: Path, status: str, created_at: pd.Timestamp, reason: str, job: str) -> None:
     """Record (or update) a trained model in the registry: ``approved`` or ``held_back`` by the
     gate, then ``published``. The champion is the newest ``published`` row."""
     metrics = json.loads((run / "metrics.json").read_text())
-    row = {
-        "model_version": metrics["model_version"],
-        "model": metrics["model"],
-        "dataset_id": metrics["dataset_id"],  # the training set's manifest id
-        "status": status,
-        "params": json.dumps(metrics["params"], sort_keys=True),
-        "metrics": json.dumps({"test": metrics["test"], "baselines": metrics.get("baselines", {})}, default=float),
-        "primary_metric": metrics["primary_metric"],
-        "primary_value": float(metrics["test"][metrics["primary_metric"]]),
-        "artifact_path": str(run.resolve()),
-        "created_at": created_at,
-    }
-    replace_version(tables.table_path(tables.MODEL_REGISTRY, settings), pd.DataFrame([row]), row["model_version"])
+    _register(
+        settings,
+        {
+            "model_version": metrics["model_version"],
+            "model": metrics["model"],
+            "kind": "model",
+            "dataset_id": metrics["dataset_id"],  # the training set's manifest id
+            "status": status,
+            "reason": reason,
+            "params": json.dumps(metrics["params"], sort_keys=True),
+            "metrics": json.dumps({"test": metrics["test"], "baselines": metrics["baselines"]}, default=float),
+            "primary_metric": metrics["primary_metric"],
+            "primary_value": float(metrics["test"][metrics["primary_metric"]]),
+            "artifact_path": str(run.resolve()),
+            "outputs_path": str((run / OUTPUTS).resolve()),
+            "created_at": created_at,
+        },
+        job,
+    )
+
+
+def register_baseline(
+    settings: Settings, run: Path, baseline: str, version: str, created_at: pd.Timestamp, reason: str
+) -> None:
+    """The registry row of a baseline published in a model's place (``kind`` baseline)."""
+    metrics = json.loads((run / "metrics.json").read_text())
+    _register(
+        settings,
+        {
+            "model_version": version,
+            "model": metrics["model"],
+            "kind": BASELINE,
+            "dataset_id": metrics["dataset_id"],
+            "status": "published",
+            "reason": reason,
+            "params": json.dumps({"baseline": baseline}),
+            "metrics": json.dumps({"test": metrics["baselines"][baseline]}, default=float),
+            "primary_metric": metrics["primary_metric"],
+            "primary_value": float(metrics["baselines"][baseline][metrics["primary_metric"]]),
+            "artifact_path": str((run / BASELINES / baseline).resolve()),
+            "outputs_path": str((run / BASELINES / baseline).resolve()),
+            "created_at": created_at,
+        },
+        "publish",
+    )
+
+
+def _register(settings: Settings, row: dict, job: str) -> None:
+    row = {**row, "code_version": json.dumps(lineage.code_version(), sort_keys=True)}
+    metadata = lineage.commit_metadata(job=job, model=row["model"], model_version=row["model_version"])
+    path = tables.table_path(tables.MODEL_REGISTRY, settings)
+    replace_version(path, pd.DataFrame([row]), row["model_version"], metadata)

@@ -22,6 +22,7 @@ from datetime import date
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from lakecart.config import get_settings
 from lakecart.training import distributed
@@ -41,6 +42,8 @@ def model_version(task: ModelTask, params: TrainParams, workers: int, data_hash:
 
 
 LATEST = "latest"  # in a run root: the version of the newest finished run
+OUTPUTS = "outputs"  # in a run: the model's tables and artefacts, <name>.parquet
+BASELINES = "baselines"  # in a run: <baseline name>/<name>.parquet, the same for each baseline
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -204,6 +207,19 @@ def train(task: ModelTask, params: TrainParams, run_root: Path, as_of: date, res
     return metrics
 
 
+def write_outputs(task: ModelTask, directory: Path, frames: dict) -> dict[str, int]:
+    """``<directory>/<name>.parquet`` per table or artefact; a name the task did not declare is an
+    error (``publish`` writes the declared tables, nothing else)."""
+    declared = {*task.output_tables, *task.artefacts}
+    unknown = sorted(set(frames) - declared)
+    if unknown:
+        raise ValueError(f"{task.name} wrote {unknown}, which it does not declare (declared: {sorted(declared)})")
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, frame in frames.items():
+        pd.DataFrame(frame).to_parquet(directory / f"{name}.parquet", index=False)
+    return {name: len(frame) for name, frame in frames.items()}
+
+
 def finish(
     task: ModelTask,
     model,
@@ -217,20 +233,18 @@ def finish(
     examples_per_second: float,
 ) -> dict:
     """Rank 0: evaluate on the held-out split, write weights, state, outputs, metrics and plots."""
-    import pandas as pd
-
     train_rows = task.read_split("train")
     test_rows = task.read_split("test")
     evaluation = task.evaluate(model, train_rows, test_rows)
     model.save_weights(str(run_dir / "weights" / "model"))
     task.save_state(run_dir)
     artifacts = task.save_artifacts(model, run_dir)
-    written = {}
-    for table, frame in task.outputs(model, as_of).items():
-        path = run_dir / "outputs" / f"{table}.parquet"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        pd.DataFrame(frame).to_parquet(path, index=False)
-        written[table] = len(frame)
+    written = write_outputs(task, run_dir / OUTPUTS, task.outputs(model, as_of))
+    # Each baseline's rows for the same tables: published instead when no model beats the best one.
+    baselines_written = {
+        name: write_outputs(task, run_dir / BASELINES / name, frames)
+        for name, frames in task.baseline_outputs(train_rows, as_of).items()
+    }
     metrics = {
         "model": task.name,
         "model_version": version,
@@ -243,6 +257,7 @@ def finish(
         "history": curves,
         **evaluation,
         "outputs": written,
+        "baseline_outputs": baselines_written,
         "artifacts": artifacts,
         "examples_per_second_per_worker": examples_per_second,
         "primary_metric": task.primary_metric,

@@ -4,9 +4,9 @@ the feature rows as of the last day, the catalogue and the manifests.
 
 Each set carries a planted signal that a working model must find and a broken one cannot:
 retrieval: user k interacts almost only with category k % 5; ranking: even users buy even items;
-churn: customers inactive for more than a week churn; demand: each item sells at its own steady
-rate, and the 7-day mean is a noisy estimate of it. The real pipeline that builds such sets is
-covered by tests/jobs and the end-to-end DAG test.
+churn: customers inactive for more than a week churn, unless they browse a lot; demand:
+each item sells at its own steady rate, and the 7-day mean is a noisy estimate of it. The real
+pipeline that builds such sets is covered by tests/jobs and the end-to-end DAG test.
 """
 
 from __future__ import annotations
@@ -87,9 +87,7 @@ def churn_rows(rng: np.random.Generator) -> pd.DataFrame:
     observations = [END - timedelta(days=d) for d in (6, 5, 4, 3, 2)]
     frame = pd.DataFrame([(u, o) for o in observations for u in customers], columns=["user_id", "observation_date"])
     inactive = rng.integers(0, 15, len(frame))
-    churned = (inactive > 7).astype("int32")
     flip = rng.random(len(frame)) < 0.05
-    frame["churned"] = np.where(flip, 1 - churned, churned).astype("int32")
     frame["split"] = np.where(frame["observation_date"] == observations[-1], "test", "train")
     frame = _with_view(
         frame,
@@ -106,6 +104,11 @@ def churn_rows(rng: np.random.Generator) -> pd.DataFrame:
     frame["user_sequences_v1__recent_categories"] = [
         [category(i) for i in s] for s in frame["user_sequences_v1__recent_items"]
     ]
+    # Keen browsers (25+ views in 7 days) do not churn however long since they were active. The
+    # RFM baselines do not see views, the deep model does.
+    keen = frame["user_activity_v2__views_7d"].to_numpy() >= 25
+    churned = ((inactive > 7) & ~keen).astype("int32")
+    frame["churned"] = np.where(flip, 1 - churned, churned).astype("int32")
     return frame.assign(dataset_id=f"churn_{END:%Y%m%d}")
 
 
@@ -199,3 +202,16 @@ def tiny_lake(tmp_path_factory):
     else:
         os.environ["LAKECART_LAKE__ROOT"] = previous
     get_settings.cache_clear()
+
+
+@pytest.fixture()
+def own_lake(tiny_lake, tmp_path):
+    """A copy of the tiny lake's tables (no runs, no registry) for a test that publishes: the
+    registry and gold tables it writes are its own."""
+    import shutil
+
+    from lakecart.config import LakeSettings, Settings
+
+    root = tmp_path / "own-lake"
+    shutil.copytree(tiny_lake.lake.tables, root / "lake", ignore=lambda _, names: [n for n in names if n == "gold"])
+    return Settings(lake=LakeSettings(root=str(root)))

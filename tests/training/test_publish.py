@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import pandas as pd
 import pytest
 from deltalake import DeltaTable
 
@@ -57,3 +58,80 @@ def test_gate_then_publish_then_hold_back_a_worse_model(tiny_lake, tmp_path):
     # Both models are in the registry; only the published one is the champion.
     statuses = read(settings, tables.MODEL_REGISTRY).set_index("model_version")["status"].to_dict()
     assert statuses == {good["model_version"]: "published", weak["model_version"]: "held_back"}
+
+
+def test_a_model_that_loses_to_its_baseline_is_held_back_and_the_baseline_published(own_lake, tmp_path):
+    from lakecart.training.publish import evaluate_candidate, publish, run_root_for
+
+    settings = own_lake
+    root = run_root_for(settings, "churn", DATASET)
+    # A barely trained model against logistic regression on RFM (the planted rule: inactive > 7
+    # days churns) and BG/NBD: it cannot beat the better of them.
+    weak, run_dir = train(settings, "churn", tmp_path, root, epochs=1, global_batch_size=64, learning_rate=1e-6)
+    key = "pr_auc"
+    best = max(weak["baselines"], key=lambda name: weak["baselines"][name][key])
+    assert weak["test"][key] < weak["baselines"][best][key]
+
+    gate = evaluate_candidate(settings, "churn", DATASET)
+    assert gate["decision"] == "baseline" and gate["baseline"] == best
+    assert best in gate["reason"] and weak["model_version"] in gate["reason"]
+    summary = publish(settings, "churn", DATASET, END)
+    version = f"churn-{END:%Y%m%d}-baseline-{best}"
+    assert summary["model_version"] == version
+    scores = read(settings, tables.CHURN_SCORES)
+    # The baseline's scores for every customer, in the model's table, marked with its name.
+    assert set(scores["model_version"]) == {version} and scores["user_id"].is_unique
+    model_rows = pd.read_parquet(run_dir / "outputs" / f"{tables.CHURN_SCORES}.parquet")
+    assert sorted(scores["user_id"]) == sorted(model_rows["user_id"])  # the same customers
+    assert scores["churn_probability"].between(0, 1).all()
+    registry = read(settings, tables.MODEL_REGISTRY).set_index("model_version")
+    assert registry.loc[weak["model_version"], "status"] == "held_back"
+    assert best in registry.loc[weak["model_version"], "reason"]
+    assert registry.loc[version, ["status", "kind"]].tolist() == ["published", "baseline"]
+    assert registry.loc[version, "primary_value"] == pytest.approx(weak["baselines"][best][key])
+    # Lineage: the code version in each registry row and in the gold table's Delta commit.
+    assert all(json.loads(v)["package"] for v in registry["code_version"])
+    commit = DeltaTable(tables.table_path(tables.CHURN_SCORES, settings)).history(1)[0]
+    assert json.loads(commit["userMetadata"])["job"] == "publish"
+    assert json.loads(commit["userMetadata"])["model"] == "churn"
+    assert (run_dir / "baselines" / best).is_dir()
+
+
+def test_ranking_re_ranks_the_published_retrieval_models_candidates(own_lake, tmp_path):
+    """Not the newest retrieval run's: that one may be held back by the gate."""
+    from lakecart import contracts
+    from lakecart.training.publish import run_root_for
+    from lakecart.training.tasks.ranking import RankingTask
+    from lakecart.training.worker import LATEST
+
+    from .conftest import ITEMS, USERS, _write
+
+    settings = own_lake
+    dataset = f"retrieval_{END:%Y%m%d}"
+    runs = run_root_for(settings, "retrieval", dataset)
+
+    def retrieval_run(version: str, items: list[str]) -> str:
+        outputs = runs / version / "outputs"
+        outputs.mkdir(parents=True)
+        pd.DataFrame(
+            [(u, r + 1, i, 1.0 - r / 100) for u in USERS for r, i in enumerate(items)],
+            columns=["user_id", "rank", "item_id", "score"],
+        ).astype({"rank": "int32", "score": "float32"}).to_parquet(outputs / "candidates.parquet")
+        return str((runs / version).resolve())
+
+    published = retrieval_run("retrieval-published", ITEMS[1::2])  # odd items
+    retrieval_run("retrieval-held-back", ITEMS[0::2])  # even items, the newest run
+    (runs / LATEST).write_text("retrieval-held-back")
+    registry = pd.DataFrame(
+        [
+            ("retrieval-published", "retrieval", dataset, "published", "model", published, f"{published}/outputs"),
+            ("retrieval-held-back", "retrieval", dataset, "held_back", "model", "x", "x/outputs"),
+        ],
+        columns=["model_version", "model", "dataset_id", "status", "kind", "artifact_path", "outputs_path"],
+    ).assign(created_at=pd.Timestamp(END, tz="UTC"))
+    _write(settings, tables.MODEL_REGISTRY, registry)
+
+    _, run_dir = train(settings, "ranking", tmp_path, epochs=1, global_batch_size=64)
+    ranked = pd.read_parquet(run_dir / "outputs" / f"{tables.RANKED_RECOMMENDATIONS}.parquet")
+    assert len(ranked) == len(USERS) * 10 and set(ranked["item_id"]) <= set(ITEMS[1::2])
+    assert RankingTask.upstream == contracts.MODEL_UPSTREAM["ranking"]

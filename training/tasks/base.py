@@ -55,6 +55,11 @@ class ModelTask:
     defaults: ClassVar[dict[str, Any]] = {}  # epochs, global_batch_size, learning_rate
     # The model-specific ``--param`` keys the task reads, with what each does (any other is an error).
     params: ClassVar[dict[str, str]] = {}
+    # What the run writes (``outputs`` and every baseline's rows): the gold tables ``lakecart publish``
+    # writes, and named artefacts other models read from the *published* run (never tables).
+    output_tables: ClassVar[tuple[str, ...]] = ()
+    artefacts: ClassVar[tuple[str, ...]] = ()
+    upstream: ClassVar[tuple[str, ...]] = ()  # models whose published artefacts ``outputs`` reads
     validation_fraction: ClassVar[float] = 0.1  # of each worker's training rows, for early stopping
     patience: ClassVar[int | None] = 3  # epochs without a better validation loss before stopping
 
@@ -128,8 +133,27 @@ class ModelTask:
         raise NotImplementedError
 
     def outputs(self, model, as_of: date) -> dict[str, pd.DataFrame]:
-        """Rows for the lake, keyed by table name, without model_version/created_at (publish adds them)."""
+        """Rows for the lake, keyed by table name (``output_tables``) or artefact name
+        (``artefacts``), without model_version/created_at (publish adds them)."""
         return {}
+
+    def baseline_outputs(self, train: pd.DataFrame, as_of: date) -> dict[str, dict[str, pd.DataFrame]]:
+        """Each baseline's rows for the same tables and artefacts as ``outputs``, by the baseline's
+        name in ``evaluate``: what is published when no model beats the best baseline."""
+        return {}
+
+    @classmethod
+    def best_baseline(cls, baselines: dict[str, dict[str, float]]) -> tuple[str, float] | None:
+        """The baseline with the best primary metric (NaN never wins), and that value."""
+        scored = [(name, m[cls.primary_metric]) for name, m in baselines.items() if not np.isnan(m[cls.primary_metric])]
+        if not scored:
+            return None
+        return (max if cls.higher_is_better else min)(scored, key=lambda pair: pair[1])
+
+    @classmethod
+    def beats(cls, value: float, other: float, margin: float = 0.0) -> bool:
+        """True when ``value`` is better than ``other`` by more than ``margin`` on the primary metric."""
+        return (value - other if cls.higher_is_better else other - value) > margin
 
     def plot(self, run_dir: Path, metrics: dict, history: dict[str, list[float]]) -> list[str]:
         return []

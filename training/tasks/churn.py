@@ -10,6 +10,7 @@ and a reliability plot for all three.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 
@@ -74,6 +75,7 @@ class ChurnTask(ModelTask):
     shard_key = "user_id"
     primary_metric = "pr_auc"
     defaults = {"epochs": 15, "global_batch_size": 256, "learning_rate": 0.003}
+    output_tables = (tables.CHURN_SCORES,)
     params = {
         "embedding_dim": "width of the item and category embeddings (default 16)",
         "hidden_layers": "units of the hidden ReLU layers (default [64, 32])",
@@ -116,48 +118,60 @@ class ChurnTask(ModelTask):
         )
         return ChurnModel(spec, hidden_layers=tuple(params.extra.get("hidden_layers", (64, 32))))
 
-    def evaluate(self, model, train: pd.DataFrame, test: pd.DataFrame) -> dict:
+    def fit_baselines(self, train: pd.DataFrame) -> dict[str, Callable[[pd.DataFrame], np.ndarray]]:
+        """The baselines fitted on ``train``: name -> churn probability of any rows."""
         from sklearn.linear_model import LogisticRegression
         from sklearn.pipeline import make_pipeline
         from sklearn.preprocessing import StandardScaler
 
-        y = test["churned"].to_numpy()
-        p_model = self.predict(model, test)[:, 0]
-        baseline = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
-        baseline.fit(rfm_matrix(train), train["churned"].to_numpy())
-        p_baseline = baseline.predict_proba(rfm_matrix(test))[:, 1]
-        horizon = training_data.manifest(self.settings, self.dataset_id)["params"]["horizon_days"]
+        regression = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
+        regression.fit(rfm_matrix(train), train["churned"].to_numpy())
+        horizon = self.horizon_days()
         bg_nbd = bgnbd.fit(*bgnbd_summary(train), WINDOW_DAYS)
-        p_bg_nbd = bgnbd.p_no_purchase(bg_nbd, *bgnbd_summary(test), WINDOW_DAYS, horizon)
         return {
-            "test": binary_metrics(y, p_model),
-            "baselines": {
-                "logistic_regression_rfm": binary_metrics(y, p_baseline),
-                "bg_nbd": binary_metrics(y, p_bg_nbd),
-            },
-            "reliability": {
-                "deep": reliability(y, p_model),
-                "logistic_regression_rfm": reliability(y, p_baseline),
-                "bg_nbd": reliability(y, p_bg_nbd),
-            },
+            "logistic_regression_rfm": lambda frame: regression.predict_proba(rfm_matrix(frame))[:, 1],
+            "bg_nbd": lambda frame: bgnbd.p_no_purchase(bg_nbd, *bgnbd_summary(frame), WINDOW_DAYS, horizon),
         }
 
-    def outputs(self, model, as_of: date) -> dict[str, pd.DataFrame]:
+    def horizon_days(self) -> int:
+        return int(training_data.manifest(self.settings, self.dataset_id)["params"]["horizon_days"])
+
+    def evaluate(self, model, train: pd.DataFrame, test: pd.DataFrame) -> dict:
+        y = test["churned"].to_numpy()
+        scores = {"deep": self.predict(model, test)[:, 0]}
+        scores.update({name: score(test) for name, score in self.fit_baselines(train).items()})
+        return {
+            "test": binary_metrics(y, scores["deep"]),
+            "baselines": {name: binary_metrics(y, p) for name, p in scores.items() if name != "deep"},
+            "reliability": {name: reliability(y, p) for name, p in scores.items()},
+        }
+
+    def serving_frame(self, as_of: date) -> pd.DataFrame:
         """Every customer with features as of the end of ``as_of``."""
         frame = features_as_of(self.settings, (ACTIVITY, SEQUENCES), "user_id", as_of, how="outer")
-        if frame.empty:
-            return {}
         for column in self.state_columns():
             if column not in frame.columns:
                 frame[column] = None
-        horizon = training_data.manifest(self.settings, self.dataset_id)["params"]["horizon_days"]
+        return frame
+
+    def outputs(self, model, as_of: date) -> dict[str, pd.DataFrame]:
+        frame = self.serving_frame(as_of)
+        return self.score_rows(frame, as_of, self.predict(model, frame)[:, 0]) if len(frame) else {}
+
+    def baseline_outputs(self, train: pd.DataFrame, as_of: date) -> dict[str, dict[str, pd.DataFrame]]:
+        frame = self.serving_frame(as_of)
+        if not len(frame):
+            return {}
+        return {name: self.score_rows(frame, as_of, score(frame)) for name, score in self.fit_baselines(train).items()}
+
+    def score_rows(self, frame: pd.DataFrame, as_of: date, probability: np.ndarray) -> dict[str, pd.DataFrame]:
         return {
             tables.CHURN_SCORES: pd.DataFrame(
                 {
                     "user_id": frame["user_id"].astype(str),
                     "as_of": as_of,
-                    "horizon_days": np.int32(horizon),
-                    "churn_probability": self.predict(model, frame)[:, 0].astype("float32"),
+                    "horizon_days": np.int32(self.horizon_days()),
+                    "churn_probability": np.asarray(probability).astype("float32"),
                 }
             )
         }

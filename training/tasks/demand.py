@@ -42,6 +42,7 @@ class DemandTask(ModelTask):
     primary_metric = "mase_mean"
     higher_is_better = False
     defaults = {"epochs": 30, "global_batch_size": 128, "learning_rate": 0.003}
+    output_tables = (tables.DEMAND_FORECASTS,)
     params = {
         "embedding_dim": "width of the series, weekday and month-part embeddings (default 8)",
         "hidden_layers": "units of the hidden ReLU layers (default [64, 32])",
@@ -132,13 +133,28 @@ class DemandTask(ModelTask):
         }
         return result
 
-    def outputs(self, model, as_of: date) -> dict[str, pd.DataFrame]:
-        """Forecasts for every series with features as of the end of ``as_of``."""
+    def serving_frame(self, as_of: date) -> pd.DataFrame:
+        """Every series with features as of the end of ``as_of``, observed on ``as_of``: the rows a
+        training set observed that day would hold, less the labels."""
         frame = features_as_of(self.settings, self.views, self.key, as_of, how="left")
+        return frame.assign(observation_date=as_of) if not frame.empty else frame
+
+    def outputs(self, model, as_of: date) -> dict[str, pd.DataFrame]:
+        frame = self.serving_frame(as_of)
+        return self.forecast_rows(frame, as_of, self.predict(model, frame)) if not frame.empty else {}
+
+    def baseline_outputs(self, train: pd.DataFrame, as_of: date) -> dict[str, dict[str, pd.DataFrame]]:
+        frame = self.serving_frame(as_of)
         if frame.empty:
             return {}
-        frame["observation_date"] = as_of
-        forecasts = self.predict(model, frame)
+        per_horizon = [self.baseline_forecasts(frame, h) for h in self.state["horizons"]]
+        return {
+            name: self.forecast_rows(frame, as_of, np.stack([f[name] for f in per_horizon], axis=1))
+            for name in per_horizon[0]
+        }
+
+    def forecast_rows(self, frame: pd.DataFrame, as_of: date, forecasts: np.ndarray) -> dict[str, pd.DataFrame]:
+        """``forecasts`` (series x horizons, units over each horizon from ``as_of``) as table rows."""
         horizons = self.state["horizons"]
         n = len(frame)
         return {

@@ -4,8 +4,8 @@ Examples come from the retrieval training set: one per (user, item, day) with a 
 label is whether the user bought that item that day. Features are the user's activity windows and
 the item's popularity windows as of the first view (point in time, from the feature store), the
 ids, category and device. Evaluated by ROC-AUC and PR-AUC on the held-out days against the item's
-own conversion rate. As the second stage, it re-ranks the retrieval model's candidates into the
-final top-k list.
+own conversion rate. As the second stage, it re-ranks the candidates of the *published* retrieval
+model (the registry's champion, or the baseline published in its place) into the final top-k list.
 """
 
 from __future__ import annotations
@@ -54,6 +54,8 @@ class RankingTask(ModelTask):
     shard_key = "user_id"
     primary_metric = "roc_auc"
     defaults = {"epochs": 8, "global_batch_size": 512, "learning_rate": 0.005}
+    output_tables = (tables.RANKED_RECOMMENDATIONS,)
+    upstream = ("retrieval",)  # re-ranks the published retrieval model's candidates
     params = {
         "embedding_dim": "width of every id embedding (default 16)",
         "deep_layers": "units of the deep ReLU layers after the cross layer (default [64, 32])",
@@ -100,26 +102,29 @@ class RankingTask(ModelTask):
         )
         return DCNRanking(spec, deep_layers=tuple(params.extra.get("deep_layers", (64, 32))), objective="binary")
 
+    @staticmethod
+    def baseline_scores(frame: pd.DataFrame) -> dict[str, np.ndarray]:
+        """The baseline: each pair scored by the item's own conversion rate (0 when unknown)."""
+        rate = frame[BASELINE] if BASELINE in frame.columns else pd.Series(0.0, index=frame.index)
+        return {"item_conversion_rate": pd.to_numeric(rate, errors="coerce").fillna(0.0).to_numpy()}
+
     def evaluate(self, model, train: pd.DataFrame, test: pd.DataFrame) -> dict:
         y = test["label"].to_numpy()
-        baseline = test[BASELINE].fillna(0.0).to_numpy() if BASELINE in test.columns else np.zeros(len(test))
         return {
             "test": binary_metrics(y, self.predict(model, test)[:, 0]),
-            "baselines": {"item_conversion_rate": binary_metrics(y, baseline)},
+            "baselines": {name: binary_metrics(y, p) for name, p in self.baseline_scores(test).items()},
         }
 
-    def outputs(self, model, as_of: date) -> dict[str, pd.DataFrame]:
-        """Retrieval's candidates for ``as_of``, re-ranked: the final top-k list."""
-        from lakecart.jobs.training_set import dataset_id_for
-        from lakecart.training.publish import run_dir_for
+    def candidates(self, as_of: date) -> pd.DataFrame | None:
+        """The candidates of the *published* retrieval model (or baseline), with the features each
+        pair has as of the end of ``as_of``; None when retrieval has published nothing yet."""
+        from lakecart.training.publish import published_artefact
 
-        try:
-            run = run_dir_for(self.settings, "retrieval", dataset_id_for(as_of, "retrieval"))
-        except FileNotFoundError:
-            return {}  # no retrieval run for the day: nothing to re-rank
-        path = run / "outputs" / "candidates.parquet"
-        candidates = pd.read_parquet(path).rename(columns={"rank": "retrieval_rank", "score": "retrieval_score"})
-        frame = candidates.assign(device="")
+        path = published_artefact(self.settings, self.upstream[0], "candidates")
+        if path is None:
+            return None
+        frame = pd.read_parquet(path).rename(columns={"rank": "retrieval_rank", "score": "retrieval_score"})
+        frame = frame.assign(device="")
         catalogue = training_data.read_delta(
             tables.table_path(tables.SILVER_ITEMS, self.settings), ["item_id", "category"]
         )
@@ -127,15 +132,26 @@ class RankingTask(ModelTask):
         for view, key in ((USER_VIEW, "user_id"), (ITEM_VIEW, "item_id")):
             rows = features_as_of(self.settings, (view,), key, as_of, how="left", keys=sorted(set(frame[key])))
             frame = frame.merge(rows, on=key, how="left")
-        frame["score"] = self.predict(model, frame)[:, 0].astype("float32")
+        return frame
+
+    def outputs(self, model, as_of: date) -> dict[str, pd.DataFrame]:
+        """The published retrieval model's candidates, re-ranked: the final top-k list."""
+        frame = self.candidates(as_of)
+        return self.ranked_rows(frame, self.predict(model, frame)[:, 0]) if frame is not None else {}
+
+    def baseline_outputs(self, train: pd.DataFrame, as_of: date) -> dict[str, dict[str, pd.DataFrame]]:
+        frame = self.candidates(as_of)
+        if frame is None:
+            return {}
+        return {name: self.ranked_rows(frame, scores) for name, scores in self.baseline_scores(frame).items()}
+
+    def ranked_rows(self, frame: pd.DataFrame, scores: np.ndarray) -> dict[str, pd.DataFrame]:
+        frame = frame.assign(score=np.asarray(scores).astype("float32"))
         frame = frame.sort_values(["user_id", "score"], ascending=[True, False], kind="stable")
         frame["rank"] = frame.groupby("user_id").cumcount().astype("int32") + 1
         top = frame[frame["rank"] <= self.settings.training.top_k]
-        return {
-            tables.RANKED_RECOMMENDATIONS: top[
-                ["user_id", "rank", "item_id", "score", "retrieval_rank", "retrieval_score"]
-            ].reset_index(drop=True)
-        }
+        columns = ["user_id", "rank", "item_id", "score", "retrieval_rank", "retrieval_score"]
+        return {tables.RANKED_RECOMMENDATIONS: top[columns].reset_index(drop=True)}
 
     def plot(self, run_dir: Path, metrics: dict, history: dict) -> list[str]:
         return plots.binary_classifier(

@@ -51,6 +51,13 @@ class RetrievalTask(ModelTask):
     shard_key = "user_id"
     primary_metric = "ndcg@100"  # the gate: sensitive to where in the list the item lands
     defaults = {"epochs": 10, "global_batch_size": 512, "learning_rate": 0.1}
+    output_tables = (
+        tables.USER_EMBEDDINGS,
+        tables.ITEM_EMBEDDINGS,
+        tables.RECOMMENDATIONS,
+        tables.CROSS_CATEGORY_RECOMMENDATIONS,
+    )
+    artefacts = ("candidates",)  # the top-100 per user that ranking re-ranks (from the published run)
     params = {
         "embedding_dim": "width of the embeddings and of both towers' output (default 32)",
         "hidden_layers": "units of each tower's hidden ReLU layers (default [64])",
@@ -158,29 +165,38 @@ class RetrievalTask(ModelTask):
 
         return embed(model.candidate_model, self.candidate_inputs(pd.Series(self.state["items"])))
 
-    def evaluate(self, model, train: pd.DataFrame, test: pd.DataFrame) -> dict:
-        from lakecart.training.retrieval import embed
+    def item_index(self) -> pd.Series:
+        """Catalogue position of each item id."""
+        return pd.Series(np.arange(len(self.state["items"])), index=self.state["items"])
 
-        items = pd.Series(np.arange(len(self.state["items"])), index=self.state["items"])
-        test = test[test["item_id"].astype(str).isin(items.index)].reset_index(drop=True)
+    def baseline_scores(self, train: pd.DataFrame, queries: pd.DataFrame) -> dict[str, np.ndarray]:
+        """Each baseline's scores (queries x catalogue), learnt from the training interactions:
+        most-popular, and item co-occurrence with the query's recent items."""
+        items = self.item_index()
         train = train[train["item_id"].astype(str).isin(items.index)]
-        true_index = items.loc[test["item_id"].astype(str)].to_numpy()
-        queries = embed(model.query_model, self.query_inputs(test))
-        model_scores = queries @ self.item_vectors(model).T
         train_index = items.loc[train["item_id"].astype(str)].to_numpy()
-        popular = popularity_scores(train_index, len(items), len(test))
+        popular = popularity_scores(train_index, len(items), len(queries))
         users = pd.Series(np.arange(train["user_id"].nunique()), index=sorted(train["user_id"].unique()))
         matrix = cooccurrence_matrix(users.loc[train["user_id"]].to_numpy(), train_index, len(items))
         history = [
             items.reindex([str(v) for v in (seq if seq is not None else [])]).dropna().astype(int).to_numpy()
-            for seq in _column(test, RECENT_ITEMS)
+            for seq in _column(queries, RECENT_ITEMS)
         ]
-        cooc = cooccurrence_scores(history, matrix, popular[0])
+        return {"most_popular": popular, "co_occurrence": cooccurrence_scores(history, matrix, popular[0])}
+
+    def evaluate(self, model, train: pd.DataFrame, test: pd.DataFrame) -> dict:
+        from lakecart.training.retrieval import embed
+
+        items = self.item_index()
+        test = test[test["item_id"].astype(str).isin(items.index)].reset_index(drop=True)
+        true_index = items.loc[test["item_id"].astype(str)].to_numpy()
+        queries = embed(model.query_model, self.query_inputs(test))
+        model_scores = queries @ self.item_vectors(model).T
         return {
             "test": ranking_metrics(model_scores, true_index, KS),
             "baselines": {
-                "most_popular": ranking_metrics(popular, true_index, KS),
-                "co_occurrence": ranking_metrics(cooc, true_index, KS),
+                name: ranking_metrics(scores, true_index, KS)
+                for name, scores in self.baseline_scores(train, test).items()
             },
         }
 
@@ -201,14 +217,30 @@ class RetrievalTask(ModelTask):
     def outputs(self, model, as_of: date) -> dict[str, pd.DataFrame]:
         from lakecart.training.retrieval import embed
 
-        k = self.settings.training.top_k
         queries = self.serving_queries(as_of)
         user_vectors = embed(model.query_model, self.query_inputs(queries))
         item_vectors = self.item_vectors(model)
+        return {
+            tables.USER_EMBEDDINGS: pd.DataFrame({"user_id": queries["user_id"], "embedding": list(user_vectors)}),
+            tables.ITEM_EMBEDDINGS: pd.DataFrame({"item_id": self.state["items"], "embedding": list(item_vectors)}),
+            **self.recommendation_rows(queries, user_vectors @ item_vectors.T),
+        }
+
+    def baseline_outputs(self, train: pd.DataFrame, as_of: date) -> dict[str, dict[str, pd.DataFrame]]:
+        """The baselines' recommendations and candidates (a baseline has no embeddings)."""
+        queries = self.serving_queries(as_of)
+        return {
+            name: self.recommendation_rows(queries, np.asarray(scores))
+            for name, scores in self.baseline_scores(train, queries).items()
+        }
+
+    def recommendation_rows(self, queries: pd.DataFrame, scores: np.ndarray) -> dict[str, pd.DataFrame]:
+        """Top-k, cross-category top-k and the candidates handed to ranking, from ``scores``
+        (queries x catalogue)."""
+        k = self.settings.training.top_k
         item_ids = np.array(self.state["items"])
-        scores = user_vectors @ item_vectors.T
-        best = top_k_indices(scores, CANDIDATES_PER_USER)
-        candidates = _top_k_frame(queries["user_id"].to_numpy(), item_ids, scores, best)
+        users = queries["user_id"].to_numpy()
+        candidates = _top_k_frame(users, item_ids, scores, top_k_indices(scores, CANDIDATES_PER_USER))
         # Cross-category: items from categories the user has not bought from (in the training
         # window), ranked by the same affinity score.
         catalogue = self.catalogue()
@@ -217,16 +249,14 @@ class RetrievalTask(ModelTask):
         )
         bought = bought[bought["event_type"] == "purchase"].groupby("user_id")["category"].agg(set)
         item_category = catalogue.set_index("item_id")["category"].reindex(item_ids).to_numpy()
-        masked = scores.copy()
-        for row, user in enumerate(queries["user_id"]):
+        masked = scores.astype("float32", copy=True)
+        for row, user in enumerate(users):
             if user in bought.index:
                 masked[row, np.isin(item_category, list(bought[user]))] = -np.inf
-        cross = _top_k_frame(queries["user_id"].to_numpy(), item_ids, masked, top_k_indices(masked, k))
+        cross = _top_k_frame(users, item_ids, masked, top_k_indices(masked, k))
         cross = cross[np.isfinite(cross["score"])]
         cross["category"] = catalogue.set_index("item_id")["category"].reindex(cross["item_id"]).to_numpy()
         return {
-            tables.USER_EMBEDDINGS: pd.DataFrame({"user_id": queries["user_id"], "embedding": list(user_vectors)}),
-            tables.ITEM_EMBEDDINGS: pd.DataFrame({"item_id": item_ids, "embedding": list(item_vectors)}),
             tables.RECOMMENDATIONS: candidates[candidates["rank"] <= k].reset_index(drop=True),
             tables.CROSS_CATEGORY_RECOMMENDATIONS: cross.reset_index(drop=True),
             "candidates": candidates,
