@@ -2,11 +2,14 @@
 
 Runs when the pipeline DAG has published validated user *and* item features (Airflow Assets).
 For each model: build its training set from the feature store, validate it (a failing suite stops
-that model), train on N Horovod workers, evaluate against the published model on the same held-out
-data, and publish only when the new model is at least as good (``lakecart evaluate`` exits 99
-otherwise, which marks the task skipped, so publishing is skipped too).
+that model), train on N Horovod workers, evaluate against the published model and the task's
+baselines on the same held-out data, and publish what the gate chose: the new model when it beats
+the best baseline and is at least as good as the champion, else the best baseline's rows when no
+model beats it. When the champion stays, ``lakecart evaluate`` exits 99, which marks the task
+skipped, so publishing is skipped too.
 
-Models: ``retrieval`` (two-tower), ``ranking`` (DCN; re-ranks retrieval's candidates),
+Models: ``retrieval`` (two-tower), ``ranking`` (DCN; re-ranks the *published* retrieval model's
+candidates, so it trains after ``publish_retrieval``, or after the gate held retrieval back),
 ``churn``, ``demand`` (per item) and ``category_demand``.
 
 The data date: ``params.date`` if given, else the logical date of a manual or ``dags test`` run,
@@ -20,6 +23,8 @@ import pendulum
 from airflow.providers.standard.operators.bash import BashOperator
 from airflow.sdk import Asset, Param, dag
 
+from lakecart import contracts  # standard library only: the Airflow environment imports it too
+
 LAKECART = 'PATH="${LAKECART_PIPELINE_BIN:+$LAKECART_PIPELINE_BIN:}$PATH" lakecart'
 # Asset-triggered runs have no logical date: take the producing pipeline run's.
 DATA_DATE = (
@@ -28,16 +33,10 @@ DATA_DATE = (
 )
 DAY = f"--date {DATA_DATE}"
 
-USER_FEATURES = Asset("lakecart://features/user")
-ITEM_FEATURES = Asset("lakecart://features/item")
+USER_FEATURES = Asset(contracts.USER_FEATURES_ASSET)
+ITEM_FEATURES = Asset(contracts.ITEM_FEATURES_ASSET)
 # What each model publishes (downstream teams can schedule on these).
-OUTPUTS = {
-    "retrieval": Asset("lakecart://gold/recommendations"),
-    "ranking": Asset("lakecart://gold/ranked_recommendations"),
-    "churn": Asset("lakecart://gold/churn_scores"),
-    "demand": Asset("lakecart://gold/demand_forecasts/item"),
-    "category_demand": Asset("lakecart://gold/demand_forecasts/category"),
-}
+OUTPUTS = {model: Asset(uri) for model, uri in contracts.MODEL_OUTPUT_ASSETS.items()}
 DATASET_ARGS = {
     "retrieval": "--days {{ params.train_days }} --test-days {{ params.test_days }}",
     "churn": "--days {{ params.observation_days }} --every-days {{ params.every_days }} "
@@ -76,14 +75,8 @@ def lakecart(task_id: str, arguments: str, **kwargs) -> BashOperator:
     doc_md=__doc__,
 )
 def lakecart_training():
-    validated, trained = {}, {}
-    for model, kind in (
-        ("retrieval", "retrieval"),
-        ("ranking", "retrieval"),
-        ("churn", "churn"),
-        ("demand", "demand"),
-        ("category_demand", "category_demand"),
-    ):
+    validated, trained, published = {}, {}, {}
+    for model, kind in contracts.MODEL_TRAINING_SETS.items():
         if kind not in validated:  # ranking learns from the retrieval training set
             build = lakecart(f"build_{kind}_set", f"dataset build {kind} {DAY} {DATASET_ARGS[kind]}")
             validated[kind] = lakecart(f"validate_{kind}_set", f"validate training.{kind} {DAY}")
@@ -92,13 +85,18 @@ def lakecart_training():
             f"train_{model}",
             f"train {model} {DAY} --processes {{{{ params.processes }}}} "
             f"{{{{ params.train_args.get('{model}', '') }}}}",
+            # A model whose outputs read an upstream model's published artefacts (ranking: the
+            # retrieval candidates) runs after the upstream's publish step, and also when the gate
+            # held the upstream back (publish skipped): it then reads the previous champion's.
+            trigger_rule="none_failed" if model in contracts.MODEL_UPSTREAM else "all_success",
         )
-        evaluate = lakecart(f"evaluate_{model}", f"evaluate {model} {DAY}", skip_on_exit_code=99)
+        evaluate = lakecart(f"evaluate_{model}", f"evaluate {model} {DAY}", skip_on_exit_code=contracts.GATE_HOLD_EXIT)
         publish = lakecart(f"publish_{model}", f"publish {model} {DAY}", outlets=[OUTPUTS[model]])
         validated[kind] >> train >> evaluate >> publish
-        trained[model] = train
-    # The ranking stage re-ranks the retrieval model's candidates for the same day.
-    trained["retrieval"] >> trained["ranking"]
+        trained[model], published[model] = train, publish
+    for model, upstream in contracts.MODEL_UPSTREAM.items():
+        for name in upstream:
+            published[name] >> trained[model]
 
 
 lakecart_training()

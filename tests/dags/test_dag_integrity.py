@@ -26,7 +26,9 @@ TRAINING_EDGES = {
     *{(f"validate_{kind}_set", f"train_{model}") for model, kind in MODELS.items()},
     *{(f"train_{model}", f"evaluate_{model}") for model in MODELS},
     *{(f"evaluate_{model}", f"publish_{model}") for model in MODELS},
-    ("train_retrieval", "train_ranking"),  # ranking re-ranks retrieval's candidates
+    # Ranking re-ranks the *published* retrieval model's candidates: it runs after retrieval's
+    # publish step, or after the gate held retrieval back (the previous champion's candidates).
+    ("publish_retrieval", "train_ranking"),
 }
 
 
@@ -51,6 +53,20 @@ def test_pipeline_edges(dagbag):
 def test_training_edges(dagbag):
     dag = dagbag.dags["lakecart_training"]
     assert {(t.task_id, d) for t in dag.tasks for d in t.downstream_task_ids} == TRAINING_EDGES
+
+
+def test_a_model_runs_after_its_upstream_publishes_or_is_held_back(dagbag):
+    from lakecart import contracts
+
+    dag = dagbag.dags["lakecart_training"]
+    assert contracts.MODEL_UPSTREAM == {"ranking": ("retrieval",)}
+    for model, upstream in contracts.MODEL_UPSTREAM.items():
+        train = dag.get_task(f"train_{model}")
+        assert {f"publish_{u}" for u in upstream} <= train.upstream_task_ids
+        # A skipped publish (the gate held the upstream back) lets it run; a failure does not.
+        assert train.trigger_rule == "none_failed"
+    assert {m: dag.get_task(f"publish_{m}").outlets[0].uri for m in MODELS} == contracts.MODEL_OUTPUT_ASSETS
+    assert {m: k for m, k in MODELS.items()} == contracts.MODEL_TRAINING_SETS
 
 
 def test_features_are_published_only_after_validation(dagbag):
@@ -132,8 +148,11 @@ PARSE_AND_LIST_HEAVY_MODULES = """
 import importlib.util, sys
 spec = importlib.util.spec_from_file_location("dag_under_test", sys.argv[1])
 spec.loader.exec_module(importlib.util.module_from_spec(spec))
-heavy = ("pyspark", "tensorflow", "horovod", "great_expectations", "deltalake", "lakecart")
-print(",".join(name for name in heavy if name in sys.modules))
+heavy = ("pyspark", "tensorflow", "horovod", "great_expectations", "deltalake")
+# Of lakecart, only the standard-library-only contracts module (and the package it is in).
+light = ("lakecart", "lakecart.contracts")
+loaded = [n for n in sys.modules if n.startswith("lakecart.") and n not in light]
+print(",".join([name for name in heavy if name in sys.modules] + loaded))
 """
 
 
