@@ -33,27 +33,9 @@ class ConcurrentWriteError(LakecartError):
 def _conflicts() -> tuple[type[BaseException], ...]:
     """Delta's concurrent-modification family, as pyspark raises it (importing ``delta.exceptions``
     installs the translation from the JVM's exceptions)."""
-    from delta.exceptions import (
-        ConcurrentAppendException,
-        ConcurrentDeleteDeleteException,
-        ConcurrentDeleteReadException,
-        ConcurrentTransactionException,
-        ConcurrentWriteException,
-        DeltaConcurrentModificationException,
-        MetadataChangedException,
-        ProtocolChangedException,
-    )
+    import delta.exceptions
 
-    return (
-        ConcurrentAppendException,
-        ConcurrentDeleteDeleteException,
-        ConcurrentDeleteReadException,
-        ConcurrentTransactionException,
-        ConcurrentWriteException,
-        DeltaConcurrentModificationException,
-        MetadataChangedException,
-        ProtocolChangedException,
-    )
+    return tuple(getattr(delta.exceptions, name) for name in delta.exceptions.__all__)
 
 
 def table_name(path: str) -> str:
