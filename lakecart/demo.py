@@ -96,7 +96,7 @@ SMALL_TRAIN_ARGS = {
 def training_conf(days: int, test_days: int = 2) -> dict:
     """Training-DAG parameters that fit ``days`` of data. The demo has two weeks, so churn and
     demand use short horizons (3 days; 1/3/7 days ahead): the production defaults (28 days;
-    7/14/28 days ahead) need months of history (see benchmarks/training_quality.py)."""
+    7/14/28 days ahead) need months of history (benchmarks/training_models.py trains them on ~120 days)."""
     horizons = [1, 2] if days < 10 else [1, 3, 7]
     churn_horizon = 1 if days < 10 else 3
     observation_days = max(days - max(horizons) - 1, test_days + 1)
@@ -157,6 +157,19 @@ def run_demo(args: Namespace) -> int:
     return 0
 
 
+def gate_outcome(evaluation: Path) -> str:
+    """What the gate decided for a run, and why (``evaluation.json``)."""
+    if not evaluation.exists():
+        return "not evaluated"
+    gate = json.loads(evaluation.read_text())
+    outcome = {
+        "candidate": "published",
+        "champion": f"held back, {gate.get('champion')} stays",
+        "baseline": f"held back; baseline {gate.get('baseline')} published instead",
+    }[gate["decision"]]
+    return f"{outcome}: {gate['reason']}"
+
+
 def print_summary(lake_root: Path, end: date) -> None:
     from deltalake import DeltaTable
 
@@ -169,7 +182,7 @@ def print_summary(lake_root: Path, end: date) -> None:
     print(f"{'table':34} {'rows':>9} {'version':>8}")
     for row in table_overview(settings):
         print(f"{row['table']:34} {row['rows']:>9} {row['version']:>8}")
-    from lakecart.training.publish import run_dir_for
+    from lakecart.training.publish import EVALUATION, champion, run_dir_for
     from lakecart.training.tasks import TASKS
 
     print()
@@ -179,22 +192,26 @@ def print_summary(lake_root: Path, end: date) -> None:
         except FileNotFoundError:
             continue
         metrics = json.loads((run_dir / "metrics.json").read_text())
-        gate = run_dir / "evaluation.json"
-        decision = json.loads(gate.read_text())["publish"] if gate.exists() else None
-        status = {True: "published", False: "held back by the gate", None: "not evaluated"}[decision]
         key = task.primary_metric
         baselines = ", ".join(f"{name} {values[key]:.3f}" for name, values in metrics["baselines"].items())
         print(
             f"{model:16} {key} {metrics['test'][key]:.3f} (baselines: {baselines}); "
             f"{metrics['params']['workers']} workers, {metrics['examples_per_second_per_worker']:.0f} examples/s "
-            f"per worker; {status}"
+            f"per worker"
         )
-    recs = DeltaTable(tables.table_path(tables.RANKED_RECOMMENDATIONS, settings)).to_pandas()
+        print(f"{'':16} {gate_outcome(run_dir / EVALUATION)}")
+    ranking = champion(settings, "ranking")
+    if ranking is None:
+        print("\nno ranking published: no final top-5 lists")
+        return
+    recs = DeltaTable(tables.table_path(tables.RANKED_RECOMMENDATIONS, settings)).to_pandas(
+        filters=[("model_version", "=", ranking["model_version"])]
+    )
     user = sorted(recs["user_id"].unique())[0]
     top = recs[recs["user_id"] == user].sort_values("rank").head(5)
     print(
-        f"\nfinal top-5 for {user} (retrieval, then ranking): "
-        + ", ".join(f"{r.item_id} (p={r.score:.2f})" for r in top.itertuples())
+        f"\nfinal top-5 for {user} ({ranking['model_version']}, re-ranking the published retrieval's candidates): "
+        + ", ".join(f"{r.item_id} (score {r.score:.2f})" for r in top.itertuples())
     )
     print(f"\nlake:       {lake_root}/lake   (Delta tables; read with Spark, delta-rs or DuckDB)")
     print(f"models:     {settings.lake.models}/<model>/<training set>   (metrics.json, *.png, tensorboard/, weights/)")

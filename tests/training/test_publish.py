@@ -10,6 +10,7 @@ import pytest
 from deltalake import DeltaTable
 
 from lakecart import tables
+from lakecart.demo import gate_outcome
 
 from .conftest import END
 from .test_trainers import train
@@ -95,6 +96,9 @@ def test_a_model_that_loses_to_its_baseline_is_held_back_and_the_baseline_publis
     assert json.loads(commit["userMetadata"])["job"] == "publish"
     assert json.loads(commit["userMetadata"])["model"] == "churn"
     assert (run_dir / "baselines" / best).is_dir()
+    # The demo's summary says which happened and why.
+    said = gate_outcome(run_dir / "evaluation.json")
+    assert said.startswith(f"held back; baseline {best} published instead: ") and gate["reason"] in said
 
 
 def test_ranking_re_ranks_the_published_retrieval_models_candidates(own_lake, tmp_path):
