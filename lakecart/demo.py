@@ -164,7 +164,7 @@ def gate_outcome(evaluation: Path) -> str:
     gate = json.loads(evaluation.read_text())
     outcome = {
         "candidate": "published",
-        "champion": f"held back, {gate.get('champion')} stays",
+        "champion": f"held back; {gate.get('champion') or 'what was published before'} stays",
         "baseline": f"held back; baseline {gate.get('baseline')} published instead",
     }[gate["decision"]]
     return f"{outcome}: {gate['reason']}"

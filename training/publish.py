@@ -133,9 +133,10 @@ def evaluate_candidate(settings: Settings, model: str, dataset_id: str, margin: 
     task_cls = TASKS[model]
     key = task_cls.primary_metric
     value = metrics["test"][key]
-    # Only baselines whose rows the run wrote can stand in for a model.
-    available = {n: m for n, m in metrics["baselines"].items() if n in metrics.get("baseline_outputs", {})}
-    best = task_cls.best_baseline(available)
+    best = task_cls.best_baseline(metrics["baselines"])
+    # A baseline stands in for a model only when the run could write its rows (ranking's need the
+    # published retrieval candidates).
+    has_rows = best is not None and best[0] in metrics.get("baseline_outputs", {})
     current = champion(settings, model, exclude=metrics["model_version"])
     result = {
         "model": model,
@@ -166,10 +167,13 @@ def evaluate_candidate(settings: Settings, model: str, dataset_id: str, margin: 
     if beats_baseline and beats_champion:
         decision = CANDIDATE
         reason = f"{candidate} beats {versus}" + (f" and is at least as good as the champion {held}" if held else "")
-    elif champion_qualifies or best is None:
+    elif champion_qualifies or not has_rows:
         decision = CHAMPION
         why = f"does not beat {versus}" if not beats_baseline else f"is worse than the champion {held}"
-        reason = f"{candidate} {why}; the champion {held} stays"
+        if champion_qualifies:
+            reason = f"{candidate} {why}; the champion {held} stays"
+        else:
+            reason = f"{candidate} {why}, whose rows this run could not make; what was published stays"
     else:
         decision = BASELINE
         also = f", nor does the champion {held}" if held else ""
