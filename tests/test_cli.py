@@ -186,3 +186,26 @@ def test_the_console_entry_point_prints_a_one_line_error_and_exits_1(tmp_path):
         "fix or remove it (keys: README, Configuration)"
     ]
     assert done.stdout == ""
+
+
+def test_a_truncated_gzip_ends_in_one_line_without_java_traces(tmp_path):
+    from lakecart.jobs.generate import GeneratorSpec, generate
+
+    root = tmp_path / "lake-root"
+    generate(GeneratorSpec(users=10, items=5, categories=2, days=1, events_per_day=50, format="jsonl.gz"), root / "raw")
+    gz = next((root / "raw" / "events").rglob("*.jsonl.gz"))
+    gz.write_bytes(gz.read_bytes()[:200])  # cut mid-stream
+    env = {**os.environ, "LAKECART_LAKE__ROOT": str(root), "LAKECART_SPARK__SHUFFLE_PARTITIONS": "2"}
+    done = subprocess.run(
+        [sys.executable, "-m", "lakecart.cli", "ingest", "bronze", "--date", "2026-01-01"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 1
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    # Before: ~250 lines of Java stack traces (logged by the executor, the task set and the writer).
+    assert not any(line.lstrip().startswith("at ") for line in lines), done.stderr[-3000:]
+    assert len(lines) <= 3, lines
+    assert lines[-1].startswith("lakecart ingest: error: ") and "cannot read raw file" in lines[-1]
