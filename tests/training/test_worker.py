@@ -3,6 +3,7 @@ hashed into a model version, and the per-epoch training metrics are the real one
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 
 from .test_trainers import train
@@ -40,3 +41,28 @@ def test_an_epoch_logs_the_real_training_auc(tiny_lake, tmp_path):
     assert len(metrics["history"]["auc"]) == 2
     assert all(auc > 0.6 for auc in metrics["history"]["auc"]), metrics["history"]["auc"]
     assert all(auc > 0.6 for auc in metrics["history"]["val_auc"]), metrics["history"]["val_auc"]
+
+
+def test_a_run_writes_only_the_outputs_its_task_declares(tmp_path):
+    from lakecart import tables
+    from lakecart.training.tasks import TASKS
+    from lakecart.training.worker import write_outputs
+
+    retrieval = TASKS["retrieval"]
+    frame = pd.DataFrame({"user_id": ["u1"]})
+    assert write_outputs(retrieval, tmp_path, {tables.RECOMMENDATIONS: frame, "candidates": frame}) == {
+        tables.RECOMMENDATIONS: 1,
+        "candidates": 1,
+    }
+    with pytest.raises(ValueError, match=r"\['gold.churn_scores'\].*does not declare"):
+        write_outputs(retrieval, tmp_path, {tables.CHURN_SCORES: frame})
+
+
+def test_tasks_agree_with_the_contracts_the_dags_use():
+    from lakecart import contracts
+    from lakecart.training.tasks import TASKS
+
+    assert {name: task.dataset_kind for name, task in TASKS.items()} == contracts.MODEL_TRAINING_SETS
+    assert {name: task.upstream for name, task in TASKS.items() if task.upstream} == contracts.MODEL_UPSTREAM
+    # What a model reads from its upstream is an artefact the upstream declares.
+    assert all("candidates" in TASKS[up].artefacts for ups in contracts.MODEL_UPSTREAM.values() for up in ups)
