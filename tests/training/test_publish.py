@@ -4,6 +4,7 @@ needs a passed gate, and publishing twice leaves the same tables."""
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
 import pandas as pd
 import pytest
@@ -62,7 +63,7 @@ def test_gate_then_publish_then_hold_back_a_worse_model(tiny_lake, tmp_path):
 
 
 def test_a_model_that_loses_to_its_baseline_is_held_back_and_the_baseline_published(own_lake, tmp_path):
-    from lakecart.training.publish import evaluate_candidate, publish, run_root_for
+    from lakecart.training.publish import champion, evaluate_candidate, publish, run_root_for
 
     settings = own_lake
     root = run_root_for(settings, "churn", DATASET)
@@ -99,6 +100,14 @@ def test_a_model_that_loses_to_its_baseline_is_held_back_and_the_baseline_publis
     # The demo's summary says which happened and why.
     said = gate_outcome(run_dir / "evaluation.json")
     assert said.startswith(f"held back; baseline {best} published instead: ") and gate["reason"] in said
+
+    # A published baseline is no model to re-score: the next candidate that beats the baseline
+    # is published, and ranks as the newest published row.
+    good, _ = train(settings, "churn", tmp_path, root, epochs=10, global_batch_size=64, learning_rate=0.003)
+    gate = evaluate_candidate(settings, "churn", DATASET)
+    assert gate["decision"] == "candidate" and gate["champion"] is None
+    publish(settings, "churn", DATASET, END + timedelta(days=1))
+    assert champion(settings, "churn")["model_version"] == good["model_version"]
 
 
 def test_ranking_re_ranks_the_published_retrieval_models_candidates(own_lake, tmp_path):
