@@ -779,6 +779,8 @@ def _quiet_logging(verbose: bool) -> None:
     )
     for noisy in NOISY_LOGGERS:
         logging.getLogger(noisy).setLevel(logging.ERROR if noisy == "py4j" else logging.WARNING)
+    # pyspark logs every SQL error as a JSON line before raising it; the command prints it once.
+    logging.getLogger("SQLQueryContextLogger").setLevel(logging.DEBUG if verbose else logging.CRITICAL)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -111,6 +111,20 @@ def test_the_command_refuses_a_delete_in_one_line(spark, lake, capsys, monkeypat
     get_settings.cache_clear()
 
 
+def test_a_spark_analysis_error_is_one_line(spark, lake, capsys, monkeypatch):
+    from lakecart.cli import main
+    from lakecart.config import get_settings
+
+    monkeypatch.setenv("LAKECART_LAKE__ROOT", lake.lake.root)
+    get_settings.cache_clear()
+    # Before: an AnalysisException traceback with the JVM's stack.
+    assert main(["sql", "SELECT no_such_column FROM silver.events"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("lakecart sql: error: [UNRESOLVED_COLUMN") and "\n" not in err
+    assert err.endswith("(check table and column names: `lakecart tables`)")
+    get_settings.cache_clear()
+
+
 def test_the_command_with_a_relative_lake_root_prints_json_and_leaves_no_warehouse(lake):
     # Run from the folder that holds the lake, naming it by a relative path.
     here = Path(lake.lake.root).parent
