@@ -794,6 +794,8 @@ def main(argv: list[str] | None = None) -> int:
     args.verbose = getattr(args, "verbose", False)
     args.json = getattr(args, "json", False)
     _quiet_logging(args.verbose)
+    if not args.verbose:  # Great Expectations' progress bars (tqdm): hundreds of lines in a DAG's logs
+        os.environ.setdefault("TQDM_DISABLE", "1")
     saved_stdout = None
     if args.json:
         # Results go to the real stdout; fd 1 (this process's prints, the JVM's and the workers'

@@ -209,3 +209,29 @@ def test_a_truncated_gzip_ends_in_one_line_without_java_traces(tmp_path):
     assert not any(line.lstrip().startswith("at ") for line in lines), done.stderr[-3000:]
     assert len(lines) <= 3, lines
     assert lines[-1].startswith("lakecart ingest: error: ") and "cannot read raw file" in lines[-1]
+
+
+PROGRESS = """
+import sys
+from lakecart import cli
+
+def validating(args):
+    from tqdm import tqdm  # what Great Expectations draws its "Calculating Metrics" bars with
+
+    for _ in tqdm(range(3), desc="Calculating Metrics"):
+        pass
+    return 0
+
+cli.cmd_tables = validating
+sys.exit(cli.main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.parametrize(("flags", "shown"), [([], False), (["-v"], True)])
+def test_progress_bars_of_libraries_stay_quiet_unless_verbose(flags, shown):
+    env = {k: v for k, v in os.environ.items() if k != "TQDM_DISABLE"}
+    done = subprocess.run(
+        [sys.executable, "-c", PROGRESS, *flags, "tables"], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert ("Calculating Metrics" in done.stderr) is shown
