@@ -8,8 +8,17 @@ from datetime import date, timedelta
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from lakecart.features.definitions import AVAILABLE_AT, FEATURE_DATE, Entity, Feature, FeatureView
-from lakecart.features.windows import availability, fan_out, known_date, lag, latest, window_sum, windowed_sums
+from lakecart.features.definitions import FEATURE_DATE, Entity, Feature, FeatureView, select_features
+from lakecart.features.windows import (
+    availability,
+    fan_out,
+    known_date,
+    lag,
+    latest,
+    rate_feature,
+    window_sum,
+    windowed_sums,
+)
 
 ITEM = Entity("item", ("item_id",), "A product in the catalogue.")
 
@@ -29,26 +38,26 @@ def daily_item_partials(events: DataFrame) -> DataFrame:
     )
 
 
+def _window_features(windows: tuple[int, ...]) -> tuple[Feature, ...]:
+    return tuple(Feature(f"{m}_{w}d", "bigint", f"{m} in the trailing {w} days") for m in METRICS for w in windows)
+
+
+CONVERSION_RATE_7D = rate_feature(
+    "conversion_rate_7d", "units sold per product view, trailing 7 days", "units_sold_7d", "views_7d"
+)
+ITEM_POPULARITY_V1 = (*_window_features(WINDOWS), CONVERSION_RATE_7D)
+
+
 def compute_item_popularity(events: DataFrame, start: date, end: date) -> DataFrame:
     out = windowed_sums(daily_item_partials(events), ["item_id"], "event_date", METRICS, WINDOWS, start, end)
-    conversion = F.when(F.col("views_7d") > 0, F.col("units_sold_7d") / F.col("views_7d"))
-    return out.select(
-        "item_id",
-        "feature_date",
-        "available_at",
-        *[F.col(f"{m}_{w}d").cast("long").alias(f"{m}_{w}d") for m in METRICS for w in WINDOWS],
-        F.coalesce(conversion, F.lit(0.0)).alias("conversion_rate_7d"),
-    )
+    return select_features(out, ITEM.keys, ITEM_POPULARITY_V1)
 
 
 item_popularity_v1 = FeatureView(
     name="item_popularity",
     version=1,
     entity=ITEM,
-    features=(
-        *[Feature(f"{m}_{w}d", "bigint", f"{m} in the trailing {w} days") for m in METRICS for w in WINDOWS],
-        Feature("conversion_rate_7d", "double", "units sold per product view, trailing 7 days"),
-    ),
+    features=ITEM_POPULARITY_V1,
     transform=compute_item_popularity,
     ttl=timedelta(days=2),
     owner="ml-platform",
@@ -78,6 +87,29 @@ def daily_item_partials_v2(events: DataFrame) -> DataFrame:
     )
 
 
+ITEM_POPULARITY_V2 = (
+    *_window_features(WINDOWS_V2),
+    Feature(
+        "views_trend_7d_vs_28d",
+        "double",
+        "daily views over 7 days / daily views over 28 days",
+        # 1 = steady, > 1 = rising
+        expr=lambda: F.coalesce(
+            F.when(F.col("views_28d") > 0, (F.col("views_7d") / 7) / (F.col("views_28d") / 28)), F.lit(0.0)
+        ),
+    ),
+    CONVERSION_RATE_7D,
+    Feature("price", "double", "the last price seen within 28 days"),
+    Feature(
+        "price_change_7d",
+        "double",
+        "price / the last price seen at least 7 days earlier - 1 (-0.2: 20% cheaper); null if unknown",
+        min_value=-1.0,
+        expr=lambda: F.when(F.col("_price_week_ago") > 0, F.col("price") / F.col("_price_week_ago") - 1),
+    ),
+)
+
+
 def compute_item_popularity_v2(events: DataFrame, start: date, end: date) -> DataFrame:
     fanned = fan_out(daily_item_partials_v2(events), "event_date", max(WINDOWS_V2), start, end)
     out = fanned.groupBy("item_id", FEATURE_DATE).agg(
@@ -86,38 +118,14 @@ def compute_item_popularity_v2(events: DataFrame, start: date, end: date) -> Dat
         latest("price", min_age=7).alias("_price_week_ago"),
         availability(),
     )
-    # Trend: the last week's daily views against the 28-day daily average (1 = steady, > 1 = rising).
-    trend = F.when(F.col("views_28d") > 0, (F.col("views_7d") / 7) / (F.col("views_28d") / 28))
-    return out.select(
-        "item_id",
-        FEATURE_DATE,
-        AVAILABLE_AT,
-        *[F.col(f"{m}_{w}d").cast("long").alias(f"{m}_{w}d") for m in METRICS for w in WINDOWS_V2],
-        F.coalesce(trend, F.lit(0.0)).alias("views_trend_7d_vs_28d"),
-        F.coalesce(F.when(F.col("views_7d") > 0, F.col("units_sold_7d") / F.col("views_7d")), F.lit(0.0)).alias(
-            "conversion_rate_7d"
-        ),
-        F.col("price").cast("double").alias("price"),
-        F.when(F.col("_price_week_ago") > 0, F.col("price") / F.col("_price_week_ago") - 1).alias("price_change_7d"),
-    )
+    return select_features(out, ITEM.keys, ITEM_POPULARITY_V2)
 
 
 item_popularity_v2 = FeatureView(
     name="item_popularity",
     version=2,
     entity=ITEM,
-    features=(
-        *[Feature(f"{m}_{w}d", "bigint", f"{m} in the trailing {w} days") for m in METRICS for w in WINDOWS_V2],
-        Feature("views_trend_7d_vs_28d", "double", "daily views over 7 days / daily views over 28 days"),
-        Feature("conversion_rate_7d", "double", "units sold per product view, trailing 7 days"),
-        Feature("price", "double", "the last price seen within 28 days"),
-        Feature(
-            "price_change_7d",
-            "double",
-            "price / the last price seen at least 7 days earlier - 1 (-0.2: 20% cheaper); null if unknown",
-            min_value=-1.0,
-        ),
-    ),
+    features=ITEM_POPULARITY_V2,
     transform=compute_item_popularity_v2,
     ttl=timedelta(days=2),
     owner="ml-platform",
@@ -131,6 +139,22 @@ item_popularity_v2 = FeatureView(
 LAGS = (1, 7, 14, 28)
 ROLLING = (7, 28)
 DEMAND_DAYS = max(LAGS) + 1
+
+
+DEMAND = (
+    Feature("units", "bigint", "units sold on feature_date"),
+    *[Feature(f"units_lag_{k}d", "bigint", f"units sold {k} days before feature_date") for k in LAGS],
+    *[
+        Feature(
+            f"units_mean_{w}d",
+            "double",
+            f"mean daily units over the trailing {w} days",
+            expr=lambda w=w: F.col(f"_units_{w}d") / w,
+        )
+        for w in ROLLING
+    ],
+    Feature("avg_price", "double", "the average price paid on the newest day with a sale (28 days)"),
+)
 
 
 def _demand_features(events: DataFrame, key: str, start: date, end: date) -> DataFrame:
@@ -151,24 +175,7 @@ def _demand_features(events: DataFrame, key: str, start: date, end: date) -> Dat
         latest("avg_price").alias("avg_price"),
         availability(),
     )
-    return out.select(
-        key,
-        FEATURE_DATE,
-        AVAILABLE_AT,
-        F.col("units").cast("long").alias("units"),
-        *[F.col(f"units_lag_{k}d").cast("long").alias(f"units_lag_{k}d") for k in LAGS],
-        *[(F.col(f"_units_{w}d") / w).alias(f"units_mean_{w}d") for w in ROLLING],
-        F.col("avg_price").cast("double").alias("avg_price"),
-    )
-
-
-def _demand_schema(subject: str) -> tuple[Feature, ...]:
-    return (
-        Feature("units", "bigint", f"units of the {subject} sold on feature_date"),
-        *[Feature(f"units_lag_{k}d", "bigint", f"units sold {k} days before feature_date") for k in LAGS],
-        *[Feature(f"units_mean_{w}d", "double", f"mean daily units over the trailing {w} days") for w in ROLLING],
-        Feature("avg_price", "double", "the average price paid on the newest day with a sale (28 days)"),
-    )
+    return select_features(out, [key], DEMAND)
 
 
 def compute_item_demand(events: DataFrame, start: date, end: date) -> DataFrame:
@@ -185,7 +192,7 @@ def _demand_view(name: str, entity: Entity, transform) -> FeatureView:
         name=name,
         version=1,
         entity=entity,
-        features=_demand_schema(subject),
+        features=DEMAND,
         transform=transform,
         ttl=timedelta(days=2),
         owner="forecasting",

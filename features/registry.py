@@ -12,7 +12,7 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from lakecart.features.definitions import FINGERPRINT_SCHEME, FeatureView, legacy_fingerprint
+from lakecart.features.definitions import FINGERPRINT_SCHEME, FeatureView, legacy_fingerprints
 
 ACTIVE, REMOVED = "active", "removed"
 
@@ -46,7 +46,7 @@ def plan(views: Sequence[FeatureView], applied: Iterable[dict], remove: Sequence
             changes.append(Change(table, "create", detail))
         elif row["fingerprint"] == view.fingerprint():
             changes.append(Change(table, "unchanged"))
-        elif recorded_scheme(row) < FINGERPRINT_SCHEME and row["fingerprint"] == legacy_fingerprint(view):
+        elif recorded_scheme(row) < FINGERPRINT_SCHEME and row["fingerprint"] in legacy_fingerprints(view):
             changes.append(
                 Change(
                     table,

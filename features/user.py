@@ -5,16 +5,17 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
-from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
-from lakecart.features.definitions import AVAILABLE_AT, FEATURE_DATE, Entity, Feature, FeatureView
+from lakecart.features.definitions import AVAILABLE_AT, FEATURE_DATE, Entity, Feature, FeatureView, select_features
 from lakecart.features.windows import (
     AGE,
     availability,
     fan_out,
     known_date,
     newest,
+    rate_feature,
     recency,
     window_distinct_count,
     window_sum,
@@ -41,37 +42,32 @@ def daily_user_partials(events: DataFrame) -> DataFrame:
     )
 
 
+def _window_features(metrics: tuple[str, ...], windows: tuple[int, ...]) -> tuple[Feature, ...]:
+    return tuple(
+        Feature(f"{m}_{w}d", "double" if m == "spend" else "bigint", f"{m} in the trailing {w} days")
+        for m in metrics
+        for w in windows
+    )
+
+
+USER_ACTIVITY_V1 = (
+    *_window_features(METRICS, WINDOWS),
+    rate_feature("purchase_rate_28d", "purchases per product view, trailing 28 days", "purchases_28d", "views_28d"),
+    Feature("days_since_active", "int", "days since the user's last event (within 28 days)"),
+)
+
+
 def compute_user_activity(events: DataFrame, start: date, end: date) -> DataFrame:
     partials = daily_user_partials(events)
     out = windowed_sums(partials, ["user_id"], "event_date", METRICS, WINDOWS, start, end)
-    conversion = F.when(F.col("views_28d") > 0, F.col("purchases_28d") / F.col("views_28d"))
-    return out.select(
-        "user_id",
-        "feature_date",
-        "available_at",
-        *[
-            F.col(f"{m}_{w}d").cast("double" if m == "spend" else "long").alias(f"{m}_{w}d")
-            for m in METRICS
-            for w in WINDOWS
-        ],
-        F.coalesce(conversion, F.lit(0.0)).alias("purchase_rate_28d"),
-        F.col("days_since_active").cast("int").alias("days_since_active"),
-    )
+    return select_features(out, USER.keys, USER_ACTIVITY_V1)
 
 
 user_activity_v1 = FeatureView(
     name="user_activity",
     version=1,
     entity=USER,
-    features=(
-        *[
-            Feature(f"{m}_{w}d", "double" if m == "spend" else "bigint", f"{m} in the trailing {w} days")
-            for m in METRICS
-            for w in WINDOWS
-        ],
-        Feature("purchase_rate_28d", "double", "purchases per product view, trailing 28 days"),
-        Feature("days_since_active", "int", "days since the user's last event (within 28 days)"),
-    ),
+    features=USER_ACTIVITY_V1,
     transform=compute_user_activity,
     ttl=timedelta(days=2),
     owner="ml-platform",
@@ -123,8 +119,31 @@ def daily_user_partials_v2(events: DataFrame) -> DataFrame:
     )
 
 
-def _ratio(numerator: str, denominator: str) -> Column:
-    return F.coalesce(F.when(F.col(denominator) > 0, F.col(numerator) / F.col(denominator)), F.lit(0.0))
+USER_ACTIVITY_V2 = (
+    *_window_features(METRICS, WINDOWS_V2),
+    Feature("days_since_active", "int", "recency: days since the user's last event (within 90 days)"),
+    Feature("days_since_purchase", "int", "days since the last purchase within 90 days; null if none"),
+    Feature("purchase_days_90d", "bigint", "frequency: days with a purchase in the trailing 90 days"),
+    rate_feature(
+        "spend_per_purchase_90d", "monetary value: spend per purchase, trailing 90 days", "spend_90d", "purchases_90d"
+    ),
+    rate_feature("cart_rate_28d", "add-to-carts per product view, trailing 28 days", "carts_28d", "views_28d"),
+    rate_feature(
+        "cart_to_purchase_rate_28d", "purchases per add-to-cart, trailing 28 days", "purchases_28d", "carts_28d"
+    ),
+    Feature("categories_purchased_90d", "int", "cross-category breadth: distinct categories bought, 90 days"),
+    *[
+        Feature(f"distinct_items_viewed_{w}d", "int", f"distinct items viewed in the trailing {w} days")
+        for w in DISTINCT_WINDOWS
+    ],
+    Feature(
+        "price_index_90d",
+        "double",
+        "price sensitivity: mean price paid / the category's average price that day (< 1: buys cheap); "
+        "null without purchases",
+        expr=lambda: F.when(F.col("_price_index_count") > 0, F.col("_price_index_sum") / F.col("_price_index_count")),
+    ),
+)
 
 
 def compute_user_activity_v2(events: DataFrame, start: date, end: date) -> DataFrame:
@@ -141,60 +160,14 @@ def compute_user_activity_v2(events: DataFrame, start: date, end: date) -> DataF
         F.min(F.when(F.col("purchases") > 0, F.col(AGE))).alias("days_since_purchase"),
         availability(),
     )
-    return out.select(
-        "user_id",
-        FEATURE_DATE,
-        AVAILABLE_AT,
-        *[
-            F.col(f"{m}_{w}d").cast("double" if m == "spend" else "long").alias(f"{m}_{w}d")
-            for m in METRICS
-            for w in WINDOWS_V2
-        ],
-        F.col("days_since_active").cast("int").alias("days_since_active"),
-        F.col("days_since_purchase").cast("int").alias("days_since_purchase"),
-        F.col("purchase_days_90d").cast("long").alias("purchase_days_90d"),
-        _ratio("spend_90d", "purchases_90d").alias("spend_per_purchase_90d"),
-        _ratio("carts_28d", "views_28d").alias("cart_rate_28d"),
-        _ratio("purchases_28d", "carts_28d").alias("cart_to_purchase_rate_28d"),
-        F.col("categories_purchased_90d").cast("int").alias("categories_purchased_90d"),
-        *[
-            F.col(f"distinct_items_viewed_{w}d").cast("int").alias(f"distinct_items_viewed_{w}d")
-            for w in DISTINCT_WINDOWS
-        ],
-        F.when(F.col("_price_index_count") > 0, F.col("_price_index_sum") / F.col("_price_index_count")).alias(
-            "price_index_90d"
-        ),
-    )
+    return select_features(out, USER.keys, USER_ACTIVITY_V2)
 
 
 user_activity_v2 = FeatureView(
     name="user_activity",
     version=2,
     entity=USER,
-    features=(
-        *[
-            Feature(f"{m}_{w}d", "double" if m == "spend" else "bigint", f"{m} in the trailing {w} days")
-            for m in METRICS
-            for w in WINDOWS_V2
-        ],
-        Feature("days_since_active", "int", "recency: days since the user's last event (within 90 days)"),
-        Feature("days_since_purchase", "int", "days since the last purchase within 90 days; null if none"),
-        Feature("purchase_days_90d", "bigint", "frequency: days with a purchase in the trailing 90 days"),
-        Feature("spend_per_purchase_90d", "double", "monetary value: spend per purchase, trailing 90 days"),
-        Feature("cart_rate_28d", "double", "add-to-carts per product view, trailing 28 days"),
-        Feature("cart_to_purchase_rate_28d", "double", "purchases per add-to-cart, trailing 28 days"),
-        Feature("categories_purchased_90d", "int", "cross-category breadth: distinct categories bought, 90 days"),
-        *[
-            Feature(f"distinct_items_viewed_{w}d", "int", f"distinct items viewed in the trailing {w} days")
-            for w in DISTINCT_WINDOWS
-        ],
-        Feature(
-            "price_index_90d",
-            "double",
-            "price sensitivity: mean price paid / the category's average price that day (< 1: buys cheap); "
-            "null without purchases",
-        ),
-    ),
+    features=USER_ACTIVITY_V2,
     transform=compute_user_activity_v2,
     ttl=timedelta(days=2),
     owner="ml-platform",
@@ -207,28 +180,39 @@ user_activity_v2 = FeatureView(
 SEQUENCE_DAYS = 28
 
 
+USER_SEQUENCES = (
+    Feature(
+        "recent_items",
+        "array<string>",
+        f"the last {RECENT_N} items viewed, carted or bought, newest first",
+        expr=lambda: F.col("_recent.item_id"),
+    ),
+    Feature(
+        "recent_categories",
+        "array<string>",
+        "the categories of those interactions, same order",
+        expr=lambda: F.col("_recent.category"),
+    ),
+    Feature(
+        "recent_length",
+        "int",
+        f"how many interactions the sequences hold (at most {RECENT_N})",
+        expr=lambda: F.size("_recent"),
+    ),
+)
+
+
 def compute_user_sequences(events: DataFrame, start: date, end: date) -> DataFrame:
     fanned = fan_out(daily_user_partials_v2(events), "event_date", SEQUENCE_DAYS, start, end)
     out = fanned.groupBy("user_id", FEATURE_DATE).agg(newest("recent", RECENT_N).alias("_recent"), availability())
-    return out.select(
-        "user_id",
-        FEATURE_DATE,
-        AVAILABLE_AT,
-        F.col("_recent.item_id").alias("recent_items"),
-        F.col("_recent.category").alias("recent_categories"),
-        F.size("_recent").alias("recent_length"),
-    )
+    return select_features(out, USER.keys, USER_SEQUENCES)
 
 
 user_sequences_v1 = FeatureView(
     name="user_sequences",
     version=1,
     entity=USER,
-    features=(
-        Feature("recent_items", "array<string>", f"the last {RECENT_N} items viewed, carted or bought, newest first"),
-        Feature("recent_categories", "array<string>", "the categories of those interactions, same order"),
-        Feature("recent_length", "int", f"how many interactions the sequences hold (at most {RECENT_N})"),
-    ),
+    features=USER_SEQUENCES,
     transform=compute_user_sequences,
     ttl=timedelta(days=2),
     owner="ml-platform",
@@ -239,6 +223,22 @@ user_sequences_v1 = FeatureView(
 
 USER_CATEGORY = Entity("user_category", ("user_id", "category"), "A shopper's relationship with one category.")
 AFFINITY_DAYS = 28
+
+
+def _per_user() -> Window:
+    return Window.partitionBy("user_id", FEATURE_DATE)
+
+
+USER_CATEGORY_AFFINITY = (
+    Feature("interactions_28d", "bigint", "views, carts and purchases in the category, trailing 28 days"),
+    Feature("purchases_28d", "bigint", "purchases in the category, trailing 28 days"),
+    Feature(
+        "interaction_share_28d",
+        "double",
+        "the category's share of the user's interactions, 28 days",
+        expr=lambda: F.col("interactions_28d") / F.sum("interactions_28d").over(_per_user()),
+    ),
+)
 
 
 def compute_user_category_affinity(events: DataFrame, start: date, end: date) -> DataFrame:
@@ -260,28 +260,16 @@ def compute_user_category_affinity(events: DataFrame, start: date, end: date) ->
         window_sum("purchases", AFFINITY_DAYS).alias("purchases_28d"),
         availability(),
     )
-    per_user = Window.partitionBy("user_id", FEATURE_DATE)
-    return out.select(
-        "user_id",
-        "category",
-        FEATURE_DATE,
-        # The user's row is known when the last of its categories is: the share depends on all of them.
-        F.max(AVAILABLE_AT).over(per_user).alias(AVAILABLE_AT),
-        F.col("interactions_28d").cast("long").alias("interactions_28d"),
-        F.col("purchases_28d").cast("long").alias("purchases_28d"),
-        (F.col("interactions_28d") / F.sum("interactions_28d").over(per_user)).alias("interaction_share_28d"),
-    )
+    # The user's row is known when the last of its categories is: the share depends on all of them.
+    out = out.withColumn(AVAILABLE_AT, F.max(AVAILABLE_AT).over(_per_user()))
+    return select_features(out, USER_CATEGORY.keys, USER_CATEGORY_AFFINITY)
 
 
 user_category_affinity_v1 = FeatureView(
     name="user_category_affinity",
     version=1,
     entity=USER_CATEGORY,
-    features=(
-        Feature("interactions_28d", "bigint", "views, carts and purchases in the category, trailing 28 days"),
-        Feature("purchases_28d", "bigint", "purchases in the category, trailing 28 days"),
-        Feature("interaction_share_28d", "double", "the category's share of the user's interactions, 28 days"),
-    ),
+    features=USER_CATEGORY_AFFINITY,
     transform=compute_user_category_affinity,
     ttl=timedelta(days=2),
     owner="ml-platform",

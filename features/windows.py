@@ -19,7 +19,7 @@ from datetime import date, timedelta
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from lakecart.features.definitions import AVAILABLE_AT, FEATURE_DATE
+from lakecart.features.definitions import AVAILABLE_AT, FEATURE_DATE, Feature
 
 AGE = "_age"  # days from a partial's day to the output day (0 = the output day itself)
 KNOWN_DATE = "known_date"  # on partials: the newest ingest_date among the records summarised
@@ -70,6 +70,16 @@ def latest(metric: str, min_age: int = 0) -> Column:
     """The newest non-null ``metric`` at least ``min_age`` days before the output day."""
     usable = (F.col(AGE) >= min_age) & F.col(metric).isNotNull()
     return F.max_by(F.when(usable, F.col(metric)), F.when(usable, -F.col(AGE)))
+
+
+def ratio(numerator: str, denominator: str) -> Column:
+    """``numerator / denominator``, 0 where the denominator is 0 or missing (a rate with no events)."""
+    return F.coalesce(F.when(F.col(denominator) > 0, F.col(numerator) / F.col(denominator)), F.lit(0.0))
+
+
+def rate_feature(name: str, description: str, numerator: str, denominator: str) -> Feature:
+    """A feature that is one aggregated column over another (``ratio``)."""
+    return Feature(name, "double", description, expr=lambda: ratio(numerator, denominator))
 
 
 def recency() -> Column:

@@ -38,7 +38,7 @@ from lakecart.features import (
     user_activity_v2,
     user_sequences_v1,
 )
-from lakecart.features.definitions import legacy_fingerprint
+from lakecart.features.definitions import legacy_fingerprints
 from lakecart.features.pit import feature_column, feature_time_column, point_in_time_join
 from lakecart.features.registry import changed_code, recorded_scheme
 from lakecart.jobs import labels as label_builders
@@ -256,7 +256,7 @@ def changed_views(kind: DatasetKind, recorded: dict[str, dict]) -> list[str]:
         entry = recorded[view.qualified_name]
         if entry["fingerprint"] == view.fingerprint():
             continue
-        if recorded_scheme(entry) == 1 and entry["fingerprint"] == legacy_fingerprint(view):
+        if recorded_scheme(entry) == 1 and entry["fingerprint"] in legacy_fingerprints(view):
             continue
         problems.append(
             f"{view.qualified_name} ({entry['fingerprint']} -> {view.fingerprint()}{changed_code(entry, view)})"

@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -88,14 +89,53 @@ def test_a_constant_a_helper_reads_is_part_of_the_fingerprint(monkeypatch):
     assert actions(plan([user_sequences_v1], recorded)) == {"features.user_sequences_v1": "blocked"}
 
 
+def test_a_feature_declaration_is_part_of_the_fingerprint(tmp_path):
+    # cart_rate_28d's spec (the one place the column is computed) now divides 7-day counts.
+    edited = edited_copy(user_module, '"carts_28d", "views_28d")', '"carts_7d", "views_7d")', tmp_path)
+    changes = plan([edited.user_activity_v2], applied(user_activity_v2))
+    assert actions(changes) == {"features.user_activity_v2": "blocked"}
+    assert "feature cart_rate_28d" in changes[0].detail
+
+
+def test_swapping_two_features_expressions_is_a_change(monkeypatch):
+    # Both rates are the same lambda (windows.rate_feature) over other columns: swapping which
+    # columns each divides leaves the set of lambdas as it was, not what each feature computes.
+    spec = {f.name: f for f in user_module.USER_ACTIVITY_V2}
+    swapped = tuple(
+        replace(f, expr=spec["cart_to_purchase_rate_28d"].expr)
+        if f.name == "cart_rate_28d"
+        else replace(f, expr=spec["cart_rate_28d"].expr)
+        if f.name == "cart_to_purchase_rate_28d"
+        else f
+        for f in user_module.USER_ACTIVITY_V2
+    )
+    monkeypatch.setattr(user_module, "USER_ACTIVITY_V2", swapped)
+    changes = plan([replace(user_activity_v2, features=swapped)], applied(user_activity_v2))
+    assert actions(changes) == {"features.user_activity_v2": "blocked"}
+    assert "feature cart_rate_28d" in changes[0].detail and "feature cart_to_purchase_rate_28d" in changes[0].detail
+
+
+def test_rewording_a_comment_or_docstring_is_not_a_new_version(tmp_path, monkeypatch):
+    recorded = applied(user_activity_v2)
+    edited = edited_copy(
+        windows_module,
+        '"""Sum of ``metric`` over the trailing ``days`` (0 when nothing happened)."""',
+        '"""The trailing ``days``' + "'" + ' sum of ``metric``."""  # reworded',
+        tmp_path,
+    )
+    monkeypatch.setattr(user_module, "window_sum", edited.window_sum)
+    assert actions(plan([user_activity_v2], recorded)) == {"features.user_activity_v2": "unchanged"}
+
+
 def test_a_registry_row_of_the_old_scheme_is_re_recorded_not_blocked():
-    from lakecart.features.definitions import FINGERPRINT_SCHEME, legacy_fingerprint
+    from lakecart.features.definitions import FINGERPRINT_SCHEME
 
     old_row = {
         "table": user_activity_v2.qualified_name,
         "name": user_activity_v2.name,
         "version": 2,
-        "fingerprint": legacy_fingerprint(user_activity_v2),
+        # What the registry recorded for user_activity_v2 under scheme 1 (before f7dac08).
+        "fingerprint": "39e4b375c4371794",
         "status": "active",
         # rows written before the scheme was recorded have none in their definition
         "definition": json.dumps({"name": "user_activity", "version": 2}),

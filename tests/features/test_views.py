@@ -5,6 +5,7 @@ from datetime import date, datetime
 import pytest
 
 from lakecart.features import (
+    REGISTRY,
     category_demand_v1,
     item_demand_v1,
     item_popularity_v2,
@@ -168,3 +169,12 @@ def test_late_data_makes_a_row_known_later(spark):
     assert rows_by_key(compute_view(user_activity_v2, on_time, D(10), D(10)), "feature_date")[D(10)][
         "available_at"
     ] == datetime(2026, 3, 11)
+
+
+@pytest.mark.parametrize("name", sorted(REGISTRY))
+def test_every_view_computes_exactly_the_columns_it_declares(spark, shopper_log, name):
+    # The transform itself (compute_view would select the declared columns and hide a mismatch).
+    view = REGISTRY[name]
+    computed = view.transform(shopper_log, D(25), D(25)).schema
+    declared = [c.split(" ", 1) for c in view.schema.split(", ")]
+    assert [(f.name, f.dataType.simpleString()) for f in computed] == [(n, t) for n, t in declared]

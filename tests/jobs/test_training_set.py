@@ -8,7 +8,7 @@ import pytest
 from lakecart import delta, lineage, tables
 from lakecart.features import user as user_module
 from lakecart.features import user_activity_v2, user_sequences_v1
-from lakecart.features.definitions import legacy_fingerprint
+from lakecart.features.definitions import SCHEME_1_BEFORE_FEATURE_SPECS
 from lakecart.jobs import training_set
 from lakecart.jobs.materialize import run_materialize
 from lakecart.quality import validate_dataframe
@@ -97,7 +97,10 @@ def test_rebuild_accepts_a_manifest_of_the_old_fingerprint_scheme_and_names_chan
     current = training_set.view_lineage(kind)
     assert training_set.changed_views(kind, current) == []
     # A manifest written before scheme 2 recorded only the version and the scheme-1 fingerprint.
-    old = {v.qualified_name: {"version": v.version, "fingerprint": legacy_fingerprint(v)} for v in kind.views}
+    old = {
+        v.qualified_name: {"version": v.version, "fingerprint": SCHEME_1_BEFORE_FEATURE_SPECS[v.table_name]}
+        for v in kind.views
+    }
     assert training_set.changed_views(kind, old) == []
     edited = edited_copy(user_module, "RECENT_N = 10", "RECENT_N = 5", tmp_path)
     monkeypatch.setattr(user_module, "RECENT_N", edited.RECENT_N)
