@@ -92,7 +92,12 @@ def require_applied(settings: Settings, views: Sequence[FeatureView]) -> None:
         if row is None or row["status"] != ACTIVE:
             problems.append(f"{view.qualified_name} is not applied")
         elif row["fingerprint"] != view.fingerprint():
-            problems.append(f"{view.qualified_name} changed since it was applied")
+            update = [c for c in plan([view], [row]) if c.action == "update"]
+            problems.append(
+                f"{view.qualified_name} was recorded under an older fingerprint scheme (logic unchanged)"
+                if update
+                else f"{view.qualified_name} changed since it was applied"
+            )
     if problems:
         raise NotApplied("; ".join(problems) + ": run `lakecart features plan`, then `lakecart features apply`")
 

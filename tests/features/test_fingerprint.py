@@ -158,3 +158,34 @@ def test_fingerprints_are_the_same_in_another_process():
     env = {**os.environ, "PYTHONHASHSEED": "12345"}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True, timeout=120)
     assert json.loads(out.stdout.strip().splitlines()[-1]) == {n: v.fingerprint() for n, v in REGISTRY.items()}
+
+
+def test_apply_re_records_a_view_applied_under_the_old_scheme(spark, settings):
+    from pyspark.sql import functions as F
+
+    from lakecart import delta, tables
+    from lakecart.features.definitions import SCHEME_1_BEFORE_FEATURE_SPECS
+    from lakecart.jobs import feature_store
+
+    view = user_sequences_v1
+    feature_store.apply(spark, settings, views=[view])
+    # The row as scheme 1 wrote it: the old fingerprint, a definition without a scheme.
+    old = spark.createDataFrame(
+        [
+            (
+                view.qualified_name,
+                view.name,
+                view.version,
+                SCHEME_1_BEFORE_FEATURE_SPECS[view.table_name],
+                "active",
+                "{}",
+            )
+        ],
+        "table string, name string, version int, fingerprint string, status string, definition string",
+    ).withColumn("applied_at", F.current_timestamp())
+    delta.merge_by_key(old, tables.table_path(tables.FEATURE_REGISTRY, settings), ["table"])
+    with pytest.raises(feature_store.NotApplied, match="older fingerprint scheme .*lakecart features apply"):
+        feature_store.require_applied(settings, [view])
+    assert actions(feature_store.apply(spark, settings, views=[view])) == {view.qualified_name: "update"}
+    feature_store.require_applied(settings, [view])  # materialisation and training sets may run again
+    assert actions(feature_store.plan_changes(settings, views=[view])) == {view.qualified_name: "unchanged"}

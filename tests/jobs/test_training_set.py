@@ -84,7 +84,7 @@ def test_the_churn_gate_fails_a_split_where_everyone_churned(spark, tmp_path):
 
 
 def test_the_churn_gate_fails_a_split_where_most_labels_got_no_features(spark, tmp_path):
-    # 3 of the 4 test rows got no user_sequences_v1 row: coverage 1/4 < the 1/2 floor (train: 4/4).
+    # 3 of the 4 test rows got no user_sequences_v1 row: coverage 1/4 < its 0.3 floor (train: 4/4).
     missing = {"feature_time__user_sequences_v1": None}
     sparse = churn_set(spark, row4=missing, row5=missing, row6=missing)
     outcome = gate(sparse, tmp_path)
