@@ -16,6 +16,7 @@ import inspect
 import json
 import textwrap
 import types
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -189,10 +190,29 @@ def _in_project(obj: object) -> bool:
     return _is_project_module(getattr(obj, "__module__", None) or "")
 
 
+# Function or class -> its source digest. Reading and parsing source is most of a fingerprint's
+# cost, and materialisation fingerprints every view for every day it considers; a loaded object's
+# code does not change (editing or monkeypatching makes a new object).
+_SOURCE_DIGESTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
 def _source_digest(obj: Callable | type) -> str:
     """A digest of what the source says, not how it is written: its syntax tree without comments,
     docstrings or formatting (rewording a comment is not a new version); the raw text where the
     source does not parse on its own (a lambda inside a longer expression)."""
+    try:
+        return _SOURCE_DIGESTS[obj]
+    except (KeyError, TypeError):  # TypeError: not weakly referenceable
+        pass
+    digest = _digest_source(obj)
+    try:
+        _SOURCE_DIGESTS[obj] = digest
+    except TypeError:
+        pass
+    return digest
+
+
+def _digest_source(obj: Callable | type) -> str:
     try:
         text = _syntax(inspect.getsource(obj))
     except (OSError, TypeError):  # defined interactively or by exec: fall back to the compiled code

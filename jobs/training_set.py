@@ -232,13 +232,15 @@ def _build_at(spark: SparkSession, kind: DatasetKind, paths: dict, versions: dic
 
 def _latest_inputs(spark: SparkSession, kind: DatasetKind, settings: Settings) -> tuple[dict, dict]:
     paths = _inputs(kind, settings)
-    missing = [f"{name} ({paths[name]})" for name in kind.pinned if not delta.table_exists(spark, paths[name])]
-    if missing:
-        raise FileNotFoundError(
-            f"{kind.table} pins {', '.join(missing)}, which has no table yet: training reads it beside the "
-            "set, so ingest it first (the catalogue: `lakecart ingest catalog`)"
-        )
-    return paths, {name: delta.latest_version(spark, path) for name, path in paths.items()}
+    versions = {}
+    for name, path in paths.items():
+        if name in kind.pinned and not delta.table_exists(spark, path):
+            # The build itself does not read it; training will fail on it, with its own message.
+            log.warning("%s: %s has no table yet, so the manifest cannot pin its version", kind.table, name)
+            versions[name] = None
+        else:
+            versions[name] = delta.latest_version(spark, path)
+    return paths, versions
 
 
 def view_lineage(kind: DatasetKind) -> dict[str, dict]:
