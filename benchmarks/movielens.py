@@ -157,8 +157,8 @@ def rating_inputs(frame, train_rows, folds: int = 5) -> dict:
     from the training rows, out of fold for the training rows themselves."""
     import numpy as np
 
+    from lakecart.training.inputs import pad_sequences
     from lakecart.training.movielens import out_of_fold_means, smoothed_means
-    from lakecart.training.towers import pad_sequences
 
     fit = frame.iloc[train_rows]
 
@@ -178,7 +178,7 @@ def rating_inputs(frame, train_rows, folds: int = 5) -> dict:
 
 
 def movie_inputs(movies, fit) -> dict:
-    from lakecart.training.towers import pad_sequences
+    from lakecart.training.inputs import pad_sequences
 
     return {
         "movie_title": movies["movie_title"].astype(str).to_numpy(),
@@ -194,7 +194,7 @@ def take(inputs: dict, rows) -> dict:
 
 def vocabularies(ratings, movies) -> dict:
     """Vocabularies over all ratings, as the tutorials build them (ids only, no labels)."""
-    from lakecart.training.towers import vocabulary
+    from lakecart.training.inputs import vocabulary
 
     vocab = {key: vocabulary(ratings[key].astype(str)) for key in ("movie_id", *USER_IDS)}
     vocab["movie_title"] = vocabulary(movies["movie_title"])
@@ -241,7 +241,7 @@ class Progress:
 
 
 def retrieval_specs(config: RetrievalConfig, vocab: dict):
-    from lakecart.training.towers import TowerSpec
+    from lakecart.training.inputs import TowerSpec
 
     common = {
         "embedding_dim": config.embedding_dim,
@@ -319,7 +319,7 @@ def run_popularity(data: dict) -> dict:
 
 
 def ranking_spec(config: RankingConfig, vocab: dict):
-    from lakecart.training.towers import TowerSpec
+    from lakecart.training.inputs import TowerSpec
 
     return TowerSpec(
         ids={key: vocab[key] for key in config.ids},

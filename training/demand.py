@@ -17,7 +17,8 @@ from dataclasses import replace
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
-from lakecart.training.towers import Tower, TowerSpec
+from lakecart.training.inputs import TowerSpec
+from lakecart.training.towers import Tower
 
 
 class DemandModel(tfrs.Model):

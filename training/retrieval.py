@@ -26,7 +26,8 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
-from lakecart.training.towers import Tower, TowerSpec
+from lakecart.training.inputs import TowerSpec
+from lakecart.training.towers import Tower
 
 Gather = Callable[[tf.Tensor], tf.Tensor]
 

@@ -14,9 +14,7 @@ from collections.abc import Mapping
 
 import tensorflow as tf
 
-from lakecart.training.inputs import CONSTANT_VARIANCE, PAD, TowerSpec, pad_sequences, scale_counts, vocabulary
-
-__all__ = ["PAD", "Tower", "TowerSpec", "pad_sequences", "scale_counts", "vocabulary"]
+from lakecart.training.inputs import CONSTANT_VARIANCE, PAD, TowerSpec
 
 
 class Tower(tf.keras.Model):

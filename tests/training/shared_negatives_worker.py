@@ -19,8 +19,8 @@ def main(out: str) -> None:
     import tensorflow as tf
 
     from lakecart.training import distributed
+    from lakecart.training.inputs import TowerSpec
     from lakecart.training.retrieval import TwoTowerRetrieval
-    from lakecart.training.towers import TowerSpec
 
     worker = distributed.init()
     users, items = [f"u{i}" for i in range(20)], [f"i{i}" for i in range(30)]
