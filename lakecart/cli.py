@@ -429,7 +429,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from lakecart.training.publish import evaluate_candidate
 
     settings, dataset_id = _run(args.model, args.date)
-    result = evaluate_candidate(settings, args.model, dataset_id)
+    margin = settings.training.gate_margin if args.margin is None else args.margin
+    result = evaluate_candidate(settings, args.model, dataset_id, margin=margin)
     _print(result)
     return 0 if result["publish"] else GATE_HOLD_EXIT
 
@@ -707,11 +708,18 @@ def build_parser() -> argparse.ArgumentParser:
     p = add(
         "evaluate",
         cmd_evaluate,
-        "the publish gate: score the published model (the champion) on the new run's held-out split and compare; "
-        f"exit 0 to publish, {GATE_HOLD_EXIT} when the new model is worse (Airflow then skips publishing)",
+        "the publish gate: on the new run's held-out split, the candidate must beat the task's best baseline "
+        "by more than the margin and be at least as good as the published model (the champion); "
+        f"exit 0 to publish (the candidate, or the best baseline when no model beats it), "
+        f"{GATE_HOLD_EXIT} when the champion stays (Airflow then skips publishing)",
     )
     p.add_argument("model", choices=models)
     _with_date(p, lookback=False)
+    p.add_argument(
+        "--margin",
+        type=float,
+        help="how much better than the best baseline, in the primary metric's units (default: training.gate_margin, 0)",
+    )
 
     p = add(
         "publish",

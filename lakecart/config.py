@@ -81,6 +81,9 @@ class TrainingSettings(_Strict):
     seed: int = 42
     # horovodrun hosts, e.g. "gpu-1:4,gpu-2:4"; empty means all processes on this host.
     hosts: str = ""
+    # The gate: how much better than its best baseline a model must be on its primary metric
+    # (absolute, in the metric's units; 0: any better) to be published.
+    gate_margin: float = Field(default=0.0, ge=0.0)
 
 
 class Settings(BaseSettings):

@@ -13,7 +13,7 @@ from datetime import date
 
 import pytest
 
-from lakecart import cli
+from lakecart import cli, contracts
 from lakecart.config import get_settings
 from lakecart.lineage import git_commit
 
@@ -101,8 +101,25 @@ def test_version_names_the_package_and_the_commit(capsys):
 def test_the_gate_exit_code_comes_from_the_contracts():
     assert "GATE_HOLD_EXIT = " not in inspect.getsource(cli)  # one declaration, in lakecart.contracts
     assert (
-        "exit 0 to publish, 99 when" in cli.build_parser()._subparsers._group_actions[0].choices["evaluate"].description
+        f"{contracts.GATE_HOLD_EXIT} when the champion stays"
+        in cli.build_parser()._subparsers._group_actions[0].choices["evaluate"].description
     )
+
+
+def test_the_gate_margin_is_a_flag_and_a_setting(monkeypatch):
+    args = cli.build_parser().parse_args(["evaluate", "ranking", "--date", "2026-01-14", "--margin", "0.01"])
+    assert args.margin == 0.01
+    assert cli.build_parser().parse_args(["evaluate", "ranking", "--date", "2026-01-14"]).margin is None
+    monkeypatch.setenv("LAKECART_TRAINING__GATE_MARGIN", "0.02")
+    get_settings.cache_clear()
+    try:
+        assert get_settings().training.gate_margin == 0.02
+        monkeypatch.setenv("LAKECART_TRAINING__GATE_MARGIN", "-1")
+        get_settings.cache_clear()
+        with pytest.raises(Exception, match="gate_margin"):
+            get_settings()
+    finally:
+        get_settings.cache_clear()
 
 
 @pytest.fixture()
@@ -213,7 +230,7 @@ def test_a_truncated_gzip_ends_in_one_line_without_java_traces(tmp_path):
 
 PROGRESS = """
 import sys
-from lakecart import cli
+from lakecart import cli, contracts
 
 def validating(args):
     from tqdm import tqdm  # what Great Expectations draws its "Calculating Metrics" bars with
