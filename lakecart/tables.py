@@ -336,6 +336,18 @@ def register_tables(spark, settings: Settings | None = None) -> list[str]:
         table_dir = log_dir.parent
         layer, name = table_dir.parent.name, table_dir.name
         spark.sql(f"CREATE DATABASE IF NOT EXISTS `{layer}`")
+        if _registered_location(spark, layer, name) not in (None, f"file:{table_dir}", str(table_dir)):
+            # Registered earlier in this session for another lake root: point the name here. The
+            # table is external, so dropping it removes the catalogue entry, never data.
+            spark.sql(f"DROP TABLE `{layer}`.`{name}`")
         spark.sql(f"CREATE TABLE IF NOT EXISTS `{layer}`.`{name}` USING DELTA LOCATION '{table_dir}'")
         registered.append(f"{layer}.{name}")
     return registered
+
+
+def _registered_location(spark, layer: str, name: str) -> str | None:
+    """Where the session's catalogue says ``layer.name`` lives; None when it is not registered."""
+    if not spark.catalog.tableExists(f"`{layer}`.`{name}`"):
+        return None
+    rows = spark.sql(f"DESCRIBE TABLE EXTENDED `{layer}`.`{name}`").where("col_name = 'Location'").collect()
+    return rows[0]["data_type"].rstrip("/") if rows else None

@@ -20,9 +20,6 @@ from lakecart.summary import run_query
 def make_lake(spark, settings):
     """silver.events: ids 0..4 (5 rows); gold.recommendations: ids 3..5 (3 rows)."""
     for name, ids in ((tables.SILVER_EVENTS, range(5)), (tables.RECOMMENDATIONS, range(3, 6))):
-        # The session is shared and register_tables leaves a registered name alone: forget the
-        # previous lake (an external table: dropping it deletes no data).
-        spark.sql(f"DROP TABLE IF EXISTS {name}")
         spark.createDataFrame([(i, f"u{i}") for i in ids], "id long, user_id string").write.format("delta").save(
             tables.table_path(name, settings)
         )

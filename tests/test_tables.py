@@ -65,3 +65,21 @@ def test_undeclared_names_and_half_declarations_are_errors():
         tables.Table("events", keys=(), description="")
     with pytest.raises(ValueError, match="rows it validates"):
         tables.Table("x.y", keys=(), description="", suite="m:f")
+
+
+def test_registering_another_lake_repoints_the_names(spark, tmp_path):
+    """One long-lived session (a notebook, the test session) registering lake A, then lake B: the
+    names must read B, and A's data stays where it was."""
+    lakes = []
+    for label, ids in (("a", range(2)), ("b", range(5))):  # lake a: 2 rows, lake b: 5 rows
+        settings = Settings(lake=LakeSettings(root=str(tmp_path / label)))
+        spark.createDataFrame([(i,) for i in ids], "id long").write.format("delta").save(
+            tables.table_path(tables.SILVER_ITEMS, settings)
+        )
+        lakes.append(settings)
+    tables.register_tables(spark, lakes[0])
+    assert spark.sql("SELECT count(*) AS n FROM silver.items").first()["n"] == 2
+    tables.register_tables(spark, lakes[1])
+    assert spark.sql("SELECT count(*) AS n FROM silver.items").first()["n"] == 5
+    # Dropping the old catalogue entry deleted nothing: lake a still holds its 2 rows.
+    assert spark.read.format("delta").load(tables.table_path(tables.SILVER_ITEMS, lakes[0])).count() == 2
