@@ -92,8 +92,21 @@ def features_as_of(
     return wanted.drop_duplicates().merge(newest, on=key_columns, how="left")
 
 
-def read_delta(table_uri: str, columns: list[str] | None = None, filters=None) -> pd.DataFrame:
-    return DeltaTable(table_uri).to_pandas(columns=columns, filters=filters)
+def read_delta(
+    table_uri: str, columns: list[str] | None = None, filters=None, version: int | None = None
+) -> pd.DataFrame:
+    """A Delta table (at ``version``, else its newest) as pandas, through delta-rs."""
+    return DeltaTable(table_uri, version=version).to_pandas(columns=columns, filters=filters)
+
+
+def read_pinned(settings, dataset_id: str, table: str, columns: list[str] | None = None) -> pd.DataFrame:
+    """``table`` at the Delta version the training set ``dataset_id`` recorded for it in its manifest
+    (``input_versions``), so training, evaluation and outputs read the catalogue the set was built
+    with; the newest version when the manifest pinned none (the table did not exist then)."""
+    from lakecart import tables
+
+    version = manifest(settings, dataset_id).get("input_versions", {}).get(str(table))
+    return read_delta(tables.table_path(table, settings), columns, version=version)
 
 
 def manifest(settings, dataset_id: str) -> dict:

@@ -46,3 +46,28 @@ def test_every_task_shards_by_the_key_its_training_set_is_split_by():
     assert {name: task.shard_key for name, task in TASKS.items()} == {
         name: KINDS[task.dataset_kind].shard_key for name, task in TASKS.items()
     }
+
+
+def test_the_catalogue_is_read_at_the_version_the_training_set_pinned(tmp_path):
+    """A retrieval set built when the catalogue had 2 items keeps reading those 2 after a third item
+    lands (version 1), so training, evaluation and outputs agree with the manifest."""
+    import json
+
+    from lakecart import tables
+    from lakecart.config import LakeSettings, Settings
+    from lakecart.training.tasks.retrieval import RetrievalTask
+
+    settings = Settings(lake=LakeSettings(root=str(tmp_path)))
+    items = tables.table_path(tables.SILVER_ITEMS, settings)
+    row = {"category": "c1", "brand": "b", "price": 1.0}
+    write_deltalake(items, pd.DataFrame([{"item_id": "i1", **row}, {"item_id": "i2", **row}]))  # version 0
+    write_deltalake(items, pd.DataFrame([{"item_id": "i3", **row}]), mode="append")  # version 1
+    manifests = tables.table_path(tables.TRAINING_MANIFESTS, settings)
+    for dataset_id, pinned in (("retrieval_20260101", 0), ("retrieval_20260102", None)):
+        manifest = {"dataset_id": dataset_id, "input_versions": {"silver.items": pinned}}
+        write_deltalake(
+            manifests, pd.DataFrame([{"dataset_id": dataset_id, "manifest": json.dumps(manifest)}]), mode="append"
+        )
+    assert RetrievalTask(settings, "retrieval_20260101").catalogue()["item_id"].tolist() == ["i1", "i2"]
+    # Nothing pinned (no catalogue when the set was built): the newest version.
+    assert RetrievalTask(settings, "retrieval_20260102").catalogue()["item_id"].tolist() == ["i1", "i2", "i3"]

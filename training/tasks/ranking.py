@@ -125,8 +125,8 @@ class RankingTask(ModelTask):
             return None
         frame = pd.read_parquet(path).rename(columns={"rank": "retrieval_rank", "score": "retrieval_score"})
         frame = frame.assign(device="")
-        catalogue = training_data.read_delta(
-            tables.table_path(tables.SILVER_ITEMS, self.settings), ["item_id", "category"]
+        catalogue = training_data.read_pinned(
+            self.settings, self.dataset_id, tables.SILVER_ITEMS, ["item_id", "category"]
         )
         frame = frame.merge(catalogue, on="item_id", how="left")
         for view, key in ((USER_VIEW, "user_id"), (ITEM_VIEW, "item_id")):

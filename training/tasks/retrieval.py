@@ -68,8 +68,8 @@ class RetrievalTask(ModelTask):
     def catalogue(self) -> pd.DataFrame:
         """The catalogue, read once per task (inputs, evaluation and outputs all need it)."""
         if getattr(self, "_catalogue", None) is None:
-            items = training_data.read_delta(
-                tables.table_path(tables.SILVER_ITEMS, self.settings), ["item_id", "category", "brand", "price"]
+            items = training_data.read_pinned(
+                self.settings, self.dataset_id, tables.SILVER_ITEMS, ["item_id", "category", "brand", "price"]
             )
             self._catalogue = items.sort_values("item_id").reset_index(drop=True)
         return self._catalogue
