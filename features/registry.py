@@ -12,6 +12,7 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from lakecart.errors import LakecartError
 from lakecart.features.definitions import FINGERPRINT_SCHEME, FeatureView, legacy_fingerprints
 
 ACTIVE, REMOVED = "active", "removed"
@@ -26,7 +27,7 @@ class Change:
     detail: str = ""
 
 
-class PlanBlocked(ValueError):
+class PlanBlocked(LakecartError, ValueError):
     """The plan cannot be applied: a view's logic changed without a new version."""
 
 

@@ -14,6 +14,7 @@ from datetime import datetime
 
 from lakecart import delta, tables
 from lakecart.config import Settings
+from lakecart.errors import LakecartError, UsageError
 from lakecart.features import REGISTRY, VIEWS, FeatureView
 from lakecart.features.definitions import FEATURE_DATE
 from lakecart.features.registry import ACTIVE, REMOVED, Change, check_applicable, plan
@@ -21,7 +22,7 @@ from lakecart.features.registry import ACTIVE, REMOVED, Change, check_applicable
 log = logging.getLogger(__name__)
 
 
-class NotApplied(RuntimeError):
+class NotApplied(LakecartError, RuntimeError):
     """A view is materialised or read before ``lakecart features apply`` recorded it."""
 
 
@@ -112,9 +113,9 @@ def get_features(settings: Settings, view_name: str, keys: Sequence[str], as_of:
 
     view = REGISTRY.get(view_name.removeprefix("features."))
     if view is None:
-        raise KeyError(f"unknown feature view {view_name!r}; known: {', '.join(sorted(REGISTRY))}")
+        raise UsageError(f"unknown feature view {view_name!r}; known: {', '.join(sorted(REGISTRY))}")
     if len(view.entity.keys) != 1 and any("," not in k for k in keys):
-        raise ValueError(
+        raise UsageError(
             f"{view.table_name} has keys {view.entity.keys}: give each key as {','.join(view.entity.keys)}"
         )
     path = view_path(view, settings)

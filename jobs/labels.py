@@ -15,10 +15,12 @@ from datetime import date, timedelta
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from lakecart.errors import LakecartError
+
 LABEL_TIME = "label_time"
 
 
-class LabelWindowError(ValueError):
+class LabelWindowError(LakecartError, ValueError):
     """Feature and label windows overlap, or a label window runs past the data."""
 
 

@@ -28,6 +28,7 @@ from pyspark.sql import functions as F
 
 from lakecart import delta, lineage, tables
 from lakecart.config import Settings
+from lakecart.errors import LakecartError, UnknownTrainingSet
 from lakecart.features import (
     FeatureView,
     category_demand_v1,
@@ -318,6 +319,10 @@ def run_training_set(spark: SparkSession, settings: Settings, kind: str, params:
     return manifest
 
 
+class NotRebuildable(LakecartError, RuntimeError):
+    """A view's code changed since the set was built: the rebuild could not be identical."""
+
+
 def load_manifest(spark: SparkSession, settings: Settings, dataset_id: str) -> dict:
     path = tables.table_path(tables.TRAINING_MANIFESTS, settings)
     rows = (
@@ -326,7 +331,10 @@ def load_manifest(spark: SparkSession, settings: Settings, dataset_id: str) -> d
         else []
     )
     if not rows:
-        raise KeyError(f"no manifest for training set {dataset_id!r} in {tables.TRAINING_MANIFESTS}")
+        raise UnknownTrainingSet(
+            f"no manifest for training set {dataset_id!r} in {tables.TRAINING_MANIFESTS}: "
+            "build it with `lakecart dataset build <kind> --date D`"
+        )
     return json.loads(rows[0]["manifest"])
 
 
@@ -338,7 +346,7 @@ def rebuild(spark: SparkSession, settings: Settings, dataset_id: str, write: boo
     kind = KINDS[manifest["kind"]]
     changed = changed_views(kind, manifest["feature_views"])
     if changed:
-        raise RuntimeError(
+        raise NotRebuildable(
             f"{'; '.join(changed)}: changed since {dataset_id} was built, so the rebuild would not be identical "
             "(a view whose values change needs a new version)"
         )

@@ -32,10 +32,6 @@ PROJECT_ERRORS = frozenset(
     {
         "lakecart.jobs.ingest.MissingInputError",
         "lakecart.jobs.ingest.RawInputError",
-        "lakecart.jobs.labels.LabelWindowError",
-        "lakecart.jobs.feature_store.NotApplied",
-        "lakecart.features.registry.PlanBlocked",
-        "lakecart.training.publish.GateClosed",
         "lakecart.quality.ValidationFailed",
     }
 )

@@ -17,3 +17,10 @@ class ConfigError(LakecartError):
 
 class UsageError(LakecartError):
     """A command was asked for something it cannot do (a missing or contradictory argument)."""
+
+
+class UnknownTrainingSet(LakecartError, KeyError):
+    """No manifest names this training set id."""
+
+    def __str__(self) -> str:  # KeyError's own __str__ would quote the message
+        return str(self.args[0])

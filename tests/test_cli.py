@@ -252,3 +252,29 @@ def test_progress_bars_of_libraries_stay_quiet_unless_verbose(flags, shown):
     )
     assert done.returncode == 0, done.stderr
     assert ("Calculating Metrics" in done.stderr) is shown
+
+
+def test_feature_store_and_training_errors_a_person_can_fix_are_one_line(tmp_path, monkeypatch, capsys):
+    """No JVM: an unknown training set and an unapplied view on an empty lake. Before, the first was a
+    bare KeyError (a traceback since the CLI keeps them for bugs) and the second a RuntimeError."""
+    monkeypatch.setenv("LAKECART_LAKE__ROOT", str(tmp_path))
+    get_settings.cache_clear()
+    try:
+        from deltalake import write_deltalake
+
+        from lakecart import tables
+        from lakecart.errors import LakecartError
+        from lakecart.training.data import manifest
+
+        write_deltalake(
+            tables.table_path(tables.TRAINING_MANIFESTS),
+            __import__("pandas").DataFrame({"dataset_id": ["churn_20260101"], "manifest": ["{}"]}),
+        )
+        with pytest.raises(LakecartError, match="no manifest for training set 'churn_20260102': build it"):
+            manifest(get_settings(), "churn_20260102")
+        argv = ["features", "get", "--view", "user_activity_v2", "--keys", "u1", "--as-of", "2026-01-01"]
+        assert cli.main(argv) == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("lakecart features: error: features.user_activity_v2 has no table")
+    finally:
+        get_settings.cache_clear()

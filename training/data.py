@@ -11,6 +11,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from deltalake import DeltaTable
 
+from lakecart.errors import UnknownTrainingSet
 from lakecart.features.definitions import AVAILABLE_AT, FEATURE_DATE
 
 
@@ -119,5 +120,7 @@ def manifest(settings, dataset_id: str) -> dict:
         tables.table_path(tables.TRAINING_MANIFESTS, settings), ["manifest"], filters=[("dataset_id", "=", dataset_id)]
     )
     if rows.empty:
-        raise KeyError(f"no manifest for training set {dataset_id!r}")
+        raise UnknownTrainingSet(
+            f"no manifest for training set {dataset_id!r}: build it with `lakecart dataset build <kind> --date D`"
+        )
     return json.loads(rows["manifest"].iloc[0])

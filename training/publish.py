@@ -32,6 +32,7 @@ from deltalake import CommitProperties, DeltaTable, write_deltalake
 
 from lakecart import lineage, tables
 from lakecart.config import Settings
+from lakecart.errors import LakecartError
 from lakecart.training.tasks import TASKS
 from lakecart.training.tasks.base import ModelTask, TrainParams
 from lakecart.training.worker import BASELINES, LATEST, OUTPUTS
@@ -44,7 +45,7 @@ GATE_MARGIN = 0.0
 CANDIDATE, CHAMPION, BASELINE = "candidate", "champion", "baseline"
 
 
-class GateClosed(RuntimeError):
+class GateClosed(LakecartError, RuntimeError):
     """The gate kept the champion, or the run was never evaluated."""
 
 
