@@ -20,13 +20,18 @@ from pyspark.sql import functions as F
 
 from lakecart import delta, tables
 from lakecart.config import Settings
+from lakecart.errors import LakecartError
 from lakecart.features import REGISTRY, FeatureView
 from lakecart.features.definitions import FEATURE_DATE
 from lakecart.jobs.feature_store import require_applied, view_path
 
 log = logging.getLogger(__name__)
 
-__all__ = ["compute_view", "run_materialize", "view_path", "MaterializeReport"]
+__all__ = ["compute_view", "run_materialize", "view_path", "MaterializeReport", "NoSilverInput"]
+
+
+class NoSilverInput(LakecartError, ValueError):
+    """A day to materialise has no rows in silver: its features would say every user was inactive."""
 
 
 @dataclass
@@ -102,6 +107,14 @@ def run_materialize(
     events = spark.read.format("delta").load(tables.table_path(tables.SILVER_EVENTS, settings))
     files = silver_partition_files(settings)
     days = [start + timedelta(days=n) for n in range((end - start).days + 1)]
+    # A day without events is missing data (not published yet, or its batch failed its gate), not a
+    # day nobody shopped: refuse before writing anything rather than publish "inactive" features.
+    empty = [day for day in days if not files.get(day)]
+    if empty:
+        raise NoSilverInput(
+            f"{', '.join(map(str, empty))}: no rows in {tables.SILVER_EVENTS}; publish those days first "
+            f"(`lakecart ingest publish` after their gate passed) or materialise a range without them"
+        )
     reports = {}
     for view in selected:
         report = reports[view.table_name] = MaterializeReport(view.table_name)

@@ -154,3 +154,15 @@ def test_a_training_set_rebuilds_identically_after_new_data_and_never_leaks(spar
         training_set.content_hash(training_set.build_current(spark, settings, "churn", params))
         != rebuilt["recorded_hash"]
     )
+
+
+def test_materialising_a_day_without_silver_rows_is_refused(spark, settings):
+    publish(spark, settings, silver_rows(START, 3))  # Mar 1..3
+    apply_only(spark, settings, "user_activity_v2")
+    # Mar 4 and 5 have no silver rows: every user would look inactive, written as fresh features.
+    from lakecart.jobs import materialize
+
+    with pytest.raises(materialize.NoSilverInput, match=r"2026-03-04, 2026-03-05: no rows in silver\.events"):
+        run_materialize(spark, settings, START + timedelta(days=2), START + timedelta(days=4), ["user_activity_v2"])
+    # Nothing written, not even Mar 3 (which has rows): the run is refused before any write.
+    assert spark.read.format("delta").load(tables.table_path("features.user_activity_v2", settings)).count() == 0
