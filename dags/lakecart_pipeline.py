@@ -20,17 +20,19 @@ import pendulum
 from airflow.providers.standard.operators.bash import BashOperator
 from airflow.sdk import Asset, Param, dag
 
+from lakecart import contracts  # standard library only: the Airflow environment imports it too
+
 # Resolved by bash when the task runs, never at parse time.
 LAKECART = 'PATH="${LAKECART_PIPELINE_BIN:+$LAKECART_PIPELINE_BIN:}$PATH" lakecart'
 DAY = "--date {{ ds }}"
 WINDOW = DAY + " --lookback-days {{ params.lookback_days }}"
 
-SILVER_EVENTS = Asset("lakecart://silver/events")
-SILVER_ORDER_LINES = Asset("lakecart://silver/order_lines")
-SILVER_USERS = Asset("lakecart://silver/users")
+SILVER_EVENTS = Asset(contracts.SILVER_EVENTS_ASSET)
+SILVER_ORDER_LINES = Asset(contracts.SILVER_ORDER_LINES_ASSET)
+SILVER_USERS = Asset(contracts.SILVER_USERS_ASSET)
 # Every view of the user side (user, user x category, session) and of the item side (item, category).
-USER_FEATURES = Asset("lakecart://features/user")
-ITEM_FEATURES = Asset("lakecart://features/item")
+USER_FEATURES = Asset(contracts.USER_FEATURES_ASSET)
+ITEM_FEATURES = Asset(contracts.ITEM_FEATURES_ASSET)
 
 
 def lakecart(task_id: str, arguments: str, **kwargs) -> BashOperator:
