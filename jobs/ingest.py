@@ -4,11 +4,19 @@ source: clickstream events, order lines and user exports.
 Records that break a source's contract go to ``quarantine.<source>`` with a machine-readable reason;
 nothing is dropped silently. Per batch: raw records = accepted + quarantined + duplicates dropped.
 Raw files may be JSON lines (plain or gzip), CSV (plain or gzip) or Parquet, mixed freely.
+
+Duplicates: one row per key in silver, across the whole table. Events and order lines keep the
+**first seen** record: the earliest raw partition (``ingest_date``), then the source file (by path),
+then its position in the file (``source_line``), within a batch and across batches, whatever order
+batches are published in. A re-sent key with a changed time is not a second row. User exports keep
+the **newest** record instead (an export carries changed users). A raw file that is re-sent
+(rewritten) replaces its rows as a whole: rows it no longer has leave silver.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import re
 from collections.abc import Callable
@@ -21,7 +29,9 @@ from pyspark.sql import types as T
 
 from lakecart import delta, tables
 from lakecart.config import Settings
+from lakecart.errors import LakecartError
 from lakecart.faults import crash_point
+from lakecart.lineage import commit_metadata
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +68,8 @@ RAW_EVENT_FIELDS = (
 )
 RAW_ORDER_FIELDS = ("order_id", "user_id", "item_id", "quantity", "unit_price", "discount", "order_time")
 RAW_USER_FIELDS = ("user_id", "signup_time", "region", "segment")
-INGEST_COLUMNS = ("ingest_date", "source_file", "batch_id")
+# Where a record came from; (ingest_date, source_file, source_line) is also the "first seen" order.
+INGEST_COLUMNS = ("ingest_date", "source_file", "source_line", "batch_id")
 
 # Silver keeps every contract field, typed, plus what ingestion learned about each record.
 SILVER_COLUMNS = (*RAW_EVENT_FIELDS, "session_key", "extra", "event_date", *INGEST_COLUMNS)
@@ -75,6 +86,10 @@ class MissingInputError(FileNotFoundError):
 
 class RawInputError(ValueError):
     """A raw file cannot be ingested (unknown format, unreadable); the message names the file."""
+
+
+class PublishRefused(LakecartError, RuntimeError):
+    """The staged batch may not be published (no passing gate verdict, or staging is out of date)."""
 
 
 def raw_format(path: str) -> str:
@@ -106,12 +121,19 @@ def _path_exists(spark: SparkSession, path: str) -> bool:
 def to_bronze(raw: DataFrame, batch_ids: dict[date, str]) -> DataFrame:
     """Raw records plus ingest metadata; blank lines carry no record and are not kept.
 
+    ``raw`` is always valid UTF-8, so every Delta reader (Spark, delta-rs, DuckDB) can read the table: a
+    record whose bytes are not UTF-8 keeps them in ``raw_bytes`` (null otherwise) and its text with
+    each bad sequence replaced by U+FFFD; silver quarantines it as ``invalid_utf8``.
+
     ``ingested_at`` is audit metadata (when the file landed), the one wall-clock value in the lake: no
     logic reads it, and content comparisons across re-runs leave it out."""
     mapping = F.create_map(*[x for d, b in batch_ids.items() for x in (F.lit(d), F.lit(b))])
+    valid = F.is_valid_utf8("raw")
     return raw.where(F.trim("raw") != "").select(
-        "raw",
+        F.when(valid, F.col("raw")).otherwise(F.make_valid_utf8("raw")).alias("raw"),
+        F.when(~valid, F.col("raw").cast("binary")).alias("raw_bytes"),
         "source_file",
+        F.col("source_line").cast("long").alias("source_line"),
         mapping[F.col("ingest_date")].alias("batch_id"),
         F.current_timestamp().alias("ingested_at"),
         "ingest_date",
@@ -213,6 +235,18 @@ def sessionise(events: DataFrame, gap_seconds: int = SESSION_GAP_SECONDS) -> Dat
     return flagged.withColumn("session_key", key).drop("_start")
 
 
+def first_seen_order(newest: bool = False) -> list[Column]:
+    """The order records are seen in: raw partition date, then source file, then position in it."""
+    order = [F.col(c) for c in ("ingest_date", "source_file", "source_line")]
+    return [c.desc_nulls_last() for c in order] if newest else [c.asc_nulls_last() for c in order]
+
+
+def keep_first_seen(frame: DataFrame, keys: list[str], newest: bool = False) -> DataFrame:
+    """One row per key: the first seen (or, with ``newest``, the last seen), deterministically."""
+    rank = F.row_number().over(Window.partitionBy(*keys).orderBy(*first_seen_order(newest)))
+    return frame.withColumn("_rank", rank).where(F.col("_rank") == 1).drop("_rank")
+
+
 def _typed_events(accepted: DataFrame) -> DataFrame:
     typed = accepted.select(
         *[
@@ -226,7 +260,7 @@ def _typed_events(accepted: DataFrame) -> DataFrame:
         _extra_fields(RAW_EVENT_FIELDS).alias("extra"),
         *INGEST_COLUMNS,
     ).withColumn("event_date", F.to_date("event_time"))
-    return sessionise(typed.dropDuplicates(["event_id"])).select(*SILVER_COLUMNS)
+    return sessionise(keep_first_seen(typed, ["event_id"])).select(*SILVER_COLUMNS)
 
 
 def _typed_orders(accepted: DataFrame) -> DataFrame:
@@ -243,7 +277,7 @@ def _typed_orders(accepted: DataFrame) -> DataFrame:
         _extra_fields(RAW_ORDER_FIELDS).alias("extra"),
         *INGEST_COLUMNS,
     ).withColumn("order_date", F.to_date("order_time"))
-    return typed.dropDuplicates(["order_id", "item_id"]).select(*SILVER_ORDER_COLUMNS)
+    return keep_first_seen(typed, ["order_id", "item_id"]).select(*SILVER_ORDER_COLUMNS)
 
 
 def _typed_users(accepted: DataFrame) -> DataFrame:
@@ -255,12 +289,16 @@ def _typed_users(accepted: DataFrame) -> DataFrame:
         _extra_fields(RAW_USER_FIELDS).alias("extra"),
         *INGEST_COLUMNS,
     )
-    return typed.dropDuplicates(["user_id"]).select(*SILVER_USER_COLUMNS)
+    return keep_first_seen(typed, ["user_id"], newest=True).select(*SILVER_USER_COLUMNS)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class RawSource:
-    """One kind of raw input: where its files land, its contract, and the tables it feeds."""
+    """One kind of raw input: where its files land, its contract, and the tables it feeds.
+
+    ``newest_wins``: a key seen again replaces the silver row (user exports); otherwise the first
+    seen record stays. ``empty_days_ok``: a day that brings no usable record passes the gate (a user
+    export with no new or changed users); otherwise it fails it."""
 
     name: str
     partition: str  # the raw folder's date partition, e.g. event_date=2026-01-01
@@ -274,6 +312,8 @@ class RawSource:
     quarantine: str
     staging: str
     silver: str
+    newest_wins: bool = False
+    empty_days_ok: bool = False
 
     @property
     def schema(self) -> T.StructType:
@@ -283,46 +323,48 @@ class RawSource:
 
 
 EVENTS = RawSource(
-    "events",
-    "event_date",
-    RAW_EVENT_FIELDS,
-    _event_rules,
-    _typed_events,
-    ("event_id",),
-    "event_date",
-    tables.BRONZE_EVENTS,
-    tables.INGEST_LEDGER,
-    tables.QUARANTINE_EVENTS,
-    tables.STAGING_SILVER_EVENTS,
-    tables.SILVER_EVENTS,
+    name="events",
+    partition="event_date",
+    fields=RAW_EVENT_FIELDS,
+    rules=_event_rules,
+    typed=_typed_events,
+    keys=("event_id",),
+    silver_partition="event_date",
+    bronze=tables.BRONZE_EVENTS,
+    ledger=tables.INGEST_LEDGER,
+    quarantine=tables.QUARANTINE_EVENTS,
+    staging=tables.STAGING_SILVER_EVENTS,
+    silver=tables.SILVER_EVENTS,
 )
 ORDERS = RawSource(
-    "orders",
-    "order_date",
-    RAW_ORDER_FIELDS,
-    _order_rules,
-    _typed_orders,
-    ("order_id", "item_id"),
-    "order_date",
-    tables.BRONZE_ORDERS,
-    tables.ORDERS_LEDGER,
-    tables.QUARANTINE_ORDERS,
-    tables.STAGING_ORDER_LINES,
-    tables.SILVER_ORDER_LINES,
+    name="orders",
+    partition="order_date",
+    fields=RAW_ORDER_FIELDS,
+    rules=_order_rules,
+    typed=_typed_orders,
+    keys=("order_id", "item_id"),
+    silver_partition="order_date",
+    bronze=tables.BRONZE_ORDERS,
+    ledger=tables.ORDERS_LEDGER,
+    quarantine=tables.QUARANTINE_ORDERS,
+    staging=tables.STAGING_ORDER_LINES,
+    silver=tables.SILVER_ORDER_LINES,
 )
 USERS = RawSource(
-    "users",
-    "export_date",
-    RAW_USER_FIELDS,
-    _user_rules,
-    _typed_users,
-    ("user_id",),
-    None,
-    tables.BRONZE_USERS,
-    tables.USERS_LEDGER,
-    tables.QUARANTINE_USERS,
-    tables.STAGING_USERS,
-    tables.SILVER_USERS,
+    name="users",
+    partition="export_date",
+    fields=RAW_USER_FIELDS,
+    rules=_user_rules,
+    typed=_typed_users,
+    keys=("user_id",),
+    silver_partition=None,
+    bronze=tables.BRONZE_USERS,
+    ledger=tables.USERS_LEDGER,
+    quarantine=tables.QUARANTINE_USERS,
+    staging=tables.STAGING_USERS,
+    silver=tables.SILVER_USERS,
+    newest_wins=True,  # an export carries each day's new *and changed* users
+    empty_days_ok=True,  # a day without new or changed users is normal
 )
 SOURCES = {s.name: s for s in (EVENTS, ORDERS, USERS)}
 
@@ -333,12 +375,15 @@ def parse_records(bronze: DataFrame, source: RawSource = EVENTS) -> DataFrame:
         "p",
         F.from_json("raw", source.schema, {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": "_corrupt_record"}),
     )
-    return parsed.withColumn("reject_reason", source.rules("p"))
+    reason = source.rules("p")
+    if "raw_bytes" in bronze.columns:  # bronze written before raw_bytes existed has none
+        reason = F.when(F.col("raw_bytes").isNotNull(), F.lit("invalid_utf8")).otherwise(reason)
+    return parsed.withColumn("reject_reason", reason)
 
 
 def quarantined(parsed: DataFrame) -> DataFrame:
     return parsed.where(F.col("reject_reason").isNotNull()).select(
-        "raw", "source_file", "batch_id", "ingest_date", "reject_reason"
+        "raw", "source_file", "source_line", "batch_id", "ingest_date", "reject_reason"
     )
 
 
@@ -376,6 +421,7 @@ class RawFile:
 
 
 LEDGER_SCHEMA = "source_file string, size long, modified_ms long, ingest_date date, batch_id string, status string"
+LEDGER_KEY = ("source_file", "size", "modified_ms", "ingest_date", "batch_id")
 
 
 def list_raw_files(spark: SparkSession, raw_root: str, days: list[date], source: RawSource = EVENTS) -> list[RawFile]:
@@ -414,19 +460,27 @@ def source_present(spark: SparkSession, settings: Settings, source: RawSource) -
 
 
 def read_raw(spark: SparkSession, paths: list[str]) -> DataFrame:
-    """``raw`` text and ``source_file`` of every record in ``paths``, whatever their format: a JSON
-    line as it is; a CSV or Parquet row rendered as a JSON object of its columns (a CSV line that does
-    not split into the header's columns is kept as its text, so it is quarantined as malformed)."""
+    """``raw`` text, ``source_file`` and ``source_line`` of every record in ``paths``, whatever their
+    format: a JSON line as it is; a CSV or Parquet row rendered as a JSON object of its columns (a CSV
+    line that does not split into the header's columns is kept as its text, so it is quarantined as
+    malformed). ``source_line`` is the record's position in its file (1-based: the line of a JSON-lines
+    file, the row of a CSV or Parquet file), the tie-break of "first seen wins"."""
     by_format: dict[str, list[str]] = {}
     for path in paths:
         by_format.setdefault(raw_format(path), []).append(path)
-    source_file = F.col("_metadata.file_path").alias("source_file")
+    # Position: a file split is read by one task, in order, so (split start, id within the task)
+    # orders a file's records; both are taken right at the scan, before anything moves rows.
+    source = [
+        F.col("_metadata.file_path").alias("source_file"),
+        F.col("_metadata.file_block_start").alias("_block"),
+        F.monotonically_increasing_id().alias("_seq"),
+    ]
     frames = []
     if "json" in by_format:
-        frames.append(spark.read.text(by_format["json"]).select(F.col("value").alias("raw"), source_file))
+        frames.append(spark.read.text(by_format["json"]).select(F.col("value").alias("raw"), *source))
     if "parquet" in by_format:
         rows = spark.read.option("mergeSchema", "true").parquet(*by_format["parquet"])
-        frames.append(rows.select(F.to_json(F.struct(*rows.columns)).alias("raw"), source_file))
+        frames.append(rows.select(F.to_json(F.struct(*rows.columns)).alias("raw"), *source))
     for path in by_format.get("csv", []):
         # Each CSV file brings its own header, so a column added mid-stream is read, not misaligned.
         header = spark.read.option("header", "true").csv(path).columns
@@ -439,11 +493,17 @@ def read_raw(spark: SparkSession, paths: list[str]) -> DataFrame:
             .csv(path)
         )
         raw = F.coalesce(F.col("_corrupt_record"), F.to_json(F.struct(*[F.col(f"`{c}`") for c in header])))
-        frames.append(rows.select(raw.alias("raw"), source_file))
+        frames.append(rows.select(raw.alias("raw"), *source))
     out = frames[0]
     for frame in frames[1:]:
         out = out.unionByName(frame)
-    return out.withColumn("ingest_date", F.to_date(F.regexp_extract("source_file", r"_date=(\d{4}-\d{2}-\d{2})", 1)))
+    line = F.row_number().over(Window.partitionBy("source_file").orderBy("_block", "_seq"))
+    return out.select(
+        "raw",
+        "source_file",
+        line.cast("long").alias("source_line"),
+        F.to_date(F.regexp_extract("source_file", r"_date=(\d{4}-\d{2}-\d{2})", 1)).alias("ingest_date"),
+    )
 
 
 def _read_failure(exc: Exception, source: RawSource) -> RawInputError:
@@ -457,7 +517,8 @@ def _read_failure(exc: Exception, source: RawSource) -> RawInputError:
     return RawInputError(f"{path}: cannot read raw file ({reason}); nothing was written")
 
 
-def _ledger(spark: SparkSession, settings: Settings, source: RawSource) -> DataFrame:
+def read_ledger(spark: SparkSession, settings: Settings, source: RawSource) -> DataFrame:
+    """The source's file ledger: every raw file seen and how far it got (bronze, staged, published)."""
     path = tables.table_path(source.ledger, settings)
     if delta.table_exists(spark, path):
         return spark.read.format("delta").load(path)
@@ -488,7 +549,7 @@ def run_bronze(
     files = list_raw_files(spark, settings.lake.raw, days, source)
     seen = {
         (r["source_file"], r["size"], r["modified_ms"])
-        for r in _ledger(spark, settings, source).select("source_file", "size", "modified_ms").collect()
+        for r in read_ledger(spark, settings, source).select("source_file", "size", "modified_ms").collect()
     }
     pending = [f for f in files if reprocess or (f.path, f.size, f.modified_ms) not in seen]
     if not pending:
@@ -518,21 +579,88 @@ def run_bronze(
     return {d: counts.get(d, 0) for d in sorted(by_day)}
 
 
+@dataclass(frozen=True)
+class StagedBatch:
+    """What ``run_silver`` last wrote to a source's staging table, recorded in that Delta commit: the
+    ledger rows (raw files, by path, size, modification time and bronze batch) it holds, and each raw
+    day's counts. ``stage_id`` names exactly this content: the gate's verdict is recorded against it
+    and publish looks the verdict up by it."""
+
+    stage_id: str
+    files: tuple[tuple[str, int, int, str, str], ...]  # (source_file, size, modified_ms, ingest_date, batch_id)
+    counts: dict[str, dict[str, int]]  # ingest_date -> raw_records, accepted, quarantined, duplicates_dropped
+
+    @property
+    def days(self) -> list[date]:
+        return sorted(date.fromisoformat(d) for d in self.counts)
+
+    @property
+    def source_files(self) -> list[str]:
+        return sorted({f[0] for f in self.files})
+
+    def describe(self) -> str:
+        days = self.days
+        span = f"{days[0]}..{days[-1]}" if len(days) > 1 else str(days[0]) if days else "no days"
+        return f"batch {self.stage_id} ({span}, {len(self.files)} file(s))"
+
+
+def stage_id_for(files: list[tuple]) -> str:
+    """Deterministic: the same raw files (path, size, modification time, bronze batch) make the same id;
+    a re-sent file (new size or time) makes a new one, so an old verdict never covers new content."""
+    text = "\n".join("|".join(str(v) for v in f) for f in sorted(files))
+    return f"stage-{hashlib.sha256(text.encode()).hexdigest()[:16]}"
+
+
+STAGED_BATCH_KEY = "staged_batch"
+
+
+def staged_batch(spark: SparkSession, settings: Settings, source: RawSource) -> StagedBatch | None:
+    """The batch in the source's staging table, from its latest commit; None when there is no staging
+    table or it was not written by ``run_silver`` (so nobody can say which batch it holds)."""
+    from delta.tables import DeltaTable
+
+    path = tables.table_path(source.staging, settings)
+    if not delta.table_exists(spark, path):
+        return None
+    latest = DeltaTable.forPath(spark, path).history(1).select("userMetadata").first()
+    try:
+        recorded = json.loads(latest["userMetadata"] or "{}").get(STAGED_BATCH_KEY)
+    except ValueError:
+        return None
+    if not recorded:
+        return None
+    files = tuple(tuple(f) for f in recorded["files"])
+    return StagedBatch(recorded["stage_id"], files, recorded["counts"])  # type: ignore[arg-type]
+
+
+def write_staging(frame: DataFrame, settings: Settings, source: RawSource, batch: StagedBatch) -> None:
+    """Replace the source's staging table with ``frame``, recording ``batch`` in the commit."""
+    record = {"stage_id": batch.stage_id, "files": [list(f) for f in batch.files], "counts": batch.counts}
+    (
+        frame.write.format("delta")
+        .mode("overwrite")
+        .option("overwriteSchema", "true")
+        .option("userMetadata", commit_metadata(job=f"ingest silver {source.name}", **{STAGED_BATCH_KEY: record}))
+        .save(tables.table_path(source.staging, settings))
+    )
+
+
 def run_silver(
     spark: SparkSession, settings: Settings, days: list[date], reprocess: bool = False, source: RawSource = EVENTS
 ) -> list[IngestReport]:
     """Write step of write-audit-publish: bronze rows of files not yet published -> quarantine, and
-    the typed, de-duplicated batch -> the source's staging table. Consumers do not see it until
-    ``run_publish`` runs after the batch passed validation."""
-    ledger = _ledger(spark, settings, source).where(F.col("ingest_date").isin(days))
+    the typed, de-duplicated batch -> the source's staging table, with the batch (its files and each
+    day's counts) recorded in the staging commit. Consumers do not see it until ``run_publish`` runs
+    after the batch passed validation."""
+    ledger = read_ledger(spark, settings, source).where(F.col("ingest_date").isin(days))
     if not reprocess:
         ledger = ledger.where(F.col("status") != "published")
-    pending = [(r["source_file"], r["ingest_date"]) for r in ledger.select("source_file", "ingest_date").collect()]
-    if not pending:
+    ledger_rows = [tuple(r) for r in ledger.select(*LEDGER_KEY).collect()]
+    if not ledger_rows:
         log.info("silver %s: nothing new to stage for %s..%s", source.name, days[0], days[-1])
         return []
-    files = [p for p, _ in pending]
-    pending_days = sorted({d for _, d in pending})
+    files = [r[0] for r in ledger_rows]
+    pending_days = sorted({r[3] for r in ledger_rows})
     scope = _file_scope(pending_days, files)
     bronze = spark.read.format("delta").load(tables.table_path(source.bronze, settings)).where(scope)
     parsed = parse_records(bronze, source).cache()
@@ -544,44 +672,138 @@ def run_silver(
     for day in pending_days:
         raw_n, rej_n, acc_n = raw_counts.get(day, 0), reject_counts.get(day, 0), accepted_counts.get(day, 0)
         reports.append(IngestReport(day, raw_n, acc_n, rej_n, raw_n - rej_n - acc_n))
+    batch = StagedBatch(
+        stage_id_for(ledger_rows),
+        tuple((f, size, mtime, str(day), b) for f, size, mtime, day, b in sorted(ledger_rows)),
+        {
+            str(r.day): {
+                "raw_records": r.raw_records,
+                "accepted": r.accepted,
+                "quarantined": r.quarantined,
+                "duplicates_dropped": r.duplicates_dropped,
+            }
+            for r in reports
+        },
+    )
 
     delta.replace_where(rejects, tables.table_path(source.quarantine, settings), scope, "ingest_date")
-    (
-        silver.write.format("delta")
-        .mode("overwrite")
-        .option("overwriteSchema", "true")
-        .save(tables.table_path(source.staging, settings))
-    )
-    ledger_rows = ledger.select("source_file", "size", "modified_ms", "ingest_date", "batch_id").collect()
-    _set_status(spark, settings, source, [tuple(r) for r in ledger_rows], "staged")
+    write_staging(silver, settings, source, batch)
+    _set_status(spark, settings, source, ledger_rows, "staged")
     parsed.unpersist()
     silver.unpersist()
     for r in reports:
         log.info(
-            "silver %s %s: %d raw = %d accepted + %d quarantined + %d duplicates (staged)",
+            "silver %s %s: %d raw = %d accepted + %d quarantined + %d duplicates (staged as %s)",
             source.name,
             r.day,
             r.raw_records,
             r.accepted,
             r.quarantined,
             r.duplicates_dropped,
+            batch.stage_id,
         )
     return reports
 
 
+def _seen_before(a: str, b: str) -> str:
+    """SQL: row ``a`` was seen before row ``b`` (raw partition date, then source file, then line)."""
+    return (
+        f"({a}.ingest_date < {b}.ingest_date OR ({a}.ingest_date = {b}.ingest_date AND "
+        f"({a}.source_file < {b}.source_file OR ({a}.source_file = {b}.source_file AND "
+        f"{a}.source_line < {b}.source_line))))"
+    )
+
+
+def merge_first_seen(staged: DataFrame, path: str, source: RawSource, files: list[str]) -> None:
+    """MERGE a batch (one row per key) into the silver table at ``path`` with one row per key across
+    the whole table: a key already there keeps the first seen record (``source.newest_wins``: the
+    newest) wherever its partition; a row of a re-sent file is replaced by the file's new version, and
+    rows that version no longer has are deleted.
+
+    The partitions the batch can touch are looked up first (where its keys and its files' rows are, a
+    read of the key columns), so the MERGE itself reads only those partitions."""
+    from delta.tables import DeltaTable
+
+    spark = staged.sparkSession
+    keys, partition = list(source.keys), source.silver_partition
+    if not delta.table_exists(spark, path):
+        writer = staged.write.format("delta").mode("overwrite")
+        (writer.partitionBy(partition) if partition else writer).save(path)
+        return
+    target = spark.read.format("delta").load(path)
+    resent = target.where(F.col("source_file").isin(files)) if files else None
+    has_resent = resent is not None and resent.limit(1).count() > 0
+    condition = " AND ".join(f"t.{k} = s.{k}" for k in keys)
+    scope = "TRUE"
+    if partition:
+        hits = target.join(F.broadcast(staged.select(*keys).distinct()), keys, "left_semi").select(partition)
+        if has_resent:
+            hits = hits.unionByName(resent.select(partition))
+        values = {r[0] for r in hits.unionByName(staged.select(partition)).distinct().collect()}
+        if not values:
+            return
+        scope = f"t.{partition} IN ({', '.join(repr(str(v)) for v in sorted(values, key=str))})"
+        condition = f"{scope} AND {condition}"
+    replaces = _seen_before("t", "s") if source.newest_wins else _seen_before("s", "t")
+    merge = (
+        DeltaTable.forPath(spark, path)
+        .alias("t")
+        .merge(staged.alias("s"), condition)
+        .whenMatchedUpdateAll(condition=f"s.source_file = t.source_file OR {replaces}")
+        .whenNotMatchedInsertAll()
+    )
+    if has_resent:  # only then: a not-matched-by-source clause reads every partition in scope
+        merge = merge.whenNotMatchedBySourceDelete(condition=f"{scope} AND t.source_file IN ({_sql_in(files)})")
+    merge.execute()
+
+
+def _latest_verdict(spark: SparkSession, settings: Settings, table: str, batch: str):
+    path = tables.table_path(tables.VALIDATION_RUNS, settings)
+    if not delta.table_exists(spark, path):
+        return None
+    runs = spark.read.format("delta").load(path).where((F.col("table") == str(table)) & (F.col("batch") == batch))
+    return runs.orderBy(F.col("validated_at").desc()).first()
+
+
 def run_publish(spark: SparkSession, settings: Settings, source: RawSource = EVENTS) -> int:
-    """Publish step: MERGE the validated staged batch into the silver table (idempotent on its keys)."""
+    """Publish step: MERGE the staged batch into the silver table, only if the gate's latest verdict
+    on exactly this batch is a pass, then mark exactly this batch's files published in the ledger.
+    Publishing a batch already published changes nothing (a retried task)."""
     staging_path = tables.table_path(source.staging, settings)
     if not delta.table_exists(spark, staging_path):
         raise MissingInputError(f"nothing staged to publish: {staging_path}")
+    batch = staged_batch(spark, settings, source)
+    if batch is None:
+        raise PublishRefused(
+            f"{source.staging} records no batch (it was not written by `lakecart ingest silver`); "
+            "stage the days again with `lakecart ingest silver --date D`"
+        )
+    last_day = batch.days[-1] if batch.days else None
+    validate_cmd = f"`lakecart validate {source.staging} --date {last_day}`"
+    ledger = {tuple(r[:5]): r[5] for r in read_ledger(spark, settings, source).collect()}
+    keyed = [(f, size, mtime, date.fromisoformat(day), b) for f, size, mtime, day, b in batch.files]
+    statuses = {ledger.get(k) for k in keyed}
+    if statuses == {"published"}:
+        log.info("%s: %s is already published; nothing to do", source.staging, batch.describe())
+        return 0
+    if statuses != {"staged"}:
+        raise PublishRefused(
+            f"{source.staging} holds {batch.describe()}, but its raw files changed or were re-staged since; "
+            f"run `lakecart ingest silver --date {last_day}` and {validate_cmd} again"
+        )
+    verdict = _latest_verdict(spark, settings, source.staging, batch.stage_id)
+    if verdict is None or not verdict["success"]:
+        state = "never validated" if verdict is None else f"its latest verdict, at {verdict['validated_at']}, failed"
+        raise PublishRefused(
+            f"{source.staging}: {batch.describe()} has no passing verdict ({state}); "
+            f"run {validate_cmd}, fix what it reports, then publish again"
+        )
     staged = spark.read.format("delta").load(staging_path)
-    delta.merge_by_key(staged, tables.table_path(source.silver, settings), list(source.keys), source.silver_partition)
+    merge_first_seen(staged, tables.table_path(source.silver, settings), source, batch.source_files)
     crash_point("publish.after_merge")
-    ledger = _ledger(spark, settings, source).where(F.col("status") == "staged")
-    rows = ledger.select("source_file", "size", "modified_ms", "ingest_date", "batch_id").collect()
-    _set_status(spark, settings, source, [tuple(r) for r in rows], "published")
+    _set_status(spark, settings, source, keyed, "published")
     count = staged.count()
-    log.info("published %d staged %s into %s", count, source.name, source.silver)
+    log.info("published %d staged %s into %s (%s)", count, source.name, source.silver, batch.describe())
     return count
 
 
@@ -651,29 +873,69 @@ def bronze_expectations() -> list:
     ]
 
 
-def silver_events_expectations() -> list:
+# Optional in the contract, but a source that sends them and then stops (or sends them on only part of
+# the records) has an incident: field -> the events it is expected on (None: all).
+SENT_FIELDS: dict[str, tuple[str, ...] | None] = {
+    "category": ITEM_EVENT_TYPES,
+    "price": ITEM_EVENT_TYPES,
+    "session_id": None,
+}
+MOSTLY_SENT = 0.99
+
+
+def silver_events_expectations(sent: frozenset[str] | None = None) -> list:
+    """The staged events suite. ``sent``: the optional fields of ``SENT_FIELDS`` this source sends
+    (``run_validate`` works it out from the batch and the published reference); each must be on 99%
+    of the events it belongs to. A source that never sends one (an export without prices or sessions)
+    is not held to it: the contract makes these fields optional. ``None``: all of them."""
     import great_expectations.expectations as gxe
 
-    item_events = ", ".join(f"'{t}'" for t in ITEM_EVENT_TYPES)
+    sent = frozenset(SENT_FIELDS) if sent is None else sent
+    completeness = []
+    for column in sorted(sent & set(SENT_FIELDS)):
+        kinds = SENT_FIELDS[column]
+        condition = {}
+        if kinds:
+            condition = {
+                "row_condition": f"event_type IN ({', '.join(repr(t) for t in kinds)})",
+                "condition_parser": "spark",
+            }
+        completeness.append(gxe.ExpectColumnValuesToNotBeNull(column=column, mostly=MOSTLY_SENT, **condition))
     return [
         gxe.ExpectTableRowCountToBeBetween(min_value=1),
-        *[
-            gxe.ExpectColumnValuesToNotBeNull(column=c)
-            for c in ("event_id", "anonymous_id", "event_type", "event_time", "session_key")
-        ],
+        *[gxe.ExpectColumnValuesToNotBeNull(column=c) for c in ("event_id", "event_type", "event_time", "session_key")],
+        # The contract: a user id, else an anonymous id (signed-out visitors).
+        gxe.ExpectColumnValuesToNotBeNull(
+            column="user_id", row_condition="anonymous_id IS NULL", condition_parser="spark"
+        ),
         gxe.ExpectColumnValuesToBeUnique(column="event_id"),
         gxe.ExpectColumnValuesToBeInSet(column="event_type", value_set=list(EVENT_TYPES)),
         gxe.ExpectColumnValuesToBeBetween(column="price", min_value=0, max_value=MAX_PRICE),
         gxe.ExpectColumnValuesToBeBetween(column="quantity", min_value=0, max_value=MAX_QUANTITY),
-        # Optional in the contract, but a tracking release that stops sending them is an incident.
-        *[
-            gxe.ExpectColumnValuesToNotBeNull(
-                column=c, mostly=0.99, row_condition=f"event_type IN ({item_events})", condition_parser="spark"
-            )
-            for c in ("category", "price")
-        ],
+        *completeness,
         gxe.ExpectColumnValuesToNotBeNull(column="user_id", mostly=0.5),
-        gxe.ExpectColumnValuesToNotBeNull(column="session_id", mostly=0.99),
+    ]
+
+
+MAX_QUARANTINED_SHARE = 0.05  # more than 5% of a day's raw records breaking the contract is an incident
+SHARE_MIN_RECORDS = 20  # the share is judged on days with at least this many raw records (1 of 4 says little)
+
+
+def staged_days_expectations(empty_days_ok: bool = False) -> list:
+    """Per raw day of the staged batch (``validate.staged_day_profile``): the day brought usable
+    records (unless the source declares empty days normal) and, on days of ``SHARE_MIN_RECORDS`` raw
+    records or more, at most ``MAX_QUARANTINED_SHARE`` of them were quarantined."""
+    import great_expectations.expectations as gxe
+
+    return [
+        *([] if empty_days_ok else [gxe.ExpectColumnValuesToBeBetween(column="accepted", min_value=1)]),
+        gxe.ExpectColumnValuesToBeBetween(
+            column="quarantined_share",
+            min_value=0,
+            max_value=MAX_QUARANTINED_SHARE,
+            row_condition=f"raw_records >= {SHARE_MIN_RECORDS}",
+            condition_parser="spark",
+        ),
     ]
 
 

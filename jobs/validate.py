@@ -1,25 +1,34 @@
 """The validation gate: run a table's Great Expectations suite on the rows a run produced.
 
 A failure raises ``ValidationFailed`` listing each failed expectation, so the Airflow task fails
-and nothing downstream (training, publishing) runs.
+and nothing downstream (training, publishing) runs. Every verdict, pass or fail, is recorded in
+``meta.validation_runs`` (table, the batch validated, its dates, success, row count, failures, code
+version); ``ingest publish`` publishes a staged batch only when its latest verdict is a pass.
+
+A staging table is validated as the batch ``ingest silver`` recorded in it, exactly: the gate for
+``--date D`` fails when that batch does not cover D (nothing of D's was staged), and fails on any of
+the batch's raw days that brought no usable record (unless the source declares such days normal) or
+had more than ``ingest.MAX_QUARANTINED_SHARE`` of its records quarantined.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from lakecart import tables
+from lakecart import delta, tables
 from lakecart.config import Settings
 from lakecart.features import REGISTRY
 from lakecart.features.definitions import FEATURE_DATE, view_expectations
 from lakecart.jobs import ingest
 from lakecart.jobs.feature_store import view_path
 from lakecart.jobs.training_set import KINDS, dataset_id_for, training_set_expectations
+from lakecart.lineage import code_version
 from lakecart.quality import ValidationFailed, ValidationOutcome, validate_dataframe
 
 log = logging.getLogger(__name__)
@@ -86,11 +95,13 @@ MAX_PSI_PRICE = 0.5
 ROWS_PER_DAY_RATIO = (0.5, 2.0)  # a day with half or twice the usual volume is an incident
 
 
-def silver_batch_profile(spark: SparkSession, settings: Settings, staged: DataFrame) -> DataFrame | None:
+def silver_batch_profile(
+    spark: SparkSession, settings: Settings, staged: DataFrame, batch_days: int | None = None
+) -> DataFrame | None:
     """One row comparing the staged batch with the published silver data of the ``REFERENCE_DAYS``
     days before it: PSI of the event-type mix and of price deciles, and rows per day relative to the
-    reference. ``None`` when there is no reference yet (the first load)."""
-    from lakecart import delta
+    reference. ``batch_days``: the raw days the batch covers (a day that brought nothing counts);
+    default, the event dates it has rows for. ``None`` when there is no reference yet (the first load)."""
     from lakecart.drift import population_stability_index
 
     silver_path = tables.table_path(tables.SILVER_EVENTS, settings)
@@ -121,7 +132,7 @@ def silver_batch_profile(spark: SparkSession, settings: Settings, staged: DataFr
         if deciles
         else F.lit(0).alias("price_bucket")
     )
-    batch_days = staged.select("event_date").distinct().count()
+    batch_days = batch_days or staged.select("event_date").distinct().count()
     profile = {
         "psi_event_type": population_stability_index(counts(reference, "event_type"), counts(staged, "event_type")),
         "psi_price": population_stability_index(
@@ -147,25 +158,183 @@ def silver_profile_expectations() -> list:
     ]
 
 
+VERDICT_SCHEMA = (
+    "table string, batch string, start_date date, end_date date, success boolean, rows long, "
+    "evaluated int, failures array<string>, code_version string, validated_at timestamp"
+)
+
+
+def record_verdict(
+    spark: SparkSession,
+    settings: Settings,
+    table: str,
+    batch: str,
+    days: tuple[date, date],
+    outcome: ValidationOutcome,
+    rows: int | None,
+) -> None:
+    """Append one gate verdict to ``meta.validation_runs``."""
+    row = (
+        str(table),
+        batch,
+        days[0],
+        days[1],
+        bool(outcome.success),
+        rows,
+        outcome.evaluated,
+        list(outcome.failures),
+        json.dumps(code_version(), sort_keys=True),
+        datetime.now(UTC).replace(tzinfo=None),
+    )
+    frame = spark.createDataFrame([row], VERDICT_SCHEMA)
+    frame.write.format("delta").mode("append").save(tables.table_path(tables.VALIDATION_RUNS, settings))
+
+
+def _staged_source(table: str) -> ingest.RawSource | None:
+    for source in ingest.SOURCES.values():
+        if table in (source.staging, source.silver):
+            return source
+    return None
+
+
+def _failed(table: str, message: str) -> ValidationOutcome:
+    return ValidationOutcome(table, False, 1, [message])
+
+
+def staged_day_profile(
+    spark: SparkSession, settings: Settings, source: ingest.RawSource, batch: ingest.StagedBatch, start: date, end: date
+) -> DataFrame:
+    """One row per raw day from the batch's first day (or ``start``) to ``end``: raw records, accepted,
+    quarantined share. A day the batch does not cover counts as bringing nothing, unless all its files
+    were published before (an earlier batch brought them)."""
+    first = min(start, batch.days[0])
+    published = {
+        r["ingest_date"]
+        for r in ingest.read_ledger(spark, settings, source)
+        .where(F.col("ingest_date").between(F.lit(first), F.lit(end)))
+        .groupBy("ingest_date")
+        .agg(F.min(F.col("status") == "published").alias("all_published"))
+        .where("all_published")
+        .collect()
+    }
+    rows = []
+    for n in range((end - first).days + 1):
+        day = first + timedelta(days=n)
+        counts = batch.counts.get(day.isoformat())
+        if counts is None and day in published:
+            continue
+        counts = counts or {"raw_records": 0, "accepted": 0, "quarantined": 0}
+        share = counts["quarantined"] / counts["raw_records"] if counts["raw_records"] else 0.0
+        rows.append((day, counts["raw_records"], counts["accepted"], share))
+    return spark.createDataFrame(rows, "ingest_date date, raw_records long, accepted long, quarantined_share double")
+
+
+def sent_fields(spark: SparkSession, settings: Settings, staged: DataFrame) -> frozenset[str]:
+    """The optional event fields (``ingest.SENT_FIELDS``) this source sends: those on any event of the
+    batch it belongs to, or on any published event of the ``REFERENCE_DAYS`` before the batch (a
+    source that stopped sending one is still held to it)."""
+
+    def present(frame: DataFrame) -> set[str]:
+        counts = frame.agg(
+            *[
+                F.count(
+                    F.when(F.col(c).isNotNull() & (F.col("event_type").isin(*kinds) if kinds else F.lit(True)), 1)
+                ).alias(c)
+                for c, kinds in ingest.SENT_FIELDS.items()
+            ]
+        ).first()
+        return {c for c in ingest.SENT_FIELDS if counts[c]}
+
+    sent = present(staged)
+    silver_path = tables.table_path(tables.SILVER_EVENTS, settings)
+    if sent != set(ingest.SENT_FIELDS) and delta.table_exists(spark, silver_path):
+        lo = staged.agg(F.min("event_date")).first()[0]
+        if lo is not None:
+            reference = (
+                spark.read.format("delta")
+                .load(silver_path)
+                .where(
+                    F.col("event_date").between(
+                        F.lit(lo - timedelta(days=REFERENCE_DAYS)), F.lit(lo - timedelta(days=1))
+                    )
+                )
+            )
+            sent |= present(reference)
+    return frozenset(sent)
+
+
+def _validate_staged(
+    spark: SparkSession, settings: Settings, source: ingest.RawSource, table: str, start: date, end: date
+) -> tuple[ValidationOutcome, str, tuple[date, date], int | None]:
+    """The staged batch's verdict for day ``end``: (outcome, batch id, its days, staged rows)."""
+    batch = ingest.staged_batch(spark, settings, source)
+    if batch is None:
+        message = f"{source.staging} records no batch: run `lakecart ingest silver --date {end}` first"
+        return _failed(table, message), "none", (start, end), None
+    if end not in batch.days:
+        ledger = ingest.read_ledger(spark, settings, source).where(F.col("ingest_date") == F.lit(end))
+        statuses = {r["status"] for r in ledger.select("status").distinct().collect()}
+        if statuses == {"published"}:  # a retried run: the day's batch passed and was published before
+            outcome = ValidationOutcome(table, True, 0, [])
+            log.info("%s: %s is already published; nothing new to validate", table, end)
+            return outcome, f"published:{end}", (end, end), 0
+        message = (
+            f"{end}: nothing staged for this day ({source.staging} holds {batch.describe()}); "
+            f"run `lakecart ingest bronze --date {end}` and `lakecart ingest silver --date {end}` first"
+        )
+        return _failed(table, message), batch.stage_id, (end, end), None
+
+    rows = spark.read.format("delta").load(tables.table_path(source.staging, settings)).cache()
+    count = rows.count()
+    reports = f"{settings.lake.reports}/gx"
+    days = staged_day_profile(spark, settings, source, batch, start, end)
+    name = f"{source.staging}.days"
+    outcome = validate_dataframe(days, name, ingest.staged_days_expectations(source.empty_days_ok), f"{reports}/{name}")
+    outcome.table = table
+    if count or not source.empty_days_ok:
+        if source is ingest.EVENTS:
+            suite = ingest.silver_events_expectations(sent_fields(spark, settings, rows))
+        else:
+            suite = _suites()[source.staging][1]()
+        _combine(outcome, validate_dataframe(rows, table, suite, f"{reports}/{table}"))
+    if source is ingest.EVENTS and count:
+        profile = silver_batch_profile(spark, settings, rows, len(batch.days))
+        if profile is not None:
+            name = f"{tables.STAGING_SILVER_EVENTS}.profile"
+            _combine(outcome, validate_dataframe(profile, name, silver_profile_expectations(), f"{reports}/{name}"))
+    rows.unpersist()
+    return outcome, batch.stage_id, (batch.days[0], batch.days[-1]), count
+
+
+def _combine(outcome: ValidationOutcome, more: ValidationOutcome) -> None:
+    outcome.success = outcome.success and more.success
+    outcome.evaluated += more.evaluated
+    outcome.failures += more.failures
+    outcome.docs = more.docs or outcome.docs
+
+
 def run_validate(
     spark: SparkSession, settings: Settings, table: str, end: date, lookback_days: int = 0
 ) -> ValidationOutcome:
+    """Validate ``table``'s rows for ``end`` (and ``lookback_days`` before it), record the verdict in
+    ``meta.validation_runs`` and raise ``ValidationFailed`` when it is a fail."""
     start = end - timedelta(days=lookback_days)
-    rows, expectations = _target(spark, settings, table, start, end)
-    # GX computes each expectation's metrics as separate Spark jobs: read the batch once, not per job.
-    rows = rows.cache()
-    outcome = validate_dataframe(rows, table, expectations, f"{settings.lake.reports}/gx/{table}")
-    if table in (tables.STAGING_SILVER_EVENTS, tables.SILVER_EVENTS):
-        profile = silver_batch_profile(spark, settings, rows)
-        if profile is not None:
-            name = f"{tables.STAGING_SILVER_EVENTS}.profile"
-            drift = validate_dataframe(
-                profile, name, silver_profile_expectations(), f"{settings.lake.reports}/gx/{name}"
-            )
-            outcome.success = outcome.success and drift.success
-            outcome.evaluated += drift.evaluated
-            outcome.failures += drift.failures
-    rows.unpersist()
+    source = _staged_source(table)
+    if source is not None:
+        outcome, batch, days, count = _validate_staged(spark, settings, source, table, start, end)
+        verdict_table = source.staging
+    else:
+        rows, expectations = _target(spark, settings, table, start, end)
+        # GX computes each expectation's metrics as separate Spark jobs: read the batch once, not per job.
+        rows = rows.cache()
+        outcome = validate_dataframe(rows, table, expectations, f"{settings.lake.reports}/gx/{table}")
+        count = rows.count()
+        rows.unpersist()
+        verdict_table, days = table, (start, end)
+        batch = (
+            dataset_id_for(end, table.removeprefix("training.")) if table.startswith("training.") else f"{start}..{end}"
+        )
+    record_verdict(spark, settings, verdict_table, batch, days, outcome, count)
     if not outcome.success:
         raise ValidationFailed(outcome.summary())
     return outcome
@@ -189,7 +358,8 @@ def run_write_audit_publish(
     ingest.run_bronze(spark, settings, days, reprocess, source)
     run_validate(spark, settings, source.bronze, days[-1], (days[-1] - days[0]).days)
     reports = ingest.run_silver(spark, settings, days, reprocess, source)
-    if reports:
-        run_validate(spark, settings, source.staging, days[-1])
+    if reports:  # the gate names exactly the staged days: from the first to the last day staged
+        first, last = reports[0].day, reports[-1].day
+        run_validate(spark, settings, source.staging, last, (last - first).days)
         ingest.run_publish(spark, settings, source)
     return reports

@@ -5,6 +5,7 @@ import pytest
 
 from lakecart import tables
 from lakecart.jobs import ingest
+from lakecart.jobs.validate import run_validate
 
 GOOD = {
     "event_id": "e1",
@@ -24,9 +25,16 @@ GOOD = {
 
 def bronze_of(spark, lines, day=date(2026, 1, 1)):
     raw = spark.createDataFrame(
-        [(line, "f.jsonl", day) for line in lines], "raw string, source_file string, ingest_date date"
+        [(line, "f.jsonl", n + 1, day) for n, line in enumerate(lines)],
+        "raw string, source_file string, source_line long, ingest_date date",
     )
     return ingest.to_bronze(raw, {day: "batch-1"})
+
+
+def audit_and_publish(spark, settings, days):
+    """The gate, then publish (publish refuses a batch without a passing verdict)."""
+    run_validate(spark, settings, tables.STAGING_SILVER_EVENTS, days[-1], (days[-1] - days[0]).days)
+    return ingest.run_publish(spark, settings)
 
 
 def with_(**changes):
@@ -80,7 +88,7 @@ def test_runs_reconcile_and_reruns_change_nothing(spark, settings, tmp_path):
     def run():
         ingest.run_bronze(spark, settings, [day])
         reports = ingest.run_silver(spark, settings, [day])
-        ingest.run_publish(spark, settings)
+        audit_and_publish(spark, settings, [day])
         return reports
 
     (first,) = run()
@@ -97,7 +105,7 @@ def test_runs_reconcile_and_reruns_change_nothing(spark, settings, tmp_path):
     # Forced re-processing goes through the same writes and still changes nothing.
     ingest.run_bronze(spark, settings, [day], reprocess=True)
     ingest.run_silver(spark, settings, [day], reprocess=True)
-    ingest.run_publish(spark, settings)
+    ingest.run_publish(spark, settings)  # the same files staged again: the same batch, its verdict holds
     assert {t: snapshot(t) for t in before} == before
     assert [
         r["reject_reason"]
@@ -126,7 +134,7 @@ def test_every_planted_defect_is_accounted_for(spark, settings, tmp_path):
     days = [date(2026, 1, d) for d in (1, 2, 3)]
     ingest.run_bronze(spark, settings, days)
     reports = ingest.run_silver(spark, settings, days)
-    ingest.run_publish(spark, settings)
+    audit_and_publish(spark, settings, days)
     raw = sum(r.raw_records for r in reports)
     assert raw == manifest["raw_lines"]
     assert all(r.reconciles for r in reports)
@@ -296,9 +304,38 @@ def test_a_batch_failing_its_suite_is_held_back_in_staging(spark, settings, tmp_
     folder = tmp_path / "lake-root" / "raw" / "events" / "event_date=2026-01-01"
     folder.mkdir(parents=True)
     no_category = {k: v for k, v in GOOD.items() if k != "category"}
-    lines = [json.dumps({**no_category, "event_id": f"e{n}"}) for n in range(20)]
+    # The source sends categories (e0 has one), but 19 of 20 item events lack it: 95% < 99%.
+    lines = [json.dumps(GOOD)] + [json.dumps({**no_category, "event_id": f"e{n}"}) for n in range(1, 20)]
     (folder / "a.jsonl").write_text("\n".join(lines) + "\n")
     with pytest.raises(ValidationFailed, match="expect_column_values_to_not_be_null\\(column=category"):
         run_write_audit_publish(spark, settings, ingest.EVENTS, [date(2026, 1, 1)])
     assert delta.table_exists(spark, tables.table_path(tables.STAGING_SILVER_EVENTS, settings))
     assert not delta.table_exists(spark, tables.table_path(tables.SILVER_EVENTS, settings))
+
+
+def test_random_bytes_in_a_raw_file_leave_bronze_readable_without_a_jvm(spark, settings, tmp_path):
+    from deltalake import DeltaTable
+
+    folder = tmp_path / "lake-root" / "raw" / "events" / "event_date=2026-01-01"
+    folder.mkdir(parents=True)
+    not_utf8 = with_(event_id="e2").encode().replace(b'"u1"', b'"u\xff\xfe1"')  # a JSON record, bytes broken
+    noise = bytes(range(0x80, 0x100))  # 128 bytes, none of them a newline, not valid UTF-8
+    (folder / "events.jsonl").write_bytes(json.dumps(GOOD).encode() + b"\n" + not_utf8 + b"\n" + noise + b"\n")
+    ingest.run_bronze(spark, settings, [date(2026, 1, 1)])
+    bronze = DeltaTable(tables.table_path(tables.BRONZE_EVENTS, settings)).to_pandas()
+    assert len(bronze) == 3
+    (report,) = ingest.run_silver(spark, settings, [date(2026, 1, 1)])
+    assert (report.raw_records, report.accepted, report.quarantined) == (3, 1, 2)
+    quarantine = DeltaTable(tables.table_path(tables.QUARANTINE_EVENTS, settings)).to_pandas()
+    assert sorted(quarantine["reject_reason"]) == ["invalid_utf8", "invalid_utf8"]
+    assert any(raw.startswith('{"event_id": "e2"') for raw in quarantine["raw"])  # the readable part is kept
+
+
+def test_duplicates_within_a_batch_keep_the_first_line(spark):
+    lines = [with_(price=1.0), with_(price=2.0), with_(price=3.0)]
+    raw = spark.createDataFrame(
+        [(line, "f.jsonl", n + 1, date(2026, 1, 1)) for n, line in enumerate(lines)][::-1],  # rows out of order
+        "raw string, source_file string, source_line long, ingest_date date",
+    )
+    silver = ingest.to_silver(ingest.parse_records(ingest.to_bronze(raw, {date(2026, 1, 1): "batch-1"})))
+    assert [(r["price"], r["source_line"]) for r in silver.collect()] == [(1.0, 1)]

@@ -40,20 +40,28 @@ def test_killed_run_then_rerun_equals_a_clean_run(spark, tmp_path, crash_at):
 
     from lakecart.config import LakeSettings, Settings
     from lakecart.jobs import ingest
+    from lakecart.jobs.validate import run_validate
 
     reference, days = Settings(lake=LakeSettings(root=str(clean))), [date(2026, 1, 1), date(2026, 1, 2)]
     ingest.run_bronze(spark, reference, days)
     ingest.run_silver(spark, reference, days)
+    run_validate(spark, reference, tables.STAGING_SILVER_EVENTS, days[-1], 1)
     ingest.run_publish(spark, reference, ingest.EVENTS)
 
     # Run the steps until the crash point kills one: after the bronze write (ledger not updated) or
     # after the silver MERGE (ledger still says "staged").
-    for step in (["ingest", "bronze", *window], ["ingest", "silver", *window], ["ingest", "publish"]):
+    steps = (
+        ["ingest", "bronze", *window],
+        ["ingest", "silver", *window],
+        ["validate", tables.STAGING_SILVER_EVENTS, *window],
+        ["ingest", "publish"],
+    )
+    for step in steps:
         killed = lakecart(crashed, *step, crash_at=crash_at)
         if killed.returncode != 0:
             break
     assert killed.returncode == 137, killed.stderr[-2000:]
-    for step in (["ingest", "bronze", *window], ["ingest", "silver", *window], ["ingest", "publish"]):
+    for step in steps:
         done = lakecart(crashed, *step)
         assert done.returncode == 0, done.stderr[-2000:]
 

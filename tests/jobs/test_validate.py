@@ -2,7 +2,8 @@ from datetime import date, datetime
 
 import pytest
 
-from lakecart import delta, tables
+from lakecart import tables
+from lakecart.jobs import ingest
 from lakecart.jobs.validate import run_validate
 from lakecart.quality import ValidationFailed
 
@@ -39,8 +40,18 @@ def silver_rows(spark, settings, rows):
         )
         for eid, kind, category, price in rows
     ]
-    frame = spark.createDataFrame(full, COLUMNS)
-    delta.replace_partitions(frame, tables.table_path(tables.STAGING_SILVER_EVENTS, settings), "ingest_date", [day])
+    write_staged(settings, spark.createDataFrame(full, COLUMNS))
+
+
+def write_staged(settings, frame):
+    """Stage ``frame`` as ``ingest silver`` would: the batch (its raw days' counts) recorded with it."""
+    counts = {str(r["ingest_date"]): r["count"] for r in frame.groupBy("ingest_date").count().collect()}
+    batch = ingest.StagedBatch(
+        ingest.stage_id_for([(d, n) for d, n in counts.items()]),
+        (),
+        {d: {"raw_records": n, "accepted": n, "quarantined": 0, "duplicates_dropped": 0} for d, n in counts.items()},
+    )
+    ingest.write_staging(frame, settings, ingest.EVENTS, batch)
 
 
 def test_clean_partition_passes_and_writes_data_docs(spark, settings):
@@ -51,8 +62,12 @@ def test_clean_partition_passes_and_writes_data_docs(spark, settings):
 
 
 def test_failure_names_each_failed_expectation(spark, settings):
-    # An absurd price, and a tracking release that stopped sending categories.
-    silver_rows(spark, settings, [("e1", "purchase", None, 5.0), ("e2", "purchase", None, 2_000_000.0)])
+    # An absurd price, and a tracking release that stopped sending categories on 2 of 3 purchases.
+    silver_rows(
+        spark,
+        settings,
+        [("e1", "purchase", None, 5.0), ("e2", "purchase", None, 2_000_000.0), ("e3", "purchase", "c1", 5.0)],
+    )
     with pytest.raises(ValidationFailed) as failure:
         run_validate(spark, settings, tables.STAGING_SILVER_EVENTS, date(2026, 1, 1))
     message = str(failure.value)
@@ -106,8 +121,7 @@ def published_week(spark, settings):
 
 
 def stage(spark, settings, kinds):
-    frame = events_frame(spark, date(2026, 1, 8), kinds, "new")
-    frame.write.format("delta").mode("overwrite").save(tables.table_path(tables.STAGING_SILVER_EVENTS, settings))
+    write_staged(settings, events_frame(spark, date(2026, 1, 8), kinds, "new"))
 
 
 def test_a_batch_like_the_reference_passes_the_drift_and_volume_checks(spark, published_week):
