@@ -107,6 +107,24 @@ class ClusterConfig:
             state_dir=Path(os.environ["SPARK_CLUSTER_DIR"]) if os.environ.get("SPARK_CLUSTER_DIR") else d.state_dir,
         )
 
+    @classmethod
+    def on_free_ports(cls, state_dir: Path, **changes) -> ClusterConfig:
+        """A cluster on loopback ports free now, with its own state folder: one that never meets a
+        cluster someone else started (tests, benchmarks)."""
+        workers = changes.get("workers", cls.workers)
+        for _ in range(50):
+            master, master_ui, worker_ui = free_port(), free_port(), free_port()
+            wanted = {master, master_ui, *range(worker_ui, worker_ui + workers)}
+            if len(wanted) == 2 + workers and all(port_is_free(worker_ui + n) for n in range(1, workers)):
+                return cls(
+                    master_port=master,
+                    master_webui_port=master_ui,
+                    worker_webui_port=worker_ui,
+                    state_dir=Path(state_dir),
+                    **changes,
+                )
+        raise ClusterError("found no free loopback ports for a cluster")
+
     @property
     def master_url(self) -> str:
         return f"spark://{HOST}:{self.master_port}"

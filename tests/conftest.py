@@ -8,6 +8,7 @@ import pytest
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "slow: long end-to-end tests, excluded from `make test` (run `make test-all`)")
+    config.addinivalue_line("markers", "cluster: on a local Spark standalone cluster (run `make test-cluster`)")
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,149 @@
+"""The same code on a Spark standalone cluster and in local mode gives the same tables, row for row.
+
+One tiny generated lake (3 days, 40 users) goes through the pipeline's steps twice, each time as
+the CLI runs them (tests/cluster/pipeline.py): once with ``local[2]``, once on a two-worker cluster
+(``LAKECART_CONFIG=infra/config/spark-standalone-local.yaml``). Both runs use the same lake root
+in turn (its tables are moved aside after each), so paths, batch ids and input signatures agree
+and only ``ingested_at`` (the wall clock) may differ. Tables are read back with delta-rs.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from deltalake import DeltaTable
+
+from tests.cluster import pipeline
+
+pytestmark = pytest.mark.cluster
+
+REPO = Path(__file__).resolve().parents[2]
+PROFILE = REPO / "infra" / "config" / "spark-standalone-local.yaml"
+APP = "lakecart-cluster-steps"
+STEPS = [*pipeline.INGEST, *pipeline.FEATURES, *pipeline.DATASET]
+
+
+def _run(root: Path, timings: Path, env_changes: dict[str, str]) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LAKECART_")}
+    env.update(LAKECART_LAKE__ROOT=str(root), **env_changes)
+    done = subprocess.run(
+        [sys.executable, "-m", "tests.cluster.pipeline", str(timings), *STEPS],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=480,
+    )
+    assert done.returncode == 0, f"{env_changes}: exit {done.returncode}\n{done.stderr[-6000:]}"
+
+
+@pytest.fixture(scope="module")
+def lakes(cluster, tmp_path_factory):
+    """The pipeline run locally and on the cluster over the same raw logs: (local tables, cluster tables)."""
+    from lakecart.jobs.generate import generate
+
+    cfg, _ = cluster
+    work = tmp_path_factory.mktemp("same-results")
+    root = work / "lake-root"
+    generate(pipeline.tiny_spec(), root / "raw")
+    out = {}
+    for mode, env in (
+        ("local", {"LAKECART_SPARK__MASTER": "local[2]"}),
+        ("cluster", {"LAKECART_CONFIG": str(PROFILE), "LAKECART_SPARK__MASTER": cfg.master_url}),
+    ):
+        _run(root, work / f"{mode}-timings.json", env)
+        out[mode] = (root / "lake").rename(work / f"{mode}-lake")
+        shutil.rmtree(root / "reports", ignore_errors=True)
+    return out["local"], out["cluster"]
+
+
+def _cell(value):
+    """A hashable, comparable form of a cell: arrays become tuples, NaN and None one marker."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ("<null>",)
+    if hasattr(value, "tolist") and not isinstance(value, str):
+        value = value.tolist()
+    if isinstance(value, list | tuple):
+        return tuple(_cell(v) for v in value)
+    if isinstance(value, dict):
+        return tuple(sorted((k, _cell(v)) for k, v in value.items()))
+    return value
+
+
+def canonical(table: Path, ignore: tuple[str, ...] = ()) -> pd.DataFrame:
+    frame = DeltaTable(str(table)).to_pandas()
+    frame = frame.drop(columns=[c for c in ignore if c in frame.columns])
+    frame = frame[sorted(frame.columns)]
+    cells = frame.map(_cell)
+    order = sorted(range(len(frame)), key=lambda i: tuple(repr(v) for v in cells.iloc[i]))
+    return frame.iloc[order].reset_index(drop=True)
+
+
+def assert_same(local: Path, cluster: Path, name: str, ignore: tuple[str, ...] = ()) -> int:
+    left, right = canonical(local / name, ignore), canonical(cluster / name, ignore)
+    assert len(left) > 0, f"{name}: the local run wrote no rows; the comparison would prove nothing"
+    # Sums over doubles may be added in another order on two executors: equal to 1e-9, not to the bit.
+    pd.testing.assert_frame_equal(left, right, check_exact=False, rtol=1e-9, obj=name)
+    return len(left)
+
+
+def test_the_cluster_ran_the_jobs(cluster, lakes):
+    from lakecart import cluster as spark_cluster
+
+    info = spark_cluster.status(cluster[0])
+    assert info["running"] and info["alive_workers"] == 2, info
+    assert APP in info["completed_apps"], info
+    work = Path(info["logs"]).parent
+    # Each worker launched an executor for the run, with Delta's jars on its class path.
+    for n in (1, 2):
+        stderr = sorted(work.glob(f"work-{n}/app-*/*/stderr"))
+        assert stderr, f"worker {n} ran no executor"
+        assert "delta-spark" in stderr[0].read_text().split("\n", 1)[0]
+
+
+def test_ingest_bronze_silver_publish_equal_local(lakes):
+    local, cluster = lakes
+    rows = {
+        name: assert_same(local, cluster, name, ignore=("ingested_at",))
+        for name in ("bronze/events", "bronze/ingest_ledger", "quarantine/events", "silver/events", "silver/items")
+    }
+    # Raw lines = silver + quarantined + duplicates (one planted a day).
+    assert rows["bronze/events"] == rows["silver/events"] + rows["quarantine/events"] + pipeline.DAYS
+
+
+def test_materialized_features_equal_local(lakes):
+    local, cluster = lakes
+    for view in pipeline.VIEWS:
+        assert_same(local, cluster, f"features/{view}")
+    # The same view-days recorded; their input signatures name silver's files (random names), not rows.
+    assert_same(local, cluster, "meta/feature_materializations", ignore=("input_signature",))
+
+
+def test_retrieval_training_set_equals_local(lakes):
+    local, cluster = lakes
+    assert_same(local, cluster, "training/retrieval")
+    manifests = [json.loads(DeltaTable(str(lake / "training/manifests")).to_pandas()["manifest"][0]) for lake in lakes]
+    assert (manifests[0]["rows"], manifests[0]["content_hash"]) == (manifests[1]["rows"], manifests[1]["content_hash"])
+
+
+def test_up_refuses_ports_in_use(cluster, tmp_path):
+    from lakecart import cluster as spark_cluster
+
+    cfg, _ = cluster
+    other = spark_cluster.ClusterConfig(
+        master_port=cfg.master_port,
+        master_webui_port=cfg.master_webui_port,
+        worker_webui_port=cfg.worker_webui_port,
+        state_dir=tmp_path / "other",
+    )
+    with pytest.raises(spark_cluster.ClusterError, match=f"port in use on 127.0.0.1: master .* {cfg.master_port}"):
+        spark_cluster.up(other)
+    assert spark_cluster.up(cfg)["already_running"]  # the running one is left as it is
