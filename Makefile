@@ -8,7 +8,7 @@ PYTEST_ARGS ?=
 LINTED := lakecart jobs features training dags tests benchmarks setup.py
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: demo test test-all envs lint bench-demo clean help
+.PHONY: demo test test-all test-cluster envs lint bench-demo clean help
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -23,12 +23,15 @@ demo: envs  ## generate demo data and run both DAGs (pipeline, then training) th
 test: envs  ## ruff, then the default test suite (slow end-to-end tests excluded)
 	@$(PIPELINE)/ruff check $(LINTED) && $(PIPELINE)/ruff format --check -q $(LINTED)
 	@set -o pipefail; rc=0; \
-	$(PIPELINE)/python -m pytest tests --ignore=tests/dags -m "not slow" --durations=15 $(PYTEST_ARGS) || { s=$$?; [ $$s -eq 5 ] || rc=$$s; }; \
+	$(PIPELINE)/python -m pytest tests --ignore=tests/dags -m "not slow and not cluster" --durations=15 $(PYTEST_ARGS) || { s=$$?; [ $$s -eq 5 ] || rc=$$s; }; \
 	$(AIRFLOW)/python -m pytest tests/dags $(PYTEST_ARGS) || { s=$$?; [ $$s -eq 5 ] || rc=$$s; }; \
 	exit $$rc
 
 test-all: envs  ## the whole suite, slow end-to-end tests included
 	@$(MAKE) --no-print-directory test PYTEST_ARGS="-m 'slow or not slow' $(PYTEST_ARGS)"
+
+test-cluster: envs  ## the cluster tier: the pipeline on a local Spark standalone cluster equals local mode
+	@$(PIPELINE)/python -m pytest tests/cluster -m cluster --durations=5 $(PYTEST_ARGS)
 
 lint: envs  ## ruff over the code
 	@$(PIPELINE)/ruff check $(LINTED) && $(PIPELINE)/ruff format --check $(LINTED)
