@@ -87,6 +87,8 @@ def main() -> int:
         for name, command in (
             ("ingest_bronze", ["ingest", "bronze", *window]),
             ("ingest_silver", ["ingest", "silver", *window]),
+            # Publishing refuses a staged batch without a passing verdict: the audit step as in the DAG.
+            ("validate_silver", ["validate", "staging.silver_events", "--date", end.isoformat()]),
             ("ingest_publish", ["ingest", "publish"]),
             ("ingest_catalog", ["ingest", "catalog"]),
             ("features_apply", ["features", "apply"]),
