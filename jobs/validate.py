@@ -15,76 +15,69 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
+from fnmatch import fnmatch
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from lakecart import delta, tables
 from lakecart.config import Settings
+from lakecart.errors import UsageError
 from lakecart.features import REGISTRY
-from lakecart.features.definitions import FEATURE_DATE, view_expectations
+from lakecart.features.definitions import FEATURE_DATE
 from lakecart.jobs import ingest
-from lakecart.jobs.feature_store import view_path
-from lakecart.jobs.training_set import KINDS, dataset_id_for, training_set_expectations
+from lakecart.jobs.training_set import dataset_id_for
 from lakecart.lineage import code_version
 from lakecart.quality import ValidationFailed, ValidationOutcome, validate_dataframe
 
 log = logging.getLogger(__name__)
 
 
-def _suites() -> dict[str, tuple[str, Callable[[], list]]]:
-    """Validation target -> (table whose rows are validated, suite). Silver sources are validated in
-    staging: the audit step of write-audit-publish, before anyone can read the batch."""
-    suites: dict[str, tuple[str, Callable[[], list]]] = {
-        source.bronze: (source.bronze, ingest.bronze_expectations) for source in ingest.SOURCES.values()
-    }
-    for source, suite in (
-        (ingest.EVENTS, ingest.silver_events_expectations),
-        (ingest.ORDERS, ingest.silver_order_lines_expectations),
-        (ingest.USERS, ingest.silver_users_expectations),
-    ):
-        suites[source.staging] = suites[source.silver] = (source.staging, suite)
-    for kind in KINDS.values():
-        suites[kind.table] = (kind.table, lambda name=kind.name: training_set_expectations(name))
-    return suites
+def _validated_table(table: str) -> tables.Table:
+    """The declared table whose rows a validation of ``table`` checks, with its suite. A silver source
+    is validated in its staging table: the audit step of write-audit-publish, before anyone can read
+    the batch."""
+    source = _staged_source(table)
+    try:
+        declared = tables.declared(source.staging if source else table)
+    except LookupError:
+        declared = None
+    if declared is None or declared.suite is None:
+        raise UsageError(f"no validation suite for {table!r}; known: {', '.join(known_targets())}")
+    return declared
 
 
 def known_targets() -> list[str]:
-    return sorted({*_suites(), *(v.qualified_name for v in REGISTRY.values())})
+    """Every table a validation can name: the declared tables with a suite, the silver tables (their
+    batches are validated in staging) and every feature view."""
+    with_suites = {t.name for t in tables.DECLARED.values() if t.suite}
+    silver = {source.silver for source in ingest.SOURCES.values()}
+    return sorted({*with_suites, *silver, *(v.qualified_name for v in REGISTRY.values())})
 
 
 def expand_targets(patterns: list[str]) -> list[str]:
     """Table names, with shell-style patterns (``features.user_*``) expanded over the known targets."""
-    from fnmatch import fnmatch
-
     targets: list[str] = []
     for pattern in patterns:
         matches = [t for t in known_targets() if fnmatch(t, pattern)] if any(c in pattern for c in "*?[") else [pattern]
         if not matches:
-            raise ValueError(f"no validation target matches {pattern!r}; known: {', '.join(known_targets())}")
+            raise UsageError(f"no validation target matches {pattern!r}; known: {', '.join(known_targets())}")
         targets += [m for m in matches if m not in targets]
     return targets
 
 
 def _target(spark: SparkSession, settings: Settings, table: str, start: date, end: date) -> tuple[DataFrame, list]:
-    load = lambda path: spark.read.format("delta").load(path)  # noqa: E731
-    suites = _suites()
-    if table in suites:
-        source_table, suite = suites[table]
-        rows = load(tables.table_path(source_table, settings))
-        if source_table.startswith("bronze."):
-            rows = ingest.bronze_file_profile(rows.where(F.col("ingest_date").between(F.lit(start), F.lit(end))))
-        elif source_table.startswith("training."):
-            rows = rows.where(F.col("dataset_id") == dataset_id_for(end, source_table.removeprefix("training.")))
-        return rows, suite()
-    name = table.removeprefix("features.")
-    if name in REGISTRY:
-        view = REGISTRY[name]
-        rows = load(view_path(view, settings)).where(F.col(FEATURE_DATE).between(F.lit(start), F.lit(end)))
-        return rows, view_expectations(view)
-    raise ValueError(f"no validation suite for {table!r}; known: {', '.join(known_targets())}")
+    """The rows the declared table's validation checks for ``start``..``end``, and its suite."""
+    declared = _validated_table(table)
+    rows = spark.read.format("delta").load(declared.path(settings))
+    if declared.layer == "bronze":  # the landing, one row per file
+        rows = ingest.bronze_file_profile(rows.where(F.col("ingest_date").between(F.lit(start), F.lit(end))))
+    elif declared.layer == "training":  # the set built for the date
+        rows = rows.where(F.col("dataset_id") == dataset_id_for(end, declared.name.partition(".")[2]))
+    elif declared.layer == "features":  # the view's rows for the run's feature dates
+        rows = rows.where(F.col(FEATURE_DATE).between(F.lit(start), F.lit(end)))
+    return rows, declared.expectations()
 
 
 REFERENCE_DAYS = 7
@@ -295,7 +288,7 @@ def _validate_staged(
         if source is ingest.EVENTS:
             suite = ingest.silver_events_expectations(sent_fields(spark, settings, rows))
         else:
-            suite = _suites()[source.staging][1]()
+            suite = tables.declared(source.staging).expectations()
         _combine(outcome, validate_dataframe(rows, table, suite, f"{reports}/{table}"))
     if source is ingest.EVENTS and count:
         profile = silver_batch_profile(spark, settings, rows, len(batch.days))

@@ -87,7 +87,7 @@ def _declare(name: str, **kwargs) -> Table:
     return table
 
 
-_INGEST = "lakecart.jobs.ingest"
+_INGEST = "lakecart.jobs.ingest_suites"
 _BRONZE_FILES = "one row per raw file landed for the run's days (bronze_file_profile)"
 _STAGED_BATCH = "the staged batch, exactly (the rows of the batch ids the staging run recorded)"
 

@@ -83,3 +83,26 @@ def test_registering_another_lake_repoints_the_names(spark, tmp_path):
     assert spark.sql("SELECT count(*) AS n FROM silver.items").first()["n"] == 5
     # Dropping the old catalogue entry deleted nothing: lake a still holds its 2 rows.
     assert spark.read.format("delta").load(tables.table_path(tables.SILVER_ITEMS, lakes[0])).count() == 2
+
+
+def test_validation_targets_come_from_the_declarations():
+    from lakecart.errors import UsageError
+    from lakecart.jobs import validate
+
+    # A silver source is validated in its staging table (write-audit-publish's audit).
+    assert validate._validated_table("silver.events") is tables.STAGING_SILVER_EVENTS
+    assert validate._validated_table("silver.order_lines") is tables.STAGING_ORDER_LINES
+    assert validate._validated_table("training.churn") is tables.TRAINING_CHURN
+    assert validate._validated_table("features.user_activity_v2").partition == "feature_date"
+    declared_with_suites = {t for t in tables.DECLARED.values() if t.suite}
+    assert declared_with_suites <= set(validate.known_targets())
+    assert validate.expand_targets(["training.*"]) == [
+        "training.category_demand",
+        "training.churn",
+        "training.demand",
+        "training.retrieval",
+    ]
+    with pytest.raises(UsageError, match="no validation suite for 'gold.recommendations'"):
+        validate._validated_table("gold.recommendations")
+    with pytest.raises(UsageError, match=r"no validation target matches 'silver\.nope\*'"):
+        validate.expand_targets(["silver.nope*"])
