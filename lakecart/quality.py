@@ -7,6 +7,7 @@ validating different tables never write the same files. Data Docs: ``.../uncommi
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -57,6 +58,12 @@ def validate_dataframe(df, table: str, expectations: list, project_dir: str | Pa
     project = Path(project_dir)
     project.mkdir(parents=True, exist_ok=True)
     context = gx.get_context(mode="file", project_root_dir=str(project))
+    if os.environ.get("TQDM_DISABLE"):
+        # GX passes tqdm an explicit ``disable=False``, which TQDM_DISABLE cannot override: its own
+        # setting turns the "Calculating Metrics" bars off (hundreds of lines in a DAG's task logs).
+        from great_expectations.data_context.types.base import ProgressBarsConfig
+
+        context.variables.progress_bars = ProgressBarsConfig(globally=False)
     name = table.replace(".", "_")
     source = context.data_sources.add_or_update_spark(name=f"{name}_source")
     asset = source.add_dataframe_asset(name=name)
