@@ -153,11 +153,11 @@ __all__ = [
 RAW_FORMATS = {".jsonl": "json", ".ndjson": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
 
 
-class MissingInputError(FileNotFoundError):
+class MissingInputError(LakecartError, FileNotFoundError):
     """The raw partition a job was told to read does not exist."""
 
 
-class RawInputError(ValueError):
+class RawInputError(LakecartError, ValueError):
     """A raw file cannot be ingested (unknown format, unreadable); the message names the file."""
 
 

@@ -26,15 +26,6 @@ from lakecart.errors import LakecartError, UsageError
 
 log = logging.getLogger("lakecart")
 
-# The project's errors that do not derive from LakecartError yet, by qualified name (importing their
-# modules here would load Spark for `lakecart --help`).
-PROJECT_ERRORS = frozenset(
-    {
-        "lakecart.jobs.ingest.MissingInputError",
-        "lakecart.jobs.ingest.RawInputError",
-        "lakecart.quality.ValidationFailed",
-    }
-)
 # Library errors that mean a problem with the input, not with the code: they get one line too.
 DELTA_CONFLICTS = frozenset(
     f"delta.exceptions.base.{name}"
@@ -754,7 +745,7 @@ def _first_line(text: str, limit: int = 400) -> str:
 def one_line(exc: BaseException) -> str | None:
     """The message for an error a person can act on; None for anything else (a bug: keep its traceback)."""
     names = _qualified_names(exc)
-    if isinstance(exc, LakecartError) or names & PROJECT_ERRORS:
+    if isinstance(exc, LakecartError):
         return str(exc)
     if isinstance(exc, FileNotFoundError):
         return str(exc)

@@ -11,10 +11,12 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lakecart.errors import LakecartError
+
 log = logging.getLogger(__name__)
 
 
-class ValidationFailed(RuntimeError):
+class ValidationFailed(LakecartError, RuntimeError):
     """A suite failed: the data must not be published or used."""
 
 
