@@ -16,9 +16,11 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from lakecart.config import get_settings
 
 log = logging.getLogger(__name__)
 
@@ -196,10 +198,26 @@ def launch_on_spark(module: str, args: Sequence[str], processes: int) -> int:
 
     spark = get_spark(app_name="lakecart-train")
     try:
-        codes = horovod.spark.run(_run_module, args=(module, list(args)), num_proc=processes, use_gloo=True)
+        codes = horovod.spark.run(
+            _run_module, args=(module, list(args)), num_proc=processes, use_gloo=True, env=executor_env()
+        )
     finally:
         spark.stop()
     return max(codes)
+
+
+def executor_env(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The ``LAKECART_*`` settings for workers inside Spark executors, which do not inherit the
+    driver's environment on a cluster and run in their own folders: a relative lake root or config
+    path is made absolute (the driver's), or the workers would read ``data/`` in their work folder."""
+    environ = os.environ if environ is None else environ
+    env = {k: v for k, v in environ.items() if k.startswith("LAKECART_")}
+    root = env.get("LAKECART_LAKE__ROOT", get_settings().lake.root)
+    if "://" not in root:
+        env["LAKECART_LAKE__ROOT"] = str(Path(root).resolve())
+    if env.get("LAKECART_CONFIG"):
+        env["LAKECART_CONFIG"] = str(Path(env["LAKECART_CONFIG"]).resolve())
+    return env
 
 
 def launch(module: str, args: Sequence[str], processes: int, hosts: str = "", on_spark: bool = False) -> int:

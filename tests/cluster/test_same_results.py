@@ -134,11 +134,6 @@ def test_retrieval_training_set_equals_local(lakes):
     assert (manifests[0]["rows"], manifests[0]["content_hash"]) == (manifests[1]["rows"], manifests[1]["content_hash"])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="training/distributed.py launch_on_spark does not pass the LAKECART_* settings to the executors: "
-    "the workers read the default lake (data/ in the executor's work folder); horovod.spark.run(env=...) fixes it",
-)
 def test_horovod_trains_in_executors_on_the_cluster(cluster, lakes, tmp_path):
     """``lakecart train --on-spark``: the two Horovod workers are tasks on the cluster's two executors,
     reading the training set the cluster built."""

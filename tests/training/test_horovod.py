@@ -66,3 +66,25 @@ def test_the_same_trainer_runs_inside_spark_tasks(tiny_lake):
     run = lakecart_train("churn", 2, "--on-spark", "--epochs", "1", "--global-batch-size", "64")
     assert run["params"]["workers"] == 2
     assert (run["run_dir"] / "history-rank1.json").exists()
+
+
+def test_executor_workers_get_the_settings_with_absolute_paths(tmp_path, monkeypatch):
+    """On a cluster, executors neither inherit the driver's environment nor run in its folder: the
+    workers read the default lake in their work folder unless the settings travel, paths absolute."""
+    from lakecart.training.distributed import executor_env
+
+    monkeypatch.chdir(tmp_path)
+    env = executor_env(
+        {
+            "LAKECART_LAKE__ROOT": "data",
+            "LAKECART_CONFIG": "conf/x.yaml",
+            "LAKECART_SPARK__MASTER": "spark://h:7077",
+            "HOME": "/root",
+        }
+    )
+    assert env == {
+        "LAKECART_LAKE__ROOT": f"{tmp_path}/data",
+        "LAKECART_CONFIG": f"{tmp_path}/conf/x.yaml",
+        "LAKECART_SPARK__MASTER": "spark://h:7077",
+    }
+    assert executor_env({"LAKECART_LAKE__ROOT": "s3a://shop-lake"})["LAKECART_LAKE__ROOT"] == "s3a://shop-lake"
