@@ -430,6 +430,12 @@ def cmd_publish(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_cluster(args: argparse.Namespace) -> int:
+    from lakecart import cluster
+
+    return cluster.main([args.action, *(["--json"] if args.json else [])])
+
+
 def cmd_tables(args: argparse.Namespace) -> int:
     from lakecart.summary import table_overview
 
@@ -719,6 +725,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="publish without the gate (e.g. a deliberate rollback)")
 
     add("tables", cmd_tables, "list the lake's tables with row counts and Delta versions")
+
+    p = add(
+        "cluster",
+        cmd_cluster,
+        "a local Spark standalone cluster (a master and 2 workers on 127.0.0.1, the pipeline's Python and "
+        "Delta's jars on every executor): up, down (stops exactly what up started), status; point jobs at it "
+        "with LAKECART_CONFIG=infra/config/spark-standalone-local.yaml (ports: SPARK_MASTER_PORT, ...)",
+    )
+    p.add_argument("action", choices=["up", "down", "status"])
 
     p = add("demo", cmd_demo, "generate demo data and run the whole pipeline DAG through Airflow")
     p.add_argument("--days", type=_positive, default=14)

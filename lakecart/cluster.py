@@ -35,6 +35,8 @@ import urllib.request
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from lakecart.errors import LakecartError
+
 HOST = "127.0.0.1"
 STATE_FILE = "cluster.json"
 PROFILE = "infra/config/spark-standalone-local.yaml"
@@ -43,7 +45,7 @@ START_TIMEOUT_S = 90.0
 STOP_TIMEOUT_S = 20.0
 
 
-class ClusterError(RuntimeError):
+class ClusterError(LakecartError, RuntimeError):
     """A cluster command could not do what it was asked; the message says why and what to do."""
 
 

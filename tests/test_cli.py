@@ -46,6 +46,7 @@ COMMAND_LINES = [
     (["evaluate", "churn", "--date", "2026-01-14"], "cmd_evaluate"),
     (["publish", "churn", "--date", "2026-01-14", "--force"], "cmd_publish"),
     (["tables"], "cmd_tables"),
+    (["cluster", "up"], "cmd_cluster"),
     (["demo", "--days", "14", "--fresh"], "cmd_demo"),
 ]
 
@@ -278,3 +279,10 @@ def test_feature_store_and_training_errors_a_person_can_fix_are_one_line(tmp_pat
         assert len(err) == 1 and err[0].startswith("lakecart features: error: features.user_activity_v2 has no table")
     finally:
         get_settings.cache_clear()
+
+
+def test_cluster_status_says_nothing_runs(tmp_path, monkeypatch, capsys):
+    # No cluster started from this state folder: exit 3 (LSB "not running"), one readable line.
+    monkeypatch.setenv("SPARK_CLUSTER_DIR", str(tmp_path / "cluster"))
+    assert cli.main(["cluster", "status"]) == 3
+    assert capsys.readouterr().out.startswith("Spark cluster: not running")
