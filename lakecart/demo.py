@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -38,7 +39,7 @@ def airflow_env(lake_root: Path, airflow_home: Path) -> dict[str, str]:
         "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder()),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT": "120",
-        # Task logs go to the console as the DAG runs: that is the demo's progress output.
+        # INFO: the task state lines the demo's progress reads (the console shows one line per task).
         "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
         "LAKECART_PIPELINE_BIN": str(Path(sys.executable).parent),
         "LAKECART_LAKE__ROOT": str(lake_root),
@@ -51,28 +52,70 @@ def airflow_bin() -> Path:
 
 def run_dag(lake_root: Path, end: date, conf: dict, capture: bool = False, dag_id: str = DAG_ID) -> tuple[str, str]:
     """Migrate Airflow's SQLite database (idempotent), run one DAG run for ``end`` with
-    ``airflow dags test``, and return the run's final state and (if ``capture``) its output."""
+    ``airflow dags test``, and return the run's final state and (if ``capture``) its output. Without
+    ``capture`` the console gets one line per task (its state and seconds; a failed task's last lines
+    too) and the whole output goes to ``<airflow home>/<dag id>.log``."""
     home = lake_root / "airflow"
     home.mkdir(parents=True, exist_ok=True)
     env = airflow_env(lake_root, home)
     airflow = str(airflow_bin() / "airflow")
     subprocess.run([airflow, "db", "migrate"], env=env, check=True, capture_output=True)
-    done = subprocess.run(
-        [airflow, "dags", "test", dag_id, end.isoformat(), "--conf", json.dumps(conf)],
-        env=env,
-        check=False,
-        text=True,
-        stdout=subprocess.PIPE if capture else None,
-        stderr=subprocess.STDOUT if capture else None,
-    )
+    command = [airflow, "dags", "test", dag_id, end.isoformat(), "--conf", json.dumps(conf)]
+    with subprocess.Popen(
+        command, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, bufsize=1
+    ) as process:
+        assert process.stdout is not None
+        if capture:
+            output = process.stdout.read()
+        else:
+            log_file = home / f"{dag_id}.log"
+            with log_file.open("w") as log:
+                progress = TaskProgress()
+                for line in process.stdout:
+                    log.write(line)
+                    for shown in progress.feed(line):
+                        print(shown, flush=True)
+            print(f"(the whole Airflow output: {log_file})")
+            output = ""
     runs = subprocess.run(
         [airflow, "dags", "list-runs", dag_id, "-o", "json"], env=env, check=True, capture_output=True, text=True
     )
     # The JSON is the last line that opens a list; Airflow may print warnings before it.
     listing = next((line for line in reversed(runs.stdout.splitlines()) if line.startswith("[")), "[]")
     mine = [r for r in json.loads(listing) if str(r.get("logical_date", "")).startswith(end.isoformat())]
-    state = mine[0]["state"] if mine else f"unknown (airflow exit code {done.returncode})"
-    return state, done.stdout or ""
+    state = mine[0]["state"] if mine else f"unknown (airflow exit code {process.returncode})"
+    return state, output
+
+
+class TaskProgress:
+    """Turns ``airflow dags test`` output into one line per finished task; a task that did not
+    succeed also shows the last lines it printed (its error)."""
+
+    STARTED = re.compile(r"\[DAG TEST\] starting task_id=(\S+)")
+    STATE = re.compile(r"Task instance state updated .* new_state=(\w+)")
+    TAIL = 25
+
+    def __init__(self) -> None:
+        self.task: str | None = None
+        self.started = 0.0
+        self.lines: list[str] = []
+
+    def feed(self, line: str) -> list[str]:
+        if started := self.STARTED.search(line):
+            self.task, self.started, self.lines = started.group(1), time.perf_counter(), []
+            return []
+        if self.task is None:
+            return []
+        self.lines = [*self.lines[-self.TAIL + 1 :], line.rstrip()]
+        state = self.STATE.search(line)
+        if state is None:
+            return []
+        seconds = time.perf_counter() - self.started
+        shown = [f"  {self.task:<32} {state.group(1):<10} {seconds:5.0f} s"]
+        if state.group(1) not in ("success", "skipped"):
+            shown += [f"    | {text}" for text in self.lines]
+        self.task = None
+        return shown
 
 
 DEMO_TRAIN_ARGS = {
