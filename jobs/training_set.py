@@ -149,8 +149,8 @@ class DatasetKind:
     coverage_floors: dict[str, float] = field(default_factory=dict)
 
     @property
-    def table(self) -> str:
-        return f"training.{self.name}"
+    def table(self) -> tables.Table:
+        return tables.training_set(self.name)
 
     def coverage_floor(self, view: FeatureView) -> float:
         return self.coverage_floors.get(view.table_name, self.min_feature_coverage)

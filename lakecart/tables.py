@@ -204,6 +204,18 @@ TRAINING_DEMAND = _training("demand", ("dataset_id", "item_id", "observation_dat
 TRAINING_CATEGORY_DEMAND = _training(
     "category_demand", ("dataset_id", "category", "observation_date"), "category demand labels"
 )
+TRAINING_SETS: dict[str, Table] = {
+    t.name.partition(".")[2]: t for t in (TRAINING_RETRIEVAL, TRAINING_CHURN, TRAINING_DEMAND, TRAINING_CATEGORY_DEMAND)
+}
+
+
+def training_set(kind: str) -> Table:
+    """The declared table of the training sets of ``kind`` (retrieval, churn, demand, category_demand)."""
+    if kind not in TRAINING_SETS:
+        raise LookupError(f"no training-set table for kind {kind!r}; kinds: {', '.join(TRAINING_SETS)}")
+    return TRAINING_SETS[kind]
+
+
 TRAINING_MANIFESTS = _declare(
     "training.manifests",
     keys=("dataset_id",),

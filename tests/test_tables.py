@@ -106,3 +106,15 @@ def test_validation_targets_come_from_the_declarations():
         validate._validated_table("gold.recommendations")
     with pytest.raises(UsageError, match=r"no validation target matches 'silver\.nope\*'"):
         validate.expand_targets(["silver.nope*"])
+
+
+def test_every_training_set_kind_has_its_declared_table():
+    from lakecart.jobs.training_set import KINDS
+
+    assert set(tables.TRAINING_SETS) == set(KINDS)
+    for name, kind in KINDS.items():
+        assert kind.table is tables.training_set(name)
+        # One row per dataset and the kind's own unique key.
+        assert kind.table.keys == ("dataset_id", *kind.unique_key)
+    with pytest.raises(LookupError, match="kinds: retrieval"):
+        tables.training_set("retrival")

@@ -76,7 +76,7 @@ class ModelTask:
     # --- data ---------------------------------------------------------------------------------
     @property
     def table_uri(self) -> str:
-        return tables.table_path(f"training.{self.dataset_kind}", self.settings)
+        return tables.training_set(self.dataset_kind).path(self.settings)
 
     def read_shard(self, rank: int, size: int, split: str | None = None) -> pd.DataFrame:
         return self.examples(
