@@ -244,15 +244,22 @@ class RawSource:
     fields: tuple[str, ...]
     rules: Callable[[str], Column]
     typed: Callable[[DataFrame], DataFrame]
-    keys: tuple[str, ...]
-    silver_partition: str | None
-    bronze: str
-    ledger: str
-    quarantine: str
-    staging: str
-    silver: str
+    bronze: tables.Table
+    ledger: tables.Table
+    quarantine: tables.Table
+    staging: tables.Table
+    silver: tables.Table
     newest_wins: bool = False
     empty_days_ok: bool = False
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        """The silver table's key, as its declaration says (one row per key)."""
+        return self.silver.keys
+
+    @property
+    def silver_partition(self) -> str | None:
+        return self.silver.partition
 
     @property
     def schema(self) -> T.StructType:
@@ -267,8 +274,6 @@ EVENTS = RawSource(
     fields=RAW_EVENT_FIELDS,
     rules=_event_rules,
     typed=_typed_events,
-    keys=("event_id",),
-    silver_partition="event_date",
     bronze=tables.BRONZE_EVENTS,
     ledger=tables.INGEST_LEDGER,
     quarantine=tables.QUARANTINE_EVENTS,
@@ -281,8 +286,6 @@ ORDERS = RawSource(
     fields=RAW_ORDER_FIELDS,
     rules=_order_rules,
     typed=_typed_orders,
-    keys=("order_id", "item_id"),
-    silver_partition="order_date",
     bronze=tables.BRONZE_ORDERS,
     ledger=tables.ORDERS_LEDGER,
     quarantine=tables.QUARANTINE_ORDERS,
@@ -295,8 +298,6 @@ USERS = RawSource(
     fields=RAW_USER_FIELDS,
     rules=_user_rules,
     typed=_typed_users,
-    keys=("user_id",),
-    silver_partition=None,
     bronze=tables.BRONZE_USERS,
     ledger=tables.USERS_LEDGER,
     quarantine=tables.QUARANTINE_USERS,

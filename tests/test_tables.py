@@ -118,3 +118,16 @@ def test_every_training_set_kind_has_its_declared_table():
         assert kind.table.keys == ("dataset_id", *kind.unique_key)
     with pytest.raises(LookupError, match="kinds: retrieval"):
         tables.training_set("retrival")
+
+
+def test_raw_sources_take_keys_and_partitions_from_their_declared_tables():
+    from lakecart.jobs import ingest
+
+    expected = {  # what silver promises: one row per key
+        "events": (("event_id",), "event_date"),
+        "orders": (("order_id", "item_id"), "order_date"),
+        "users": (("user_id",), None),
+    }
+    for name, source in ingest.SOURCES.items():
+        assert (source.keys, source.silver_partition) == expected[name]
+        assert source.staging.keys == source.silver.keys  # the audited batch has the same key
