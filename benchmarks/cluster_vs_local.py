@@ -19,7 +19,6 @@ import json
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -38,17 +37,11 @@ def run_steps(raw: Path, work: Path, name: str, steps: list[str], env_changes: d
     shutil.rmtree(root, ignore_errors=True)
     root.mkdir(parents=True)
     shutil.copytree(raw, root / "raw")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LAKECART_")}
-    env.update(LAKECART_LAKE__ROOT=str(root), **env_changes)
+    from tests.cluster.pipeline import launch  # on sys.path since main() started
+
     timings = work / f"{name}.json"
     started = time.perf_counter()
-    done = subprocess.run(
-        [sys.executable, "-m", "tests.cluster.pipeline", str(timings), *steps],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-    )
+    done = launch(root, timings, steps, env_changes)
     elapsed = time.perf_counter() - started
     if done.returncode != 0:
         raise SystemExit(f"{name} failed (exit {done.returncode}):\n{done.stderr[-4000:]}")

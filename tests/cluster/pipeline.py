@@ -12,9 +12,14 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from datetime import date, timedelta
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
 
 DAYS = 3
 START = date(2026, 1, 1)
@@ -44,6 +49,25 @@ STEPS: dict[str, list[str]] = {
         "1",
     ],
 }
+
+
+def launch(
+    root: Path, timings: Path, steps: Sequence[str], env_changes: dict[str, str], timeout: float | None = None
+) -> subprocess.CompletedProcess:
+    """Run ``steps`` in a fresh process (this module as a script) on the lake at ``root``: the caller's
+    ``LAKECART_*`` settings are dropped and ``env_changes`` added; step seconds land in ``timings``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LAKECART_")}
+    env.update(LAKECART_LAKE__ROOT=str(root), **env_changes)
+    return subprocess.run(
+        [sys.executable, "-m", "tests.cluster.pipeline", str(timings), *steps],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
 INGEST = ("bronze", "silver", "validate_silver", "publish")
 FEATURES = ("catalog", "features_apply", "features_materialize")
 DATASET = ("dataset_retrieval",)

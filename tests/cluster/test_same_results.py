@@ -32,16 +32,7 @@ STEPS = [*pipeline.INGEST, *pipeline.FEATURES, *pipeline.DATASET]
 
 
 def _run(root: Path, timings: Path, env_changes: dict[str, str]) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LAKECART_")}
-    env.update(LAKECART_LAKE__ROOT=str(root), **env_changes)
-    done = subprocess.run(
-        [sys.executable, "-m", "tests.cluster.pipeline", str(timings), *STEPS],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=480,
-    )
+    done = pipeline.launch(root, timings, STEPS, env_changes, timeout=480)
     assert done.returncode == 0, f"{env_changes}: exit {done.returncode}\n{done.stderr[-6000:]}"
 
 
