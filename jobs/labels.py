@@ -46,12 +46,56 @@ def check_windows(observations: Sequence[date], horizon_days: int, data_end: dat
 
 
 def observation_dates(first: date, last: date, every_days: int) -> list[date]:
+    """Every ``every_days`` days from ``last`` back to ``first``, oldest first: anchored at ``last``
+    (the cut), so the newest observation is always the cut, whatever the span."""
+    if every_days < 1:
+        raise LabelWindowError(f"observation dates must be at least 1 day apart, got {every_days}")
     days = []
-    day = first
-    while day <= last:
+    day = last
+    while day >= first:
         days.append(day)
-        day += timedelta(days=every_days)
-    return days
+        day -= timedelta(days=every_days)
+    return days[::-1]
+
+
+def check_split_windows(train: Sequence[date], test: Sequence[date], horizon_days: int) -> None:
+    """Refuse training observations whose label window reaches past the first held-out observation
+    date: their labels would count purchases inside the held-out period the model is judged on."""
+    if not test:
+        raise LabelWindowError("no held-out observation date")
+    leaking = [d for d in train if d + timedelta(days=horizon_days) > min(test)]
+    if leaking:
+        raise LabelWindowError(
+            f"training label windows of {horizon_days} days after {', '.join(map(str, leaking))} reach past the "
+            f"held-out observation date {min(test)}: the newest allowed training observation is "
+            f"{min(test) - timedelta(days=horizon_days)}"
+        )
+
+
+def observation_plan(
+    cut: date, span_days: int, every_days: int, horizon_days: int, test_days: int
+) -> tuple[list[date], list[date]]:
+    """(training, held-out) observation dates, oldest first.
+
+    Anchored at ``cut`` (the newest observation, whose label window ends on the data's last day):
+    ``cut``, ``cut - every_days``, ... within ``span_days``. Held out: those within ``test_days`` of
+    the cut. Training: the others whose label window ends on or before the first held-out
+    observation date (an embargo of ``horizon_days``), so no training label overlaps the held-out
+    labels; observations inside the embargo are left out. Refused when none is left for training.
+    """
+    if span_days < 1 or test_days < 1:
+        raise LabelWindowError(f"span and held-out days must be at least 1, got {span_days} and {test_days}")
+    dates = observation_dates(cut - timedelta(days=span_days - 1), cut, every_days)
+    test = [d for d in dates if d > cut - timedelta(days=test_days)]
+    train = [d for d in dates if d + timedelta(days=horizon_days) <= test[0]]
+    if not train:
+        raise LabelWindowError(
+            f"no training observation is left: with a {horizon_days}-day horizon, training observations must be on "
+            f"or before {test[0] - timedelta(days=horizon_days)} (the held-out observation {test[0]} minus the "
+            f"horizon), but the span of {span_days} days starts {dates[0]}; give more --days"
+        )
+    check_split_windows(train, test, horizon_days)
+    return train, test
 
 
 def churn_labels(

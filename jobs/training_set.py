@@ -58,6 +58,7 @@ class BuildParams:
     horizon_days: int = 28  # churn: days without a purchase that count as churned
     every_days: int = 7  # churn/demand: days between observation dates
     horizons: tuple[int, ...] = label_builders.DEMAND_HORIZONS  # demand: days ahead forecast
+    active_days: int = 90  # churn: customers are those with a purchase in this many days up to the observation
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "horizons", tuple(sorted(int(h) for h in self.horizons)))
@@ -67,6 +68,7 @@ class BuildParams:
 
     @classmethod
     def from_json(cls, data: dict) -> BuildParams:
+        # Manifests written before ``active_days`` existed used 90 (the default).
         return cls(**{**data, "end": date.fromisoformat(data["end"])})
 
 
@@ -97,27 +99,28 @@ def _retrieval(events: DataFrame, p: BuildParams) -> DataFrame:
     return retrieval_labels(events, start, p.end, p.test_days)
 
 
-def _observations(p: BuildParams, horizon: int) -> list[date]:
-    last = p.end - timedelta(days=horizon)
-    return label_builders.observation_dates(last - timedelta(days=p.days - 1), last, p.every_days)
+def _observations(p: BuildParams, horizon: int) -> tuple[list[date], list[date]]:
+    """(training, held-out) observation dates: anchored at the cut (the newest date whose label window
+    ends on the logical date), held-out ones within ``test_days`` of it, training ones at least one
+    horizon before them (``labels.observation_plan``)."""
+    return label_builders.observation_plan(p.end - timedelta(days=horizon), p.days, p.every_days, horizon, p.test_days)
 
 
-def _with_split(frame: DataFrame, observations: list[date], test_days: int) -> DataFrame:
-    test_start = observations[-1] - timedelta(days=test_days - 1)
-    return frame.withColumn("split", F.when(F.col("observation_date") >= F.lit(test_start), "test").otherwise("train"))
+def _with_split(frame: DataFrame, test: list[date]) -> DataFrame:
+    return frame.withColumn("split", F.when(F.col("observation_date") >= F.lit(min(test)), "test").otherwise("train"))
 
 
 def _churn(events: DataFrame, p: BuildParams) -> DataFrame:
-    observations = _observations(p, p.horizon_days)
-    frame = label_builders.churn_labels(events, observations, p.horizon_days, p.end)
-    return _with_split(frame, observations, p.test_days)
+    train, test = _observations(p, p.horizon_days)
+    frame = label_builders.churn_labels(events, train + test, p.horizon_days, p.end, active_days=p.active_days)
+    return _with_split(frame, test)
 
 
 def _demand(key: str) -> Callable[[DataFrame, BuildParams], DataFrame]:
     def build(events: DataFrame, p: BuildParams) -> DataFrame:
-        observations = _observations(p, max(p.horizons))
-        frame = label_builders.demand_labels(events, observations, p.end, key, p.horizons)
-        return _with_split(frame, observations, p.test_days)
+        train, test = _observations(p, max(p.horizons))
+        frame = label_builders.demand_labels(events, train + test, p.end, key, p.horizons)
+        return _with_split(frame, test)
 
     return build
 

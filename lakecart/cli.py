@@ -316,6 +316,7 @@ def cmd_dataset_build(args: argparse.Namespace) -> int:
         horizon_days=args.horizon_days,
         every_days=args.every_days,
         horizons=args.horizons,
+        active_days=args.active_days,
     )
     _print(training_set.run_training_set(_spark("dataset"), get_settings(), args.kind, params, shards=args.shards))
     return 0
@@ -632,7 +633,20 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument(
         "--horizon-days", type=_positive, default=28, help="churn: days without a purchase that count as churn"
     )
-    q.add_argument("--every-days", type=_positive, default=7, help="churn/demand: days between observation dates")
+    q.add_argument(
+        "--every-days",
+        type=_positive,
+        default=7,
+        help="churn/demand: days between observation dates, counted back from the cut (the newest observation, "
+        "whose label window ends on --date); training observations end their label windows by the held-out one",
+    )
+    q.add_argument(
+        "--active-days",
+        type=_positive,
+        default=90,
+        help="churn: a customer is one who bought within this many days up to the observation date (default 90; "
+        "raise it for shops whose customers buy rarely)",
+    )
     q.add_argument(
         "--horizons", type=_horizons, default="7,14,28", help="demand: days ahead to forecast, comma-separated"
     )

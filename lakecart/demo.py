@@ -138,11 +138,13 @@ SMALL_TRAIN_ARGS = {
 
 def training_conf(days: int, test_days: int = 2) -> dict:
     """Training-DAG parameters that fit ``days`` of data. The demo has two weeks, so churn and
-    demand use short horizons (3 days; 1/3/7 days ahead): the production defaults (28 days;
-    7/14/28 days ahead) need months of history (benchmarks/training_models.py trains them on ~120 days)."""
-    horizons = [1, 2] if days < 10 else [1, 3, 7]
+    demand use short horizons (3 days; 1/2/3 days ahead): the production defaults (28 days;
+    7/14/28 days ahead) need months of history (benchmarks/training_models.py trains them on ~120 days).
+    Training observations must end their label window by the first held-out observation, so the
+    longest horizon plus the held-out days must leave a few training observations."""
+    horizons = [1] if days < 10 else [1, 2, 3]
     churn_horizon = 1 if days < 10 else 3
-    observation_days = max(days - max(horizons) - 1, test_days + 1)
+    observation_days = max(days - max(horizons) - 1, test_days + max(horizons, default=1) + 1)
     return {
         "train_days": days,
         "test_days": test_days,

@@ -162,7 +162,7 @@ def test_every_model_is_trained_gated_and_published(training_run):
     churn = read(settings, tables.CHURN_SCORES)
     assert churn["churn_probability"].between(0, 1).all() and set(churn["horizon_days"]) == {1}
     forecasts = read(settings, tables.DEMAND_FORECASTS)
-    assert set(forecasts["level"]) == {"item", "category"} and set(forecasts["horizon_days"]) == {1, 2}
+    assert set(forecasts["level"]) == {"item", "category"} and set(forecasts["horizon_days"]) == {1}
     assert (forecasts["forecast_units"] >= 0).all()
 
 

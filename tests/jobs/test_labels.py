@@ -1,8 +1,16 @@
-from datetime import date, datetime
+from dataclasses import replace
+from datetime import date, datetime, timedelta
 
 import pytest
 
-from lakecart.jobs.labels import LabelWindowError, check_windows, churn_labels, demand_labels
+from lakecart.jobs.labels import (
+    LabelWindowError,
+    check_split_windows,
+    check_windows,
+    churn_labels,
+    demand_labels,
+    observation_plan,
+)
 
 COLUMNS = "user_id string, item_id string, category string, event_type string, quantity int, event_date date"
 
@@ -55,3 +63,48 @@ def test_guards_refuse_overlapping_or_truncated_windows():
         check_windows([D(1)], horizon_days=7, data_end=D(29), label_start_offset=0)
     with pytest.raises(LabelWindowError):
         check_windows([D(1)], horizon_days=0, data_end=D(29))
+
+
+def test_observation_dates_are_anchored_at_the_cut_whatever_the_span():
+    # 20 days every 7 from a cut of Apr 29: Apr 29, 22, 15 (not Apr 10, 17, 24: the cut is always observed).
+    train, test = observation_plan(cut=D(29), span_days=20, every_days=7, horizon_days=3, test_days=1)
+    assert test == [D(29)]
+    assert train == [D(15), D(22)]
+
+
+def test_no_training_label_window_reaches_past_the_held_out_observation():
+    # Weekly cuts, a 14-day horizon: the held-out observation is Apr 29, so a training label window
+    # must end by then: Apr 15 (labels Apr 16..29) is the newest training observation; Apr 22
+    # (labels Apr 23..May 6) would see the held-out window and is left out.
+    train, test = observation_plan(cut=D(29), span_days=29, every_days=7, horizon_days=14, test_days=1)
+    assert test == [D(29)]
+    assert train == [D(1), D(8), D(15)]
+    assert all(d + timedelta(days=14) <= test[0] for d in train)
+
+
+def test_the_guard_refuses_a_training_window_that_reaches_into_the_held_out_one():
+    check_split_windows([D(15)], [D(29)], horizon_days=14)
+    with pytest.raises(LabelWindowError, match="reach past the held-out observation date"):
+        check_split_windows([D(15), D(22)], [D(29)], horizon_days=14)
+
+
+def test_a_plan_with_no_training_observation_left_is_refused():
+    with pytest.raises(LabelWindowError, match="no training observation"):
+        observation_plan(cut=D(29), span_days=10, every_days=1, horizon_days=28, test_days=2)
+
+
+def test_churn_sets_take_the_active_window_as_a_parameter(spark):
+    from lakecart.jobs.training_set import BuildParams, _churn
+
+    # Cut Jun 28 (data through Jul 5, 7-day horizon); "rare" last bought 100 days before the cut.
+    events = spark.createDataFrame(
+        [
+            ("rare", "i", "c", "purchase", 1, date(2026, 3, 20)),
+            ("often", "i", "c", "purchase", 1, date(2026, 6, 27)),
+        ],
+        COLUMNS,
+    )
+    params = BuildParams(end=date(2026, 7, 5), days=15, test_days=1, horizon_days=7, every_days=7)
+    customers = lambda p: {r.user_id for r in _churn(events, p).where("split = 'test'").collect()}  # noqa: E731
+    assert customers(params) == {"often"}
+    assert customers(replace(params, active_days=120)) == {"often", "rare"}
