@@ -45,6 +45,10 @@ GATE_MARGIN = 0.0
 CANDIDATE, CHAMPION, BASELINE = "candidate", "champion", "baseline"
 
 
+class NothingPublished(LakecartError, RuntimeError):
+    """The run (or the baseline the gate chose) has no rows for any table its model declares."""
+
+
 class GateClosed(LakecartError, RuntimeError):
     """The gate kept the champion, or the run was never evaluated."""
 
@@ -223,6 +227,11 @@ def publish(settings: Settings, model: str, dataset_id: str, logical_date: date,
             frame["embedding"] = [list(map(float, v)) for v in frame["embedding"]]
         replace_version(tables.table_path(table, settings), frame, version, metadata)
         written[table] = len(frame)
+    if not written:
+        raise NothingPublished(
+            f"{version} has no rows for any of its tables ({', '.join(TASKS[model].output_tables)}) in {source}: "
+            "nothing was published and the registry is unchanged (did `lakecart train` score anyone for this date?)"
+        )
     if decision == BASELINE:
         register_baseline(settings, run, gate["baseline"], version, created_at, reason)
     else:

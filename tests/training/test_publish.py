@@ -148,3 +148,22 @@ def test_ranking_re_ranks_the_published_retrieval_models_candidates(own_lake, tm
     ranked = pd.read_parquet(run_dir / "outputs" / f"{tables.RANKED_RECOMMENDATIONS}.parquet")
     assert len(ranked) == len(USERS) * 10 and set(ranked["item_id"]) <= set(ITEMS[1::2])
     assert RankingTask.upstream == contracts.MODEL_UPSTREAM["ranking"]
+
+
+def test_a_publish_that_would_write_no_table_fails_and_registers_nothing(own_lake, tmp_path):
+    from lakecart.training.publish import NothingPublished, evaluate_candidate, publish, run_root_for
+
+    settings = own_lake
+    root = run_root_for(settings, "churn", DATASET)
+    _, run_dir = train(settings, "churn", tmp_path, root, epochs=2, global_batch_size=64, learning_rate=0.003)
+    assert evaluate_candidate(settings, "churn", DATASET)["publish"]
+    for table in (run_dir / "outputs").glob("*.parquet"):  # a run that scored nobody
+        table.unlink()
+    for table in (run_dir / "baselines").glob("*/*.parquet"):
+        table.unlink()
+    registry_path = tables.table_path(tables.MODEL_REGISTRY, settings)
+    before = DeltaTable(registry_path).version() if DeltaTable.is_deltatable(registry_path) else None
+    with pytest.raises(NothingPublished, match="no rows for any of its tables"):
+        publish(settings, "churn", DATASET, END)
+    after = DeltaTable(registry_path).version() if DeltaTable.is_deltatable(registry_path) else None
+    assert after == before  # no registry row was written
