@@ -1,6 +1,7 @@
 """Feature definitions: entities and versioned feature views, declared as code.
 
-``REGISTRY`` lists every view the platform materialises; jobs and training look views up here.
+``REGISTRY`` lists every view the platform materialises; jobs and training look views up here. Each
+view reads one silver table (``FeatureView.source``): clickstream events, order lines or promotions.
 ``lakecart features plan`` compares it with what was applied to the lake; ``apply`` records it.
 """
 
@@ -12,6 +13,15 @@ from lakecart.features.item import (
     item_demand_v1,
     item_popularity_v1,
     item_popularity_v2,
+)
+from lakecart.features.orders import (
+    USER_ITEM,
+    category_sales_v1,
+    customer_category_share_v1,
+    customer_item_repeat_v1,
+    customer_orders_v1,
+    item_promotions_v1,
+    item_sales_v1,
 )
 from lakecart.features.session import SESSION, session_summary_v1
 from lakecart.features.user import (
@@ -33,8 +43,15 @@ VIEWS = (
     item_demand_v1,
     category_demand_v1,
     session_summary_v1,
+    # From order lines and promotions (``FeatureView.source``), for shops that send orders, not clicks.
+    customer_orders_v1,
+    customer_item_repeat_v1,
+    customer_category_share_v1,
+    item_sales_v1,
+    category_sales_v1,
+    item_promotions_v1,
 )
 REGISTRY: dict[str, FeatureView] = {view.table_name: view for view in VIEWS}
-ENTITIES = (USER, ITEM, CATEGORY, USER_CATEGORY, SESSION)
+ENTITIES = (USER, ITEM, CATEGORY, USER_CATEGORY, SESSION, USER_ITEM)
 
 __all__ = ["Entity", "Feature", "FeatureView", "REGISTRY", "VIEWS", "ENTITIES", "USER", "ITEM", "CATEGORY"]

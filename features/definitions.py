@@ -24,8 +24,17 @@ from datetime import date, timedelta
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
+from lakecart.errors import ConfigError
+
 FEATURE_DATE = "feature_date"
 AVAILABLE_AT = "available_at"
+
+# The silver tables a view can be computed from (``FeatureView.source``). Clickstream events are the
+# default; a shop may send only order lines (with the catalogue) and planned promotions.
+EVENTS_SOURCE = "silver.events"
+ORDER_LINES_SOURCE = "silver.order_lines"
+PROMOTIONS_SOURCE = "silver.promotions"
+SOURCES = (EVENTS_SOURCE, ORDER_LINES_SOURCE, PROMOTIONS_SOURCE)
 
 # How fingerprints are computed. 1: the transform's own source only (helpers it called were not
 # covered). 2: the transform and every function or class of the lakecart package it reaches, with
@@ -67,7 +76,8 @@ def select_features(frame: DataFrame, keys: Sequence[str], features: Sequence[Fe
     return frame.select(*keys, FEATURE_DATE, AVAILABLE_AT, *[f.column() for f in features])
 
 
-# transform(silver_events, start, end) -> one row per key and feature_date in [start, end]
+# transform(source, start, end) -> one row per key and feature_date in [start, end]; ``source`` is the
+# view's silver table (order lines arrive joined with the catalogue's category, category_levels, brand)
 Transform = Callable[[DataFrame, date, date], DataFrame]
 
 
@@ -83,6 +93,17 @@ class FeatureView:
     description: str
     # How many days of source history one output day needs (the longest window).
     lookback_days: int = 0
+    # The silver table the transform reads (one of ``SOURCES``).
+    source: str = EVENTS_SOURCE
+    # How many days after an output day the source is read: records planned ahead (promotions),
+    # known-in-advance features. 0: nothing after the output day.
+    lead_days: int = 0
+
+    def __post_init__(self) -> None:
+        if self.source not in SOURCES:
+            raise ConfigError(f"{self.table_name}: unknown source {self.source!r}; sources: {', '.join(SOURCES)}")
+        if self.lookback_days < 0 or self.lead_days < 0:
+            raise ConfigError(f"{self.table_name}: lookback_days and lead_days cannot be negative")
 
     @property
     def table_name(self) -> str:
@@ -108,8 +129,10 @@ class FeatureView:
     def definition(self) -> dict:
         """What the registry records: everything that defines the view's table and its values,
         including the digests of the code that computes them (``code``) and how the fingerprint
-        was computed (``fingerprint_scheme``), so that a plan can name the function that changed."""
-        return {
+        was computed (``fingerprint_scheme``), so that a plan can name the function that changed.
+        ``source`` and ``lead_days`` appear only when they differ from their defaults, so views declared
+        before they existed keep their definition and fingerprint."""
+        definition = {
             "name": self.name,
             "version": self.version,
             "table": self.qualified_name,
@@ -124,6 +147,11 @@ class FeatureView:
             "fingerprint_scheme": FINGERPRINT_SCHEME,
             "code": self.code_digests(),
         }
+        if self.source != EVENTS_SOURCE:
+            definition["source"] = self.source
+        if self.lead_days:
+            definition["lead_days"] = self.lead_days
+        return definition
 
     def code_digests(self) -> dict[str, str]:
         """What runs when the view is computed: ``module.qualname`` of the transform and of every
@@ -174,7 +202,7 @@ def legacy_fingerprint(view: FeatureView) -> str:
     manifests recorded before scheme 2: if it still matches, the logic they recorded is unchanged."""
     scheme_2 = ("owner", "description", "fingerprint_scheme", "code")
     logic = {k: v for k, v in view.definition().items() if k not in scheme_2}
-    logic["source"] = "silver.events"  # scheme 1 recorded the (never honoured) source field
+    logic["source"] = view.source  # scheme 1 recorded the (never honoured) source field
     try:
         logic["code"] = inspect.getsource(view.transform)
     except (OSError, TypeError):

@@ -1,10 +1,16 @@
 """Materialise feature views for a logical date, or backfill a date range: the same code path.
 
+Each view reads its own silver table (``FeatureView.source``): clickstream events, order lines
+(joined with the catalogue's category, category_levels and brand) or promotions. A lake without a
+view's source table skips the view with one log line, unless the view was asked for by name; a day
+with no rows in a source is refused for the views that read it (promotions excepted: a day on which
+no promotion starts is normal).
+
 Each output day is written with a partition-scoped ``replaceWhere`` (idempotent). The run is
-incremental: an output day is skipped when the view's logic and every silver partition its window
-reads are the same as when the day was last written. Silver's partitions are compared by the data
-files the Delta log lists for them (files are immutable, so any change to a day shows up), which
-costs a read of the log, not of the data.
+incremental: an output day is skipped when the view's logic and every source partition its window
+reads are the same as when the day was last written. Partitions are compared by the data files the
+Delta log lists for them (files are immutable, so any change to a day shows up), which costs a read
+of the log, not of the data.
 """
 
 from __future__ import annotations
@@ -22,16 +28,55 @@ from lakecart import delta, tables
 from lakecart.config import Settings
 from lakecart.errors import LakecartError
 from lakecart.features import REGISTRY, FeatureView
-from lakecart.features.definitions import FEATURE_DATE
+from lakecart.features.definitions import (
+    EVENTS_SOURCE,
+    FEATURE_DATE,
+    ORDER_LINES_SOURCE,
+    PROMOTIONS_SOURCE,
+)
 from lakecart.jobs.feature_store import require_applied, view_path
 
 log = logging.getLogger(__name__)
 
-__all__ = ["compute_view", "run_materialize", "view_path", "MaterializeReport", "NoSilverInput"]
+__all__ = [
+    "compute_view",
+    "run_materialize",
+    "view_path",
+    "MaterializeReport",
+    "NoSilverInput",
+    "SourceAbsent",
+    "SILVER_SOURCES",
+]
 
 
 class NoSilverInput(LakecartError, ValueError):
     """A day to materialise has no rows in silver: its features would say every user was inactive."""
+
+
+class SourceAbsent(NoSilverInput):
+    """A view asked for by name reads a silver table this lake does not have."""
+
+
+@dataclass(frozen=True)
+class SilverSource:
+    """How materialisation reads one silver table that views compute from."""
+
+    table: str
+    day: str  # the partition column: the day a record belongs to
+    # The last day a record covers, where records span days (a promotion's end_date): any earlier
+    # partition can then reach an output day.
+    until: str | None = None
+    # A day without records is normal (no promotion starts that day), not missing data.
+    empty_days_ok: bool = False
+
+
+SILVER_SOURCES = {
+    EVENTS_SOURCE: SilverSource(EVENTS_SOURCE, tables.SILVER_EVENTS.partition),
+    ORDER_LINES_SOURCE: SilverSource(ORDER_LINES_SOURCE, tables.SILVER_ORDER_LINES.partition),
+    # Declared in lakecart/tables.py as SILVER_PROMOTIONS with the same partition (the contract).
+    PROMOTIONS_SOURCE: SilverSource(PROMOTIONS_SOURCE, "start_date", until="end_date", empty_days_ok=True),
+}
+CATALOGUE_COLUMNS = {"category": "string", "category_levels": "array<string>", "brand": "string"}
 
 
 @dataclass
@@ -40,37 +85,99 @@ class MaterializeReport:
     written_days: list[str] = field(default_factory=list)
     skipped_days: list[str] = field(default_factory=list)
     rows: int = 0
+    # Why the view was not materialised at all (its source table is absent); None when it was.
+    skipped_reason: str | None = None
 
 
-def compute_view(view: FeatureView, events: DataFrame, start: date, end: date) -> DataFrame:
-    """The view's transform over ``[start, end]``, reading only the history its windows need."""
-    history_start = start - timedelta(days=view.lookback_days)
-    scoped = events.where(F.col("event_date").between(F.lit(history_start), F.lit(end)))
+def compute_view(view: FeatureView, source: DataFrame, start: date, end: date) -> DataFrame:
+    """The view's transform over ``[start, end]``, reading only the source history its windows need
+    (and the days ahead it looks at, for records planned in advance)."""
+    spec = SILVER_SOURCES[view.source]
+    first, last = F.lit(start - timedelta(days=view.lookback_days)), F.lit(end + timedelta(days=view.lead_days))
+    if spec.until is None:
+        scoped = source.where(F.col(spec.day).between(first, last))
+    else:
+        scoped = source.where((F.col(spec.until) >= first) & (F.col(spec.day) <= last))
     return view.transform(scoped, start, end).select(*view.columns)
 
 
-def silver_partition_files(settings: Settings) -> dict[date, tuple[str, ...]]:
-    """event_date -> the data files of that silver partition, from the Delta log (delta-rs)."""
+def _add_actions(path: str):
     import pyarrow as pa
     from deltalake import DeltaTable
 
     # pa.table: delta-rs returns an arro3 table; pyarrow takes it over the Arrow C interface.
-    actions = pa.table(DeltaTable(tables.table_path(tables.SILVER_EVENTS, settings)).get_add_actions(flatten=True))
+    return pa.table(DeltaTable(path).get_add_actions(flatten=True))
+
+
+def partition_files(settings: Settings, source: SilverSource) -> dict[date, tuple[str, ...]]:
+    """Partition day -> the data files of that partition of ``source``, from the Delta log (delta-rs)."""
+    actions = _add_actions(tables.table_path(source.table, settings))
+    if f"partition.{source.day}" not in actions.column_names:
+        raise NoSilverInput(f"{source.table} is not partitioned by {source.day}: views cannot read it by day")
     files: dict[date, list[str]] = {}
     for path, day in zip(
-        actions.column("path").to_pylist(), actions.column("partition.event_date").to_pylist(), strict=True
+        actions.column("path").to_pylist(), actions.column(f"partition.{source.day}").to_pylist(), strict=True
     ):
+        if day is None:  # a record without its day cannot feed any window
+            continue
         files.setdefault(day if isinstance(day, date) else date.fromisoformat(str(day)), []).append(path)
     return {day: tuple(sorted(paths)) for day, paths in files.items()}
 
 
-def input_signature(view: FeatureView, day: date, files: dict[date, tuple[str, ...]]) -> str:
-    """What output ``day`` of ``view`` depends on: its logic and the silver files of its window."""
+def silver_partition_files(settings: Settings) -> dict[date, tuple[str, ...]]:
+    """event_date -> the data files of that silver.events partition, from the Delta log (delta-rs)."""
+    return partition_files(settings, SILVER_SOURCES[EVENTS_SOURCE])
+
+
+def catalogue_files(settings: Settings) -> tuple[str, ...]:
+    """The data files of silver.items (order views read its categories); empty without a catalogue."""
+    from deltalake import DeltaTable
+
+    path = tables.table_path(tables.SILVER_ITEMS, settings)
+    if not DeltaTable.is_deltatable(path):
+        return ()
+    return tuple(sorted(_add_actions(path).column("path").to_pylist()))
+
+
+def input_signature(
+    view: FeatureView, day: date, files: dict[date, tuple[str, ...]], extra: tuple[str, ...] = ()
+) -> str:
+    """What output ``day`` of ``view`` depends on: its logic, the source files of its window (from
+    ``lookback_days`` before to ``lead_days`` after; every earlier partition too where records span
+    days) and ``extra`` inputs (the catalogue's files for order views)."""
     digest = hashlib.sha256(view.fingerprint().encode())
-    for n in range(view.lookback_days, -1, -1):
+    first = day - timedelta(days=view.lookback_days)
+    if SILVER_SOURCES[view.source].until is not None and files:
+        first = min(first, min(files))
+    for n in range((day - first).days, -view.lead_days - 1, -1):
         source_day = day - timedelta(days=n)
         digest.update(f"{source_day}:{','.join(files.get(source_day, ()))};".encode())
+    if extra:
+        digest.update(f"extra:{','.join(extra)};".encode())
     return digest.hexdigest()[:24]
+
+
+def source_exists(settings: Settings, table: str) -> bool:
+    from deltalake import DeltaTable
+
+    return DeltaTable.is_deltatable(tables.table_path(table, settings))
+
+
+def read_source(spark: SparkSession, settings: Settings, table: str) -> DataFrame:
+    """A view source as its transforms get it: order lines joined with the catalogue's category,
+    category_levels and brand (null where the catalogue has no row, or there is no catalogue)."""
+    frame = spark.read.format("delta").load(tables.table_path(table, settings))
+    if table != ORDER_LINES_SOURCE:
+        return frame
+    frame = frame.drop(*CATALOGUE_COLUMNS)
+    if not source_exists(settings, tables.SILVER_ITEMS):
+        return frame.select("*", *[F.lit(None).cast(t).alias(c) for c, t in CATALOGUE_COLUMNS.items()])
+    items = spark.read.format("delta").load(tables.table_path(tables.SILVER_ITEMS, settings))
+    catalogue = items.select(
+        "item_id",
+        *[(F.col(c) if c in items.columns else F.lit(None)).cast(t).alias(c) for c, t in CATALOGUE_COLUMNS.items()],
+    )
+    return frame.join(catalogue, "item_id", "left")
 
 
 def _recorded_signatures(settings: Settings, view: FeatureView) -> dict[date, str]:
@@ -94,6 +201,33 @@ def _runs(days: Sequence[date]) -> list[tuple[date, date]]:
     return runs
 
 
+def _select(settings: Settings, views: Sequence[str] | None) -> tuple[list[FeatureView], dict[str, MaterializeReport]]:
+    """The views to run and reports for those skipped: every view of a source this lake has, or the
+    views named (refused, not skipped, when their source is absent)."""
+    named = [REGISTRY[name.removeprefix("features.")] for name in views] if views else None
+    candidates = named or list(REGISTRY.values())
+    present = {s: source_exists(settings, s) for s in sorted({v.source for v in candidates})}
+    absent = [v for v in candidates if not present[v.source]]
+    if named and absent:
+        raise SourceAbsent(
+            "; ".join(f"{v.qualified_name} reads {v.source}, which this lake does not have" for v in absent)
+            + ": ingest that source first, or materialise views of the sources the lake has"
+        )
+    skipped = {}
+    for source in sorted({v.source for v in absent}):
+        names = [v.qualified_name for v in absent if v.source == source]
+        log.info("%s does not exist in this lake: skipping the views that read it (%s)", source, ", ".join(names))
+        for v in absent:
+            if v.source == source:
+                skipped[v.table_name] = MaterializeReport(v.table_name, skipped_reason=f"no {source} table")
+    run = [v for v in candidates if present[v.source]]
+    if not run:
+        raise NoSilverInput(
+            f"none of {', '.join(present)} exists in this lake: ingest a source (`lakecart ingest ...`) first"
+        )
+    return run, skipped
+
+
 def run_materialize(
     spark: SparkSession,
     settings: Settings,
@@ -102,29 +236,34 @@ def run_materialize(
     views: Sequence[str] | None = None,
     force: bool = False,
 ) -> dict[str, MaterializeReport]:
-    selected = [REGISTRY[name.removeprefix("features.")] for name in views] if views else list(REGISTRY.values())
+    selected, skipped = _select(settings, views)
     require_applied(settings, selected)
-    events = spark.read.format("delta").load(tables.table_path(tables.SILVER_EVENTS, settings))
-    files = silver_partition_files(settings)
+    sources = [SILVER_SOURCES[s] for s in sorted({v.source for v in selected})]
+    files = {s.table: partition_files(settings, s) for s in sources}
     days = [start + timedelta(days=n) for n in range((end - start).days + 1)]
-    # A day without events is missing data (not published yet, or its batch failed its gate), not a
-    # day nobody shopped: refuse before writing anything rather than publish "inactive" features.
-    empty = [day for day in days if not files.get(day)]
-    if empty:
+    # A day without events (or order lines) is missing data (not published yet, or its batch failed
+    # its gate), not a day nobody shopped: refuse before writing anything rather than publish
+    # "inactive" features.
+    empty = {s.table: [day for day in days if not files[s.table].get(day)] for s in sources if not s.empty_days_ok}
+    if any(empty.values()):
         raise NoSilverInput(
-            f"{', '.join(map(str, empty))}: no rows in {tables.SILVER_EVENTS}; publish those days first "
-            f"(`lakecart ingest publish` after their gate passed) or materialise a range without them"
+            "; ".join(f"{', '.join(map(str, e))}: no rows in {table}" for table, e in empty.items() if e)
+            + "; publish those days first (`lakecart ingest publish` after their gate passed) or materialise "
+            "a range without them"
         )
+    catalogue = catalogue_files(settings) if ORDER_LINES_SOURCE in files else ()
+    frames = {s.table: read_source(spark, settings, s.table) for s in sources}
     reports = {}
     for view in selected:
         report = reports[view.table_name] = MaterializeReport(view.table_name)
         recorded = {} if force else _recorded_signatures(settings, view)
-        wanted = {day: input_signature(view, day, files) for day in days}
+        extra = catalogue if view.source == ORDER_LINES_SOURCE else ()
+        wanted = {day: input_signature(view, day, files[view.source], extra) for day in days}
         todo = [day for day in days if recorded.get(day) != wanted[day]]
         report.skipped_days = [d.isoformat() for d in days if d not in todo]
         for first, last in _runs(todo):
             log.info("materialising %s for %s..%s", view.qualified_name, first, last)
-            frame = compute_view(view, events, first, last)
+            frame = compute_view(view, frames[view.source], first, last)
             run_days = [first + timedelta(days=n) for n in range((last - first).days + 1)]
             delta.replace_partitions(frame, view_path(view, settings), FEATURE_DATE, run_days)
             state = spark.createDataFrame(
@@ -150,4 +289,4 @@ def run_materialize(
             len(report.skipped_days),
             report.rows,
         )
-    return reports
+    return {**reports, **skipped}
