@@ -11,6 +11,7 @@ Inputs a tower understands, declared by a :class:`TowerSpec`:
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 
 import tensorflow as tf
 
@@ -27,6 +28,13 @@ class Tower(tf.keras.Model):
 
     def __init__(self, spec: TowerSpec, name: str | None = None) -> None:
         super().__init__(name=name)
+        # An input whose vocabulary is empty is one the data never carries (no device in an order
+        # export, no brand in its catalogue): it is left out rather than failing the whole model.
+        spec = replace(
+            spec,
+            ids={key: vocab for key, vocab in spec.ids.items() if len(vocab)},
+            sequences={key: vocab for key, vocab in spec.sequences.items() if [v for v in vocab if v != PAD]},
+        )
         self.spec = spec
         self.id_layers = {
             key: tf.keras.Sequential(
