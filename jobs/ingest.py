@@ -1,5 +1,5 @@
 """Raw logs -> bronze (raw text + ingest metadata) -> silver (typed, de-duplicated), for every raw
-source: clickstream events, order lines and user exports.
+source: clickstream events, order lines, user exports and promotions.
 
 Records that break a source's contract go to ``quarantine.<source>`` with a machine-readable reason;
 nothing is dropped silently. Per batch: raw records = accepted + quarantined + duplicates dropped.
@@ -44,6 +44,7 @@ from lakecart.jobs.ingest_suites import (
     bronze_file_profile,
     silver_events_expectations,
     silver_order_lines_expectations,
+    silver_promotions_expectations,
     silver_users_expectations,
     staged_days_expectations,
 )
@@ -56,14 +57,16 @@ from lakecart.jobs.ingest_transforms import (
     INGEST_COLUMNS,
     ITEM_EVENT_TYPES,
     MAX_PRICE,
-    MAX_QUANTITY,
     ORDERS,
+    PROMOTIONS,
     RAW_EVENT_FIELDS,
     RAW_ORDER_FIELDS,
+    RAW_PROMOTION_FIELDS,
     RAW_USER_FIELDS,
     SESSION_GAP_SECONDS,
     SILVER_COLUMNS,
     SILVER_ORDER_COLUMNS,
+    SILVER_PROMOTION_COLUMNS,
     SILVER_USER_COLUMNS,
     SOURCES,
     USERS,
@@ -94,15 +97,16 @@ __all__ = [
     "LEDGER_KEY",
     "LEDGER_SCHEMA",
     "MAX_PRICE",
-    "MAX_QUANTITY",
     "MAX_QUARANTINED_SHARE",
     "MOSTLY_SENT",
     "MissingInputError",
     "ORDERS",
+    "PROMOTIONS",
     "PublishRefused",
     "RAW_EVENT_FIELDS",
     "RAW_FORMATS",
     "RAW_ORDER_FIELDS",
+    "RAW_PROMOTION_FIELDS",
     "RAW_USER_FIELDS",
     "RECORD_LIKE_SHARE",
     "RawFile",
@@ -113,6 +117,7 @@ __all__ = [
     "SHARE_MIN_RECORDS",
     "SILVER_COLUMNS",
     "SILVER_ORDER_COLUMNS",
+    "SILVER_PROMOTION_COLUMNS",
     "SILVER_USER_COLUMNS",
     "SOURCES",
     "STAGED_BATCH_KEY",
@@ -137,6 +142,7 @@ __all__ = [
     "sessionise",
     "silver_events_expectations",
     "silver_order_lines_expectations",
+    "silver_promotions_expectations",
     "silver_users_expectations",
     "source_present",
     "stage_id_for",
@@ -461,7 +467,7 @@ def run_silver(
     bronze = spark.read.format("delta").load(tables.table_path(source.bronze, settings)).where(scope)
     if "source_line" not in bronze.columns:  # landed before positions were recorded: ties break by file
         bronze = bronze.withColumn("source_line", F.lit(None).cast("long"))
-    parsed = parse_records(bronze, source).cache()
+    parsed = parse_records(bronze, source, settings).cache()
     rejects = quarantined(parsed)
     silver = to_silver(parsed, source).cache()
 
@@ -531,7 +537,8 @@ def merge_first_seen(staged: DataFrame, path: str, source: RawSource, files: lis
     target = spark.read.format("delta").load(path)
     resent = target.where(F.col("source_file").isin(files)) if files else None
     has_resent = resent is not None and resent.limit(1).count() > 0
-    condition = " AND ".join(f"t.{k} = s.{k}" for k in keys)
+    # Null-safe: a key may hold a null meaning "all" (a promotion's store_id), still one row per key.
+    condition = " AND ".join(f"t.{k} <=> s.{k}" for k in keys)
     scope = "TRUE"
     if partition:
         hits = target.join(F.broadcast(staged.select(*keys).distinct()), keys, "left_semi").select(partition)

@@ -9,7 +9,8 @@ from __future__ import annotations
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from lakecart.jobs.ingest_transforms import EVENT_TYPES, ITEM_EVENT_TYPES, MAX_PRICE, MAX_QUANTITY
+from lakecart.config import get_settings
+from lakecart.jobs.ingest_transforms import EVENT_TYPES, ITEM_EVENT_TYPES, MAX_PRICE
 
 # The contract checks above are per record; these are about the batch: keys, uniqueness, ranges,
 # completeness of optional fields.
@@ -85,7 +86,7 @@ def silver_events_expectations(sent: frozenset[str] | None = None) -> list:
         gxe.ExpectColumnValuesToBeUnique(column="event_id"),
         gxe.ExpectColumnValuesToBeInSet(column="event_type", value_set=list(EVENT_TYPES)),
         gxe.ExpectColumnValuesToBeBetween(column="price", min_value=0, max_value=MAX_PRICE),
-        gxe.ExpectColumnValuesToBeBetween(column="quantity", min_value=0, max_value=MAX_QUANTITY),
+        gxe.ExpectColumnValuesToBeBetween(column="quantity", min_value=0, max_value=_max_quantity()),
         *completeness,
         gxe.ExpectColumnValuesToNotBeNull(column="user_id", mostly=0.5),
     ]
@@ -113,6 +114,12 @@ def staged_days_expectations(empty_days_ok: bool = False) -> list:
     ]
 
 
+def _max_quantity() -> int:
+    """``ingest.max_quantity`` of the process settings: a suite is built by name (``tables``), so it
+    reads the settings the command runs with, the same the contract rules are given."""
+    return get_settings().ingest.max_quantity
+
+
 def silver_order_lines_expectations() -> list:
     import great_expectations.expectations as gxe
 
@@ -120,7 +127,7 @@ def silver_order_lines_expectations() -> list:
         gxe.ExpectTableRowCountToBeBetween(min_value=1),
         *[gxe.ExpectColumnValuesToNotBeNull(column=c) for c in ("order_id", "user_id", "item_id", "order_time")],
         gxe.ExpectCompoundColumnsToBeUnique(column_list=["order_id", "item_id"]),
-        gxe.ExpectColumnValuesToBeBetween(column="quantity", min_value=1, max_value=MAX_QUANTITY),
+        gxe.ExpectColumnValuesToBeBetween(column="quantity", min_value=1, max_value=_max_quantity()),
         gxe.ExpectColumnValuesToBeBetween(column="unit_price", min_value=0, max_value=MAX_PRICE),
         gxe.ExpectColumnValuesToBeBetween(column="revenue", min_value=0),
     ]
@@ -134,5 +141,20 @@ def silver_users_expectations() -> list:
         gxe.ExpectColumnValuesToNotBeNull(column="user_id"),
         gxe.ExpectColumnValuesToBeUnique(column="user_id"),
         gxe.ExpectColumnValuesToNotBeNull(column="signup_time"),
-        gxe.ExpectColumnValuesToNotBeNull(column="region", mostly=0.95),
+        # No completeness check on region or segment: both are optional in the contract, and a real
+        # customer table may have neither (Complete Journey's demographics carry no region).
+    ]
+
+
+def silver_promotions_expectations() -> list:
+    import great_expectations.expectations as gxe
+
+    return [
+        gxe.ExpectTableRowCountToBeBetween(min_value=1),
+        *[gxe.ExpectColumnValuesToNotBeNull(column=c) for c in ("item_id", "start_date", "end_date")],
+        *[gxe.ExpectColumnValuesToNotBeNull(column=c) for c in ("display", "mailer")],
+        # store_id null means every store: one such row per item and start date, like any store's.
+        gxe.ExpectCompoundColumnsToBeUnique(column_list=["item_id", "store_id", "start_date"]),
+        gxe.ExpectColumnPairValuesAToBeGreaterThanB(column_A="end_date", column_B="start_date", or_equal=True),
+        gxe.ExpectColumnValuesToBeBetween(column="price_cut", min_value=0, max_value=MAX_PRICE),
     ]

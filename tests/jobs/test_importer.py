@@ -6,7 +6,18 @@ import pytest
 
 from lakecart import tables
 from lakecart.jobs import ingest
-from lakecart.jobs.importer import ImportMapping, run_import, to_raw_events
+from lakecart.jobs.importer import (
+    ImportMapping,
+    MappingError,
+    MissingColumnError,
+    import_frame,
+    read_source,
+    run_import,
+    to_raw_catalog,
+    to_raw_customers,
+    to_raw_events,
+    to_raw_orders,
+)
 from lakecart.jobs.validate import run_validate
 
 MAPPING = ImportMapping(
@@ -119,3 +130,196 @@ def test_instacart_preset_orders_each_users_orders_in_time(tmp_path):
     for _, orders in per_order.groupby(level="user_id"):
         times = orders.sort_values("n")["t"].tolist()
         assert times == sorted(times)
+
+
+# --- kinds beyond events: orders, catalogue, customers, promotions -----------------------------------
+
+ORDERS = ImportMapping(
+    name="grocer",
+    kind="orders",
+    fields={
+        "order_id": "basket",
+        "user_id": "household",
+        "item_id": "product",
+        "order_time": "at",
+        "quantity": "qty",
+        "line_amount": "paid",
+        "discount": ["loyalty", "coupon"],
+        "category": "dept",
+    },
+)
+
+
+def grocer_csv(tmp_path, rows: list[str]):
+    path = tmp_path / "lines.csv"
+    path.write_text("basket,household,product,at,qty,paid,loyalty,coupon,dept,store\n" + "\n".join(rows) + "\n")
+    return path
+
+
+def test_order_ids_stay_text_and_unit_price_comes_from_the_line_amount(tmp_path):
+    path = grocer_csv(
+        tmp_path,
+        [
+            "0001,007,01104905,2026-01-02T10:00:00Z,2,3.00,-0.40,-0.20,DAIRY,0042",
+            "0002,008,00000017,2026-01-02T11:00:00Z,1200,1800.00,0,0,BULK,0042",
+        ],
+    )
+    lines, merged = to_raw_orders(read_source(path, ORDERS), ORDERS)
+    first, bulk = lines.iloc[0], lines.iloc[1]
+    assert (first["order_id"], first["user_id"], first["item_id"]) == ("0001", "007", "01104905")
+    assert first["store"] == "0042"  # an extra keeps its leading zeros too
+    # discount = |-0.40| + |-0.20| = 0.60; list value = 3.00 paid + 0.60 = 3.60 over 2 units = 1.80
+    assert first["discount"] == pytest.approx(0.60) and first["unit_price"] == pytest.approx(1.80)
+    assert first["quantity"] == 2 and merged == 0
+    assert (bulk["quantity"], bulk["unit_price"]) == (1200, 1.5)  # 1800.00 / 1200
+
+
+def test_duplicate_order_lines_are_added_up_and_counted(tmp_path):
+    path = grocer_csv(
+        tmp_path,
+        [
+            "B1,U1,I1,2026-01-02T10:00:00Z,1,2.00,-0.50,0,DAIRY,1",
+            "B1,U1,I2,2026-01-02T10:00:00Z,1,5.00,0,0,DAIRY,1",
+            "B1,U1,I1,2026-01-02T10:00:00Z,3,6.00,0,-1.00,DAIRY,1",
+        ],
+    )
+    summary = run_import(path, ORDERS, tmp_path / "raw")
+    assert (summary["rows"], summary["order_lines"], summary["duplicate_lines_merged"]) == (3, 2, 1)
+    written = [json.loads(x) for x in (tmp_path / "raw/orders/order_date=2026-01-02/grocer.jsonl").read_text().split()]
+    i1 = next(r for r in written if r["item_id"] == "I1")
+    # quantity 1 + 3 = 4; paid 2.00 + 6.00 = 8.00; discount 0.50 + 1.00 = 1.50; unit = 9.50 / 4 = 2.375
+    assert (i1["quantity"], i1["discount"], i1["unit_price"], i1["paid"]) == (4, 1.5, 2.375, 8.0)
+
+
+def test_orders_without_a_catalogue_derive_one(tmp_path):
+    path = grocer_csv(
+        tmp_path,
+        [
+            "B1,U1,I1,2026-01-02T10:00:00Z,1,1.00,0,0,DAIRY,1",
+            "B2,U1,I1,2026-01-03T10:00:00Z,1,3.00,0,0,DAIRY,1",
+            "B3,U2,I1,2026-01-03T11:00:00Z,1,4.00,0,0,FROZEN,1",
+            "B3,U2,I2,2026-01-03T11:00:00Z,0,0.00,0,0,BAKERY,1",
+        ],
+    )
+    summary = run_import(path, ORDERS, tmp_path / "raw")
+    items = pd.read_json(tmp_path / "raw/catalog/grocer.derived.jsonl", lines=True, dtype=False)
+    # I1: median of 1.00, 3.00, 4.00 = 3.00, DAIRY on 2 of its 3 lines; I2 has no priceable line
+    assert items.set_index("item_id")["category"].to_dict() == {"I1": "DAIRY", "I2": "BAKERY"}
+    assert items.set_index("item_id")["price"].iloc[0] == 3.0 and pd.isna(items["price"].iloc[1])
+    assert summary["catalog_items_derived"] == 2 and summary["lines_without_unit_price"] == 1
+    # A real catalogue replaces the derived one; orders imported after it derive nothing.
+    catalog = ImportMapping(name="shelf", kind="catalog", fields={"item_id": "sku", "hierarchy": ["a", "b"]})
+    (tmp_path / "items.csv").write_text("sku,a,b\nI1,DAIRY,MILK\n")
+    assert run_import(tmp_path / "items.csv", catalog, tmp_path / "raw")["derived_catalogs_replaced"] == [
+        "grocer.derived.jsonl"
+    ]
+    assert run_import(path, ORDERS, tmp_path / "raw")["catalog_items_derived"] == 0
+    assert sorted(p.name for p in (tmp_path / "raw/catalog").iterdir()) == ["shelf.jsonl"]
+
+
+def test_unit_price_given_is_kept_and_quantity_defaults_to_one():
+    mapping = ImportMapping(
+        name="s",
+        kind="orders",
+        fields={"order_id": "o", "user_id": "u", "item_id": "i", "order_time": "t", "unit_price": "p"},
+    )
+    source = pd.DataFrame({"o": ["1"], "u": ["u"], "i": ["x"], "t": ["2026-01-01T00:00:00Z"], "p": [0.1]})
+    lines, _ = to_raw_orders(source, mapping)
+    assert (lines.iloc[0]["quantity"], lines.iloc[0]["unit_price"]) == (1, 0.1)
+    assert "discount" not in lines  # not in the export: absent, which the contract reads as 0
+
+
+def test_catalog_hierarchy_becomes_a_category_path_and_extras_stay(tmp_path):
+    products = pd.DataFrame(
+        {
+            "product_id": [25671, 26081],
+            "department": ["GROCERY", "MISCELLANEOUS"],
+            "product_category": ["FRZN ICE", None],
+            "product_type": ["ICE - CRUSHED/CUBED", "ANYTHING"],  # after a missing level: not part of the path
+            "brand": ["National", "Private"],
+            "package_size": ["22 LB", None],
+        }
+    )
+    mapping = ImportMapping(
+        name="cj",
+        kind="catalog",
+        fields={
+            "item_id": "product_id",
+            "brand": "brand",
+            "hierarchy": ["department", "product_category", "product_type"],
+        },
+    )
+    items = to_raw_catalog(products, mapping)
+    assert list(items["item_id"]) == ["25671", "26081"]
+    assert list(items["category_path"]) == ["GROCERY > FRZN ICE > ICE - CRUSHED/CUBED", "MISCELLANEOUS"]
+    assert items.iloc[0]["package_size"] == "22 LB" and "department" not in items
+
+
+def test_customers_take_their_first_order_time_when_the_export_has_no_signup(tmp_path):
+    demographics = pd.DataFrame({"household_id": [1, 2, 3], "income": ["35-49K", "Under 15K", "100-124K"]})
+    mapping = ImportMapping(name="cj", kind="customers", fields={"user_id": "household_id"})
+    with pytest.raises(MappingError, match="no signup_time"):
+        to_raw_customers(demographics, mapping)
+    first = pd.Series({"1": "2026-01-05T09:00:00.000Z", "2": "2026-01-02T08:00:00.000Z"})
+    summary = import_frame(demographics, mapping, tmp_path / "raw", first_orders=first)
+    assert (summary["customers"], summary["customers_without_signup_time"], summary["days"]) == (2, 1, 2)
+    user = json.loads((tmp_path / "raw/users/export_date=2026-01-02/cj.jsonl").read_text())
+    assert user == {"user_id": "2", "signup_time": "2026-01-02T08:00:00.000Z", "income": "Under 15K"}
+    kept = json.loads((tmp_path / "raw/import_rejects/cj-customers.jsonl").read_text())
+    assert kept["user_id"] == "3"  # no order, no signup time: kept and counted, not dropped
+
+
+def test_promotions_rows_are_partitioned_by_start_date(tmp_path):
+    source = pd.DataFrame(
+        {
+            "sku": ["01", "02", "03"],
+            "store": [None, "7", None],
+            "from": ["2026-01-05", "2026-01-05", "soon"],
+            "to": ["2026-01-11", "2026-01-04", "2026-01-11"],
+            "on_display": ["yes", "0", "1"],
+            "cut": [0.5, None, None],
+        }
+    )
+    mapping = ImportMapping(
+        name="promo",
+        kind="promotions",
+        fields={
+            "item_id": "sku",
+            "store_id": "store",
+            "start_date": "from",
+            "end_date": "to",
+            "display": "on_display",
+            "price_cut": "cut",
+        },
+    )
+    summary = import_frame(source, mapping, tmp_path / "raw")
+    assert (summary["promotions"], summary["rows_without_start_date"]) == (2, 1)
+    rows = [json.loads(x) for x in (tmp_path / "raw/promotions/start_date=2026-01-05/promo.jsonl").read_text().split()]
+    assert rows[0] == {
+        "item_id": "01",
+        "store_id": None,
+        "start_date": "2026-01-05",
+        "end_date": "2026-01-11",
+        "display": True,
+        "price_cut": 0.5,
+    }
+    # End before start is written as exported: ingestion quarantines it (end_before_start).
+    assert (rows[1]["store_id"], rows[1]["end_date"], rows[1]["display"]) == ("7", "2026-01-04", False)
+
+
+def test_a_typo_in_a_mapping_is_an_error_naming_it(tmp_path):
+    with pytest.raises(MappingError, match=r"orders contract does not have: \['quantiy'\]"):
+        ImportMapping(name="x", kind="orders", fields={**ORDERS.fields, "quantiy": "qty"})
+    with pytest.raises(MappingError, match="kind must be one of"):
+        ImportMapping(name="x", kind="order", fields=ORDERS.fields)
+    with pytest.raises(MappingError, match="unit_price or line_amount"):
+        ImportMapping(
+            name="x", kind="orders", fields={"order_id": "a", "user_id": "b", "item_id": "c", "order_time": "d"}
+        )
+    with pytest.raises(MappingError, match="only .* take a list"):
+        ImportMapping(name="x", kind="catalog", fields={"item_id": ["a", "b"]})
+    (tmp_path / "m.yaml").write_text("name: x\nkind: catalog\nfeilds: {item_id: sku}\n")
+    with pytest.raises(MappingError, match=r"unknown mapping keys \['feilds'\]"):
+        ImportMapping.from_yaml(tmp_path / "m.yaml")
+    with pytest.raises(MissingColumnError, match=r"no such column \['household'\]"):
+        to_raw_orders(pd.DataFrame({"basket": [1]}), ORDERS)

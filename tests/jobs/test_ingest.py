@@ -339,3 +339,84 @@ def test_duplicates_within_a_batch_keep_the_first_line(spark):
     )
     silver = ingest.to_silver(ingest.parse_records(ingest.to_bronze(raw, {date(2026, 1, 1): "batch-1"})))
     assert [(r["price"], r["source_line"]) for r in silver.collect()] == [(1.0, 1)]
+
+
+def test_an_imported_order_export_and_promotions_reach_silver(spark, settings, tmp_path):
+    """The importer's output through bronze, both suites and publish: a bulk line above the old fixed
+    bound of 1,000 units is accepted (ingest.max_quantity), a line of quantity 0 is quarantined, and a
+    promotion for every store (store_id null) stays one row when its file is published again."""
+    import pandas as pd
+
+    from lakecart.config import IngestSettings, Settings
+    from lakecart.jobs.importer import ImportMapping, import_frame
+    from lakecart.jobs.validate import run_write_audit_publish
+
+    raw = tmp_path / "lake-root" / "raw"
+    orders = ImportMapping(
+        name="shop",
+        kind="orders",
+        fields={
+            "order_id": "basket",
+            "user_id": "hh",
+            "item_id": "sku",
+            "order_time": "at",
+            "quantity": "qty",
+            "line_amount": "paid",
+            "discount": "disc",
+        },
+    )
+    lines = pd.DataFrame(
+        {
+            "basket": ["b1", "b1", "b2", "b3"],
+            "hh": ["01", "01", "02", "03"],
+            "sku": ["007", "007", "008", "009"],
+            "at": ["2026-01-01T09:00:00Z"] * 4,
+            "qty": [1, 2, 1200, 0],
+            "paid": [2.0, 4.0, 1800.0, 0.0],
+            "disc": [-0.5, -1.0, 0.0, 0.0],
+        }
+    )
+    assert import_frame(lines, orders, raw)["duplicate_lines_merged"] == 1
+    promotions = ImportMapping(
+        name="shop",
+        kind="promotions",
+        fields={"item_id": "sku", "start_date": "from", "end_date": "to", "mailer": "ad"},
+    )
+    promo = pd.DataFrame({"sku": ["007", "008"], "from": ["2026-01-01"] * 2, "to": ["2026-01-07", "2025-12-31"]})
+    import_frame(promo.assign(ad=[True, False]), promotions, raw)
+
+    days = [date(2026, 1, 1)]
+    (report,) = run_write_audit_publish(spark, settings, ingest.ORDERS, days)
+    assert (report.raw_records, report.accepted, report.quarantined) == (3, 2, 1)  # 4 lines in, 2 merged
+    silver = {
+        r["item_id"]: r
+        for r in spark.read.format("delta").load(tables.table_path(tables.SILVER_ORDER_LINES, settings)).collect()
+    }
+    # 007: quantity 1 + 2 = 3, discount 1.50, unit (6.00 + 1.50) / 3 = 2.50, revenue 3 x 2.50 - 1.50 = 6.00
+    assert (silver["007"]["quantity"], silver["007"]["unit_price"], silver["007"]["revenue"]) == (3, 2.5, 6.0)
+    assert (silver["007"]["user_id"], silver["008"]["quantity"], silver["008"]["revenue"]) == ("01", 1200, 1800.0)
+    quarantine = spark.read.format("delta").load(tables.table_path(tables.QUARANTINE_ORDERS, settings)).collect()
+    assert [r["reject_reason"] for r in quarantine] == ["invalid_quantity"]
+    # The bound is a setting: at 1,000 units the bulk line would have been quarantined.
+    bronze = spark.read.format("delta").load(tables.table_path(tables.BRONZE_ORDERS, settings))
+    strict = Settings(lake=settings.lake, ingest=IngestSettings(max_quantity=1000))
+    assert ingest.parse_records(bronze, ingest.ORDERS, strict).where("reject_reason IS NOT NULL").count() == 2
+
+    (report,) = run_write_audit_publish(spark, settings, ingest.PROMOTIONS, days)
+    assert (report.raw_records, report.accepted, report.quarantined) == (2, 1, 1)
+    assert [
+        r["reject_reason"]
+        for r in spark.read.format("delta").load(tables.table_path(tables.QUARANTINE_PROMOTIONS, settings)).collect()
+    ] == ["end_before_start"]
+    path = tables.table_path(tables.SILVER_PROMOTIONS, settings)
+    (row,) = spark.read.format("delta").load(path).collect()
+    assert (row["item_id"], row["store_id"], str(row["start_date"]), str(row["end_date"])) == (
+        "007",
+        None,
+        "2026-01-01",
+        "2026-01-07",
+    )
+    assert (row["display"], row["mailer"], row["price_cut"], row["extra"]) == (False, True, None, None)
+    # Published again (re-processed): the key with a null store is matched, not inserted twice.
+    run_write_audit_publish(spark, settings, ingest.PROMOTIONS, days, reprocess=True)
+    assert spark.read.format("delta").load(path).count() == 1
