@@ -323,3 +323,27 @@ def test_a_typo_in_a_mapping_is_an_error_naming_it(tmp_path):
         ImportMapping.from_yaml(tmp_path / "m.yaml")
     with pytest.raises(MissingColumnError, match=r"no such column \['household'\]"):
         to_raw_orders(pd.DataFrame({"basket": [1]}), ORDERS)
+
+
+@pytest.mark.slow
+def test_complete_journey_preset_accounts_for_every_line(tmp_path):
+    """The real export: every one of the 1,469,307 transaction lines is an order line written to the raw
+    zone (minus lines merged as duplicates: none in this export); the 8,869 lines of quantity 0 are written
+    as they are, unpriced, for ingestion to quarantine (invalid_quantity)."""
+    from lakecart.jobs.presets import import_complete_journey
+
+    summary = import_complete_journey(tmp_path / "raw")
+    orders = summary["orders"]
+    assert orders["rows"] == 1_469_307
+    assert orders["order_lines"] == orders["rows"] - orders["duplicate_lines_merged"] == 1_469_307
+    assert (orders["lines_without_unit_price"], orders["rows_without_time"]) == (8_869, 0)
+    assert (orders["days"], orders["first_date"], orders["last_date"]) == (365, "2017-01-01", "2018-01-01")
+    written = 0
+    for path in (tmp_path / "raw" / "orders").glob("order_date=*/complete-journey.jsonl"):
+        with path.open() as lines:
+            written += sum(1 for _ in lines)
+    assert written == 1_469_307
+    assert (summary["catalog"]["items"], orders["catalog_items_derived"]) == (92_331, 0)
+    assert (summary["customers"]["customers"], summary["customers"]["customers_without_signup_time"]) == (801, 0)
+    # 20,940,529 product x store x week rows are 1,184,798 product-weeks, one per week's start date.
+    assert (summary["promotions"]["promotions"], summary["promotions"]["days"]) == (1_184_798, 53)
