@@ -42,6 +42,7 @@ from lakecart.features import (
 from lakecart.features.definitions import legacy_fingerprints
 from lakecart.features.pit import feature_column, feature_time_column, point_in_time_join
 from lakecart.features.registry import changed_code, recorded_scheme
+from lakecart.features.sources import interactions
 from lakecart.jobs import labels as label_builders
 from lakecart.jobs.feature_store import require_applied, view_path
 
@@ -218,32 +219,50 @@ def build_rows(kind: DatasetKind, events: DataFrame, views: dict[str, DataFrame]
     )
 
 
+# What labels are built from: the clickstream and/or the order lines (with the catalogue, for their
+# categories), whichever the shop sends (``features.sources.interactions``).
+SOURCES = (tables.SILVER_EVENTS, tables.SILVER_ORDER_LINES, tables.SILVER_ITEMS)
+
+
+class NoLabelSource(LakecartError, ValueError):
+    """Neither a clickstream nor order lines: there is nothing to build labels from."""
+
+
 def _inputs(kind: DatasetKind, settings: Settings) -> dict[str, str]:
     return {
-        tables.SILVER_EVENTS: tables.table_path(tables.SILVER_EVENTS, settings),
+        **{name: tables.table_path(name, settings) for name in SOURCES},
         **{v.qualified_name: view_path(v, settings) for v in kind.views},
         **{name: tables.table_path(name, settings) for name in kind.pinned},
     }
 
 
 def _build_at(spark: SparkSession, kind: DatasetKind, paths: dict, versions: dict, params: BuildParams) -> DataFrame:
-    # Read exactly the versions recorded in the manifest, so a rebuild can reproduce the rows.
-    read = lambda name: spark.read.format("delta").option("versionAsOf", versions[name]).load(paths[name])  # noqa: E731
-    return build_rows(
-        kind, read(tables.SILVER_EVENTS), {v.table_name: read(v.qualified_name) for v in kind.views}, params
-    )
+    # Read exactly the versions recorded in the manifest, so a rebuild can reproduce the rows. A
+    # source recorded as absent (None, or missing from an older manifest) stays absent.
+    def read(name: str) -> DataFrame:
+        return spark.read.format("delta").option("versionAsOf", versions[name]).load(paths[name])
+
+    source = {name: read(name) if versions.get(name) is not None else None for name in SOURCES}
+    events = interactions(source[tables.SILVER_EVENTS], source[tables.SILVER_ORDER_LINES], source[tables.SILVER_ITEMS])
+    return build_rows(kind, events, {v.table_name: read(v.qualified_name) for v in kind.views}, params)
 
 
 def _latest_inputs(spark: SparkSession, kind: DatasetKind, settings: Settings) -> tuple[dict, dict]:
     paths = _inputs(kind, settings)
     versions = {}
     for name, path in paths.items():
-        if name in kind.pinned and not delta.table_exists(spark, path):
-            # The build itself does not read it; training will fail on it, with its own message.
-            log.warning("%s: %s has no table yet, so the manifest cannot pin its version", kind.table, name)
+        if (name in kind.pinned or name in SOURCES) and not delta.table_exists(spark, path):
+            if name in kind.pinned:
+                # The build itself does not read it; training will fail on it, with its own message.
+                log.warning("%s: %s has no table yet, so the manifest cannot pin its version", kind.table, name)
             versions[name] = None
         else:
             versions[name] = delta.latest_version(spark, path)
+    if versions[tables.SILVER_EVENTS] is None and versions[tables.SILVER_ORDER_LINES] is None:
+        raise NoLabelSource(
+            f"neither {tables.SILVER_EVENTS} nor {tables.SILVER_ORDER_LINES} exists: ingest a clickstream or order "
+            "lines first (`lakecart ingest publish` / `lakecart ingest orders`)"
+        )
     return paths, versions
 
 
@@ -311,7 +330,7 @@ def run_training_set(spark: SparkSession, settings: Settings, kind: str, params:
         "rows": counts,
         "content_hash": content_hash(written),
         "feature_views": view_lineage(dataset_kind),
-        "input_versions": versions,  # silver.events, every view, and the tables training reads (pinned)
+        "input_versions": versions,  # the label sources (None: absent), every view, the tables training reads
         "code_version": lineage.code_version(),
         "output_version": delta.latest_version(spark, out_path),
     }

@@ -108,3 +108,25 @@ def test_churn_sets_take_the_active_window_as_a_parameter(spark):
     customers = lambda p: {r.user_id for r in _churn(events, p).where("split = 'test'").collect()}  # noqa: E731
     assert customers(params) == {"often"}
     assert customers(replace(params, active_days=120)) == {"often", "rare"}
+
+
+def test_churn_and_demand_labels_from_a_shop_that_sends_only_order_lines(spark):
+    from lakecart.features.sources import interactions
+    from lakecart.jobs.training_set import BuildParams, _churn, _demand
+
+    lines = spark.createDataFrame(
+        [
+            ("o1", "007", "0042", 2, 1.0, 0.0, datetime(2026, 6, 20, 9), 2.0, None, date(2026, 6, 20)),
+            ("o2", "007", "0042", 5, 1.0, 0.0, datetime(2026, 6, 30, 9), 5.0, None, date(2026, 6, 30)),
+            ("o3", "010", "0042", 1, 1.0, 0.0, datetime(2026, 6, 21, 9), 1.0, None, date(2026, 6, 21)),
+        ],
+        "order_id string, user_id string, item_id string, quantity int, unit_price double, discount double, "
+        "order_time timestamp, revenue double, extra map<string,string>, order_date date",
+    ).selectExpr("*", "order_date AS ingest_date", "'f' AS source_file", "1L AS source_line", "'b' AS batch_id")
+    events = interactions(None, lines)
+    # Cut Jun 28 (data through Jul 5, 7-day horizon): 007 buys again Jun 30, 010 does not.
+    params = BuildParams(end=date(2026, 7, 5), days=8, test_days=1, horizon_days=7, every_days=7, horizons=(7,))
+    churn = {r.user_id: r.churned for r in _churn(events, params).where("split = 'test'").collect()}
+    assert churn == {"007": 0, "010": 1}
+    [demand] = _demand("item_id")(events, params).where("split = 'test'").collect()
+    assert (demand.item_id, demand.units_next_7d) == ("0042", 5)

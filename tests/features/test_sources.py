@@ -1,0 +1,60 @@
+"""Interactions: purchases come from order lines when a shop sends them, never twice."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+import pytest
+
+from lakecart.features.sources import interactions, order_line_purchases
+
+EVENTS = (
+    "event_id string, user_id string, anonymous_id string, session_id string, event_type string, item_id string, "
+    "category string, price double, quantity int, search_query string, device string, channel string, "
+    "event_time timestamp, session_key string, extra map<string,string>, event_date date, ingest_date date, "
+    "source_file string, source_line long, batch_id string"
+)
+LINES = (
+    "order_id string, user_id string, item_id string, quantity int, unit_price double, discount double, "
+    "order_time timestamp, revenue double, extra map<string,string>, order_date date, ingest_date date, "
+    "source_file string, source_line long, batch_id string"
+)
+DAY = date(2026, 5, 4)
+T = datetime(2026, 5, 4, 10, 0)
+
+
+def _event(spark, event_id, event_type, item="i1", quantity=None):
+    return (event_id, "007", None, "s1", event_type, item, "dairy", 2.0, quantity, None, "web", None, T, "k",
+            None, DAY, DAY, "f", 1, "b")  # fmt: skip
+
+
+def test_an_order_line_becomes_a_purchase_at_the_price_paid_in_its_catalogue_category(spark):
+    lines = spark.createDataFrame(
+        [("o9", "007", "0042", 3, 2.0, 1.5, T, 4.5, {"store_id": "s1"}, DAY, DAY, "f", 7, "b")], LINES
+    )
+    items = spark.createDataFrame([("0042", "dairy")], "item_id string, category string")
+    [row] = order_line_purchases(lines, items).collect()
+    assert (row.event_type, row.user_id, row.item_id, row.category) == ("purchase", "007", "0042", "dairy")
+    assert (row.quantity, row.price) == (3, pytest.approx(1.5))  # (3 x 2.0 - 1.5) / 3 paid per unit
+    assert (row.session_id, row.event_id, row.event_date, row.extra) == ("o9", "order:o9:0042", DAY, {"store_id": "s1"})
+    [no_catalogue] = order_line_purchases(lines).collect()
+    assert no_catalogue.category is None
+
+
+def test_purchases_come_from_order_lines_when_the_shop_sends_them(spark):
+    events = spark.createDataFrame(
+        [
+            _event(spark, "e1", "product_view"),
+            _event(spark, "e2", "add_to_cart"),
+            _event(spark, "e3", "purchase", quantity=1),
+        ],
+        EVENTS,
+    )
+    lines = spark.createDataFrame([("o1", "007", "i1", 1, 2.0, 0.0, T, 2.0, None, DAY, DAY, "f", 1, "b")], LINES)
+    both = {(r.event_type, r.event_id) for r in interactions(events, lines).collect()}
+    # The clickstream's purchase e3 is the order line o1: counted once, from the order.
+    assert both == {("product_view", "e1"), ("add_to_cart", "e2"), ("purchase", "order:o1:i1")}
+    assert {r.event_id for r in interactions(None, lines).collect()} == {"order:o1:i1"}
+    assert {r.event_id for r in interactions(events, None).collect()} == {"e1", "e2", "e3"}
+    with pytest.raises(ValueError, match="nothing to compute"):
+        interactions(None, None)
