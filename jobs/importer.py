@@ -33,8 +33,9 @@ Example mapping (``infra/importers/*.yaml`` holds the presets' mappings)::
 
 Conventions, for every kind:
 
-- Ids and other text fields are read as text, always: ``01104905`` stays ``01104905`` (CSV and TSV
-  files are read entirely as text; Parquet and JSON-lines numbers are rendered without a decimal point).
+- Mapped ids and other text fields are read as text, always: ``01104905`` stays ``01104905`` (CSV and
+  TSV columns are read as text; Parquet and JSON-lines numbers are rendered without a decimal point).
+  Unmapped columns are read as pandas reads them (``read_options: {dtype: {store: str}}`` keeps one as text).
 - Order lines: ``discount`` is the line's total discount, a positive amount (exports write discounts
   as negative or positive numbers: the absolute value is taken; a list of columns is summed).
   ``unit_price`` is the list price per unit; when the export gives the amount paid instead
@@ -182,11 +183,11 @@ def read_source(path: str | Path, mapping: ImportMapping) -> pd.DataFrame:
         raise FileNotFoundError(f"import source not found: {path}")
     options = dict(mapping.read_options)
     if mapping.format in ("csv", "tsv"):
-        # Everything as text: a CSV has no types, and guessing them turns 01104905 into 1104905.
+        # Mapped ids and texts as text: a CSV has no types, and guessing them turns 01104905 into 1104905.
+        # Other columns keep pandas' reading (read_options: dtype can make them text too).
         dtype = options.pop("dtype", None)
-        dtype = {**dtype, **dict.fromkeys(mapping.text_columns, str)} if isinstance(dtype, dict) else str
+        dtype = {**(dtype if isinstance(dtype, dict) else {}), **dict.fromkeys(mapping.text_columns, str)}
         sep = "\t" if mapping.format == "tsv" else options.pop("sep", ",")
-        options = {"keep_default_na": False, "na_values": [""], **options}
         frame = pd.read_csv(path, sep=sep, dtype=dtype, **options)
     elif mapping.format == "parquet":
         frame = pd.read_parquet(path, **options)

@@ -167,7 +167,7 @@ def test_order_ids_stay_text_and_unit_price_comes_from_the_line_amount(tmp_path)
     lines, merged = to_raw_orders(read_source(path, ORDERS), ORDERS)
     first, bulk = lines.iloc[0], lines.iloc[1]
     assert (first["order_id"], first["user_id"], first["item_id"]) == ("0001", "007", "01104905")
-    assert first["store"] == "0042"  # an extra keeps its leading zeros too
+    assert first["store"] == 42  # an unmapped column is read as pandas reads it (read_options can say str)
     # discount = |-0.40| + |-0.20| = 0.60; list value = 3.00 paid + 0.60 = 3.60 over 2 units = 1.80
     assert first["discount"] == pytest.approx(0.60) and first["unit_price"] == pytest.approx(1.80)
     assert first["quantity"] == 2 and merged == 0
