@@ -441,6 +441,24 @@ def cmd_publish(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_segments(args: argparse.Namespace) -> int:
+    from lakecart.config import get_settings
+    from lakecart.training.segments import run_segments
+
+    _print(run_segments(get_settings(), args.date, k_range=args.k, seed=args.seed))
+    return 0
+
+
+def _k_values(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(k) for k in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated whole numbers, got {text!r}") from None
+    if not values or min(values) < 2:
+        raise argparse.ArgumentTypeError(f"every k must be at least 2, got {text!r}")
+    return values
+
+
 def cmd_cluster(args: argparse.Namespace) -> int:
     from lakecart import cluster
 
@@ -763,6 +781,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", choices=models)
     _with_date(p, lookback=False)
     p.add_argument("--force", action="store_true", help="publish without the gate (e.g. a deliberate rollback)")
+
+    p = add(
+        "segments",
+        cmd_segments,
+        "segment customers with k-means over recency/frequency/monetary features and the published retrieval "
+        "model's embeddings, as of --date; k chosen by silhouette; writes gold.user_segments and "
+        "gold.segment_profiles (size, churn risk, top categories, common attributes)",
+    )
+    _with_date(p, lookback=False)
+    p.add_argument("--k", type=_k_values, default="2,3,4,5,6,7,8", help="numbers of segments to try (default 2..8)")
+    p.add_argument("--seed", type=int, default=0, help="k-means and silhouette sampling seed")
 
     add("tables", cmd_tables, "list the lake's tables with row counts and Delta versions")
 

@@ -286,6 +286,18 @@ DEMAND_FORECASTS = _declare(
     description="units forecast per item or category and horizon",
     **_GOLD,
 )
+USER_SEGMENTS = _declare(
+    "gold.user_segments",
+    keys=("model_version", "user_id"),
+    description="each customer's segment (k-means over RFM and embeddings) and distance to its centroid",
+    **_GOLD,
+)
+SEGMENT_PROFILES = _declare(
+    "gold.segment_profiles",
+    keys=("model_version", "segment"),
+    description="per segment: size, recency, frequency, spend, churn risk, top categories, common attributes",
+    **_GOLD,
+)
 MODEL_REGISTRY = _declare(
     "gold.model_registry",
     keys=("model_version",),

@@ -46,6 +46,7 @@ COMMAND_LINES = [
     (["evaluate", "churn", "--date", "2026-01-14"], "cmd_evaluate"),
     (["publish", "churn", "--date", "2026-01-14", "--force"], "cmd_publish"),
     (["tables"], "cmd_tables"),
+    (["segments", "--date", "2026-01-14", "--k", "3,4"], "cmd_segments"),
     (["cluster", "up"], "cmd_cluster"),
     (["demo", "--days", "14", "--fresh"], "cmd_demo"),
 ]

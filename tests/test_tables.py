@@ -40,8 +40,8 @@ def test_a_relative_lake_root_becomes_absolute(tmp_path, monkeypatch):
 
 def test_every_suite_resolves_to_expectations():
     with_suites = [t for t in tables.DECLARED.values() if t.suite]
-    # bronze x3, staging x3, training sets x4
-    assert len(with_suites) == 10
+    # bronze x4, staging x4 (events, orders, users, promotions), training sets x4
+    assert len(with_suites) == 12
     for table in with_suites:
         suite = table.expectations()
         assert suite, table
@@ -127,6 +127,7 @@ def test_raw_sources_take_keys_and_partitions_from_their_declared_tables():
         "events": (("event_id",), "event_date"),
         "orders": (("order_id", "item_id"), "order_date"),
         "users": (("user_id",), None),
+        "promotions": (("item_id", "store_id", "start_date"), "start_date"),
     }
     for name, source in ingest.SOURCES.items():
         assert (source.keys, source.silver_partition) == expected[name]
