@@ -465,6 +465,28 @@ def cmd_cluster(args: argparse.Namespace) -> int:
     return cluster.main([args.action, *(["--json"] if args.json else [])])
 
 
+def cmd_airflow(args: argparse.Namespace) -> int:
+    from lakecart import airflow_ops
+
+    return airflow_ops.run(args.action, db=args.db, port=args.port, as_json=args.json)
+
+
+def cmd_runlog_record(args: argparse.Namespace) -> int:
+    from lakecart.runlog import TaskFailure, record  # delta-rs: only this command needs it
+
+    failure = TaskFailure(
+        dag_id=args.dag_id,
+        task_id=args.task_id,
+        run_id=args.run_id,
+        map_index=args.map_index,
+        try_number=args.try_number,
+        logical_date=args.logical_date,
+        reason=args.reason,
+    )
+    _print(record(failure))
+    return 0
+
+
 def cmd_tables(args: argparse.Namespace) -> int:
     from lakecart.summary import table_overview
 
@@ -803,6 +825,32 @@ def build_parser() -> argparse.ArgumentParser:
         "with LAKECART_CONFIG=infra/config/spark-standalone-local.yaml (ports: SPARK_MASTER_PORT, ...)",
     )
     p.add_argument("action", choices=["up", "down", "status"])
+
+    p = add(
+        "airflow",
+        cmd_airflow,
+        "Airflow 3 on 127.0.0.1 (scheduler, api-server, dag-processor, triggerer from .venv/airflow; login on): "
+        "up (prints the URL and how to log in; unpauses both DAGs), down (stops exactly what up started), status; "
+        "see docs/dags.md",
+    )
+    p.add_argument("action", choices=["up", "down", "status"])
+    p.add_argument(
+        "--db",
+        choices=["sqlite", "postgres"],
+        help="metadata database (default LAKECART_AIRFLOW_DB, else sqlite); postgres: a local server, LocalExecutor",
+    )
+    p.add_argument("--port", type=_positive, help="api-server port (LAKECART_AIRFLOW_PORT; default 8080 or a free one)")
+
+    p = add("runlog", None, "the run log in the lake: record an Airflow task failure in meta.task_failures")
+    actions = _Commands(p, "action", "ACTION")
+    q = actions.add("record", cmd_runlog_record, "append one failed task try (the DAGs' on_failure_callback runs this)")
+    q.add_argument("--dag-id", required=True)
+    q.add_argument("--task-id", required=True)
+    q.add_argument("--run-id", required=True)
+    q.add_argument("--try-number", type=_not_negative, required=True)
+    q.add_argument("--map-index", type=int, default=-1, help="the mapped task's index (-1: not mapped)")
+    q.add_argument("--logical-date", default="", help="empty for asset-triggered runs")
+    q.add_argument("--reason", default="", help="why it failed (the exception Airflow reported)")
 
     p = add("demo", cmd_demo, "generate demo data and run the whole pipeline DAG through Airflow")
     p.add_argument("--days", type=_positive, default=14)

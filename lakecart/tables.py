@@ -319,6 +319,11 @@ VALIDATION_RUNS = _declare(
     keys=("table", "batch"),
     description="every gate verdict: table, the batch it validated, success, failures, code version",
 )
+TASK_FAILURES = _declare(
+    "meta.task_failures",
+    keys=("dag_id", "task_id", "run_id", "map_index", "try_number"),
+    description="every failed Airflow task try: dag, task, try, logical date and the reason (lakecart runlog)",
+)
 
 DECLARED: dict[str, Table] = {t.name: t for t in _DECLARED}
 if len(DECLARED) != len(_DECLARED):  # pragma: no cover - a programming error in this file
