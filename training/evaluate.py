@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+import pandas as pd
 
 
 def top_k_indices(scores: np.ndarray, k: int) -> np.ndarray:
@@ -115,3 +116,27 @@ def mase(actual: np.ndarray, forecast: np.ndarray, scale: float) -> float:
     if scale <= 0:
         raise ValueError("the MASE scale must be positive (the training data has no variation)")
     return float(np.mean(np.abs(np.asarray(actual) - np.asarray(forecast))) / scale)
+
+
+def series_scales(actual: np.ndarray, naive: np.ndarray, series: np.ndarray) -> dict[str, float]:
+    """Per series, the mean absolute error of the seasonal naive forecast on its training rows (the
+    in-sample scale of its MASE); series whose error is 0 are left out (they take a default)."""
+    errors = pd.DataFrame(
+        {"series": np.asarray(series).astype(str), "e": np.abs(np.asarray(actual) - np.asarray(naive))}
+    )
+    means = errors.groupby("series")["e"].mean()
+    return {str(k): float(v) for k, v in means.items() if v > 0}
+
+
+def series_mase(
+    actual: np.ndarray, forecast: np.ndarray, series: np.ndarray, scales: dict[str, float], default_scale: float
+) -> float:
+    """MASE as the forecasting literature reports it (M4/M5): each series' mean absolute error scaled
+    by its own in-sample seasonal-naive error, then averaged over series. ``default_scale`` serves a
+    series without a scale of its own."""
+    if default_scale <= 0:
+        raise ValueError("the default MASE scale must be positive")
+    keys = np.asarray(series).astype(str)
+    scale = np.array([scales.get(k, default_scale) for k in keys], dtype="float64")
+    errors = pd.DataFrame({"series": keys, "e": np.abs(np.asarray(actual) - np.asarray(forecast)) / scale})
+    return float(errors.groupby("series")["e"].mean().mean())

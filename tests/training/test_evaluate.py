@@ -78,3 +78,16 @@ def test_ties_and_nan_count_against_the_model():
     flat = np.zeros((2, 5))
     assert recall_at_k(flat, np.array([0, 3]), [4])["recall@4"] == 0.0
     assert recall_at_k(np.full((1, 5), np.nan), np.array([2]), [4])["recall@4"] == 0.0
+
+
+def test_mase_per_series_averages_each_series_own_scaled_error():
+    from lakecart.training.evaluate import series_mase
+
+    # Series a: errors 1 and 3, its scale 2 -> MASE 1.0; series b: error 4, scale 1 -> 4.0.
+    # The literature's mean over series: 2.5 (pooling the errors with one scale would say otherwise).
+    actual = np.array([10.0, 10.0, 5.0])
+    forecast = np.array([9.0, 13.0, 1.0])
+    series = np.array(["a", "a", "b"])
+    assert series_mase(actual, forecast, series, {"a": 2.0, "b": 1.0}, default_scale=9.0) == pytest.approx(2.5)
+    # A series without a scale of its own (no training history, or no variation) takes the default.
+    assert series_mase(actual, forecast, series, {"a": 2.0}, default_scale=4.0) == pytest.approx((1.0 + 1.0) / 2)
