@@ -11,21 +11,22 @@ validated, and only then merged into ``silver.events``; order lines and user exp
 the same steps inside one task each.
 
 Params: ``lookback_days`` re-processes that many days before the logical date (backfill through
-the same code path).
+the same code path; ``lakecart_backfill`` runs a range of days one by one).
+
+Every task retries twice with exponential back-off (all are idempotent), has an execution timeout,
+and records each failed try in the lake's ``meta.task_failures`` (``lakecart runlog record``).
 """
 
 from __future__ import annotations
 
 import pendulum
-from airflow.providers.standard.operators.bash import BashOperator
 from airflow.sdk import Asset, Param, dag
+from lakecart_common import DEFAULT_ARGS, STEPS, lakecart
 
 from lakecart import contracts  # standard library only: the Airflow environment imports it too
 
-# Resolved by bash when the task runs, never at parse time.
-LAKECART = 'PATH="${LAKECART_PIPELINE_BIN:+$LAKECART_PIPELINE_BIN:}$PATH" lakecart'
-DAY = "--date {{ ds }}"
-WINDOW = DAY + " --lookback-days {{ params.lookback_days }}"
+DAY = "{{ ds }}"
+LOOKBACK = "{{ params.lookback_days }}"
 
 SILVER_EVENTS = Asset(contracts.SILVER_EVENTS_ASSET)
 SILVER_ORDER_LINES = Asset(contracts.SILVER_ORDER_LINES_ASSET)
@@ -33,10 +34,25 @@ SILVER_USERS = Asset(contracts.SILVER_USERS_ASSET)
 # Every view of the user side (user, user x category, session) and of the item side (item, category).
 USER_FEATURES = Asset(contracts.USER_FEATURES_ASSET)
 ITEM_FEATURES = Asset(contracts.ITEM_FEATURES_ASSET)
+OUTLETS = {
+    "publish_silver": [SILVER_EVENTS],
+    "validate_user_features": [USER_FEATURES],
+    "validate_item_features": [ITEM_FEATURES],
+    "ingest_orders": [SILVER_ORDER_LINES],
+    "ingest_users": [SILVER_USERS],
+}
 
 
-def lakecart(task_id: str, arguments: str, **kwargs) -> BashOperator:
-    return BashOperator(task_id=task_id, bash_command=f"{LAKECART} {arguments}", **kwargs)
+def step(task_id: str):
+    """The daily step ``task_id`` for the logical date (and ``params.lookback_days`` before it)."""
+    spec = STEPS[task_id]
+    return lakecart(
+        task_id,
+        spec.command(DAY, LOOKBACK),
+        doc_md=spec.doc,
+        execution_timeout=spec.timeout,
+        outlets=OUTLETS.get(task_id, []),
+    )
 
 
 @dag(
@@ -45,7 +61,7 @@ def lakecart(task_id: str, arguments: str, **kwargs) -> BashOperator:
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,
-    default_args={"retries": 0},
+    default_args=DEFAULT_ARGS,
     params={
         "lookback_days": Param(0, type="integer", minimum=0, description="also re-process this many earlier days"),
     },
@@ -53,28 +69,18 @@ def lakecart(task_id: str, arguments: str, **kwargs) -> BashOperator:
     doc_md=__doc__,
 )
 def lakecart_pipeline():
-    catalog = lakecart("ingest_catalog", "ingest catalog")
-    bronze = lakecart("ingest_bronze", f"ingest bronze {WINDOW}")
-    validate_bronze = lakecart("validate_bronze", f"validate bronze.events {WINDOW}")
-    silver = lakecart("ingest_silver", f"ingest silver {WINDOW}")
-    validate_silver = lakecart("validate_silver", f"validate staging.silver_events {DAY}")
-    publish_silver = lakecart("publish_silver", "ingest publish", outlets=[SILVER_EVENTS])
+    catalog, bronze, validate_bronze, silver, validate_silver, publish_silver = map(
+        step,
+        ("ingest_catalog", "ingest_bronze", "validate_bronze", "ingest_silver", "validate_silver", "publish_silver"),
+    )
     # Records new view versions and creates their tables; a view whose logic changed without a new
     # version fails here, before anything is materialised.
-    apply_features = lakecart("apply_feature_definitions", "features apply")
-    features = lakecart("materialize_features", f"features materialize {WINDOW}")
-    validate_user = lakecart(
-        "validate_user_features",
-        f"validate 'features.user_*' 'features.session_*' {WINDOW}",
-        outlets=[USER_FEATURES],
-    )
-    validate_item = lakecart(
-        "validate_item_features", f"validate 'features.item_*' 'features.category_*' {WINDOW}", outlets=[ITEM_FEATURES]
-    )
-    # Orders and user exports: bronze, both validations and publish in one command each.
-    # --skip-if-absent: an imported interaction log brings no orders or user exports.
-    lakecart("ingest_orders", f"ingest orders {WINDOW} --skip-if-absent", outlets=[SILVER_ORDER_LINES])
-    lakecart("ingest_users", f"ingest users {WINDOW} --skip-if-absent", outlets=[SILVER_USERS])
+    apply_features, features = step("apply_feature_definitions"), step("materialize_features")
+    validate_user, validate_item = step("validate_user_features"), step("validate_item_features")
+    # Orders, user exports and promotions: bronze, both validations and publish in one command each.
+    # --skip-if-absent: an imported interaction log brings none of them.
+    for task_id in ("ingest_orders", "ingest_users", "ingest_promotions"):
+        step(task_id)
 
     (
         bronze

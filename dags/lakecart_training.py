@@ -15,17 +15,24 @@ candidates, so it trains after ``publish_retrieval``, or after the gate held ret
 The data date: ``params.date`` if given, else the logical date of a manual or ``dags test`` run,
 else the logical date of the pipeline run whose asset event triggered this run.
 This file only wires tasks; each task is the ``lakecart`` command line in the pipeline environment.
+
+Tasks retry twice with exponential back-off (all are idempotent), except ``evaluate_<model>``: its
+verdict is deterministic and its exit 99 ("the champion stays") is a skip, not a failure. Training
+tasks run in the pool ``lakecart_training`` (one slot: one Horovod job at a time on a machine). Each
+failed try is recorded in the lake's ``meta.task_failures``. **Unpause this DAG** (``lakecart airflow
+up`` does): a paused DAG ignores the asset events, and the pipeline's runs never start training.
 """
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pendulum
-from airflow.providers.standard.operators.bash import BashOperator
 from airflow.sdk import Asset, Param, dag
+from lakecart_common import DEFAULT_ARGS, TRAINING_POOL, lakecart
 
 from lakecart import contracts  # standard library only: the Airflow environment imports it too
 
-LAKECART = 'PATH="${LAKECART_PIPELINE_BIN:+$LAKECART_PIPELINE_BIN:}$PATH" lakecart'
 # Asset-triggered runs have no logical date: take the producing pipeline run's.
 DATA_DATE = (
     "{{ params.date or (logical_date | ds if logical_date is defined and logical_date else "
@@ -46,9 +53,13 @@ DATASET_ARGS = {
 }
 DATASET_ARGS["category_demand"] = DATASET_ARGS["demand"]
 
-
-def lakecart(task_id: str, arguments: str, **kwargs) -> BashOperator:
-    return BashOperator(task_id=task_id, bash_command=f"{LAKECART} {arguments}", **kwargs)
+TIMEOUTS = {
+    "build": timedelta(minutes=45),
+    "validate": timedelta(minutes=30),
+    "train": timedelta(hours=3),
+    "evaluate": timedelta(minutes=30),
+    "publish": timedelta(minutes=45),
+}
 
 
 @dag(
@@ -57,7 +68,7 @@ def lakecart(task_id: str, arguments: str, **kwargs) -> BashOperator:
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,
-    default_args={"retries": 0},
+    default_args=DEFAULT_ARGS,
     params={
         "date": Param(None, type=["null", "string"], format="date", description="data date (default: see above)"),
         "train_days": Param(14, type="integer", minimum=2, description="retrieval/ranking: days of interactions"),
@@ -78,20 +89,50 @@ def lakecart_training():
     validated, trained, published = {}, {}, {}
     for model, kind in contracts.MODEL_TRAINING_SETS.items():
         if kind not in validated:  # ranking learns from the retrieval training set
-            build = lakecart(f"build_{kind}_set", f"dataset build {kind} {DAY} {DATASET_ARGS[kind]}")
-            validated[kind] = lakecart(f"validate_{kind}_set", f"validate training.{kind} {DAY}")
+            build = lakecart(
+                f"build_{kind}_set",
+                f"dataset build {kind} {DAY} {DATASET_ARGS[kind]}",
+                doc_md=f"Build the point-in-time `{kind}` training set for the data date, with its manifest.",
+                execution_timeout=TIMEOUTS["build"],
+            )
+            validated[kind] = lakecart(
+                f"validate_{kind}_set",
+                f"validate training.{kind} {DAY}",
+                doc_md=f"Great Expectations on `training.{kind}`; a failing suite stops the models that learn from it.",
+                execution_timeout=TIMEOUTS["validate"],
+            )
             build >> validated[kind]
         train = lakecart(
             f"train_{model}",
             f"train {model} {DAY} --processes {{{{ params.processes }}}} "
             f"{{{{ params.train_args.get('{model}', '') }}}}",
+            doc_md=f"Train `{model}` on `params.processes` Horovod workers; metrics, plots and TensorBoard logs "
+            "go to the models folder. Runs in the one-slot pool `lakecart_training`.",
+            execution_timeout=TIMEOUTS["train"],
+            pool=TRAINING_POOL,
             # A model whose outputs read an upstream model's published artefacts (ranking: the
             # retrieval candidates) runs after the upstream's publish step, and also when the gate
             # held the upstream back (publish skipped): it then reads the previous champion's.
             trigger_rule="none_failed" if model in contracts.MODEL_UPSTREAM else "all_success",
         )
-        evaluate = lakecart(f"evaluate_{model}", f"evaluate {model} {DAY}", skip_on_exit_code=contracts.GATE_HOLD_EXIT)
-        publish = lakecart(f"publish_{model}", f"publish {model} {DAY}", outlets=[OUTPUTS[model]])
+        evaluate = lakecart(
+            f"evaluate_{model}",
+            f"evaluate {model} {DAY}",
+            doc_md=f"The publish gate for `{model}`: exit 0 publishes (the candidate, or the best baseline), exit "
+            f"{contracts.GATE_HOLD_EXIT} skips publishing (the champion stays). Not retried: the verdict is "
+            "deterministic.",
+            execution_timeout=TIMEOUTS["evaluate"],
+            skip_on_exit_code=contracts.GATE_HOLD_EXIT,
+            retries=0,
+        )
+        publish = lakecart(
+            f"publish_{model}",
+            f"publish {model} {DAY}",
+            doc_md=f"Write what the gate chose for `{model}` to the lake and its registry row; emits "
+            f"`{contracts.MODEL_OUTPUT_ASSETS[model]}`.",
+            execution_timeout=TIMEOUTS["publish"],
+            outlets=[OUTPUTS[model]],
+        )
         validated[kind] >> train >> evaluate >> publish
         trained[model], published[model] = train, publish
     for model, upstream in contracts.MODEL_UPSTREAM.items():

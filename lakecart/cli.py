@@ -481,6 +481,7 @@ def cmd_runlog_record(args: argparse.Namespace) -> int:
         map_index=args.map_index,
         try_number=args.try_number,
         logical_date=args.logical_date,
+        state=args.state,
         reason=args.reason,
     )
     _print(record(failure))
@@ -850,6 +851,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--try-number", type=_not_negative, required=True)
     q.add_argument("--map-index", type=int, default=-1, help="the mapped task's index (-1: not mapped)")
     q.add_argument("--logical-date", default="", help="empty for asset-triggered runs")
+    q.add_argument("--state", choices=["failed", "up_for_retry"], default="failed", help="Airflow gave up, or retries")
     q.add_argument("--reason", default="", help="why it failed (the exception Airflow reported)")
 
     p = add("demo", cmd_demo, "generate demo data and run the whole pipeline DAG through Airflow")

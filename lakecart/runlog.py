@@ -3,7 +3,8 @@
 The DAGs' ``on_failure_callback`` runs ``lakecart runlog record ...`` (the Airflow environment has
 neither Spark nor delta-rs, so it shells out to the pipeline environment like every task does). One
 row per failed try: the DAG, task, run, map index, try number, logical date (empty for
-asset-triggered runs) and the reason Airflow gave. delta-rs writes it: no JVM in a callback.
+asset-triggered runs), whether Airflow retries it (``up_for_retry``) or gave up (``failed``), and the
+reason Airflow gave. delta-rs writes it: no JVM in a callback.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ SCHEMA = pa.schema(
         ("map_index", pa.int32()),
         ("try_number", pa.int32()),
         ("logical_date", pa.string()),
+        ("state", pa.string()),
         ("reason", pa.string()),
         ("recorded_at", pa.timestamp("us", tz="UTC")),
     ]
@@ -41,6 +43,7 @@ class TaskFailure:
     reason: str
     map_index: int = -1
     logical_date: str | None = None
+    state: str = "failed"  # or "up_for_retry": the try failed and Airflow will run it again
     recorded_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 

@@ -6,6 +6,10 @@ from pathlib import Path
 import pytest
 
 DAGS = Path(__file__).resolve().parents[2] / "dags"
+# The dag-processor puts the DAG bundle's folder on sys.path (BundleDagBag): the DAGs import their
+# shared module, dags/lakecart_common.py, by its name. A plain DagBag does not, so the tests do.
+if str(DAGS) not in sys.path:
+    sys.path.append(str(DAGS))
 
 
 @pytest.fixture(scope="session")

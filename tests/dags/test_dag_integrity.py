@@ -145,7 +145,8 @@ def test_tasks_call_the_lakecart_cli_with_the_logical_date(dagbag):
 
 
 PARSE_AND_LIST_HEAVY_MODULES = """
-import importlib.util, sys
+import importlib.util, pathlib, sys
+sys.path.append(str(pathlib.Path(sys.argv[1]).parent))  # as the dag-processor does (BundleDagBag)
 spec = importlib.util.spec_from_file_location("dag_under_test", sys.argv[1])
 spec.loader.exec_module(importlib.util.module_from_spec(spec))
 heavy = ("pyspark", "tensorflow", "horovod", "great_expectations", "deltalake")
@@ -156,7 +157,7 @@ print(",".join([name for name in heavy if name in sys.modules] + loaded))
 """
 
 
-@pytest.mark.parametrize("dag_file", ["lakecart_pipeline.py", "lakecart_training.py"])
+@pytest.mark.parametrize("dag_file", ["lakecart_pipeline.py", "lakecart_training.py", "lakecart_backfill.py"])
 def test_parsing_imports_nothing_heavy(dag_file):
     out = subprocess.run(
         [sys.executable, "-c", PARSE_AND_LIST_HEAVY_MODULES, str(DAGS / dag_file)],
@@ -165,3 +166,134 @@ def test_parsing_imports_nothing_heavy(dag_file):
         check=True,
     )
     assert out.stdout.strip() == ""
+
+
+# --- operations: retries, timeouts, the failure run log, pools, docs, the backfill ---------------------
+
+ALL_DAGS = ("lakecart_pipeline", "lakecart_training", "lakecart_backfill")
+
+
+def test_every_dag_and_task_is_documented_retried_timed_and_logs_failures(dagbag):
+    from lakecart_common import record_failure
+
+    assert set(ALL_DAGS) <= set(dagbag.dags)
+    for dag_id in ALL_DAGS:
+        dag = dagbag.dags[dag_id]
+        assert dag.doc_md and len(dag.doc_md) > 200, dag_id
+        for task in dag.tasks:
+            where = f"{dag_id}.{task.task_id}"
+            assert task.doc_md, where
+            assert task.execution_timeout is not None and task.execution_timeout.total_seconds() > 0, where
+            assert record_failure in _callbacks(task.on_failure_callback), where
+            assert record_failure in _callbacks(task.on_retry_callback), where
+            if task.task_id.startswith("evaluate_"):
+                # exit 99 = the champion stays (a skip); any other verdict is deterministic: never retried
+                assert task.retries == 0, where
+            else:
+                assert task.retries == 2, where
+                assert task.retry_exponential_backoff == 2.0, where
+
+
+def _callbacks(value) -> list:
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+def test_training_tasks_share_the_one_slot_pool(dagbag):
+    dag = dagbag.dags["lakecart_training"]
+    pools = {t.task_id: t.pool for t in dag.tasks}
+    assert {t for t, p in pools.items() if p == "lakecart_training"} == {f"train_{m}" for m in MODELS}
+    assert {p for t, p in pools.items() if not t.startswith("train_")} == {"default_pool"}
+    # `lakecart airflow up` creates the pool the DAG names, with one slot.
+    from lakecart.airflow_ops import POOLS
+
+    assert POOLS["lakecart_training"][0] == 1
+
+
+def test_promotions_are_ingested_beside_orders(dagbag):
+    dag = dagbag.dags["lakecart_pipeline"]
+    task = dag.get_task("ingest_promotions")
+    command = task.bash_command.split("lakecart ", 1)[1]
+    assert command == "ingest promotions --date {{ ds }} --lookback-days {{ params.lookback_days }} --skip-if-absent"
+    assert task.upstream_task_ids == set() and task.downstream_task_ids == set()
+
+
+def test_backfill_maps_one_instance_per_day_one_at_a_time(dagbag):
+    dag = dagbag.dags["lakecart_backfill"]
+    process = dag.get_task("process_day")
+    assert type(process).__name__ == "MappedOperator"
+    assert process.upstream_task_ids == {"days"}
+    assert process.partial_kwargs["max_active_tis_per_dagrun"] == 1
+    assert type(dag.timetable).__name__ == "NullTimetable"  # triggered by hand with start/end
+    assert set(dag.params) == {"start", "end"}
+
+
+def test_days_between_is_inclusive_oldest_first_and_bounded():
+    from lakecart_backfill import days_between
+
+    # 2026 is not a leap year: Feb 27, Feb 28, Mar 1, Mar 2.
+    assert days_between("2026-02-27", "2026-03-02") == ["2026-02-27", "2026-02-28", "2026-03-01", "2026-03-02"]
+    assert days_between("2026-05-05", "2026-05-05") == ["2026-05-05"]
+    with pytest.raises(ValueError, match="before start"):
+        days_between("2026-05-05", "2026-05-04")
+    with pytest.raises(ValueError, match="at most 366"):
+        days_between("2026-01-01", "2027-01-02")  # 367 days
+
+
+FAKE_LAKECART = """#!/usr/bin/env bash
+# Stands in for the pipeline environment's CLI: records its arguments, fails where told.
+echo "$*" >> "$FAKE_LAKECART_LOG"
+if [ -n "${FAKE_LAKECART_FAIL:-}" ] && [[ "$*" == *"$FAKE_LAKECART_FAIL"* ]]; then exit 1; fi
+"""
+
+
+@pytest.fixture
+def fake_lakecart(tmp_path, monkeypatch):
+    """A `lakecart` in LAKECART_PIPELINE_BIN that records each call (one line of arguments)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    script = bin_dir / "lakecart"
+    script.write_text(FAKE_LAKECART)
+    script.chmod(0o755)
+    log = tmp_path / "calls.log"
+    monkeypatch.setenv("LAKECART_PIPELINE_BIN", str(bin_dir))
+    monkeypatch.setenv("FAKE_LAKECART_LOG", str(log))
+    return log
+
+
+def test_backfill_runs_the_daily_steps_for_each_day_in_date_order(dagbag, fake_lakecart):
+    from lakecart_common import DAILY_STEPS
+
+    dag = dagbag.dags["lakecart_backfill"]
+    run = dag.test(run_conf={"start": "2026-02-27", "end": "2026-03-01"})
+    assert run.state == "success"
+    calls = fake_lakecart.read_text().splitlines()
+    days = ["2026-02-27", "2026-02-28", "2026-03-01"]
+    # Every step once per day, the days oldest first and each day's steps in the declared order.
+    assert len(calls) == len(days) * len(DAILY_STEPS) == 39
+    assert [c.split("--date ")[1].split()[0] for c in calls if "--date" in c] == [
+        d for d in days for s in DAILY_STEPS if "{" in s.arguments
+    ]
+    first_day = "ingest catalog", "ingest bronze --date 2026-02-27", "validate bronze.events --date 2026-02-27"
+    assert calls[:3] == list(first_day)
+    assert calls[-1] == "ingest promotions --date 2026-03-01 --skip-if-absent"
+
+
+def test_a_failed_try_is_recorded_through_the_cli(fake_lakecart):
+    from types import SimpleNamespace
+
+    import pendulum
+    from lakecart_common import record_failure
+
+    ti = SimpleNamespace(
+        dag_id="lakecart_pipeline", task_id="ingest_bronze", run_id="manual__x", map_index=-1, try_number=1, max_tries=2
+    )
+    logical_date = pendulum.datetime(2026, 3, 4, tz="UTC")
+    record_failure({"ti": ti, "logical_date": logical_date, "exception": RuntimeError("disk full")})
+    ti.try_number = 3  # the last of 1 + 2 retries: Airflow gives up
+    record_failure({"ti": ti, "logical_date": None, "exception": None})
+    first, last = fake_lakecart.read_text().splitlines()
+    assert first == (
+        "runlog record --dag-id lakecart_pipeline --task-id ingest_bronze --run-id manual__x --map-index -1 "
+        "--try-number 1 --logical-date 2026-03-04T00:00:00+00:00 --state up_for_retry --reason RuntimeError: disk full"
+    )
+    assert "--try-number 3 --logical-date  --state failed --reason no exception reported" in last

@@ -1,0 +1,165 @@
+"""What every lakecart DAG shares: how a task calls the ``lakecart`` CLI, retries, timeouts, the pool
+of the training tasks, the failure run log, and the daily steps (the daily DAG and the backfill run
+the same ones). Not a DAG itself (``.airflowignore`` keeps the dag-processor from parsing it as one).
+
+Imports nothing from the pipeline environment: the failure callback shells out to its ``lakecart``
+(``LAKECART_PIPELINE_BIN``), like every task.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from datetime import timedelta
+
+from airflow.providers.standard.operators.bash import BashOperator
+
+log = logging.getLogger(__name__)
+
+# Resolved by bash when the task runs, never at parse time.
+LAKECART = 'PATH="${LAKECART_PIPELINE_BIN:+$LAKECART_PIPELINE_BIN:}$PATH" lakecart'
+TRAINING_POOL = "lakecart_training"  # one slot, created by `lakecart airflow up`
+# Every task is idempotent (partition-scoped Delta writes, a file ledger, publish behind the gate), so
+# a failed try is simply run again: after 1, 2, 4 ... minutes, at most 15 minutes apart.
+RETRIES = 2
+RETRY_DELAY = timedelta(minutes=1)
+RETRY_BACKOFF = 2.0
+MAX_RETRY_DELAY = timedelta(minutes=15)
+CALLBACK_TIMEOUT_S = 120
+
+
+def _reason(context) -> str:
+    exc = context.get("exception")
+    if exc is None:
+        return "no exception reported (killed, timed out or marked failed)"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def record_failure(context) -> None:
+    """``on_failure_callback`` and ``on_retry_callback``: append the failed try to the lake's
+    ``meta.task_failures`` through ``lakecart runlog record`` (the pipeline environment). A run log
+    that cannot be written is logged, never raised: it must not change the task's outcome."""
+    ti = context["ti"]
+    logical_date = context.get("logical_date")
+    state = "up_for_retry" if ti.try_number <= (ti.max_tries or 0) else "failed"
+    bin_dir = os.environ.get("LAKECART_PIPELINE_BIN", "")
+    lakecart = shutil.which("lakecart", path=os.pathsep.join(filter(None, [bin_dir, os.environ.get("PATH", "")])))
+    if lakecart is None:
+        log.error("run log not written: no `lakecart` on PATH or in LAKECART_PIPELINE_BIN=%r", bin_dir)
+        return
+    command = [
+        lakecart,
+        "runlog",
+        "record",
+        "--dag-id",
+        ti.dag_id,
+        "--task-id",
+        ti.task_id,
+        "--run-id",
+        ti.run_id,
+        "--map-index",
+        str(ti.map_index if ti.map_index is not None else -1),
+        "--try-number",
+        str(ti.try_number),
+        "--logical-date",
+        logical_date.isoformat() if logical_date else "",
+        "--state",
+        state,
+        "--reason",
+        _reason(context),
+    ]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=CALLBACK_TIMEOUT_S)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        log.error("run log not written: %s", exc)
+        return
+    if done.returncode != 0:
+        log.error("run log not written (exit %s): %s", done.returncode, done.stderr.strip()[-1000:])
+
+
+# Every task of every lakecart DAG.
+DEFAULT_ARGS = {
+    "retries": RETRIES,
+    "retry_delay": RETRY_DELAY,
+    "retry_exponential_backoff": RETRY_BACKOFF,
+    "max_retry_delay": MAX_RETRY_DELAY,
+    "execution_timeout": timedelta(hours=1),
+    "on_failure_callback": record_failure,
+    "on_retry_callback": record_failure,
+}
+
+
+def lakecart(task_id: str, arguments: str, doc_md: str, **kwargs) -> BashOperator:
+    """A task that runs ``lakecart <arguments>`` in the pipeline environment."""
+    return BashOperator(task_id=task_id, bash_command=f"{LAKECART} {arguments}", doc_md=doc_md, **kwargs)
+
+
+@dataclass(frozen=True)
+class Step:
+    """One daily step: its task id, the ``lakecart`` arguments for one day (``{day}``, and
+    ``{lookback}`` where the command re-processes earlier days), and what it does."""
+
+    task_id: str
+    arguments: str
+    doc: str
+    timeout: timedelta = timedelta(minutes=30)
+
+    def command(self, day: str, lookback: str | None = None) -> str:
+        window = f"--date {day}" + (f" --lookback-days {lookback}" if lookback is not None else "")
+        return self.arguments.format(day=f"--date {day}", window=window)
+
+
+# The daily steps in the order the backfill runs them (the daily DAG wires the same steps in parallel
+# where it can). ``{window}`` = the day and its lookback; ``{day}`` = the day alone.
+DAILY_STEPS = (
+    Step("ingest_catalog", "ingest catalog", "Snapshot the item catalogue into `silver.items` (not tied to a day)."),
+    Step("ingest_bronze", "ingest bronze {window}", "Land the day's new raw event files in `bronze.events`."),
+    Step(
+        "validate_bronze",
+        "validate bronze.events {window}",
+        "Great Expectations on the landed files; a failing suite stops everything downstream.",
+    ),
+    Step("ingest_silver", "ingest silver {window}", "Parse, deduplicate, quarantine; stage the batch for audit."),
+    Step("validate_silver", "validate staging.silver_events {day}", "Audit the staged batch (write-audit-publish)."),
+    Step("publish_silver", "ingest publish", "Merge the validated batch into `silver.events` (emits its asset)."),
+    Step(
+        "apply_feature_definitions",
+        "features apply",
+        "Record new feature-view versions and create their tables; a view changed without a new version fails.",
+    ),
+    Step(
+        "materialize_features",
+        "features materialize {window}",
+        "Compute the feature views for the day(s), skipping days whose inputs did not change.",
+        timeout=timedelta(hours=1),
+    ),
+    Step(
+        "validate_user_features",
+        "validate 'features.user_*' 'features.session_*' {window}",
+        "Validate the user-side views; success emits `lakecart://features/user`.",
+    ),
+    Step(
+        "validate_item_features",
+        "validate 'features.item_*' 'features.category_*' {window}",
+        "Validate the item-side views; success emits `lakecart://features/item`.",
+    ),
+    Step(
+        "ingest_orders",
+        "ingest orders {window} --skip-if-absent",
+        "Order lines: bronze, both suites, publish to `silver.order_lines` (skipped when no orders are sent).",
+    ),
+    Step(
+        "ingest_users",
+        "ingest users {window} --skip-if-absent",
+        "User exports: bronze, both suites, publish to `silver.users` (skipped when none are sent).",
+    ),
+    Step(
+        "ingest_promotions",
+        "ingest promotions {window} --skip-if-absent",
+        "Promotions: bronze, both suites, publish to `silver.promotions` (skipped when none are sent).",
+    ),
+)
+STEPS = {step.task_id: step for step in DAILY_STEPS}
