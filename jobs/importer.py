@@ -61,6 +61,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from dataclasses import dataclass, field, fields
+from datetime import date, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -518,6 +519,23 @@ def write_partitioned(
     return counts
 
 
+def write_closed_days(counts: dict[str, int], raw_root: str | Path, folder: str, by: str, name: str) -> list[str]:
+    """Days inside the export's span without a single row (a shop closed on Christmas Day) get an
+    empty file: the export says nothing was sold, which ingestion tells apart from a day whose data
+    has not arrived (no file at all, an error). Returns those days."""
+    dated = sorted(date.fromisoformat(d) for d in counts if d != "unknown")
+    if not dated:
+        return []
+    span = (dated[-1] - dated[0]).days + 1
+    missing = [dated[0] + timedelta(days=n) for n in range(span)]
+    closed = [d.isoformat() for d in missing if d.isoformat() not in counts]
+    for day in closed:
+        target = Path(raw_root) / folder / f"{by}={day}" / f"{name}.jsonl"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text("")
+    return closed
+
+
 def write_raw(events: pd.DataFrame, raw_root: str | Path, name: str) -> dict[str, int]:
     """Events: one JSON-lines file per event date, named after the import (see ``write_partitioned``)."""
     return write_partitioned(events, raw_root, "events", "event_date", name, name)
@@ -555,6 +573,7 @@ def import_frame(
     if kind == "orders":
         lines, merged = to_raw_orders(frame, mapping)
         counts = write_partitioned(lines, raw_root, "orders", "order_date", name, rejects)
+        closed = write_closed_days(counts, raw_root, "orders", "order_date", name)
         derived = 0
         if not [p for p in _catalogue_files(raw_root) if p.name != f"{name}{DERIVED_CATALOG_SUFFIX}"]:
             items = derive_catalog(lines)
@@ -567,6 +586,7 @@ def import_frame(
             **_span(counts),
             "rows_without_time": counts.get("unknown", 0),
             "catalog_items_derived": derived,
+            "days_without_orders": closed,
         }
         summary["_first_orders"] = first_order_times(lines)
     elif kind == "catalog":

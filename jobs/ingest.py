@@ -227,8 +227,9 @@ LEDGER_KEY = ("source_file", "size", "modified_ms", "ingest_date", "batch_id")
 
 
 def list_raw_files(spark: SparkSession, raw_root: str, days: list[date], source: RawSource = EVENTS) -> list[RawFile]:
-    """The raw files of the given date partitions. A missing partition, a file in a format ingestion
-    does not read, or a file that cannot be opened is an error naming it, raised before any write."""
+    """The raw files of the given date partitions. A missing partition (except for a ``sparse``
+    source), a file in a format ingestion does not read, or a file that cannot be opened is an error
+    naming it, raised before any write."""
     jvm = spark.sparkContext._jvm
     conf = spark.sparkContext._jsc.hadoopConfiguration()
     files, missing = [], []
@@ -236,7 +237,8 @@ def list_raw_files(spark: SparkSession, raw_root: str, days: list[date], source:
         folder = jvm.org.apache.hadoop.fs.Path(f"{raw_root}/{source.name}/{source.partition}={day.isoformat()}")
         fs = folder.getFileSystem(conf)
         if not fs.exists(folder):
-            missing.append(folder.toString())
+            if not source.sparse:
+                missing.append(folder.toString())
             continue
         iterator = fs.listFiles(folder, True)
         while iterator.hasNext():

@@ -98,12 +98,23 @@ SHARE_MIN_RECORDS = 20  # the share is judged on days with at least this many ra
 
 def staged_days_expectations(empty_days_ok: bool = False) -> list:
     """Per raw day of the staged batch (``validate.staged_day_profile``): the day brought usable
-    records (unless the source declares empty days normal) and, on days of ``SHARE_MIN_RECORDS`` raw
+    records (unless the source declares empty days normal, or its files hold no record at all: a closed
+    day) and, on days of ``SHARE_MIN_RECORDS`` raw
     records or more, at most ``MAX_QUARANTINED_SHARE`` of them were quarantined."""
     import great_expectations.expectations as gxe
 
     return [
-        *([] if empty_days_ok else [gxe.ExpectColumnValuesToBeBetween(column="accepted", min_value=1)]),
+        # A day whose files hold no record at all is one the export says nothing happened on (an
+        # importer writes an empty file for a closed day); a day of records none of which is usable fails.
+        *(
+            []
+            if empty_days_ok
+            else [
+                gxe.ExpectColumnValuesToBeBetween(
+                    column="accepted", min_value=1, row_condition="raw_records > 0", condition_parser="spark"
+                )
+            ]
+        ),
         gxe.ExpectColumnValuesToBeBetween(
             column="quarantined_share",
             min_value=0,

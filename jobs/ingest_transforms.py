@@ -300,6 +300,9 @@ class RawSource:
     silver: tables.Table
     newest_wins: bool = False
     empty_days_ok: bool = False
+    # Partitions exist only on some days by nature (a promotion starts on a few days of a year): a
+    # day without a folder in a backfill range is no promotion starting, not missing data.
+    sparse: bool = False
 
     @property
     def keys(self) -> tuple[str, ...]:
@@ -366,6 +369,8 @@ PROMOTIONS = RawSource(
     quarantine=tables.QUARANTINE_PROMOTIONS,
     staging=tables.STAGING_PROMOTIONS,
     silver=tables.SILVER_PROMOTIONS,
+    empty_days_ok=True,
+    sparse=True,
 )
 SOURCES = {s.name: s for s in (EVENTS, ORDERS, USERS, PROMOTIONS)}
 

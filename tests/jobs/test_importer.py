@@ -347,3 +347,16 @@ def test_complete_journey_preset_accounts_for_every_line(tmp_path):
     assert (summary["customers"]["customers"], summary["customers"]["customers_without_signup_time"]) == (801, 0)
     # 20,940,529 product x store x week rows are 1,184,798 product-weeks, one per week's start date.
     assert (summary["promotions"]["promotions"], summary["promotions"]["days"]) == (1_184_798, 53)
+
+
+def test_a_day_without_orders_inside_the_export_gets_an_empty_file(tmp_path):
+    # Jan 2 and Jan 4 have lines; Jan 3 (the shop was closed) gets an empty file, so ingestion can
+    # tell "nothing sold" from "not arrived yet" (no file, an error).
+    path = grocer_csv(
+        tmp_path,
+        ["B1,U1,I1,2026-01-02T10:00:00Z,1,1.00,0,0,DAIRY,1", "B2,U1,I1,2026-01-04T10:00:00Z,1,1.00,0,0,DAIRY,1"],
+    )
+    summary = run_import(path, ORDERS, tmp_path / "raw")
+    assert summary["days_without_orders"] == ["2026-01-03"]
+    assert (tmp_path / "raw/orders/order_date=2026-01-03/grocer.jsonl").read_text() == ""
+    assert (tmp_path / "raw/orders/order_date=2026-01-02/grocer.jsonl").read_text() != ""

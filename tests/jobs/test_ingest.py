@@ -420,3 +420,36 @@ def test_an_imported_order_export_and_promotions_reach_silver(spark, settings, t
     # Published again (re-processed): the key with a null store is matched, not inserted twice.
     run_write_audit_publish(spark, settings, ingest.PROMOTIONS, days, reprocess=True)
     assert spark.read.format("delta").load(path).count() == 1
+
+
+def test_a_closed_day_and_sparse_promotion_days_pass_a_backfill(spark, settings, tmp_path):
+    """A backfill over days where the shop sold nothing (an empty file: the export says so) and
+    where no promotion starts (no folder at all: promotions are sparse by nature) goes through; a
+    day of orders with no file at all is still missing data, an error naming it."""
+    import pandas as pd
+
+    from lakecart.jobs.importer import ImportMapping, import_frame
+    from lakecart.jobs.validate import run_write_audit_publish
+
+    raw = tmp_path / "lake-root" / "raw"
+    orders = ImportMapping(
+        name="shop",
+        kind="orders",
+        fields={"order_id": "b", "user_id": "u", "item_id": "i", "order_time": "at", "line_amount": "paid"},
+    )
+    lines = pd.DataFrame(
+        {"b": ["1", "2"], "u": ["7", "7"], "i": ["9", "9"], "at": ["2026-01-01T09:00:00Z", "2026-01-03T09:00:00Z"]}
+    ).assign(paid=2.0)
+    assert import_frame(lines, orders, raw)["days_without_orders"] == ["2026-01-02"]
+    promotions = ImportMapping(
+        name="shop", kind="promotions", fields={"item_id": "i", "start_date": "s", "end_date": "e"}
+    )
+    import_frame(pd.DataFrame({"i": ["9"], "s": ["2026-01-01"], "e": ["2026-01-07"]}), promotions, raw)
+
+    days = [date(2026, 1, 1), date(2026, 1, 2), date(2026, 1, 3)]
+    reports = run_write_audit_publish(spark, settings, ingest.ORDERS, days)
+    assert sum(r.accepted for r in reports) == 2
+    reports = run_write_audit_publish(spark, settings, ingest.PROMOTIONS, days)
+    assert sum(r.accepted for r in reports) == 1
+    with pytest.raises(ingest.MissingInputError, match="order_date=2026-01-04"):
+        ingest.list_raw_files(spark, str(raw), [date(2026, 1, 4)], ingest.ORDERS)
