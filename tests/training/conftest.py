@@ -112,12 +112,20 @@ def churn_rows(rng: np.random.Generator) -> pd.DataFrame:
     return frame.assign(dataset_id=f"churn_{END:%Y%m%d}")
 
 
-def demand_rows(rng: np.random.Generator, keys: list[str], key: str, view: str, kind: str) -> pd.DataFrame:
+def demand_rows(
+    rng: np.random.Generator, keys: list[str], key: str, view: str, kind: str, promotions: bool = False
+) -> pd.DataFrame:
     observations = [END - timedelta(days=d) for d in range(8, 2, -1)]
     frame = pd.DataFrame([(s, o) for o in observations for s in keys], columns=[key, "observation_date"])
     rate = frame[key].map({s: 0.5 + n % 6 for n, s in enumerate(keys)}).to_numpy()
-    frame["units_next_1d"] = rng.poisson(rate)
-    frame["units_next_3d"] = rng.poisson(3 * rate)
+    if promotions:  # a display planned for the next 3 days triples what the item sells
+        promoted = rng.random(len(frame)) < 0.3
+        rate_ahead = rate * np.where(promoted, 3.0, 1.0)
+        frame["item_promotions_v1__display_days_next_7d"] = np.where(promoted, 3, 0)
+    else:
+        rate_ahead = rate
+    frame["units_next_1d"] = rng.poisson(rate_ahead)
+    frame["units_next_3d"] = rng.poisson(3 * rate_ahead)
     frame["split"] = np.where(frame["observation_date"] >= observations[-2], "test", "train")
     frame = _with_view(
         frame,
@@ -149,7 +157,7 @@ def tiny_lake(tmp_path_factory):
     settings = Settings(lake=LakeSettings(root=str(root)))
     rng = np.random.default_rng(7)
     retrieval, churn = retrieval_rows(rng), churn_rows(rng)
-    items = demand_rows(rng, ITEMS, "item_id", "item_demand_v1", "demand")
+    items = demand_rows(rng, ITEMS, "item_id", "item_demand_v1", "demand", promotions=True)
     categories = demand_rows(rng, [f"c{n}" for n in range(5)], "category", "category_demand_v1", "category_demand")
     for name, frame in (
         ("training.retrieval", retrieval),
@@ -165,6 +173,7 @@ def tiny_lake(tmp_path_factory):
         ("user_activity_v2", churn, "user_id"),
         ("item_demand_v1", items, "item_id"),
         ("item_popularity_v2", items, "item_id"),
+        ("item_promotions_v1", items, "item_id"),
         ("category_demand_v1", categories, "category"),
     ):
         _write(settings, f"features.{view}", feature_rows(frame, key, view))

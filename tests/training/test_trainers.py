@@ -97,6 +97,19 @@ def test_demand_beats_seasonal_naive_and_forecasts_every_horizon(tiny_lake, tmp_
     forecasts = outputs(run_dir, tables.DEMAND_FORECASTS)
     assert set(forecasts["horizon_days"]) == {1, 3} and (forecasts["forecast_units"] >= 0).all()
     assert set(forecasts["level"]) == {"item"} and forecasts["series_id"].nunique() == 30
+    # Planned displays triple sales: the forecast with them exceeds the one without (the uplift),
+    # and an item with nothing planned has none; on held-out rows the data shows the lift too.
+    promoted = set(feature_rows_of(tiny_lake, "item_promotions_v1").query("display_days_next_7d > 0")["item_id"])
+    uplift = forecasts.assign(promoted=forecasts["series_id"].isin(promoted)).groupby("promoted")["uplift_units"]
+    assert uplift.min()[False] == 0 and uplift.max()[False] == 0
+    assert uplift.mean()[True] > 0.5
+    check = metrics["promotions"]
+    assert check["promoted_rows"] > 0 and check["observed_lift_promoted"] > 2 * check["observed_lift_not_promoted"]
+    assert check["predicted_uplift_share"] > 0.5
+
+
+def feature_rows_of(settings, view: str) -> pd.DataFrame:
+    return DeltaTable(tables.table_path(f"features.{view}", settings)).to_pandas()
 
 
 def test_category_demand_trains_on_a_handful_of_series(tiny_lake, tmp_path):

@@ -34,6 +34,13 @@ from lakecart.training.tasks.base import (
 )
 
 LABEL = re.compile(r"^units_next_(\d+)d$")
+# Known-in-advance promotion inputs: days with a display or mailer planned in the next w days.
+UPCOMING = re.compile(r"__(display|mailer)_days_next_\d+d$")
+
+
+def without_upcoming_promotions(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """The same rows with no promotion planned ahead: the counterfactual of the uplift."""
+    return frame.assign(**{c: 0 for c in columns})
 
 
 class DemandTask(ModelTask):
@@ -41,7 +48,8 @@ class DemandTask(ModelTask):
     dataset_kind = "demand"
     shard_key = "item_id"
     key = "item_id"
-    views = ("item_demand_v1", "item_popularity_v2")
+    # item_promotions_v1: known-in-advance promotions (absent for a shop that sends none).
+    views = ("item_demand_v1", "item_popularity_v2", "item_promotions_v1")
     primary_metric = "mase_mean"
     higher_is_better = False
     defaults = {"epochs": 30, "global_batch_size": 128, "learning_rate": 0.003}
@@ -139,6 +147,9 @@ class DemandTask(ModelTask):
                 target[f"pooled_mase@{h}d"] = mase(actual, forecast, scale)
         for values in (result["test"], *result["baselines"].values()):
             values["mase_mean"] = float(np.mean([v for k, v in values.items() if k.startswith("mase@")]))
+        check = self.promotion_check(model, test, forecasts)
+        if check:
+            result["promotions"] = check
         result["improvement_vs_best_baseline"] = {
             k: 1.0 - result["test"][k] / min(b[k] for b in result["baselines"].values())
             for k in result["test"]
@@ -152,9 +163,53 @@ class DemandTask(ModelTask):
         frame = features_as_of(self.settings, self.views, self.key, as_of, how="left")
         return frame.assign(observation_date=as_of) if not frame.empty else frame
 
+    def upcoming_promotion_columns(self) -> list[str]:
+        return [c for c in self.state["features"] if UPCOMING.search(c)]
+
     def outputs(self, model, as_of: date) -> dict[str, pd.DataFrame]:
         frame = self.serving_frame(as_of)
-        return self.forecast_rows(frame, as_of, self.predict(model, frame)) if not frame.empty else {}
+        if frame.empty:
+            return {}
+        forecasts = self.predict(model, frame)
+        rows = self.forecast_rows(frame, as_of, forecasts)
+        promotions = self.upcoming_promotion_columns()
+        if promotions:
+            # The forecast with and without the promotions planned ahead: their expected effect.
+            without = self.predict(model, without_upcoming_promotions(frame, promotions))
+            rows[tables.DEMAND_FORECASTS]["uplift_units"] = (forecasts - without).ravel().astype("float32")
+        return rows
+
+    def promotion_check(self, model, test: pd.DataFrame, forecasts: np.ndarray) -> dict:
+        """On held-out rows with a promotion planned in the horizon: how many, the model's MASE there
+        against the moving average's, the uplift the model predicts and the lift the data shows
+        (actual units over the 28-day moving average's forecast, promoted vs not promoted rows)."""
+        promotions = self.upcoming_promotion_columns()
+        if not promotions or test.empty:
+            return {}
+        promoted = (test[promotions].apply(pd.to_numeric, errors="coerce").fillna(0) > 0).any(axis=1).to_numpy()
+        if not promoted.any():
+            return {"promoted_rows": 0}
+        without = self.predict(model, without_upcoming_promotions(test, promotions))
+        h = self.state["horizons"][-1]
+        actual = test[f"units_next_{h}d"].to_numpy(dtype="float64")
+        average = self.baseline_forecasts(test, h)["moving_average_28d"]
+
+        def lift(mask: np.ndarray) -> float | None:
+            base = average[mask]
+            return float(actual[mask].sum() / base.sum()) if mask.any() and base.sum() > 0 else None
+
+        scale = self.state["scales"][-1]
+        return {
+            "horizon_days": h,
+            "promoted_rows": int(promoted.sum()),
+            "mase_promoted": mase(actual[promoted], forecasts[promoted, -1], scale),
+            "mase_promoted_moving_average_28d": mase(actual[promoted], average[promoted], scale),
+            "predicted_uplift_share": float(
+                (forecasts[promoted, -1] - without[promoted, -1]).sum() / max(without[promoted, -1].sum(), 1e-9)
+            ),
+            "observed_lift_promoted": lift(promoted),
+            "observed_lift_not_promoted": lift(~promoted),
+        }
 
     def baseline_outputs(self, train: pd.DataFrame, as_of: date) -> dict[str, dict[str, pd.DataFrame]]:
         frame = self.serving_frame(as_of)
