@@ -12,6 +12,18 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${LAKECART_VENV_DIR:-$ROOT/.venv}"
 DELTA_VERSION="4.4.0"
 DELTA_ARTIFACTS=("io.delta:delta-spark_4.1_2.13:${DELTA_VERSION}" "io.delta:delta-storage:${DELTA_VERSION}")
+# s3a:// lakes: hadoop-aws of pyspark's Hadoop (hadoop-client-api-3.4.2 in pyspark/jars) and the AWS SDK
+# v2 modules it uses (its pom's runtime closure, 12 MB), not the 640 MB SDK bundle it names; Spark ships
+# the rest (netty, httpclient, commons-codec, slf4j). Loaded only when the lake is on object storage.
+HADOOP_VERSION="3.4.2"
+AWS_SDK_VERSION="2.29.52"
+AWS_SDK_MODULES=(annotations apache-client arns auth aws-core aws-query-protocol aws-xml-protocol checksums
+  checksums-spi crt-core endpoints-spi http-auth http-auth-aws http-auth-aws-eventstream http-auth-spi
+  http-client-spi identity-spi json-utils metrics-spi netty-nio-client profiles protocol-core regions retries
+  retries-spi s3 s3-transfer-manager sdk-core sts third-party-jackson-core utils)
+S3_ARTIFACTS=("org.apache.hadoop:hadoop-aws:${HADOOP_VERSION}" "org.reactivestreams:reactive-streams:1.0.4"
+  "software.amazon.eventstream:eventstream:1.0.1" "software.amazon.s3.analyticsaccelerator:analyticsaccelerator-s3:1.2.1")
+for module in "${AWS_SDK_MODULES[@]}"; do S3_ARTIFACTS+=("software.amazon.awssdk:${module}:${AWS_SDK_VERSION}"); done
 WANT="${1:-all}"   # pipeline | airflow | all
 
 say() { printf '\033[1m[bootstrap]\033[0m %s\n' "$*"; }
@@ -42,24 +54,39 @@ check_prerequisites() {
 
 lock_hash() { cat "$@" | sha256sum | cut -c1-16; }
 
+fetch_jars() {  # fetch_jars DEST ARTIFACT...: each group:name:version jar from Maven Central into DEST
+  local dest="$1" tmp
+  shift
+  mkdir -p "$dest"
+  tmp="$(mktemp -d)"
+  for artifact in "$@"; do
+    IFS=: read -r group name version <<<"$artifact"
+    local file="${group//.//}/${name}/${version}/${name}-${version}.jar"
+    # The local Maven repository when it has the jar, else Maven Central (curl: one JVM start per
+    # artifact with mvn took 3 minutes for the S3 set), else mvn (its mirrors and proxies).
+    cp "$HOME/.m2/repository/$file" "$tmp/" 2>/dev/null ||
+      curl -fsSL -o "$tmp/${name}-${version}.jar" "https://repo1.maven.org/maven2/$file" ||
+      { command -v mvn >/dev/null 2>&1 && mvn -q dependency:copy -Dartifact="$artifact" -DoutputDirectory="$tmp" >/dev/null 2>&1; } ||
+      die "could not fetch $artifact from Maven Central"
+  done
+  mv "$tmp"/*.jar "$dest/" && rmdir "$tmp"
+}
+
 fetch_delta_jars() {
   # Spark could resolve these itself (spark.jars.packages) at every session start; fetching them
   # once makes sessions start faster and work offline afterwards.
-  local dest="$VENV/pipeline/share/lakecart/jars" tmp
-  mkdir -p "$dest"
-  tmp="$(mktemp -d)"
-  for artifact in "${DELTA_ARTIFACTS[@]}"; do
-    IFS=: read -r group name version <<<"$artifact"
-    local url="https://repo1.maven.org/maven2/${group//.//}/${name}/${version}/${name}-${version}.jar"
-    if command -v mvn >/dev/null 2>&1; then
-      mvn -q dependency:copy -Dartifact="$artifact" -DoutputDirectory="$tmp" >/dev/null 2>&1 ||
-        curl -fsSL -o "$tmp/${name}-${version}.jar" "$url"
-    else
-      curl -fsSL -o "$tmp/${name}-${version}.jar" "$url"
-    fi || die "could not fetch $artifact from Maven Central"
-  done
-  mv "$tmp"/*.jar "$dest/" && rmdir "$tmp"
+  local dest="$VENV/pipeline/share/lakecart/jars"
+  fetch_jars "$dest" "${DELTA_ARTIFACTS[@]}"
   say "Delta jars in $dest"
+}
+
+fetch_s3_jars() {
+  local dest="$VENV/pipeline/share/lakecart/jars-s3" bundled
+  bundled="$(ls "$VENV"/pipeline/lib/python3.11/site-packages/pyspark/jars/hadoop-client-api-*.jar 2>/dev/null || true)"
+  [[ "$bundled" == *"hadoop-client-api-${HADOOP_VERSION}.jar" ]] ||
+    die "pyspark bundles ${bundled##*/}, not Hadoop ${HADOOP_VERSION}: update HADOOP_VERSION and the AWS SDK list (hadoop-aws's pom)"
+  fetch_jars "$dest" "${S3_ARTIFACTS[@]}"
+  say "hadoop-aws and AWS SDK jars in $dest"
 }
 
 build_pipeline() {
@@ -78,6 +105,7 @@ build_pipeline() {
   fi
   "$env/bin/pip" install -q --no-deps -e "$ROOT"
   fetch_delta_jars
+  fetch_s3_jars
   say "recording the JVM class-data archive for local Spark sessions (about a minute, once)"
   # An optimisation only (every local Spark start ~6 s faster, BENCHMARKS.md): never fatal.
   "$env/bin/python" -m lakecart.spark >/dev/null || say "could not record the class-data archive; Spark starts slower"

@@ -10,7 +10,9 @@ import sys
 import tempfile
 from pathlib import Path
 
+from lakecart import storage
 from lakecart.config import Settings, get_settings
+from lakecart.errors import ConfigError
 from lakecart.lineage import commit_metadata
 
 log = logging.getLogger(__name__)
@@ -19,6 +21,34 @@ log = logging.getLogger(__name__)
 def bundled_jars_dir() -> Path:
     """Where ``infra/bootstrap.sh`` puts the Delta jars it fetched with Maven."""
     return Path(sys.prefix) / "share" / "lakecart" / "jars"
+
+
+def s3_jars_dir() -> Path:
+    """Where ``infra/bootstrap.sh`` puts hadoop-aws and the AWS SDK modules it needs (s3a:// lakes)."""
+    return Path(sys.prefix) / "share" / "lakecart" / "jars-s3"
+
+
+def s3_jars(jars_dir: str = "") -> list[Path]:
+    """The jars an ``s3a://`` lake needs: from ``spark.jars_dir`` when one is set (it must then hold
+    hadoop-aws), else the ones bootstrap fetched; a ConfigError that says how to get them otherwise."""
+    folder = Path(jars_dir) if jars_dir else s3_jars_dir()
+    jars = sorted(folder.glob("*.jar")) if folder.is_dir() else []
+    if not any(j.name.startswith("hadoop-aws-") for j in jars):
+        raise ConfigError(
+            f"the lake is on object storage but {folder} holds no hadoop-aws jar: run `infra/bootstrap.sh pipeline` "
+            "(it fetches them), or put hadoop-aws and the AWS SDK in spark.jars_dir"
+        )
+    return [] if jars_dir else jars  # jars_dir's own jars are on the class path already
+
+
+def hadoop_version() -> str:
+    """The Hadoop version pyspark bundles (hadoop-aws must be the same one)."""
+    import pyspark
+
+    found = sorted((Path(pyspark.__file__).parent / "jars").glob("hadoop-client-api-*.jar"))
+    if not found:
+        raise ConfigError("pyspark bundles no hadoop-client-api jar: cannot tell which hadoop-aws it needs")
+    return found[-1].name.removeprefix("hadoop-client-api-").removesuffix(".jar")
 
 
 def class_archive_path() -> Path:
@@ -148,22 +178,30 @@ def get_spark(settings: Settings | None = None, app_name: str | None = None):
         .config("spark.executor.extraJavaOptions", "-Duser.timezone=UTC")
         .config("spark.executorEnv.ARROW_DEFAULT_MEMORY_POOL", os.environ["ARROW_DEFAULT_MEMORY_POOL"])
     )
-    for key, value in cfg.conf.items():
+    # An object-store lake: hadoop-aws's endpoint and addressing (from the environment); spark.conf wins.
+    for key, value in {**storage.spark_conf(settings.lake.root), **cfg.conf}.items():
         builder = builder.config(key, value)
 
     jars_dir = Path(cfg.jars_dir) if cfg.jars_dir else bundled_jars_dir()
     jars = sorted(jars_dir.glob("*.jar")) if jars_dir.is_dir() else []
+    on_object_store = storage.is_object_store(settings.lake.root)
+    # hadoop-aws and the AWS SDK only when the lake is in a bucket: local sessions stay as they were.
+    s3 = s3_jars(cfg.jars_dir) if jars and on_object_store else []
     if jars and cfg.master.startswith("local"):
         # On the JVM's own class path (one JVM in local mode), Delta's classes go into the class-data
         # archive too; jars added with spark.jars load through Spark's own class loader, which the
         # archive cannot hold, and the first Delta query then takes seconds longer.
         builder = builder.config("spark.driver.extraClassPath", os.pathsep.join(str(j) for j in jars))
+        if s3:
+            # Not on the class path: that would no longer match the archive's and lose it altogether.
+            builder = builder.config("spark.jars", ",".join(str(j) for j in s3))
     elif jars:
-        builder = builder.config("spark.jars", ",".join(str(j) for j in jars))
+        builder = builder.config("spark.jars", ",".join(str(j) for j in [*jars, *s3]))
     else:
         from delta import configure_spark_with_delta_pip
 
-        builder = configure_spark_with_delta_pip(builder)
+        packages = [f"org.apache.hadoop:hadoop-aws:{hadoop_version()}"] if on_object_store else None
+        builder = configure_spark_with_delta_pip(builder, extra_packages=packages)
 
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("INFO" if verbose else "WARN")
