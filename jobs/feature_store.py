@@ -18,6 +18,7 @@ from lakecart.errors import LakecartError, UsageError
 from lakecart.features import REGISTRY, VIEWS, FeatureView
 from lakecart.features.definitions import FEATURE_DATE
 from lakecart.features.registry import ACTIVE, REMOVED, Change, check_applicable, plan
+from lakecart.storage import is_delta, open_delta
 
 log = logging.getLogger(__name__)
 
@@ -32,12 +33,11 @@ def view_path(view: FeatureView, settings: Settings) -> str:
 
 def applied_rows(settings: Settings) -> list[dict]:
     """The registry's rows (delta-rs: planning needs no Spark)."""
-    from deltalake import DeltaTable
 
     path = tables.table_path(tables.FEATURE_REGISTRY, settings)
-    if not DeltaTable.is_deltatable(path):
+    if not is_delta(path):
         return []
-    return DeltaTable(path).to_pyarrow_table().to_pylist()
+    return open_delta(path).to_pyarrow_table().to_pylist()
 
 
 def plan_changes(settings: Settings, remove: Sequence[str] = (), views: Sequence[FeatureView] = VIEWS) -> list[Change]:
@@ -107,8 +107,6 @@ def get_features(settings: Settings, view_name: str, keys: Sequence[str], as_of:
     """Each key's newest row of ``view_name`` that was known at ``as_of`` and still fresh (the
     view's time-to-live), as a pandas DataFrame; keys without one are listed with nulls. The same
     read (``training.data.features_as_of``) gives the models' outputs their features."""
-    from deltalake import DeltaTable
-
     from lakecart.training.data import features_as_of
 
     view = REGISTRY.get(view_name.removeprefix("features."))
@@ -119,7 +117,7 @@ def get_features(settings: Settings, view_name: str, keys: Sequence[str], as_of:
             f"{view.table_name} has keys {view.entity.keys}: give each key as {','.join(view.entity.keys)}"
         )
     path = view_path(view, settings)
-    if not DeltaTable.is_deltatable(path):
+    if not is_delta(path):
         raise NotApplied(f"{view.qualified_name} has no table at {path}: apply and materialise it first")
     wanted = [tuple(k.split(",")) for k in keys]
     rows = features_as_of(path, view.entity.keys, view.ttl, as_of, keys=wanted)

@@ -18,6 +18,7 @@ from importlib import import_module
 from pathlib import Path
 
 from lakecart.config import Settings, get_settings
+from lakecart.storage import table_folders
 
 
 class Table(str):
@@ -383,18 +384,14 @@ def lake_tables_root(settings: Settings | None = None) -> str:
 def register_tables(spark, settings: Settings | None = None) -> list[str]:
     """Make the lake's tables queryable by name (``SELECT ... FROM features.user_activity_v2``): one
     database per layer, each table an external Delta table at its location. Metadata only; tables
-    already registered are left alone. A local lake is listed from disk (a folder whose ``_delta_log``
-    holds no commit yet is skipped); an object-store lake registers its tables once in a shared
-    metastore instead (see README, "Querying the lake")."""
-    root = Path(lake_tables_root(settings))
-    if not root.is_dir():
-        return []
+    already registered are left alone. The lake is listed where it is, on disk or in a bucket (a folder
+    whose ``_delta_log`` holds no commit yet is skipped); a shared metastore can register an
+    object-store lake's tables once instead (see README, "Querying the lake")."""
     registered = []
-    for log_dir in sorted(root.glob("*/*/_delta_log")):
-        if not any(log_dir.glob("*.json")) and not any(log_dir.glob("*.checkpoint*.parquet")):
+    for folder in table_folders(lake_tables_root(settings)):
+        if not folder.committed:
             continue  # a first commit that never finished: not a table (``lakecart tables`` reports it)
-        table_dir = log_dir.parent
-        layer, name = table_dir.parent.name, table_dir.name
+        table_dir, layer, name = folder.uri, folder.layer, folder.name
         spark.sql(f"CREATE DATABASE IF NOT EXISTS `{layer}`")
         if _registered_location(spark, layer, name) not in (None, f"file:{table_dir}", str(table_dir)):
             # Registered earlier in this session for another lake root: point the name here. The

@@ -9,16 +9,16 @@ from datetime import timedelta
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-from deltalake import DeltaTable
 
 from lakecart.errors import UnknownTrainingSet
 from lakecart.features.definitions import AVAILABLE_AT, FEATURE_DATE
+from lakecart.storage import open_delta
 
 
 def dataset_fragments(table_uri: str, dataset_id: str) -> list:
     """The data files of one training set as the Delta log lists them (never a directory scan),
     as pyarrow fragments on whatever filesystem the table lives on, in a stable order."""
-    dataset = DeltaTable(table_uri).to_pyarrow_dataset(file_pruning_predicate=[("dataset_id", "=", dataset_id)])
+    dataset = open_delta(table_uri).to_pyarrow_dataset(file_pruning_predicate=[("dataset_id", "=", dataset_id)])
     return sorted(dataset.get_fragments(), key=lambda fragment: fragment.path)
 
 
@@ -48,7 +48,7 @@ def read_shard(
 
 def numeric_columns(table_uri: str) -> list[str]:
     """Names of the table's numeric (integer or floating) columns, from its schema."""
-    schema = DeltaTable(table_uri).to_pyarrow_dataset().schema
+    schema = open_delta(table_uri).to_pyarrow_dataset().schema
     return [f.name for f in schema if pa.types.is_integer(f.type) or pa.types.is_floating(f.type)]
 
 
@@ -70,7 +70,7 @@ def features_as_of(
     """
     at = pd.Timestamp(at)
     at = at.tz_localize("UTC") if at.tzinfo is None else at.tz_convert("UTC")
-    dataset = DeltaTable(table_uri).to_pyarrow_dataset()
+    dataset = open_delta(table_uri).to_pyarrow_dataset()
     known_type = dataset.schema.field(AVAILABLE_AT).type
     # Compared in the column's own type: a timestamp with a zone, or a naive one holding UTC.
     as_column = lambda t: pa.scalar(t if known_type.tz else t.tz_convert(None), type=known_type)  # noqa: E731
@@ -97,7 +97,7 @@ def read_delta(
     table_uri: str, columns: list[str] | None = None, filters=None, version: int | None = None
 ) -> pd.DataFrame:
     """A Delta table (at ``version``, else its newest) as pandas, through delta-rs."""
-    return DeltaTable(table_uri, version=version).to_pandas(columns=columns, filters=filters)
+    return open_delta(table_uri, version=version).to_pandas(columns=columns, filters=filters)
 
 
 def read_pinned(settings, dataset_id: str, table: str, columns: list[str] | None = None) -> pd.DataFrame:

@@ -28,11 +28,12 @@ from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
-from deltalake import CommitProperties, DeltaTable, write_deltalake
+from deltalake import CommitProperties, write_deltalake
 
 from lakecart import lineage, tables
 from lakecart.config import Settings
 from lakecart.errors import LakecartError
+from lakecart.storage import is_delta, open_delta, storage_options
 from lakecart.training.tasks import TASKS
 from lakecart.training.tasks.base import ModelTask, TrainParams
 from lakecart.training.worker import BASELINES, LATEST, OUTPUTS
@@ -75,7 +76,8 @@ def replace_version(path: str, frame: pd.DataFrame, version: str, metadata: str)
     """Replace ``version``'s rows of the Delta table at ``path``; ``metadata``: the commit's userMetadata."""
     data = pa.Table.from_pandas(frame, preserve_index=False)
     commit = CommitProperties(custom_metadata={"userMetadata": metadata})
-    if DeltaTable.is_deltatable(path):
+    options = storage_options(path)
+    if is_delta(path):
         write_deltalake(
             path,
             data,
@@ -83,18 +85,19 @@ def replace_version(path: str, frame: pd.DataFrame, version: str, metadata: str)
             predicate=f"model_version = '{version}'",
             schema_mode="merge",
             commit_properties=commit,
+            storage_options=options,
         )
     else:
-        write_deltalake(path, data, mode="append", commit_properties=commit)
+        write_deltalake(path, data, mode="append", commit_properties=commit, storage_options=options)
 
 
 def champion(settings: Settings, model: str, exclude: str | None = None) -> dict | None:
     """The registry row of what was last published for ``model`` (newest created_at): a model, or
     a baseline published in its place (``kind``); None when nothing was."""
     path = tables.table_path(tables.MODEL_REGISTRY, settings)
-    if not DeltaTable.is_deltatable(path):
+    if not is_delta(path):
         return None
-    rows = DeltaTable(path).to_pandas(filters=[("model", "=", model), ("status", "=", "published")])
+    rows = open_delta(path).to_pandas(filters=[("model", "=", model), ("status", "=", "published")])
     rows = rows[rows["model_version"] != exclude] if exclude else rows
     if rows.empty:
         return None

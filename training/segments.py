@@ -27,6 +27,7 @@ import pandas as pd
 from lakecart import tables
 from lakecart.errors import LakecartError
 from lakecart.features.pit import feature_prefix
+from lakecart.storage import is_delta, open_delta
 
 log = logging.getLogger(__name__)
 
@@ -170,29 +171,25 @@ def profile(
 
 
 def _read_published(settings, table: str, model: str) -> pd.DataFrame | None:
-    from deltalake import DeltaTable
-
     from lakecart.training.publish import champion
 
     current = champion(settings, model)
     path = tables.table_path(table, settings)
-    if current is None or not DeltaTable.is_deltatable(path):
+    if current is None or not is_delta(path):
         return None
-    rows = DeltaTable(path).to_pandas(filters=[("model_version", "=", current["model_version"])])
+    rows = open_delta(path).to_pandas(filters=[("model_version", "=", current["model_version"])])
     return rows if len(rows) else None
 
 
 def _affinity(settings, as_of: date) -> pd.DataFrame | None:
     """Purchases per customer and category over 28 days, as of the end of ``as_of``."""
-    from deltalake import DeltaTable
-
     from lakecart.features import REGISTRY
     from lakecart.training import data as training_data
     from lakecart.training.tasks.base import serving_time
 
     view = REGISTRY[AFFINITY]
     path = tables.table_path(view.qualified_name, settings)
-    if not DeltaTable.is_deltatable(path):
+    if not is_delta(path):
         return None
     rows = training_data.features_as_of(path, view.entity.keys, view.ttl, serving_time(as_of))
     return pd.DataFrame(
@@ -201,12 +198,11 @@ def _affinity(settings, as_of: date) -> pd.DataFrame | None:
 
 
 def _attributes(settings) -> pd.DataFrame | None:
-    from deltalake import DeltaTable
 
     path = tables.table_path(tables.SILVER_USERS, settings)
-    if not DeltaTable.is_deltatable(path):
+    if not is_delta(path):
         return None
-    users = DeltaTable(path).to_pandas()
+    users = open_delta(path).to_pandas()
     out = pd.DataFrame({"user_id": users["user_id"].astype(str)})
     for column in ("region", "segment"):
         if column in users and users[column].notna().any():
