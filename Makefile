@@ -8,7 +8,7 @@ PYTEST_ARGS ?=
 LINTED := lakecart jobs features training dags tests benchmarks setup.py
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: demo test test-all test-cluster envs lint bench-demo clean help
+.PHONY: demo test test-all test-cluster test-s3 envs lint bench-demo clean help
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -32,6 +32,9 @@ test-all: envs  ## the whole suite, slow end-to-end tests included
 
 test-cluster: envs  ## the cluster tier: the pipeline on a local Spark standalone cluster equals local mode
 	@$(PIPELINE)/python -m pytest tests/cluster -m cluster --durations=5 $(PYTEST_ARGS)
+
+test-s3: envs  ## the s3 tier: the pipeline on a local S3 server (infra/s3/s3.sh) equals local disk
+	@$(PIPELINE)/python -m pytest tests/s3 -m s3 --durations=5 $(PYTEST_ARGS)
 
 lint: envs  ## ruff over the code
 	@$(PIPELINE)/ruff check $(LINTED) && $(PIPELINE)/ruff format --check $(LINTED)
