@@ -36,10 +36,12 @@ def tiny_spec():
 def launch(root: str, timings: Path, env_changes: dict[str, str], timeout: float = 600) -> subprocess.CompletedProcess:
     """The steps in a fresh process on the lake at ``root``; the caller's ``LAKECART_*`` are dropped."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("LAKECART_")}
-    env.update(LAKECART_LAKE__ROOT=root, **env_changes)
+    env.update(LAKECART_LAKE__ROOT=root, PYTHONPATH=str(REPO), **env_changes)
+    # In the timings' folder: GX still writes its project under a local path named after the lake
+    # root (``s3a:/<bucket>/reports/gx``, docs/lake.md), which must not land in the checkout.
     return subprocess.run(
         [sys.executable, "-m", "tests.s3.steps", str(timings)],
-        cwd=REPO,
+        cwd=timings.parent,
         env=env,
         capture_output=True,
         text=True,
