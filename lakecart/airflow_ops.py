@@ -208,7 +208,8 @@ def ensure_password(home: Path) -> tuple[str, Path]:
 
 def component_env(cfg: AirflowConfig) -> dict[str, str]:
     """What every Airflow process (and so every task) sees: its home, and the pipeline environment."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW__")}
+    # Not Airflow's own settings (airflow.cfg has them), nor ours for `up` (the password stays out of tasks).
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW__", "LAKECART_AIRFLOW_"))}
     env.update(
         AIRFLOW_HOME=str(cfg.home),
         # Tasks run `lakecart` from the pipeline environment (the DAGs put this first on PATH).
@@ -224,11 +225,10 @@ def component_env(cfg: AirflowConfig) -> dict[str, str]:
 # --- PostgreSQL --------------------------------------------------------------------------------------
 
 
-def _postgres(action: str, cfg: AirflowConfig, env: dict[str, str]) -> str:
+def _postgres(action: str, cfg: AirflowConfig) -> str:
     script = _repo_root() / "infra" / "airflow" / "postgres.sh"
-    done = subprocess.run(
-        ["bash", str(script), action], env={**env, "PGHOME": str(cfg.home / "postgres")}, capture_output=True, text=True
-    )
+    env = {**os.environ, "PGHOME": str(cfg.home / "postgres")}  # LAKECART_AIRFLOW_PG_PORT passes through
+    done = subprocess.run(["bash", str(script), action], env=env, capture_output=True, text=True)
     if done.returncode != 0:
         raise AirflowOpsError(f"postgres.sh {action} failed: {(done.stderr or done.stdout).strip()[-800:]}")
     sys.stderr.write(done.stderr)
@@ -353,7 +353,7 @@ def up(cfg: AirflowConfig | None = None, timeout: float = START_TIMEOUT_S) -> di
     }
     conn = None
     if cfg.db == "postgres":
-        conn = _postgres("start", cfg, env)  # prints the SQLAlchemy URL
+        conn = _postgres("start", cfg)  # prints the SQLAlchemy URL
         state["postgres"] = str(cfg.home / "postgres")
     write_airflow_cfg(cfg.home, cfg.dags, port=cfg.port, sql_alchemy_conn=conn, passwords_file=passwords_file)
     _write_state(cfg, state)  # recorded at once: `down` stops a half-started Airflow (and PostgreSQL) too
@@ -409,7 +409,7 @@ def down(home: Path | None = None) -> list[str]:
     stopped = _stop(procs, timeout=30.0)
     if state.get("postgres"):
         cfg = AirflowConfig(home=home, port=0, db="postgres")
-        _postgres("stop", cfg, component_env(cfg))
+        _postgres("stop", cfg)
         stopped.append(f"postgres ({state['postgres']})")
     run_dir = home / "run"
     for proc in state["processes"]:
@@ -480,25 +480,26 @@ def main(argv: list[str] | None = None, prog: str = "airflow.sh") -> int:
         return 1
 
 
-def run(action: str, db: str | None = None, port: int | None = None, as_json: bool = False) -> int:
-    """The three actions with their console output (the CLI and infra/airflow/airflow.sh share it)."""
+def run(action: str, db: str | None = None, port: int | None = None, as_json: bool = False, emit=print) -> int:
+    """The three actions with their console output (the CLI and infra/airflow/airflow.sh share it);
+    ``emit`` writes a result (the CLI's keeps stdout for it under ``--json``)."""
     if action == "up":
         state = up(AirflowConfig.from_env(db=db, port=port))
         if as_json:
-            print(json.dumps(state, indent=2))
+            emit(json.dumps(state, indent=2))
         else:
             again = " (already running)" if state.get("already_running") else ""
-            print(f"Airflow up{again}: scheduler, dag-processor, triggerer, api-server (pids in {state['home']}/run)")
-            print(f"DAGs unpaused: {', '.join(UNPAUSED)}; pool lakecart_training (1 slot)")
-            print(login_help(state))
+            emit(f"Airflow up{again}: scheduler, dag-processor, triggerer, api-server (pids in {state['home']}/run)")
+            emit(f"DAGs unpaused: {', '.join(UNPAUSED)}; pool lakecart_training (1 slot)")
+            emit(login_help(state))
         return 0
     if action == "down":
         stopped = down()
         text = f"stopped {', '.join(stopped)}" if stopped else "Airflow: nothing was running"
-        print(json.dumps(stopped) if as_json else text)
+        emit(json.dumps(stopped) if as_json else text)
         return 0
     info = status()
-    print(json.dumps(info, indent=2) if as_json else _render_status(info))
+    emit(json.dumps(info, indent=2) if as_json else _render_status(info))
     return 0 if info["running"] else 3  # LSB: 3 = not running
 
 

@@ -356,11 +356,12 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from lakecart.jobs.validate import expand_targets, run_validate
     from lakecart.quality import ValidationFailed
 
+    settings = get_settings()
     try:
-        targets = expand_targets(args.table)
+        targets = expand_targets(args.table, settings)
     except ValueError as exc:  # a pattern that matches nothing: the message lists the known targets
         raise UsageError(str(exc)) from None
-    spark, settings, failed, outcomes = _spark("validate"), get_settings(), [], []
+    spark, failed, outcomes = _spark("validate"), [], []
     for table in targets:
         try:
             outcome = run_validate(spark, settings, table, args.date, args.lookback_days)
@@ -468,7 +469,7 @@ def cmd_cluster(args: argparse.Namespace) -> int:
 def cmd_airflow(args: argparse.Namespace) -> int:
     from lakecart import airflow_ops
 
-    return airflow_ops.run(args.action, db=args.db, port=args.port, as_json=args.json)
+    return airflow_ops.run(args.action, db=args.db, port=args.port, as_json=args.json, emit=_emit)
 
 
 def cmd_runlog_record(args: argparse.Namespace) -> int:

@@ -16,6 +16,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import lakecart
+from lakecart.airflow_ops import STATE_FILE, write_airflow_cfg
 from lakecart.config import get_settings
 
 DAG_ID = "lakecart_pipeline"
@@ -58,6 +59,11 @@ def run_dag(lake_root: Path, end: date, conf: dict, capture: bool = False, dag_i
     home = lake_root / "airflow"
     home.mkdir(parents=True, exist_ok=True)
     env = airflow_env(lake_root, home)
+    # An airflow.cfg a person can read and `lakecart airflow up` reuses: our DAGs, no examples,
+    # 127.0.0.1, logs in <home>/logs (Airflow would otherwise write its defaults: 0.0.0.0, example
+    # DAGs, a dags folder that does not exist). A running `lakecart airflow up` keeps its own.
+    if not (home / "run" / STATE_FILE).exists():
+        write_airflow_cfg(home, dags_folder())
     airflow = str(airflow_bin() / "airflow")
     subprocess.run([airflow, "db", "migrate"], env=env, check=True, capture_output=True)
     command = [airflow, "dags", "test", dag_id, end.isoformat(), "--conf", json.dumps(conf)]
