@@ -356,12 +356,11 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from lakecart.jobs.validate import expand_targets, run_validate
     from lakecart.quality import ValidationFailed
 
-    settings = get_settings()
     try:
-        targets = expand_targets(args.table, settings)
+        targets = expand_targets(args.table)
     except ValueError as exc:  # a pattern that matches nothing: the message lists the known targets
         raise UsageError(str(exc)) from None
-    spark, failed, outcomes = _spark("validate"), [], []
+    spark, settings, failed, outcomes = _spark("validate"), get_settings(), [], []
     for table in targets:
         try:
             outcome = run_validate(spark, settings, table, args.date, args.lookback_days)
