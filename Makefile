@@ -23,7 +23,7 @@ demo: envs  ## generate demo data and run both DAGs (pipeline, then training) th
 test: envs  ## ruff, then the default test suite (slow end-to-end tests excluded)
 	@$(PIPELINE)/ruff check $(LINTED) && $(PIPELINE)/ruff format --check -q $(LINTED)
 	@set -o pipefail; rc=0; \
-	$(PIPELINE)/python -m pytest tests --ignore=tests/dags -m "not slow and not cluster" --durations=15 $(PYTEST_ARGS) || { s=$$?; [ $$s -eq 5 ] || rc=$$s; }; \
+	$(PIPELINE)/python -m pytest tests --ignore=tests/dags -m "not slow and not cluster and not s3" --durations=15 $(PYTEST_ARGS) || { s=$$?; [ $$s -eq 5 ] || rc=$$s; }; \
 	$(AIRFLOW)/python -m pytest tests/dags $(PYTEST_ARGS) || { s=$$?; [ $$s -eq 5 ] || rc=$$s; }; \
 	exit $$rc
 

@@ -32,6 +32,10 @@ def order_line_purchases(lines: DataFrame, items: DataFrame | None = None) -> Da
     else:
         lines = lines.withColumn("_category", F.lit(None).cast("string"))
     paid = F.when(F.col("quantity") > 0, F.col("revenue") / F.col("quantity"))
+
+    def optional(name: str, dtype: str):  # lineage columns a hand-built frame may not carry
+        return (F.col(name) if name in lines.columns else F.lit(None)).cast(dtype).alias(name)
+
     shopper = F.col("user_id")
     return lines.select(
         F.concat_ws(":", F.lit("order"), "order_id", "item_id").alias("event_id"),
@@ -48,12 +52,12 @@ def order_line_purchases(lines: DataFrame, items: DataFrame | None = None) -> Da
         F.lit("orders").alias("channel"),
         F.col("order_time").alias("event_time"),
         F.concat_ws("@", shopper, F.concat(F.lit("order:"), "order_id")).alias("session_key"),
-        "extra",
+        optional("extra", "map<string,string>"),
         F.col("order_date").alias("event_date"),
-        "ingest_date",
-        "source_file",
-        "source_line",
-        "batch_id",
+        optional("ingest_date", "date"),
+        optional("source_file", "string"),
+        optional("source_line", "long"),
+        optional("batch_id", "string"),
     )
 
 

@@ -263,6 +263,11 @@ def source_present(spark: SparkSession, settings: Settings, source: RawSource) -
     return _path_exists(spark, f"{settings.lake.raw}/{source.name}")
 
 
+def raw_source_present(spark: SparkSession, settings: Settings, folder: str) -> bool:
+    """Whether ``raw/<folder>/`` exists at all (``events``, ``catalog``, ...)."""
+    return _path_exists(spark, f"{settings.lake.raw}/{folder}")
+
+
 def read_raw(spark: SparkSession, paths: list[str]) -> DataFrame:
     """``raw`` text, ``source_file`` and ``source_line`` of every record in ``paths``, whatever their
     format: a JSON line as it is; a CSV or Parquet row rendered as a JSON object of its columns (a CSV

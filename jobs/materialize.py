@@ -163,9 +163,62 @@ def source_exists(settings: Settings, table: str) -> bool:
     return DeltaTable.is_deltatable(tables.table_path(table, settings))
 
 
+def view_source_exists(settings: Settings, source: str) -> bool:
+    """Clickstream views compute from *interactions* (``features.sources``): the clickstream, the
+    order lines, or both, so a shop that sends either has them."""
+    if source == EVENTS_SOURCE:
+        return source_exists(settings, EVENTS_SOURCE) or source_exists(settings, ORDER_LINES_SOURCE)
+    return source_exists(settings, source)
+
+
+# The ledger of the raw files behind each source a view reads.
+_LEDGERS = {EVENTS_SOURCE: tables.INGEST_LEDGER, ORDER_LINES_SOURCE: tables.ORDERS_LEDGER}
+
+
+def published_days(settings: Settings, table: str) -> set[date]:
+    """Days whose raw files were published, whether or not they held a record: a closed shop's empty
+    file (the export says nothing was sold) accounts for its day, a day with no file does not."""
+    from deltalake import DeltaTable
+
+    ledger = _LEDGERS.get(table)
+    path = tables.table_path(ledger, settings) if ledger else None
+    if path is None or not DeltaTable.is_deltatable(path):
+        return set()
+    rows = DeltaTable(path).to_pyarrow_table(columns=["ingest_date", "status"]).to_pylist()
+    return {r["ingest_date"] for r in rows if r["status"] == "published" and r["ingest_date"] is not None}
+
+
+def source_files(settings: Settings, source: str) -> dict[date, tuple[str, ...]]:
+    """Partition day -> data files of what a view of ``source`` reads; for clickstream views, the
+    files of the clickstream and of the order lines (either may be absent)."""
+    tables_read = (EVENTS_SOURCE, ORDER_LINES_SOURCE) if source == EVENTS_SOURCE else (source,)
+    merged: dict[date, tuple[str, ...]] = {}
+    for table in tables_read:
+        if not source_exists(settings, table):
+            continue
+        for day, paths in partition_files(settings, SILVER_SOURCES[table]).items():
+            merged[day] = tuple(sorted((*merged.get(day, ()), *paths)))
+    return merged
+
+
+def accounted_days(settings: Settings, source: str) -> set[date]:
+    tables_read = (EVENTS_SOURCE, ORDER_LINES_SOURCE) if source == EVENTS_SOURCE else (source,)
+    return set().union(*(published_days(settings, t) for t in tables_read))
+
+
 def read_source(spark: SparkSession, settings: Settings, table: str) -> DataFrame:
-    """A view source as its transforms get it: order lines joined with the catalogue's category,
-    category_levels and brand (null where the catalogue has no row, or there is no catalogue)."""
+    """A view source as its transforms get it: for clickstream views, interactions (clickstream and
+    order lines, purchases from the orders when there are any: ``features.sources``); order lines
+    joined with the catalogue's category, category_levels and brand (null where the catalogue has
+    no row, or there is no catalogue)."""
+    if table == EVENTS_SOURCE:
+        from lakecart.features.sources import interactions
+
+        def load(name: str) -> DataFrame | None:
+            exists = source_exists(settings, name)
+            return spark.read.format("delta").load(tables.table_path(name, settings)) if exists else None
+
+        return interactions(load(EVENTS_SOURCE), load(ORDER_LINES_SOURCE), load(tables.SILVER_ITEMS))
     frame = spark.read.format("delta").load(tables.table_path(table, settings))
     if table != ORDER_LINES_SOURCE:
         return frame
@@ -206,7 +259,7 @@ def _select(settings: Settings, views: Sequence[str] | None) -> tuple[list[Featu
     views named (refused, not skipped, when their source is absent)."""
     named = [REGISTRY[name.removeprefix("features.")] for name in views] if views else None
     candidates = named or list(REGISTRY.values())
-    present = {s: source_exists(settings, s) for s in sorted({v.source for v in candidates})}
+    present = {s: view_source_exists(settings, s) for s in sorted({v.source for v in candidates})}
     absent = [v for v in candidates if not present[v.source]]
     if named and absent:
         raise SourceAbsent(
@@ -239,25 +292,31 @@ def run_materialize(
     selected, skipped = _select(settings, views)
     require_applied(settings, selected)
     sources = [SILVER_SOURCES[s] for s in sorted({v.source for v in selected})]
-    files = {s.table: partition_files(settings, s) for s in sources}
+    files = {s.table: source_files(settings, s.table) for s in sources}
     days = [start + timedelta(days=n) for n in range((end - start).days + 1)]
     # A day without events (or order lines) is missing data (not published yet, or its batch failed
     # its gate), not a day nobody shopped: refuse before writing anything rather than publish
     # "inactive" features.
-    empty = {s.table: [day for day in days if not files[s.table].get(day)] for s in sources if not s.empty_days_ok}
+    accounted = {s.table: accounted_days(settings, s.table) for s in sources if not s.empty_days_ok}
+    empty = {
+        table: [day for day in days if not files[table].get(day) and day not in seen]
+        for table, seen in accounted.items()
+    }
     if any(empty.values()):
         raise NoSilverInput(
             "; ".join(f"{', '.join(map(str, e))}: no rows in {table}" for table, e in empty.items() if e)
             + "; publish those days first (`lakecart ingest publish` after their gate passed) or materialise "
             "a range without them"
         )
-    catalogue = catalogue_files(settings) if ORDER_LINES_SOURCE in files else ()
+    has_orders = source_exists(settings, ORDER_LINES_SOURCE)
+    catalogue = catalogue_files(settings) if has_orders else ()
     frames = {s.table: read_source(spark, settings, s.table) for s in sources}
     reports = {}
     for view in selected:
         report = reports[view.table_name] = MaterializeReport(view.table_name)
         recorded = {} if force else _recorded_signatures(settings, view)
-        extra = catalogue if view.source == ORDER_LINES_SOURCE else ()
+        # Order lines (as themselves, or as the purchases of interactions) take categories from the catalogue.
+        extra = catalogue if view.source in (ORDER_LINES_SOURCE, EVENTS_SOURCE) else ()
         wanted = {day: input_signature(view, day, files[view.source], extra) for day in days}
         todo = [day for day in days if recorded.get(day) != wanted[day]]
         report.skipped_days = [d.isoformat() for d in days if d not in todo]

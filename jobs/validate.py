@@ -56,15 +56,40 @@ def known_targets() -> list[str]:
     return sorted({*with_suites, *silver, *(v.qualified_name for v in REGISTRY.values())})
 
 
-def expand_targets(patterns: list[str]) -> list[str]:
-    """Table names, with shell-style patterns (``features.user_*``) expanded over the known targets."""
+def expand_targets(patterns: list[str], settings: Settings | None = None) -> list[str]:
+    """Table names, with shell-style patterns (``features.user_*``) expanded over the known targets.
+    With ``settings``, a pattern leaves out the feature views whose source this lake does not have
+    (a shop without promotions has no ``item_promotions_v1`` to validate); a name given in full is
+    always kept."""
     targets: list[str] = []
     for pattern in patterns:
         matches = [t for t in known_targets() if fnmatch(t, pattern)] if any(c in pattern for c in "*?[") else [pattern]
         if not matches:
             raise UsageError(f"no validation target matches {pattern!r}; known: {', '.join(known_targets())}")
+        if settings is not None and matches != [pattern]:
+            kept = [m for m in matches if _source_present(settings, m)]
+            if len(kept) < len(matches):
+                left_out = sorted(set(matches) - set(kept))
+                log.info("%s: leaving out %s (their source is not in this lake)", pattern, left_out)
+            matches = kept
         targets += [m for m in matches if m not in targets]
     return targets
+
+
+def target_exists(settings: Settings, table: str) -> bool:
+    """Whether the table a validation reads exists: the staging table for a silver name."""
+    from deltalake import DeltaTable
+
+    source = _staged_source(table)
+    name = source.staging if source is not None else table
+    return DeltaTable.is_deltatable(tables.table_path(name, settings))
+
+
+def _source_present(settings: Settings, table: str) -> bool:
+    from lakecart.jobs.materialize import view_source_exists
+
+    view = REGISTRY.get(table.removeprefix("features."))
+    return view is None or not table.startswith("features.") or view_source_exists(settings, view.source)
 
 
 def _target(spark: SparkSession, settings: Settings, table: str, start: date, end: date) -> tuple[DataFrame, list]:

@@ -212,6 +212,12 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     from lakecart.jobs.dates import date_range
 
     settings, spark = get_settings(), _spark(f"ingest-{args.layer}")
+    if args.skip_if_absent and args.layer in ("bronze", "silver", "publish", "catalog"):
+        source = "catalog" if args.layer == "catalog" else "events"
+        if not ingest.raw_source_present(spark, settings, source):
+            # A shop without a clickstream (or catalogue): the step has nothing to do, by design.
+            _print({"skipped": f"no {settings.lake.raw}/{source}/: this shop does not send it"})
+            return 0
     if args.layer == "catalog":
         _print({"items": ingest.run_catalog(spark, settings)})
         return 0
@@ -351,16 +357,33 @@ def _horizons(text: str) -> tuple[int, ...]:
     return values
 
 
+def _skip_if_absent(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--skip-if-absent",
+        action="store_true",
+        help="succeed doing nothing when raw/<source>/ does not exist at all (a shop that does not send it: no "
+        "clickstream, no promotions); a missing day of a source that exists still fails",
+    )
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
     from lakecart.config import get_settings
     from lakecart.jobs.validate import expand_targets, run_validate
     from lakecart.quality import ValidationFailed
 
+    settings = get_settings()
     try:
-        targets = expand_targets(args.table)
+        targets = expand_targets(args.table, settings)
     except ValueError as exc:  # a pattern that matches nothing: the message lists the known targets
         raise UsageError(str(exc)) from None
-    spark, settings, failed, outcomes = _spark("validate"), get_settings(), [], []
+    spark, failed, outcomes = _spark("validate"), [], []
+    if args.skip_if_absent:
+        from lakecart.jobs.validate import target_exists
+
+        absent = [t for t in targets if not target_exists(settings, t)]
+        for table in absent:
+            _emit(f"{table}: no such table in this lake (the shop does not send its source): skipped")
+        targets = [t for t in targets if t not in absent]
     for table in targets:
         try:
             outcome = run_validate(spark, settings, table, args.date, args.lookback_days)
@@ -642,15 +665,9 @@ def build_parser() -> argparse.ArgumentParser:
         q = layers.add(layer, cmd_ingest, help_text)
         _with_date(q)
         q.add_argument("--reprocess", action="store_true", help="ignore the file ledger: ingest these days again")
-        if layer in ("orders", "users", "promotions"):
-            q.add_argument(
-                "--skip-if-absent",
-                action="store_true",
-                help="succeed doing nothing when raw/<source>/ does not exist at all (a deployment that does not "
-                "send it); a missing day of a source that exists still fails",
-            )
-    layers.add("publish", cmd_ingest, "merge the validated staged batch into silver.events")
-    layers.add("catalog", cmd_ingest, "the item catalogue -> silver.items")
+        _skip_if_absent(q)
+    _skip_if_absent(layers.add("publish", cmd_ingest, "merge the validated staged batch into silver.events"))
+    _skip_if_absent(layers.add("catalog", cmd_ingest, "the item catalogue -> silver.items"))
     p.set_defaults(skip_if_absent=False)
 
     p = add(
@@ -734,6 +751,12 @@ def build_parser() -> argparse.ArgumentParser:
         "training.retrieval; shell-style patterns select several (quote them): 'features.item_*'",
     )
     _with_date(p)
+    p.add_argument(
+        "--skip-if-absent",
+        action="store_true",
+        help="skip (with a line) a named table this lake does not have, e.g. bronze.events of a shop without a "
+        "clickstream; without it, a missing table is an error",
+    )
 
     p = add(
         "sql",

@@ -58,3 +58,56 @@ def test_purchases_come_from_order_lines_when_the_shop_sends_them(spark):
     assert {r.event_id for r in interactions(events, None).collect()} == {"e1", "e2", "e3"}
     with pytest.raises(ValueError, match="nothing to compute"):
         interactions(None, None)
+
+
+def test_clickstream_views_of_a_shop_without_clickstream_come_from_its_orders(spark, settings):
+    """No silver.events at all: user_activity_v2 is computed from the order lines (purchases and
+    spend; views zero), and a day whose published raw file was empty (a closed shop) is not refused."""
+    from datetime import timedelta
+
+    from deltalake import DeltaTable
+
+    from lakecart import tables
+    from lakecart.features import REGISTRY
+    from lakecart.jobs.feature_store import apply
+    from lakecart.jobs.materialize import run_materialize
+
+    lines = spark.createDataFrame(
+        [
+            ("o1", "007", "0042", 2, 3.0, 1.0, T, 5.0, None, DAY, DAY, "f1", 1, "b1"),
+            (
+                "o2",
+                "007",
+                "0042",
+                1,
+                3.0,
+                0.0,
+                T + timedelta(days=2),
+                3.0,
+                None,
+                DAY + timedelta(days=2),
+                DAY + timedelta(days=2),
+                "f3",
+                1,
+                "b1",
+            ),
+        ],
+        LINES,
+    )
+    lines.write.format("delta").partitionBy("order_date").save(tables.table_path(tables.SILVER_ORDER_LINES, settings))
+    ledger = spark.createDataFrame(
+        [(f"f{n}", 10 if n != 2 else 0, 0, DAY + timedelta(days=n - 1), "b1", "published") for n in (1, 2, 3)],
+        "source_file string, size long, modified_ms long, ingest_date date, batch_id string, status string",
+    )
+    ledger.write.format("delta").save(tables.table_path(tables.ORDERS_LEDGER, settings))
+    apply(spark, settings, views=[REGISTRY["user_activity_v2"]])
+    run_materialize(spark, settings, DAY, DAY + timedelta(days=2), ["user_activity_v2"])
+    rows = DeltaTable(tables.table_path("features.user_activity_v2", settings)).to_pandas().set_index("feature_date")
+    last = rows.loc[DAY + timedelta(days=2)]
+    assert (last["purchases_7d"], last["spend_7d"], last["views_7d"], last["days_since_purchase"]) == (
+        2,
+        8.0,
+        0,
+        0,
+    )  # two purchases (order lines), 5.00 + 3.00 paid
+    assert rows.loc[DAY + timedelta(days=1), "days_since_purchase"] == 1  # the closed day, accounted for

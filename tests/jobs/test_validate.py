@@ -187,3 +187,19 @@ def test_bronze_gate_names_a_file_that_is_not_records(spark, settings):
         run_validate(spark, settings, tables.BRONZE_EVENTS, day)
     message = str(failure.value)
     assert "column=record_like_share" in message and "1 unexpected" in message
+
+
+def test_a_pattern_leaves_out_views_whose_source_the_lake_does_not_have(settings):
+    import pandas as pd
+    from deltalake import write_deltalake
+
+    from lakecart import tables
+    from lakecart.jobs.validate import expand_targets
+
+    write_deltalake(tables.table_path(tables.SILVER_ORDER_LINES, settings), pd.DataFrame({"order_id": ["o1"]}))
+    everything = expand_targets(["features.item_*"])
+    assert "features.item_promotions_v1" in everything and "features.item_sales_v1" in everything
+    here = expand_targets(["features.item_*"], settings)  # order lines, no promotions
+    assert "features.item_promotions_v1" not in here
+    assert {"features.item_sales_v1", "features.item_popularity_v2"} <= set(here)  # clickstream views: from orders
+    assert expand_targets(["features.item_promotions_v1"], settings) == ["features.item_promotions_v1"]
