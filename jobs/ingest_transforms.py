@@ -357,6 +357,7 @@ USERS = RawSource(
     silver=tables.SILVER_USERS,
     newest_wins=True,  # an export carries each day's new *and changed* users
     empty_days_ok=True,  # a day without new or changed users is normal
+    sparse=True,  # ... and so is a day without an export at all (a customer table imported once)
 )
 PROMOTIONS = RawSource(
     name="promotions",

@@ -465,6 +465,8 @@ FEATURES = (
     "i_pop",  # distinct users who bought the item (log1p)
     "i_pop_28",  # in the last 28 days (log1p)
     "i_trend",  # (baskets in the last 28 days + 1) / (baskets in the last 84 days / 3 + 1)
+    "i_repeat",  # share of the item's buyers who bought it in at least 2 baskets
+    "i_baskets_per_user",  # the item's baskets / its buyers (log)
     "c_pop",  # distinct users who bought the item's category (log1p)
     "cat_score",  # category co-occurrence score of the item's category (0 for owned categories)
     "cooc_score",  # item co-occurrence score
@@ -512,6 +514,9 @@ def pair_features(
     n_items = len(item_category)
     users_per_item = history[["user", "item"]].drop_duplicates()["item"].to_numpy()
     i_pop = np.bincount(users_per_item, minlength=n_items)
+    buyers = np.bincount(ui["item"].to_numpy(), minlength=n_items).astype("float64")
+    repeaters = np.bincount(ui["item"].to_numpy(), weights=(ui["n"].to_numpy() >= 2), minlength=n_items)
+    item_baskets = np.bincount(ui["item"].to_numpy(), weights=ui["n"].to_numpy(), minlength=n_items)
     recent = history[history["ts"] >= cut - pd.Timedelta(days=28)]
     i_pop_28 = np.bincount(recent[["user", "item"]].drop_duplicates()["item"].to_numpy(), minlength=n_items)
     b28 = item_popularity(history, n_items, since=cut - pd.Timedelta(days=28))
@@ -551,6 +556,8 @@ def pair_features(
         "i_pop": np.log1p(i_pop[item]),
         "i_pop_28": np.log1p(i_pop_28[item]),
         "i_trend": trend[item],
+        "i_repeat": repeaters[item] / np.maximum(buyers[item], 1.0),
+        "i_baskets_per_user": np.log(np.maximum(item_baskets[item], 1.0) / np.maximum(buyers[item], 1.0)),
         "c_pop": np.log1p(np.where(out["cat"].to_numpy() >= 0, c_pop[cat], 0.0)),
         "cat_score": np.asarray(extra["cat_score"], dtype="float64"),
         "cooc_score": np.asarray(extra["cooc_score"], dtype="float64"),

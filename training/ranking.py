@@ -28,11 +28,14 @@ class DCNRanking(tfrs.Model):
         projection_dim: int | None = None,
         objective: str = "rating",
         label: str = "label",
+        weight: str | None = None,
     ) -> None:
         super().__init__()
         if objective not in ("rating", "binary"):
             raise ValueError(f"objective must be 'rating' or 'binary', not {objective!r}")
         self.label = label
+        # Optional per-example loss weights, read from this input (None: every example weighs 1).
+        self.weight = weight
         self.embed = Tower(replace(inputs, hidden_layers=(), output_dim=None), name="inputs")
         self.cross = [tfrs.layers.dcn.Cross(projection_dim=projection_dim) for _ in range(cross_layers)]
         self.deep = [tf.keras.layers.Dense(units, activation="relu") for units in deep_layers]
@@ -55,4 +58,7 @@ class DCNRanking(tfrs.Model):
     def compute_loss(self, features: dict[str, tf.Tensor], training: bool = False) -> tf.Tensor:
         # Metrics on every step: the epoch's training AUC is over its training batches (never
         # updated, it would log 0.0 for every epoch).
-        return self.task(labels=features[self.label], predictions=self(features, training=training))
+        weights = features[self.weight] if self.weight is not None else None
+        return self.task(
+            labels=features[self.label], predictions=self(features, training=training), sample_weight=weights
+        )

@@ -225,6 +225,11 @@ def test_pair_features_by_hand(history):
         0,
     ]
     assert f.loc[3, "i_pop"] == pytest.approx(np.log(3))  # u1 and u2
+    # Item 0: one buyer (u0) in 3 baskets -> repeat share 1, 3 baskets per buyer; item 3: u1 and u2
+    # once each -> 0 and 1.
+    assert f.loc[0, "i_repeat"] == pytest.approx(1.0)
+    assert f.loc[0, "i_baskets_per_user"] == pytest.approx(np.log(3))
+    assert (f.loc[3, "i_repeat"], f.loc[3, "i_baskets_per_user"]) == (0.0, 0.0)
     assert f.loc[3, "cat_score"] == pytest.approx(0.5)
     assert f.loc[0, "tifu_score"] == pytest.approx(30.0)  # x 100
     assert f.loc[0, "u_days_since"] == pytest.approx(2.0)
