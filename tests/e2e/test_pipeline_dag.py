@@ -89,9 +89,10 @@ def test_feature_tables(good_run):
     registry = read(settings, tables.FEATURE_REGISTRY).set_index("table")
     assert set(registry.index) == {v.qualified_name for v in REGISTRY.values()}
     assert set(registry["status"]) == {"active"}
+    # The generator sends no promotions: views of silver.promotions are applied but have no rows.
     for view in REGISTRY.values():
         days = set(read(settings, view.qualified_name, columns=["feature_date"])["feature_date"])
-        assert len(days) == DAYS, view.qualified_name
+        assert len(days) == (0 if view.source == "silver.promotions" else DAYS), view.qualified_name
 
 
 def test_a_training_set_built_on_the_published_features_is_point_in_time_correct(good_run):
