@@ -8,6 +8,7 @@ Imports nothing from the pipeline environment: the failure callback shells out t
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -31,11 +32,44 @@ MAX_RETRY_DELAY = timedelta(minutes=15)
 CALLBACK_TIMEOUT_S = 120
 
 
-def _reason(context) -> str:
+OUTPUT_LOGGER = "airflow.task.hooks.airflow.providers.standard.hooks.subprocess.SubprocessHook"
+OUTPUT_LINES = 5
+
+
+def _output_tail(ti, log_folder: str | None) -> list[str]:
+    """The last lines the command printed (its error, usually), from the try's log file: Airflow's
+    default log path, JSON lines, the Bash hook's lines. Empty when there is none to read."""
+    if not log_folder:
+        return []
+    mapped = f"map_index={ti.map_index}/" if ti.map_index is not None and ti.map_index >= 0 else ""
+    folder = os.path.join(log_folder, f"dag_id={ti.dag_id}", f"run_id={ti.run_id}", f"task_id={ti.task_id}")
+    path = os.path.join(folder, f"{mapped}attempt={ti.try_number}.log")
+    lines = []
+    try:
+        with open(path, errors="replace") as log_file:
+            for line in log_file:
+                try:
+                    record = json.loads(line)
+                except ValueError:
+                    continue
+                if record.get("logger") == OUTPUT_LOGGER and str(record.get("event", "")).strip():
+                    lines = [*lines[-OUTPUT_LINES + 1 :], str(record["event"]).strip()]
+    except OSError:
+        return []
+    return lines
+
+
+def _reason(context, log_folder: str | None = None) -> str:
     exc = context.get("exception")
-    if exc is None:
-        return "no exception reported (killed, timed out or marked failed)"
-    return f"{type(exc).__name__}: {exc}"
+    reason = f"{type(exc).__name__}: {exc}" if exc else "no exception reported (killed, timed out or marked failed)"
+    tail = _output_tail(context["ti"], log_folder)
+    return reason + ("\n" + "\n".join(tail) if tail else "")
+
+
+def _log_folder() -> str | None:
+    from airflow.configuration import conf  # loaded already in a task process; not at parse time
+
+    return conf.get("logging", "base_log_folder", fallback=None)
 
 
 def record_failure(context) -> None:
@@ -69,7 +103,7 @@ def record_failure(context) -> None:
         "--state",
         state,
         "--reason",
-        _reason(context),
+        _reason(context, _log_folder()),
     ]
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=CALLBACK_TIMEOUT_S)

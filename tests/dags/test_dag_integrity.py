@@ -1,6 +1,7 @@
 """DAG integrity: every DAG imports cleanly, cheaply, and is wired as intended. Runs in the Airflow
 environment, which has neither Spark nor TensorFlow: a DAG that imports them fails here."""
 
+import json
 import subprocess
 import sys
 
@@ -297,3 +298,21 @@ def test_a_failed_try_is_recorded_through_the_cli(fake_lakecart):
         "--try-number 1 --logical-date 2026-03-04T00:00:00+00:00 --state up_for_retry --reason RuntimeError: disk full"
     )
     assert "--try-number 3 --logical-date  --state failed --reason no exception reported" in last
+
+
+def test_the_reason_carries_the_last_lines_the_command_printed(tmp_path):
+    from types import SimpleNamespace
+
+    from lakecart_common import OUTPUT_LOGGER, _reason
+
+    ti = SimpleNamespace(dag_id="d", task_id="t", run_id="r", map_index=2, try_number=1)
+    log = tmp_path / "dag_id=d" / "run_id=r" / "task_id=t" / "map_index=2" / "attempt=1.log"
+    log.parent.mkdir(parents=True)
+    printed = [f"line {n}" for n in range(1, 8)]  # 7 lines printed: the last 5 are kept
+    records = [{"logger": "task", "event": "Running command"}]
+    records += [{"logger": OUTPUT_LOGGER, "event": line} for line in printed]
+    log.write_text("\n".join(json.dumps(r) for r in records) + "\nnot json\n")
+    context = {"ti": ti, "exception": RuntimeError("Bash command failed")}
+    expected = "RuntimeError: Bash command failed\nline 3\nline 4\nline 5\nline 6\nline 7"
+    assert _reason(context, str(tmp_path)) == expected
+    assert _reason(context, str(tmp_path / "elsewhere")) == "RuntimeError: Bash command failed"  # no log: no tail
