@@ -58,7 +58,11 @@ class DCNRanking(tfrs.Model):
     def compute_loss(self, features: dict[str, tf.Tensor], training: bool = False) -> tf.Tensor:
         # Metrics on every step: the epoch's training AUC is over its training batches (never
         # updated, it would log 0.0 for every epoch).
-        weights = features[self.weight] if self.weight is not None else None
-        return self.task(
-            labels=features[self.label], predictions=self(features, training=training), sample_weight=weights
-        )
+        predictions = self(features, training=training)
+        if self.weight is None:
+            return self.task(labels=features[self.label], predictions=predictions)
+        # Labels and weights shaped like the (batch, 1) predictions: the metrics broadcast the
+        # weights against the labels.
+        labels = tf.reshape(features[self.label], tf.shape(predictions))
+        weights = tf.reshape(features[self.weight], tf.shape(predictions))
+        return self.task(labels=labels, predictions=predictions, sample_weight=weights)
