@@ -351,13 +351,12 @@ def up(cfg: AirflowConfig | None = None, timeout: float = START_TIMEOUT_S) -> di
         "airflow_bin": str(airflow_bin()),
         "processes": [],
     }
-    conn = None
     if cfg.db == "postgres":
-        conn = _postgres("start", cfg)  # prints the SQLAlchemy URL
         state["postgres"] = str(cfg.home / "postgres")
-    write_airflow_cfg(cfg.home, cfg.dags, port=cfg.port, sql_alchemy_conn=conn, passwords_file=passwords_file)
     _write_state(cfg, state)  # recorded at once: `down` stops a half-started Airflow (and PostgreSQL) too
     try:
+        conn = _postgres("start", cfg) if cfg.db == "postgres" else None  # its SQLAlchemy URL
+        write_airflow_cfg(cfg.home, cfg.dags, port=cfg.port, sql_alchemy_conn=conn, passwords_file=passwords_file)
         _migrate(cfg, env)
         args = {
             "scheduler": ["scheduler", "--skip-serve-logs"],
