@@ -31,7 +31,10 @@ def order_line_purchases(lines: DataFrame, items: DataFrame | None = None) -> Da
         )
     else:
         lines = lines.withColumn("_category", F.lit(None).cast("string"))
-    paid = F.when(F.col("quantity") > 0, F.col("revenue") / F.col("quantity"))
+    # A line paid nothing (a free or fully discounted item) has no price to learn from: null, so
+    # spend counts it as 0 and category price averages leave it out (a category of only free lines
+    # would otherwise average 0, and price / category average divide by it).
+    paid = F.when((F.col("quantity") > 0) & (F.col("revenue") > 0), F.col("revenue") / F.col("quantity"))
 
     def optional(name: str, dtype: str):  # lineage columns a hand-built frame may not carry
         return (F.col(name) if name in lines.columns else F.lit(None)).cast(dtype).alias(name)

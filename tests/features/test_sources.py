@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 
 import pytest
+from pyspark.sql import functions as F
 
 from lakecart.features.sources import interactions, order_line_purchases
 
@@ -39,6 +40,8 @@ def test_an_order_line_becomes_a_purchase_at_the_price_paid_in_its_catalogue_cat
     assert (row.session_id, row.event_id, row.event_date, row.extra) == ("o9", "order:o9:0042", DAY, {"store_id": "s1"})
     [no_catalogue] = order_line_purchases(lines).collect()
     assert no_catalogue.category is None
+    free = lines.withColumn("revenue", F.lit(0.0))  # fully discounted: no price, not a price of 0
+    assert order_line_purchases(free).collect()[0].price is None
 
 
 def test_purchases_come_from_order_lines_when_the_shop_sends_them(spark):
