@@ -149,36 +149,35 @@ class Step:
 # The daily steps in the order the backfill runs them (the daily DAG wires the same steps in parallel
 # where it can). ``{window}`` = the day and its lookback; ``{day}`` = the day alone.
 DAILY_STEPS = (
-    Step("ingest_catalog", "ingest catalog", "Snapshot the item catalogue into `silver.items` (not tied to a day)."),
-    Step("ingest_bronze", "ingest bronze {window}", "Land the day's new raw event files in `bronze.events`."),
+    Step(
+        "ingest_catalog",
+        "ingest catalog --skip-if-absent",
+        "Snapshot the item catalogue into `silver.items` (not tied to a day; skipped when none is sent).",
+    ),
+    Step(
+        "ingest_bronze",
+        "ingest bronze {window} --skip-if-absent",
+        "Land the day's new raw event files in `bronze.events` (skipped for a shop that sends no clickstream).",
+    ),
     Step(
         "validate_bronze",
-        "validate bronze.events {window}",
+        "validate bronze.events {window} --skip-if-absent",
         "Great Expectations on the landed files; a failing suite stops everything downstream.",
     ),
-    Step("ingest_silver", "ingest silver {window}", "Parse, deduplicate, quarantine; stage the batch for audit."),
-    Step("validate_silver", "validate staging.silver_events {day}", "Audit the staged batch (write-audit-publish)."),
-    Step("publish_silver", "ingest publish", "Merge the validated batch into `silver.events` (emits its asset)."),
     Step(
-        "apply_feature_definitions",
-        "features apply",
-        "Record new feature-view versions and create their tables; a view changed without a new version fails.",
+        "ingest_silver",
+        "ingest silver {window} --skip-if-absent",
+        "Parse, deduplicate, quarantine; stage the batch for audit.",
     ),
     Step(
-        "materialize_features",
-        "features materialize {window}",
-        "Compute the feature views for the day(s), skipping days whose inputs did not change.",
-        timeout=timedelta(hours=1),
+        "validate_silver",
+        "validate staging.silver_events {day} --skip-if-absent",
+        "Audit the staged batch (write-audit-publish).",
     ),
     Step(
-        "validate_user_features",
-        "validate 'features.user_*' 'features.session_*' {window}",
-        "Validate the user-side views; success emits `lakecart://features/user`.",
-    ),
-    Step(
-        "validate_item_features",
-        "validate 'features.item_*' 'features.category_*' {window}",
-        "Validate the item-side views; success emits `lakecart://features/item`.",
+        "publish_silver",
+        "ingest publish --skip-if-absent",
+        "Merge the validated batch into `silver.events` (emits its asset).",
     ),
     Step(
         "ingest_orders",
@@ -194,6 +193,27 @@ DAILY_STEPS = (
         "ingest_promotions",
         "ingest promotions {window} --skip-if-absent",
         "Promotions: bronze, both suites, publish to `silver.promotions` (skipped when none are sent).",
+    ),
+    Step(
+        "apply_feature_definitions",
+        "features apply",
+        "Record new feature-view versions and create their tables; a view changed without a new version fails.",
+    ),
+    Step(
+        "materialize_features",
+        "features materialize {window}",
+        "Compute the feature views for the day(s), skipping days whose inputs did not change.",
+        timeout=timedelta(hours=1),
+    ),
+    Step(
+        "validate_user_features",
+        "validate 'features.user_*' 'features.session_*' 'features.customer_*' {window}",
+        "Validate the user-side views; success emits `lakecart://features/user`.",
+    ),
+    Step(
+        "validate_item_features",
+        "validate 'features.item_*' 'features.category_*' {window}",
+        "Validate the item-side views; success emits `lakecart://features/item`.",
     ),
 )
 STEPS = {step.task_id: step for step in DAILY_STEPS}

@@ -79,8 +79,8 @@ def lakecart_pipeline():
     validate_user, validate_item = step("validate_user_features"), step("validate_item_features")
     # Orders, user exports and promotions: bronze, both validations and publish in one command each.
     # --skip-if-absent: an imported interaction log brings none of them.
-    for task_id in ("ingest_orders", "ingest_users", "ingest_promotions"):
-        step(task_id)
+    # Order views read order lines, promotions and the catalogue; clickstream views read the orders too.
+    others = [step(task_id) for task_id in ("ingest_orders", "ingest_users", "ingest_promotions")]
 
     (
         bronze
@@ -93,7 +93,7 @@ def lakecart_pipeline():
         >> [validate_user, validate_item]
     )
     # Item features are published only with the catalogue they describe.
-    catalog >> validate_item
+    [catalog, *others] >> apply_features
 
 
 lakecart_pipeline()
