@@ -205,6 +205,9 @@ def get_spark(settings: Settings | None = None, app_name: str | None = None):
 
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("INFO" if verbose else "WARN")
+    if cfg.ui_enabled and spark.sparkContext.uiWebUrl:
+        # Where to watch this job's stages (cluster profiles turn the UI on; local runs keep it off).
+        log.warning("Spark UI for %s: %s", app_name, spark.sparkContext.uiWebUrl)
     return spark
 
 

@@ -116,3 +116,5 @@ def test_the_shipped_cluster_profiles_load(load, monkeypatch, profile):
     assert not settings.spark.master.startswith("local")  # a cluster profile points at a cluster
     # The local standalone cluster keeps the lake on this machine's disk; the others use object storage.
     assert settings.lake.root.startswith("s3a://") or profile.name == "spark-standalone-local.yaml"
+    # Cluster runs keep the Spark UI on, and the session factory prints its URL.
+    assert settings.spark.ui_enabled
