@@ -1,11 +1,17 @@
 """lakecart backfill: the daily pipeline's steps for every day from ``params.start`` to ``params.end``.
 
-One mapped task instance per day (dynamic task mapping over the dates), at most one running at a
-time, so days are processed in date order: each runs the same ``lakecart`` commands as a
-``lakecart_pipeline`` run for that day (bronze, validation, silver, publish, feature definitions,
-features, feature validation, orders, users, promotions), one after the other, stopping at the
-first that fails. The days are independent Airflow task instances: a failed day is retried (all
-steps are idempotent), and once fixed it is re-run by clearing that one mapped instance.
+Two parts, so that the result does not depend on the order Airflow runs mapped instances in (it
+does not promise one):
+
+1. ``process_day``: one mapped task instance per day (dynamic task mapping over the dates), at most
+   one running at a time (``max_active_tis_per_dagrun=1``). Each runs the daily *ingest* steps of
+   ``lakecart_pipeline`` for its day (catalogue, bronze, validation, silver, publish, orders, users,
+   promotions), one after the other, stopping at the first that fails. These write that day's
+   partitions only, so the days may land in any order; a failed day is retried (all steps are
+   idempotent), and once fixed it is re-run by clearing that one mapped instance.
+2. Once every day is in: ``apply_feature_definitions``, then ``materialize_features`` for the whole
+   range in one command (``--date <end> --lookback-days <days - 1>``: the feature job computes the days
+   oldest first, each window seeing every earlier day), then both feature validations.
 
 Trigger it with ``{"start": "2026-01-01", "end": "2026-01-14"}``. It emits no feature assets (its
 run has no data date of its own): afterwards, trigger ``lakecart_training`` with ``{"date": <end>}``.
@@ -20,13 +26,23 @@ from datetime import date, timedelta
 import pendulum
 from airflow.providers.standard.operators.bash import BashOperator
 from airflow.sdk import Param, dag, task
-from lakecart_common import DAILY_STEPS, DEFAULT_ARGS, LAKECART
+from lakecart_common import DAILY_STEPS, DEFAULT_ARGS, LAKECART, STEPS, lakecart
 
 MAX_DAYS = 366
+# Computed once over the whole range after every day is in; the rest runs per day.
+FEATURE_STEPS = (
+    "apply_feature_definitions",
+    "materialize_features",
+    "validate_user_features",
+    "validate_item_features",
+)
+DAY_STEPS = tuple(step for step in DAILY_STEPS if step.task_id not in FEATURE_STEPS)
 # Each day's steps, in order, for the day in $LAKECART_DAY; `set -e` stops at the first failure.
 DAY_SCRIPT = "set -euo pipefail\n" + "\n".join(
-    f'echo "== {step.task_id} $LAKECART_DAY"\n{LAKECART} {step.command("$LAKECART_DAY")}' for step in DAILY_STEPS
+    f'echo "== {step.task_id} $LAKECART_DAY"\n{LAKECART} {step.command("$LAKECART_DAY")}' for step in DAY_STEPS
 )
+END = "{{ params.end }}"
+LOOKBACK = "{{ ti.xcom_pull(task_ids='days') | length - 1 }}"
 
 
 def days_between(start: str, end: str) -> list[str]:
@@ -59,15 +75,25 @@ def lakecart_backfill():
     def days(params=None) -> list[dict[str, str]]:
         return [{"LAKECART_DAY": day} for day in days_between(params["start"], params["end"])]
 
-    BashOperator.partial(
+    processed = BashOperator.partial(
         task_id="process_day",
         bash_command=DAY_SCRIPT,
         append_env=True,
-        # One day at a time: mapped instances are queued by map index, so days run oldest first.
+        # One day at a time (they share staging tables); in whatever order Airflow picks.
         max_active_tis_per_dagrun=1,
         execution_timeout=timedelta(hours=2),
-        doc_md="All daily steps for one day (`$LAKECART_DAY`), in order; stops at the first that fails.",
+        doc_md="The daily ingest steps for one day (`$LAKECART_DAY`), in order; stops at the first that fails.",
     ).expand(env=days())
+    apply, materialize, validate_user, validate_item = (
+        lakecart(
+            task_id,
+            STEPS[task_id].command(END, LOOKBACK),
+            doc_md=STEPS[task_id].doc + " Over the whole range, once every day is in.",
+            execution_timeout=STEPS[task_id].timeout * 4,
+        )
+        for task_id in FEATURE_STEPS
+    )
+    processed >> apply >> materialize >> [validate_user, validate_item]
 
 
 lakecart_backfill()

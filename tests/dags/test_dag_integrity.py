@@ -263,34 +263,31 @@ def fake_lakecart(tmp_path, monkeypatch):
     return log
 
 
-def test_backfill_runs_the_daily_steps_for_each_day_in_date_order(dagbag, fake_lakecart):
-    from lakecart_common import DAILY_STEPS
+def test_backfill_ingests_each_day_then_computes_features_over_the_range(dagbag, fake_lakecart):
+    from lakecart_backfill import DAY_STEPS, FEATURE_STEPS
 
     dag = dagbag.dags["lakecart_backfill"]
+    assert dag.get_task("process_day").downstream_task_ids == {"apply_feature_definitions"}
     run = dag.test(run_conf={"start": "2026-02-27", "end": "2026-03-01"})
     assert run.state == "success"
     calls = fake_lakecart.read_text().splitlines()
     days = ["2026-02-27", "2026-02-28", "2026-03-01"]
-    # Every step once per day, the days oldest first and each day's steps in the declared order.
-    assert len(calls) == len(days) * len(DAILY_STEPS) == 39
-    # Airflow does not promise the order of mapped instances (dag.test ran them out of order once in
-    # three runs): each day's steps run together and in the declared order; catchup in date order is
-    # the daily DAG's (catchup, max_active_runs=1).
-    dated = [c.split("--date ")[1].split()[0] for c in calls if "--date" in c]
-    per_day = sum(1 for s in DAILY_STEPS if "{" in s.arguments)
-    runs = [dated[i : i + per_day] for i in range(0, len(dated), per_day)]
-    assert all(len(set(r)) == 1 for r in runs) and sorted(r[0] for r in runs) == days
-    first_day = (
-        "ingest catalog --skip-if-absent",
-        "ingest bronze --date 2026-02-27 --skip-if-absent",
-        "validate bronze.events --date 2026-02-27 --skip-if-absent",
-    )
-    assert [c.replace(calls[1].split("--date ")[1].split()[0], "2026-02-27") for c in calls[:3]] == list(first_day)
-    # Each day's sources are all in before its features: order views read orders and promotions.
-    assert calls.index("ingest promotions --date 2026-02-27 --skip-if-absent") < calls.index(
-        "features materialize --date 2026-02-27"
-    )
-    assert calls[-1].startswith("validate features.item_* features.category_* --date")  # as the shell passes it
+    # 9 ingest steps per day (3 days), then the 4 feature steps once: 31 calls.
+    assert len(DAY_STEPS) == 9 and len(FEATURE_STEPS) == 4 and len(calls) == 3 * 9 + 4
+    # Airflow does not promise the order of mapped instances: each day's steps run together and in
+    # the declared order, the days in any order.
+    per_day = [calls[i : i + 9] for i in range(0, 27, 9)]
+    dated = [{c.split("--date ")[1].split()[0] for c in day if "--date" in c} for day in per_day]
+    assert all(len(d) == 1 for d in dated) and sorted(d.pop() for d in dated) == days
+    for day in per_day:
+        assert [c.split()[0:2] for c in day] == [s.arguments.split()[0:2] for s in DAY_STEPS]
+    assert not any("features" in c for c in calls[:27])
+    # Then the features over the whole range in one command: the end date and 2 days before it.
+    assert calls[27:29] == ["features apply", "features materialize --date 2026-03-01 --lookback-days 2"]
+    assert set(calls[29:]) == {
+        "validate features.user_* features.session_* features.customer_* --date 2026-03-01 --lookback-days 2",
+        "validate features.item_* features.category_* --date 2026-03-01 --lookback-days 2",
+    }  # the patterns as the shell passes them, unquoted
 
 
 def test_a_failed_try_is_recorded_through_the_cli(fake_lakecart):
