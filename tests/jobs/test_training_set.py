@@ -150,3 +150,31 @@ def test_a_retrieval_manifest_pins_the_catalogue_and_the_code_and_its_rows_pass_
         RuntimeError, match=r"features\.user_activity_v1 .*lakecart\.features\.user\.daily_user_partials"
     ):
         training_set.rebuild(spark, settings, manifest["dataset_id"])
+
+
+def retrieval_set(spark, event_types):
+    known = datetime(2026, 3, 8)
+    rows = [
+        (f"e{n}", f"u{n % 3}", f"i{n}", "c", event_type, None, known + timedelta(hours=n), date(2026, 3, 8),
+         "train" if n < len(event_types) // 2 else "test", known, known, known)
+        for n, event_type in enumerate(event_types)
+    ]  # fmt: skip
+    return spark.createDataFrame(
+        rows,
+        "event_id string, user_id string, item_id string, category string, event_type string, device string, "
+        "event_time timestamp, event_date date, split string, feature_time__user_activity_v1 timestamp, "
+        "feature_time__user_sequences_v1 timestamp, feature_time__item_popularity_v1 timestamp",
+    )
+
+
+def test_the_retrieval_gate_takes_a_shop_that_sends_only_orders_but_not_a_split_without_purchases(spark, tmp_path):
+    def expectations():
+        return training_set.training_set_expectations("retrieval")
+
+    # Only purchases (an order export): retrieval learns from them; ranking, which needs views, says so itself.
+    orders_only = retrieval_set(spark, ["purchase"] * 4)
+    outcome = validate_dataframe(orders_only, "training.retrieval", expectations(), tmp_path / "a")
+    assert outcome.success, outcome.summary()
+    browsing_only = retrieval_set(spark, ["purchase", "product_view", "product_view", "product_view"])
+    outcome = validate_dataframe(browsing_only, "training.retrieval", expectations(), tmp_path / "b")
+    assert not outcome.success and failed(outcome, "positive_rate"), outcome.summary()

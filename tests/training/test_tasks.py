@@ -4,6 +4,7 @@ from datetime import UTC, date, datetime
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from lakecart.training.tasks.churn import NO_EVENT_DAYS, with_recency_filled
 from lakecart.training.tasks.demand import DemandTask
@@ -44,3 +45,14 @@ def test_demand_baselines_repeat_last_week_and_the_28_day_mean():
     forecasts = DemandTask.baseline_forecasts(DemandTask.__new__(DemandTask), frame, 14)
     assert forecasts["seasonal_naive"].tolist() == [28.0, 0.0]
     assert np.allclose(forecasts["moving_average_28d"], [14.0, 7.0])
+
+
+def test_ranking_refuses_a_set_without_product_views_and_says_why():
+    from lakecart.config import Settings
+    from lakecart.errors import LakecartError
+    from lakecart.training.tasks import TASKS
+
+    task = TASKS["ranking"](Settings(), "retrieval_20260301")
+    purchases = pd.DataFrame({"user_id": ["u1"], "item_id": ["i1"], "event_type": ["purchase"]})
+    with pytest.raises(LakecartError, match="no product views: ranking learns which viewed items are bought"):
+        task.examples(purchases)

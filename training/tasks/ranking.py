@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from lakecart import tables
+from lakecart.errors import LakecartError
 from lakecart.features.pit import feature_prefix
 from lakecart.training import data as training_data
 from lakecart.training import plots
@@ -62,6 +63,11 @@ class RankingTask(ModelTask):
     }
 
     def examples(self, frame: pd.DataFrame) -> pd.DataFrame:
+        if len(frame) and not (frame["event_type"] == "product_view").any():
+            raise LakecartError(
+                f"{self.dataset_id} has no product views: ranking learns which viewed items are bought, so it needs "
+                "a clickstream (a shop that sends only orders gets retrieval's order instead)"
+            )
         return view_purchase_pairs(frame)
 
     def state_columns(self) -> list[str]:
