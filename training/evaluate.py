@@ -55,17 +55,23 @@ def popularity_scores(train_item_index: np.ndarray, n_items: int, n_queries: int
     return np.broadcast_to(counts, (n_queries, n_items))
 
 
-def cooccurrence_matrix(user_index: np.ndarray, item_index: np.ndarray, n_items: int) -> np.ndarray:
-    """Item x item counts of users who interacted with both (training data; the diagonal is 0)."""
+def cooccurrence_matrix(user_index: np.ndarray, item_index: np.ndarray, n_items: int):
+    """Item x item counts of users who interacted with both (training data; the diagonal is 0), as a
+    sparse matrix: a real catalogue (92k products) would make a dense one 32 GB."""
+    from scipy import sparse
+
     n_users = int(user_index.max()) + 1 if len(user_index) else 0
-    seen = np.zeros((n_users, n_items), dtype="float32")
-    seen[user_index, item_index] = 1.0
-    matrix = seen.T @ seen
-    np.fill_diagonal(matrix, 0.0)
+    seen = sparse.csr_matrix(
+        (np.ones(len(user_index), dtype="float32"), (user_index, item_index)), shape=(n_users, n_items)
+    )
+    seen.data[:] = 1.0  # an item seen twice by a user counts once
+    matrix = (seen.T @ seen).tocsr()
+    matrix.setdiag(0.0)
+    matrix.eliminate_zeros()
     return matrix
 
 
-def cooccurrence_scores(history: Sequence[np.ndarray], matrix: np.ndarray, fallback: np.ndarray) -> np.ndarray:
+def cooccurrence_scores(history: Sequence[np.ndarray], matrix, fallback: np.ndarray) -> np.ndarray:
     """The item co-occurrence baseline: a query's score for item j sums ``matrix[i, j]`` over the
     items i of its recent history (``history``: index lists, -1 padded); popularity breaks ties and
     serves users without history."""
@@ -73,8 +79,9 @@ def cooccurrence_scores(history: Sequence[np.ndarray], matrix: np.ndarray, fallb
     scores = np.zeros((len(history), n_items), dtype="float32")
     for row, items in enumerate(history):
         items = np.asarray(items, dtype=int)
+        items = items[items >= 0]
         if len(items):
-            scores[row] = matrix[items].sum(axis=0)
+            scores[row] = np.asarray(matrix[items].sum(axis=0)).ravel()
     return scores + fallback / (fallback.max() + 1.0)
 
 
