@@ -164,12 +164,15 @@ def evaluate_candidate(settings: Settings, model: str, dataset_id: str, margin: 
         champion_eval = task.evaluate(champion_model, task.read_split("train"), task.read_split("test"))
         champion_value, beats_champion = champion_eval["test"][key], task.compare(metrics, champion_eval)
         result.update(champion=current["model_version"], champion_test=champion_eval["test"])
-    beats_baseline = best is None or task_cls.beats(value, best[1], margin)
+    implausible = task_cls.implausible(metrics)
+    beats_baseline = (best is None or task_cls.beats(value, best[1], margin)) and implausible is None
     champion_qualifies = champion_value is not None and (
         best is None or task_cls.beats(champion_value, best[1], margin)
     )
     versus = f"the best baseline {best[0]} {best[1]:.4f} (margin {margin})" if best else "no baseline"
     candidate = f"{key}: candidate {metrics['model_version']} {value:.4f}"
+    if implausible:
+        candidate += f" (held back: {implausible})"
     held = f"{result['champion']} {champion_value:.4f}" if champion_value is not None else None
     direction = "higher" if task_cls.higher_is_better else "lower"
     if beats_baseline and beats_champion:

@@ -56,3 +56,20 @@ def test_ranking_refuses_a_set_without_product_views_and_says_why():
     purchases = pd.DataFrame({"user_id": ["u1"], "item_id": ["i1"], "event_type": ["purchase"]})
     with pytest.raises(LakecartError, match="no product views: ranking learns which viewed items are bought"):
         task.examples(purchases)
+
+
+def test_a_demand_model_forecasting_a_fraction_of_the_units_is_implausible():
+    # On The Complete Journey the item model won on per-series MASE by forecasting ~0 for items that
+    # rarely sell: its held-out forecasts totalled 1% of the units sold. The gate must not take it.
+    def metrics(model_ratio, baseline_ratio):
+        return {
+            "test": {"mase@7d": 0.4, "mase_mean": 0.4, "volume_ratio@7d": model_ratio},
+            "baselines": {
+                "moving_average_28d": {"mase@7d": 0.5, "mase_mean": 0.5, "volume_ratio@7d": baseline_ratio},
+                "seasonal_naive": {"mase@7d": 0.6, "mase_mean": 0.6, "volume_ratio@7d": 1.5},
+            },
+        }
+
+    assert "0.01x the units sold" in DemandTask.implausible(metrics(0.01, 1.02))
+    assert DemandTask.implausible(metrics(0.8, 1.02)) is None  # within 2x: plausible
+    assert DemandTask.implausible(metrics(0.4, 0.3)) is None  # off, but closer than the best baseline

@@ -172,6 +172,12 @@ class ModelTask:
         state = json.loads((run_dir / "state.json").read_text())
         return cls(settings, dataset_id or metrics["dataset_id"], state)
 
+    @classmethod
+    def implausible(cls, metrics: dict) -> str | None:
+        """Why the candidate's held-out outputs are implausible though its metric may win (None: they
+        are not); the gate then treats it as not beating its baselines."""
+        return None
+
     def compare(self, candidate: dict, champion: dict) -> bool:
         """True when the candidate's primary metric is at least as good as the champion's."""
         a, b = candidate["test"][self.primary_metric], champion["test"][self.primary_metric]

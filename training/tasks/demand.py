@@ -34,6 +34,8 @@ from lakecart.training.tasks.base import (
 )
 
 LABEL = re.compile(r"^units_next_(\d+)d$")
+# A candidate whose held-out forecasts total more than 2x or less than half the units sold is implausible.
+VOLUME_TOLERANCE = 2.0
 # Known-in-advance promotion inputs: days with a display or mailer planned in the next w days.
 UPCOMING = re.compile(r"__(display|mailer)_days_next_\d+d$")
 
@@ -145,6 +147,8 @@ class DemandTask(ModelTask):
                 target = result["test"] if name == "test" else result["baselines"][name]
                 target[f"mase@{h}d"] = series_mase(actual, forecast, keys, own, scale)
                 target[f"pooled_mase@{h}d"] = mase(actual, forecast, scale)
+                # Units forecast over units sold, all series together: 1 is right in total.
+                target[f"volume_ratio@{h}d"] = float(np.sum(forecast) / max(np.sum(actual), 1e-9))
         for values in (result["test"], *result["baselines"].values()):
             values["mase_mean"] = float(np.mean([v for k, v in values.items() if k.startswith("mase@")]))
         check = self.promotion_check(model, test, forecasts)
@@ -162,6 +166,24 @@ class DemandTask(ModelTask):
         training set observed that day would hold, less the labels."""
         frame = features_as_of(self.settings, self.views, self.key, as_of, how="left")
         return frame.assign(observation_date=as_of) if not frame.empty else frame
+
+    @classmethod
+    def implausible(cls, metrics: dict) -> str | None:
+        """A per-series MASE rewards forecasting 0 for series that rarely sell (the median of an
+        intermittent series is 0), so a model can win on it while forecasting a fraction of the
+        units the shop sells. Held back when its total on held-out rows is off by more than
+        ``VOLUME_TOLERANCE`` times on some horizon and further off than the best baseline's."""
+        ratios = {k: v for k, v in metrics["test"].items() if k.startswith("volume_ratio@")}
+        best = cls.best_baseline(metrics["baselines"])
+        for key, ratio in ratios.items():
+            off = abs(np.log(max(ratio, 1e-9)))
+            if off <= np.log(VOLUME_TOLERANCE):
+                continue
+            baseline = metrics["baselines"][best[0]].get(key) if best else None
+            if baseline is None or abs(np.log(max(baseline, 1e-9))) < off:
+                theirs = f", {best[0]} {baseline:.2f}" if baseline is not None else ""
+                return f"its held-out forecast totals {ratio:.2f}x the units sold ({key}{theirs})"
+        return None
 
     def upcoming_promotion_columns(self) -> list[str]:
         return [c for c in self.state["features"] if UPCOMING.search(c)]
