@@ -158,16 +158,19 @@ def evaluate_candidate(settings: Settings, model: str, dataset_id: str, margin: 
         "champion": None,
         "champion_test": None,
     }
-    champion_value, beats_champion = None, True
+    champion_value, beats_champion, champion_implausible = None, True, None
     if current is not None and current.get("kind") != BASELINE:  # a published baseline is re-made from data
         task, champion_model = load_trained(settings, model, Path(current["artifact_path"]), dataset_id)
         champion_eval = task.evaluate(champion_model, task.read_split("train"), task.read_split("test"))
         champion_value, beats_champion = champion_eval["test"][key], task.compare(metrics, champion_eval)
+        champion_implausible = task_cls.implausible(champion_eval)
         result.update(champion=current["model_version"], champion_test=champion_eval["test"])
     implausible = task_cls.implausible(metrics)
     beats_baseline = (best is None or task_cls.beats(value, best[1], margin)) and implausible is None
-    champion_qualifies = champion_value is not None and (
-        best is None or task_cls.beats(champion_value, best[1], margin)
+    champion_qualifies = (
+        champion_value is not None
+        and champion_implausible is None
+        and (best is None or task_cls.beats(champion_value, best[1], margin))
     )
     versus = f"the best baseline {best[0]} {best[1]:.4f} (margin {margin})" if best else "no baseline"
     candidate = f"{key}: candidate {metrics['model_version']} {value:.4f}"
