@@ -70,7 +70,7 @@ def demand_lake(tmp_path):
 
 def test_published_forecasts_are_the_evaluated_ones_and_plausible(demand_lake, tmp_path):
     from lakecart import tables
-    from lakecart.training.evaluate import mase
+    from lakecart.training.evaluate import mase, series_mase
     from lakecart.training.publish import load_trained
 
     settings, frame = demand_lake
@@ -86,7 +86,10 @@ def test_published_forecasts_are_the_evaluated_ones_and_plausible(demand_lake, t
         mine = forecasts[forecasts["horizon_days"] == h].rename(columns={"series_id": "item_id"})
         scored = test.merge(mine.assign(observation_date=mine["forecast_origin"]), on=["item_id", "observation_date"])
         assert len(scored) == len(test)
-        got = mase(scored[f"units_next_{h}d"].to_numpy(), scored["forecast_units"].to_numpy(), scale)
+        actual, forecast = scored[f"units_next_{h}d"].to_numpy(), scored["forecast_units"].to_numpy()
+        assert mase(actual, forecast, scale) == pytest.approx(metrics["test"][f"pooled_mase@{h}d"], rel=1e-4)
+        own = task.state["series_scales"][str(h)]
+        got = series_mase(actual, forecast, scored["item_id"].to_numpy(), own, scale)
         assert got == pytest.approx(metrics["test"][f"mase@{h}d"], rel=1e-4)
     # At END a lag that was 0 on every training row is known: the forecasts must stay in proportion
     # to recent sales (items sell 0.5-5.5 a day, ~90 units a day in all), not blow up or vanish.
