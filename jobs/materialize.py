@@ -166,9 +166,7 @@ def source_exists(settings: Settings, table: str) -> bool:
 def view_source_exists(settings: Settings, source: str) -> bool:
     """Clickstream views compute from *interactions* (``features.sources``): the clickstream, the
     order lines, or both, so a shop that sends either has them."""
-    if source == EVENTS_SOURCE:
-        return source_exists(settings, EVENTS_SOURCE) or source_exists(settings, ORDER_LINES_SOURCE)
-    return source_exists(settings, source)
+    return any(source_exists(settings, table) for table in _tables_read(source))
 
 
 # The ledger of the raw files behind each source a view reads.
@@ -191,9 +189,8 @@ def published_days(settings: Settings, table: str) -> set[date]:
 def source_files(settings: Settings, source: str) -> dict[date, tuple[str, ...]]:
     """Partition day -> data files of what a view of ``source`` reads; for clickstream views, the
     files of the clickstream and of the order lines (either may be absent)."""
-    tables_read = (EVENTS_SOURCE, ORDER_LINES_SOURCE) if source == EVENTS_SOURCE else (source,)
     merged: dict[date, tuple[str, ...]] = {}
-    for table in tables_read:
+    for table in _tables_read(source):
         if not source_exists(settings, table):
             continue
         for day, paths in partition_files(settings, SILVER_SOURCES[table]).items():
@@ -202,8 +199,12 @@ def source_files(settings: Settings, source: str) -> dict[date, tuple[str, ...]]
 
 
 def accounted_days(settings: Settings, source: str) -> set[date]:
-    tables_read = (EVENTS_SOURCE, ORDER_LINES_SOURCE) if source == EVENTS_SOURCE else (source,)
-    return set().union(*(published_days(settings, t) for t in tables_read))
+    return set().union(*(published_days(settings, t) for t in _tables_read(source)))
+
+
+def _tables_read(source: str) -> tuple[str, ...]:
+    """The silver tables behind a view source: clickstream views read the orders too."""
+    return (EVENTS_SOURCE, ORDER_LINES_SOURCE) if source == EVENTS_SOURCE else (source,)
 
 
 def read_source(spark: SparkSession, settings: Settings, table: str) -> DataFrame:
