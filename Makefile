@@ -5,7 +5,7 @@ VENV ?= .venv
 PIPELINE := $(VENV)/pipeline/bin
 AIRFLOW := $(VENV)/airflow/bin
 PYTEST_ARGS ?=
-LINTED := lakecart jobs features training dags tests benchmarks setup.py
+LINTED := lakecart jobs features training serving dags tests benchmarks setup.py
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
 .PHONY: demo test test-all test-cluster test-s3 envs lint bench-demo clean help

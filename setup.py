@@ -1,13 +1,14 @@
 """lakecart: a distributed feature and training platform for e-commerce ML.
 
 The top-level folders are the stages of the data flow and install as sub-packages of ``lakecart``:
-``jobs/`` -> ``lakecart.jobs``, ``features/`` -> ``lakecart.features``, ``training/`` -> ``lakecart.training``.
+``jobs/`` -> ``lakecart.jobs``, ``features/`` -> ``lakecart.features``, ``training/`` -> ``lakecart.training``,
+``serving/`` -> ``lakecart.serving``.
 Pinned environments live in ``requirements/`` and are built by ``infra/bootstrap.sh`` (``make``).
 """
 
 from setuptools import find_packages, setup
 
-STAGES = ("jobs", "features", "training")
+STAGES = ("jobs", "features", "training", "serving")
 
 packages = ["lakecart"] + [f"lakecart.{name}" for name in find_packages(include=[f"{stage}*" for stage in STAGES])]
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -27,6 +27,8 @@ NOT_SETTINGS = frozenset(
     {"CONFIG", "CRASH_AT", "CODE_COMMIT", "PIPELINE_BIN", "AIRFLOW_BIN", "VENV_DIR", "DAGS_FOLDER"}
     # `lakecart airflow up` (lakecart/airflow_ops.py) and its slow test
     | {"AIRFLOW_HOME", "AIRFLOW_PORT", "AIRFLOW_PASSWORD", "AIRFLOW_DB", "AIRFLOW_PG_PORT", "AIRFLOW_E2E_DAYS"}
+    # `lakecart serve`: the optional bearer token (a secret, so never a setting)
+    | {"SERVE_TOKEN"}
 )
 
 
@@ -97,6 +99,21 @@ class IngestSettings(_Strict):
     max_quantity: int = Field(default=100_000, ge=1)
 
 
+class ServingSettings(_Strict):
+    """The online store and the HTTP service (docs/serving.md)."""
+
+    # lmdb: embedded, no server (memory-mapped reads, lock-free readers, atomic write transactions);
+    # redis: a Redis server (infra/redis/redis.sh runs one on loopback).
+    online_store: Literal["lmdb", "redis"] = "lmdb"
+    # The LMDB folder; empty: ``<lake root>/online`` (the lake root must then be a local path).
+    lmdb_path: str = ""
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    # Most entity ids one request may ask for; more is a 4xx, not a slow answer.
+    max_ids: int = Field(default=1000, ge=1)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid")
 
@@ -104,6 +121,7 @@ class Settings(BaseSettings):
     lake: LakeSettings = Field(default_factory=LakeSettings)
     training: TrainingSettings = Field(default_factory=TrainingSettings)
     ingest: IngestSettings = Field(default_factory=IngestSettings)
+    serving: ServingSettings = Field(default_factory=ServingSettings)
 
     @classmethod
     def settings_customise_sources(
