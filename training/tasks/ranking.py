@@ -35,6 +35,7 @@ from lakecart.training.tasks.base import (
 USER_VIEW = "user_activity_v1"
 ITEM_VIEW = "item_popularity_v1"
 BASELINE = f"{feature_prefix(ITEM_VIEW)}conversion_rate_7d"
+BASELINE_NAME = "item_conversion_rate"  # the baseline that scores by BASELINE
 
 
 def view_purchase_pairs(rows: pd.DataFrame) -> pd.DataFrame:
@@ -112,7 +113,7 @@ class RankingTask(ModelTask):
     def baseline_scores(frame: pd.DataFrame) -> dict[str, np.ndarray]:
         """The baseline: each pair scored by the item's own conversion rate (0 when unknown)."""
         rate = frame[BASELINE] if BASELINE in frame.columns else pd.Series(0.0, index=frame.index)
-        return {"item_conversion_rate": pd.to_numeric(rate, errors="coerce").fillna(0.0).to_numpy()}
+        return {BASELINE_NAME: pd.to_numeric(rate, errors="coerce").fillna(0.0).to_numpy()}
 
     def evaluate(self, model, train: pd.DataFrame, test: pd.DataFrame) -> dict:
         y = test["label"].to_numpy()
@@ -158,6 +159,16 @@ class RankingTask(ModelTask):
         top = frame[frame["rank"] <= self.settings.training.top_k]
         columns = ["user_id", "rank", "item_id", "score", "retrieval_rank", "retrieval_score"]
         return {tables.RANKED_RECOMMENDATIONS: top[columns].reset_index(drop=True)}
+
+    def save_artifacts(self, model, run_dir: Path) -> dict[str, str]:
+        """The serving artefact: the model with its preprocessing as a SavedModel that takes raw ids
+        and raw feature values (``lakecart.serving.rerank``), so serving re-implements no feature."""
+        from lakecart.serving.rerank import SCORER, export_scorer
+
+        catalogue = training_data.read_pinned(
+            self.settings, self.dataset_id, tables.SILVER_ITEMS, ["item_id", "category"]
+        )
+        return {SCORER: str(export_scorer(model, self.state["features"], catalogue, run_dir / SCORER))}
 
     def plot(self, run_dir: Path, metrics: dict, history: dict) -> list[str]:
         return plots.binary_classifier(
