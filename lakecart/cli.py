@@ -12,6 +12,7 @@ keeps stdout for the result alone: everything else the command, Spark or a worke
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import logging
 import os
@@ -522,6 +523,19 @@ def cmd_tables(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_status(args: argparse.Namespace) -> int:
+    from lakecart.runs import render, status
+
+    report = status(latest=args.latest)
+    if args.json:
+        _print(report)
+    else:
+        buffer = io.StringIO()
+        render(report, buffer)
+        _emit(buffer.getvalue().rstrip("\n"))
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from lakecart.demo import run_demo
 
@@ -840,6 +854,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="k-means and silhouette sampling seed")
 
     add("tables", cmd_tables, "list the lake's tables with row counts and Delta versions")
+    p = add(
+        "status",
+        cmd_status,
+        "the latest job runs (meta.job_runs), failed runs and Airflow task tries, and each table's freshness "
+        "(version, last write, the job and logical date that wrote it)",
+    )
+    p.add_argument("--latest", type=int, default=15, help="how many runs and failures to show (default 15)")
 
     p = add(
         "cluster",
@@ -957,7 +978,7 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(2, 1)
         sys.stdout, _result_fd = sys.stderr, saved_stdout
     try:
-        return args.func(args)
+        return _run_recorded(args, argv)
     except Exception as exc:
         message = one_line(exc)
         if message is None:
@@ -973,6 +994,24 @@ def main(argv: list[str] | None = None) -> int:
             os.dup2(saved_stdout, 1)
             os.close(saved_stdout)
             sys.stdout, _result_fd = python_stdout, None
+
+
+def _run_recorded(args: argparse.Namespace, argv: list[str] | None) -> int:
+    """A job (a command that writes the lake) runs inside a run record (``meta.job_runs``)."""
+    from lakecart import runs
+
+    job = runs.job_name(args.command, getattr(args, "layer", None) or getattr(args, "action", None))
+    if job not in runs.JOBS:
+        return args.func(args)
+    with runs.recorded(job, getattr(args, "date", None), sys.argv[1:] if argv is None else argv) as record:
+        try:
+            rc = args.func(args)
+        except Exception as exc:
+            record.error = one_line(exc) or f"{type(exc).__name__}: {_first_line(str(exc), 300)}"
+            raise
+        if rc:
+            record.status, record.error = "failed", f"exit status {rc}"
+    return rc
 
 
 def run() -> None:

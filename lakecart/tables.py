@@ -325,6 +325,12 @@ TASK_FAILURES = _declare(
     keys=("dag_id", "task_id", "run_id", "map_index", "try_number"),
     description="every failed Airflow task try: dag, task, try, logical date and the reason (lakecart runlog)",
 )
+JOB_RUNS = _declare(
+    "meta.job_runs",
+    keys=("run_id",),
+    description="every job run: job, logical date, input and output Delta versions, rows, seconds, status, code "
+    "version (lakecart/runs.py; `lakecart status`)",
+)
 
 DECLARED: dict[str, Table] = {t.name: t for t in _DECLARED}
 if len(DECLARED) != len(_DECLARED):  # pragma: no cover - a programming error in this file
@@ -365,10 +371,16 @@ def view_suite(view_table_name: str) -> list:
     return view_expectations(REGISTRY[view_table_name])
 
 
+# The run recorders listening (lakecart/runs.py): each collects the names of the tables a job locates.
+TOUCHED: list[set[str]] = []
+
+
 def table_path(name: str, settings: Settings | None = None) -> str:
     layer, _, table = str(name).partition(".")
     if not layer or not table:
         raise ValueError(f"table names look like 'layer.table', got {name!r}")
+    for touched in TOUCHED:
+        touched.add(f"{layer}.{table}")
     return f"{lake_tables_root(settings)}/{layer}/{table}"
 
 
