@@ -9,7 +9,8 @@ its ``meta`` (the offline Delta versions it was read from, created_at, the row c
   ``d/<namespace>/<version>/<key>``, the pointer ``p/<namespace>``, the meta ``m/<namespace>/<version>``.
   A read is one read transaction (an MVCC snapshot: the pointer and every key of the batch from the
   same version, while a writer carries on); the flip, and the deletion of the version it replaces,
-  is one write transaction. The map grows (doubles) when a write fills it.
+  is one write transaction, which fails (the other write wins) when the pointer moved since the
+  write began. The map grows (doubles) when a write fills it.
 - ``RedisStore``: a hash per version (``lakecart:<namespace>:v:<version>``), the pointer
   ``lakecart:<namespace>:current``. A read is one round trip: a server-side script reads the pointer
   and ``HMGET``s the batch atomically. The flip is a ``MULTI`` guarded by ``WATCH`` on the pointer (two
@@ -24,6 +25,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from itertools import islice
@@ -33,9 +35,9 @@ from typing import Protocol
 from lakecart.config import Settings
 from lakecart.errors import ConfigError, LakecartError
 
-# Rows written per LMDB write transaction / Redis pipeline while a version is filled.
+# Rows written per LMDB write transaction / Redis HSET while a version is filled.
 WRITE_CHUNK = 5_000
-LMDB_INITIAL_MAP_SIZE = 64 << 20  # grows by doubling; a sparse reservation, not disk space
+LMDB_INITIAL_MAP_SIZE = 1 << 30  # address space, not disk (the file grows as used); doubles when full
 
 
 class OnlineStoreError(LakecartError, RuntimeError):
@@ -99,16 +101,20 @@ class LmdbStore:
         Path(self.path).mkdir(parents=True, exist_ok=True)
         # readahead off: lookups are random, reading ahead only evicts useful pages.
         self._env = lmdb.open(self.path, map_size=map_size, max_dbs=0, readahead=False, max_readers=1024)
+        # Growing the map needs every transaction of this process closed: reads take it too (an
+        # uncontended lock costs well under a microsecond).
+        self._resize = threading.Lock()
 
     # --- reads --------------------------------------------------------------------------------
     def _read(self, fn):
-        try:
-            with self._env.begin(buffers=True) as txn:
-                return fn(txn)
-        except self._lmdb.MapResizedError:  # another process grew the map: adopt its size
-            self._env.set_mapsize(0)
-            with self._env.begin(buffers=True) as txn:
-                return fn(txn)
+        with self._resize:
+            try:
+                with self._env.begin(buffers=True) as txn:
+                    return fn(txn)
+            except self._lmdb.MapResizedError:  # another process grew the map: adopt its size
+                self._env.set_mapsize(0)
+                with self._env.begin(buffers=True) as txn:
+                    return fn(txn)
 
     def get(self, namespace: str, keys: Sequence[str]) -> list[dict | None]:
         def read(txn) -> list[dict | None]:
@@ -156,33 +162,50 @@ class LmdbStore:
                     fn(txn)
                 return
             except self._lmdb.MapFullError:
-                self._env.set_mapsize(self._env.info()["map_size"] * 2)
+                with self._resize:  # no read transaction of this process may be open meanwhile
+                    self._env.set_mapsize(self._env.info()["map_size"] * 2)
 
     def write(self, namespace: str, rows: Mapping[str, dict], meta: dict) -> str:
         _check_namespace(namespace)
         ns = namespace.encode()
         version = new_version()
         prefix = b"d/" + ns + b"/" + version.encode() + b"/"
-        # Leftovers of a write that died before its flip: never live, safe to drop now.
-        self._write_txn(lambda txn: self._drop_versions(txn, ns, keep=self._live(txn, ns)))
+        previous = self._read(lambda txn: self._live(txn, ns))
         for chunk in _chunks(iter(rows.items()), WRITE_CHUNK):
             items = [(prefix + str(k).encode(), _dumps(v)) for k, v in chunk]
             self._write_txn(lambda txn, items=items: txn.cursor().putmulti(items, overwrite=True))
         full = _full_meta(meta, version, len(rows))
+        lost = []
 
         def flip(txn) -> None:
+            if self._live(txn, ns) != previous:  # another materialisation flipped first: it wins
+                lost.append(True)
+                self._drop_prefix(txn, prefix)
+                return
             txn.put(b"m/" + ns + b"/" + version.encode(), _dumps(full))
             txn.put(b"p/" + ns, version.encode())
-            # Readers hold snapshots: the replaced version can go in the same transaction.
+            # Readers hold snapshots: the replaced version (and any interrupted write's leftovers)
+            # can go in the same transaction.
             self._drop_versions(txn, ns, keep=version.encode())
 
         self._write_txn(flip)
+        if lost:
+            raise OnlineStoreError(
+                f"another materialisation of {namespace} finished first; this one was discarded: run it again"
+            )
         return version
 
     @staticmethod
     def _live(txn, ns: bytes) -> bytes | None:
         version = txn.get(b"p/" + ns)
         return None if version is None else bytes(version)
+
+    @staticmethod
+    def _drop_prefix(txn, start: bytes) -> None:
+        cursor = txn.cursor()
+        found = cursor.set_range(start)
+        while found and bytes(cursor.key()).startswith(start):
+            found = cursor.delete()  # moves to the next key
 
     @staticmethod
     def _drop_versions(txn, ns: bytes, keep: bytes | None) -> None:
@@ -267,9 +290,7 @@ class RedisStore:
             previous = previous.decode() if previous else None
             pipe.sadd(versions, version)  # registered before any row, so an interrupted write is cleaned up
             for chunk in _chunks(iter(rows.items()), WRITE_CHUNK):
-                fill = self._client.pipeline(transaction=False)
-                fill.hset(data, mapping={str(k): _dumps(v) for k, v in chunk})
-                fill.execute()
+                self._client.hset(data, mapping={str(k): _dumps(v) for k, v in chunk})
             pipe.multi()
             pipe.set(self._key(namespace, f"meta:{version}"), _dumps(_full_meta(meta, version, len(rows))))
             pipe.set(current, version)
@@ -283,8 +304,11 @@ class RedisStore:
                     f"another materialisation of {namespace} finished first; this one was discarded: run it again"
                 ) from None
         # Keep the live and the previous version (a reader holding the old pointer still finds its
-        # rows); delete the ones before it and any interrupted write's leftovers.
-        for old in {v.decode() for v in self._client.smembers(versions)} - {version, previous}:
+        # rows); delete the ones before it, interrupted writes' leftovers included. Ids sort by
+        # creation time: a write that began after this one flipped has a newer id and is left alone.
+        if previous is None:
+            return version
+        for old in [v.decode() for v in self._client.smembers(versions) if v.decode() < previous]:
             self._client.delete(self._key(namespace, f"v:{old}"), self._key(namespace, f"meta:{old}"))
             self._client.srem(versions, old)
         return version
