@@ -325,6 +325,7 @@ def _run_summary(row: dict) -> dict:
         "rows_written": row["rows_written"],
         "outputs": [f"{o['table']}@{o['version']}" for o in (row["outputs"] if row["outputs"] is not None else [])],
         "error": row["error"],
+        "airflow": row["airflow"],
     }
 
 

@@ -143,6 +143,18 @@ def test_airflow_runs_the_daily_pipeline_for_consecutive_days_and_starts_trainin
     for name, dates in computed.items():
         assert dates >= {d.isoformat() for d in days}, name
 
+    # `lakecart status` shows the scheduler's runs: each day's silver ingest succeeded, by Airflow.
+    shown = lakecart("status", "--json", "--latest", "500", env=env)
+    assert shown.returncode == 0, shown.stderr
+    report = json.loads(shown.stdout)
+    assert all(r["airflow"] for r in report["runs"] if r["job"] == "ingest silver"), report["runs"]
+    silver_days = {
+        r["logical_date"] for r in report["runs"] if r["job"] == "ingest silver" and r["status"] == "succeeded"
+    }
+    assert silver_days >= {d.isoformat() for d in days}, report["runs"]
+    events = next(t for t in report["tables"] if t["table"] == "silver.events")
+    assert events["job"] == "ingest silver" and events["logical_date"] >= days[-1].isoformat()
+
     # A person logs in to the UI and sees both DAGs and their last runs.
     shot = subprocess.run(
         [
