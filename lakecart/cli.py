@@ -536,6 +536,32 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from lakecart.config import get_settings
+    from lakecart.serving.app import create_app
+
+    settings = get_settings()
+    host, port = args.host or settings.serving.host, args.port or settings.serving.port
+    # Built here first, so a store that cannot be opened is the command's one-line error; more
+    # workers each build their own (uvicorn's factory).
+    app = create_app(settings)
+    url = f"http://{f'[{host}]' if ':' in host else host}:{port}"
+    log.info("lakecart serve: %s (API docs: %s/docs), %d worker(s)", url, url, args.workers)
+    # One request per line in the access log would cost more than a lookup: /metrics counts them.
+    uvicorn.run(
+        app if args.workers == 1 else "lakecart.serving.app:app_from_settings",
+        factory=args.workers > 1,
+        host=host,
+        port=port,
+        workers=args.workers,
+        access_log=False,
+        log_level="debug" if getattr(args, "verbose", False) else "warning",
+    )
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from lakecart.demo import run_demo
 
@@ -854,6 +880,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="k-means and silhouette sampling seed")
 
     add("tables", cmd_tables, "list the lake's tables with row counts and Delta versions")
+    p = add(
+        "serve",
+        cmd_serve,
+        "the HTTP service (FastAPI, uvicorn): online features, recommendations, re-ranking, similar items, "
+        "/healthz, /readyz, /metrics, API docs at /docs (docs/serving.md)",
+    )
+    p.add_argument("--host", help="address to listen on (default serving.host, 127.0.0.1: loopback only)")
+    p.add_argument("--port", type=_at_least(1), help="port (default serving.port, 8000)")
+    p.add_argument("--workers", type=_at_least(1), default=1, help="worker processes (default 1)")
     p = add(
         "status",
         cmd_status,
