@@ -57,6 +57,22 @@ class LakeSettings(_Strict):
     """Where data lives. Any URI Spark and delta-rs understand works (file://, s3a://, abfss://)."""
 
     root: str = "data"
+    # The local working folder of the steps that write with local file APIs (GX projects, model runs):
+    # they work under it at the same path relative to the root, then copy their files to the lake.
+    # Empty: the root itself when it is on local disk, else <tmp>/lakecart-<uid>/<bucket>/<prefix>.
+    local_dir: str = ""
+
+    def work_path(self, uri: str) -> Path:
+        """The local working copy of the lake location ``uri`` (``storage.working_path``)."""
+        from lakecart import storage
+
+        return storage.working_path(uri, self.root, self.local_dir)
+
+    def lake_uri(self, path: Path) -> str | None:
+        """The lake location the local working ``path`` stands for; None outside the working folder."""
+        from lakecart import storage
+
+        return storage.lake_location(path, self.root, self.local_dir)
 
     @property
     def raw(self) -> str:

@@ -17,9 +17,11 @@ hadoop-aws reads them from the environment of each JVM itself.
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from urllib.parse import urlsplit
 
 from lakecart.errors import ConfigError
@@ -41,11 +43,14 @@ def is_object_store(uri: str) -> bool:
 
 
 def local_path(uri: str) -> Path:
-    """The local folder a ``file://`` URI or a plain path names, for the steps that truly need one (a
-    model run's folder, a GX project); a bucket is a ``ConfigError``."""
+    """The local folder a ``file://`` URI or a plain path names; anything else (a bucket) is a
+    ``ConfigError``: a step that works with local file APIs goes through :func:`working_path`."""
     if scheme(uri) in ("", "file"):
         return Path(urlsplit(uri).path if "://" in uri else uri)
-    raise ConfigError(f"{uri} is not on local disk; this step needs a local folder")
+    raise ConfigError(
+        f"{uri} is not on local disk and this step needs a local folder: map a lake location to its local "
+        "working copy with LakeSettings.work_path (setting lake.local_dir)"
+    )
 
 
 @dataclass(frozen=True)
@@ -212,3 +217,145 @@ def copy_tree(source: str, destination: str) -> None:
     source_fs, source_path = arrow_filesystem(source)
     destination_fs, destination_path = arrow_filesystem(destination)
     pafs.copy_files(source_path, destination_path, source_filesystem=source_fs, destination_filesystem=destination_fs)
+
+
+# --- local working copies of lake folders ------------------------------------------------------------
+# GX projects and model runs are written with local file APIs. On a bucket lake each such folder has a
+# local working copy under the working folder (``lake.local_dir``), at the same path relative to the lake
+# root, and is synchronised with the bucket (``sync_tree``): the bucket holds ``models/`` and ``reports/``
+# as a local lake does.
+
+
+def default_local_dir(root: str) -> Path:
+    """The working folder when ``lake.local_dir`` is empty: the lake root itself on local disk; for a
+    bucket, ``<tmp>/lakecart-<uid>/<bucket>/<prefix>`` (one per user, lake and machine)."""
+    if not is_object_store(root):
+        return local_path(root)
+    parts = urlsplit(root)
+    return Path(tempfile.gettempdir()) / f"lakecart-{os.getuid()}" / parts.netloc / parts.path.strip("/")
+
+
+def _relative(uri: str, root: str) -> PurePosixPath | None:
+    """``uri``'s path below ``root`` (``.`` for the root itself); None when it is not inside it."""
+    if is_object_store(uri) != is_object_store(root):
+        return None
+    if is_object_store(uri):
+        a, b = urlsplit(uri), urlsplit(root)
+        if a.netloc != b.netloc:
+            return None
+        inside, base = PurePosixPath("/" + a.path.strip("/")), PurePosixPath("/" + b.path.strip("/"))
+    else:
+        inside, base = PurePosixPath(local_path(uri).resolve()), PurePosixPath(local_path(root).resolve())
+    try:
+        return inside.relative_to(base)
+    except ValueError:
+        return None
+
+
+def working_path(uri: str, root: str, local_dir: str = "") -> Path:
+    """The local path that stands for the lake location ``uri`` (lake root ``root``) in steps that need
+    local files: its place under the working folder (``local_dir``, else :func:`default_local_dir`);
+    a local path outside the lake is itself. A bucket location outside the lake is placed as
+    ``<tmp>/lakecart-<uid>/<bucket>/<key>`` unless ``local_dir`` is set, then it is a ``ConfigError``."""
+    base = local_path(local_dir) if local_dir else default_local_dir(root)
+    relative = _relative(uri, root)
+    if relative is not None:
+        return base / relative
+    if not is_object_store(uri):
+        return local_path(uri)
+    if not local_dir:
+        parts = urlsplit(uri)
+        return Path(tempfile.gettempdir()) / f"lakecart-{os.getuid()}" / parts.netloc / parts.path.strip("/")
+    raise ConfigError(f"{uri} is outside the lake root {root}: no local working copy stands for it")
+
+
+def lake_location(path: Path, root: str, local_dir: str = "") -> str | None:
+    """The lake location the local working ``path`` stands for (what :func:`working_path` maps to
+    ``path``); None when ``path`` is outside the working folder. On a local lake whose working folder
+    is the root, the absolute ``path`` itself."""
+    base = (local_path(local_dir) if local_dir else default_local_dir(root)).resolve()
+    try:
+        relative = PurePosixPath(path.resolve().relative_to(base))
+    except ValueError:
+        return None
+    if is_object_store(root):
+        return root.rstrip("/") if relative == PurePosixPath(".") else f"{root.rstrip('/')}/{relative}"
+    return str(local_path(root).resolve() / relative)
+
+
+def read_text(uri: str) -> str | None:
+    """The text of the file at ``uri`` (local or in a bucket); None when there is none."""
+    import pyarrow.fs as pafs
+
+    filesystem, path = arrow_filesystem(uri)
+    if filesystem.get_file_info(path).type != pafs.FileType.File:
+        return None
+    with filesystem.open_input_stream(path) as stream:
+        return stream.read().decode()
+
+
+def write_text(uri: str, text: str) -> None:
+    """Replace the file at ``uri`` (local or in a bucket) by ``text``, at once: a reader sees the old
+    text or the new one (a local file is renamed into place; an S3 PUT is atomic)."""
+    if not is_object_store(uri):
+        path = local_path(uri)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        partial.write_text(text)
+        partial.replace(path)
+        return
+    filesystem, path = arrow_filesystem(uri)
+    with filesystem.open_output_stream(path) as stream:
+        stream.write(text.encode())
+
+
+def sync_tree(source: str, destination: str) -> list[str]:
+    """Make ``destination`` hold every file of ``source`` (a folder or one file, local or in a
+    bucket): copy each file the destination lacks or holds with another size or modification time.
+    Both copies of a copied file then carry the same modification time (a local file takes the
+    bucket's), so the next sync either way copies only what changed since. Files only in the
+    destination stay. Returns the copied files' paths relative to ``source`` (``""`` for a single
+    file); nothing when both name the same local folder. A missing ``source`` is a FileNotFoundError."""
+    import pyarrow.fs as pafs
+
+    source_fs, source_path = arrow_filesystem(source)
+    destination_fs, destination_path = arrow_filesystem(destination)
+    if source_fs.get_file_info(source_path).type == pafs.FileType.NotFound:
+        raise FileNotFoundError(f"{source} does not exist")
+    source_local, destination_local = not is_object_store(source), not is_object_store(destination)
+    if source_local and destination_local and source_path == destination_path:
+        return []
+
+    def files(filesystem, base: str) -> dict[str, pafs.FileInfo]:
+        info = filesystem.get_file_info(base)
+        if info.type == pafs.FileType.File:
+            return {"": info}
+        if info.type != pafs.FileType.Directory:
+            return {}
+        listed = filesystem.get_file_info(pafs.FileSelector(base, recursive=True))
+        return {i.path[len(base) :].lstrip("/"): i for i in listed if i.type == pafs.FileType.File}
+
+    present = files(destination_fs, destination_path)
+    wanted = [
+        (name, info)
+        for name, info in sorted(files(source_fs, source_path).items())
+        if name not in present or (present[name].size, present[name].mtime_ns) != (info.size, info.mtime_ns)
+    ]
+
+    def copy(item: tuple[str, pafs.FileInfo]) -> str:
+        name, info = item
+        target = f"{destination_path}/{name}" if name else destination_path
+        if destination_local:
+            Path(target).parent.mkdir(parents=True, exist_ok=True)
+        with source_fs.open_input_stream(info.path) as reader, destination_fs.open_output_stream(target) as writer:
+            while chunk := reader.read(8 << 20):
+                writer.write(chunk)
+        if destination_local:
+            os.utime(target, ns=(info.mtime_ns, info.mtime_ns))
+        elif source_local:
+            stamp = destination_fs.get_file_info(target).mtime_ns
+            os.utime(info.path, ns=(stamp, stamp))
+        return name
+
+    with ThreadPoolExecutor(max_workers=8) as pool:  # a bucket's requests are latency-bound
+        return list(pool.map(copy, wanted))

@@ -33,7 +33,7 @@ from deltalake import CommitProperties, write_deltalake
 from lakecart import lineage, tables
 from lakecart.config import Settings
 from lakecart.errors import LakecartError
-from lakecart.storage import is_delta, open_delta, storage_options
+from lakecart.storage import is_delta, open_delta, read_text, storage_options, sync_tree
 from lakecart.training.tasks import TASKS
 from lakecart.training.tasks.base import ModelTask, TrainParams
 from lakecart.training.worker import BASELINES, LATEST, OUTPUTS
@@ -55,16 +55,43 @@ class GateClosed(LakecartError, RuntimeError):
 
 
 def run_root_for(settings: Settings, model: str, dataset_id: str) -> Path:
-    return Path(settings.lake.models) / model / dataset_id
+    """The local folder of ``model``'s runs on ``dataset_id``: ``<models>/<model>/<dataset_id>``, or
+    its working copy under ``lake.local_dir`` when the lake is a bucket (the worker copies each
+    finished run there, :func:`run_dir_for` fetches it back)."""
+    return settings.lake.work_path(f"{settings.lake.models}/{model}/{dataset_id}")
 
 
 def run_dir_for(settings: Settings, model: str, dataset_id: str) -> Path:
-    """The newest finished run of ``model`` on the training set ``dataset_id``."""
-    root = run_root_for(settings, model, dataset_id)
-    latest = root / LATEST
-    if not latest.exists():
-        raise FileNotFoundError(f"no finished {model} run on {dataset_id} under {root}: run `lakecart train {model}`")
-    return root / latest.read_text().strip()
+    """The newest finished run of ``model`` on the training set ``dataset_id``, as named by the lake's
+    ``latest``: a local folder, fetched from the bucket first when the lake is one."""
+    lake_root = f"{settings.lake.models}/{model}/{dataset_id}"
+    version = read_text(f"{lake_root}/{LATEST}")
+    if version is None:
+        raise FileNotFoundError(
+            f"no finished {model} run on {dataset_id} under {lake_root}: run `lakecart train {model}`"
+        )
+    return fetch_run(settings, f"{lake_root}/{version.strip()}")
+
+
+def fetch_run(settings: Settings, uri: str) -> Path:
+    """The local copy of the run folder (or file) at the lake location ``uri``, updated from the lake
+    when the lake is a bucket (only files that changed travel); ``uri`` itself on a local lake."""
+    local = settings.lake.work_path(uri)
+    sync_tree(uri, str(local))
+    return local
+
+
+def store_run(settings: Settings, run: Path) -> None:
+    """Copy what changed in the local run folder ``run`` to its place in the lake (nothing to do when
+    the lake is the local folder)."""
+    lake = settings.lake.lake_uri(run)
+    if lake is not None:
+        sync_tree(str(run), lake)
+
+
+def _lake_uri(settings: Settings, local: Path) -> str:
+    # What the registry records: the lake location (absolute on local disk), wherever it ran.
+    return settings.lake.lake_uri(local) or str(local.resolve())
 
 
 def baseline_version(model: str, dataset_id: str, baseline: str) -> str:
@@ -110,10 +137,11 @@ def published_artefact(settings: Settings, model: str, name: str) -> Path | None
     current = champion(settings, model)
     if current is None:
         return None
-    path = Path(current["outputs_path"]) / f"{name}.parquet"
-    if not path.exists():
-        raise FileNotFoundError(f"the published {model} ({current['model_version']}) has no artefact {path}")
-    return path
+    uri = f"{current['outputs_path']}/{name}.parquet"
+    try:
+        return fetch_run(settings, uri)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"the published {model} ({current['model_version']}) has no artefact {uri}") from None
 
 
 def load_trained(settings: Settings, model: str, run_dir: Path, dataset_id: str) -> tuple[ModelTask, object]:
@@ -160,7 +188,7 @@ def evaluate_candidate(settings: Settings, model: str, dataset_id: str, margin: 
     }
     champion_value, beats_champion, champion_implausible = None, True, None
     if current is not None and current.get("kind") != BASELINE:  # a published baseline is re-made from data
-        task, champion_model = load_trained(settings, model, Path(current["artifact_path"]), dataset_id)
+        task, champion_model = load_trained(settings, model, fetch_run(settings, current["artifact_path"]), dataset_id)
         champion_eval = task.evaluate(champion_model, task.read_split("train"), task.read_split("test"))
         champion_value, beats_champion = champion_eval["test"][key], task.compare(metrics, champion_eval)
         champion_implausible = task_cls.implausible(champion_eval)
@@ -198,6 +226,7 @@ def evaluate_candidate(settings: Settings, model: str, dataset_id: str, margin: 
     reason += f" (on the candidate's held-out split; {direction} is better)"
     result.update(decision=decision, publish=decision != CHAMPION, reason=reason)
     (run / EVALUATION).write_text(json.dumps(result, indent=2, default=float))
+    store_run(settings, run)
     status = "approved" if decision == CANDIDATE else "held_back"
     register(settings, run, status, _logical_time(metrics["as_of"]), reason, job="evaluate")
     log.info("gate for %s: %s (%s)", metrics["model_version"], decision, reason)
@@ -272,8 +301,8 @@ def register(settings: Settings, run: Path, status: str, created_at: pd.Timestam
             "metrics": json.dumps({"test": metrics["test"], "baselines": metrics["baselines"]}, default=float),
             "primary_metric": metrics["primary_metric"],
             "primary_value": float(metrics["test"][metrics["primary_metric"]]),
-            "artifact_path": str(run.resolve()),
-            "outputs_path": str((run / OUTPUTS).resolve()),
+            "artifact_path": _lake_uri(settings, run),
+            "outputs_path": _lake_uri(settings, run / OUTPUTS),
             "created_at": created_at,
         },
         job,
@@ -298,8 +327,8 @@ def register_baseline(
             "metrics": json.dumps({"test": metrics["baselines"][baseline]}, default=float),
             "primary_metric": metrics["primary_metric"],
             "primary_value": float(metrics["baselines"][baseline][metrics["primary_metric"]]),
-            "artifact_path": str((run / BASELINES / baseline).resolve()),
-            "outputs_path": str((run / BASELINES / baseline).resolve()),
+            "artifact_path": _lake_uri(settings, run / BASELINES / baseline),
+            "outputs_path": _lake_uri(settings, run / BASELINES / baseline),
             "created_at": created_at,
         },
         "publish",

@@ -4,6 +4,10 @@ on N workers (``horovodrun``; one plain process when N is 1); ``horovod.spark.ru
 ``python -m lakecart.training.worker --model churn --dataset-id churn_20260114 --as-of 2026-01-14
 --run-root data/models/churn/churn_20260114`` (``lakecart train`` passes exactly these).
 
+``--run-root`` may also be a lake location (``s3a://<bucket>/models/...``): the run is then written
+to its local working copy (``lake.local_dir``) and rank 0 copies the finished run, then ``latest``,
+to the lake.
+
 Every worker reads its own shard of the Delta training set and takes the same number of steps per
 epoch (the smallest shard decides), so no worker waits at the end of an epoch. Rank 0 evaluates on
 the held-out split, writes metrics, plots, weights, state and the rows ``lakecart publish`` puts
@@ -24,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from lakecart import storage
 from lakecart.config import get_settings
 from lakecart.training import distributed
 from lakecart.training.inputs import column_stats
@@ -100,12 +105,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     task_cls = TASKS[args.model]
     params = train_params(task_cls, args)
-    train(task_cls(get_settings(), args.dataset_id), params, Path(args.run_root), args.as_of, args.resume)
+    settings = get_settings()
+    run_root = settings.lake.work_path(args.run_root)
+    train(task_cls(settings, args.dataset_id), params, run_root, args.as_of, args.resume)
     return 0
 
 
 def train(task: ModelTask, params: TrainParams, run_root: Path, as_of: date, resume: bool = False) -> dict | None:
-    """Train ``task`` on this worker's shard; on rank 0 evaluate and write the run. Returns rank 0's metrics."""
+    """Train ``task`` on this worker's shard; on rank 0 evaluate and write the run (in the local
+    ``run_root``, then in the lake when ``run_root`` is the working copy of a lake folder elsewhere).
+    Returns rank 0's metrics."""
     import tensorflow as tf
 
     from lakecart.training import data as training_data
@@ -204,6 +213,11 @@ def train(task: ModelTask, params: TrainParams, run_root: Path, as_of: date, res
         task, model, params, run_dir, version, as_of, worker.size, curves, len(train_rows), examples_per_second
     )
     (run_root / LATEST).write_text(version)
+    lake_root = task.settings.lake.lake_uri(run_root)
+    if lake_root is not None and lake_root != str(run_root.resolve()):
+        # The run first, then ``latest``: the lake's ``latest`` never names a partly copied run.
+        storage.sync_tree(str(run_dir), f"{lake_root}/{version}")
+        storage.write_text(f"{lake_root}/{LATEST}", version)
     return metrics
 
 
