@@ -512,6 +512,17 @@ def cmd_runlog_record(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_docs_build(args: argparse.Namespace) -> int:
+    from lakecart.config import get_settings
+    from lakecart.quality import build_data_docs
+
+    site = build_data_docs(get_settings().lake.reports)
+    failing = sorted(t for t, row in site["tables"].items() if not row["success"])
+    text = f"Data Docs: {site['index']} ({len(site['tables'])} tables, {len(failing)} failing)"
+    _text(args, text + "".join(f"\n  FAILING {t}" for t in failing), site)
+    return 0
+
+
 def cmd_tables(args: argparse.Namespace) -> int:
     from lakecart.summary import table_overview
 
@@ -889,6 +900,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", help="address to listen on (default serving.host, 127.0.0.1: loopback only)")
     p.add_argument("--port", type=_at_least(1), help="port (default serving.port, 8000)")
     p.add_argument("--workers", type=_at_least(1), default=1, help="worker processes (default 1)")
+    p = add("docs", None, "the Great Expectations Data Docs: one offline site for every validated table")
+    actions = _Commands(p, "action", "ACTION")
+    actions.add(
+        "build",
+        cmd_docs_build,
+        "render <lake root>/reports/data_docs (index.html, tables/<table>.html) from the stored validation results",
+    )
     p = add(
         "status",
         cmd_status,
