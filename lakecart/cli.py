@@ -547,6 +547,28 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_online_materialize(args: argparse.Namespace) -> int:
+    from lakecart.config import get_settings
+    from lakecart.serving.materialize import materialize
+
+    _print(materialize(get_settings(), args.as_of, kind=args.store))
+    return 0
+
+
+def cmd_online_status(args: argparse.Namespace) -> int:
+    from lakecart.config import get_settings
+    from lakecart.serving.online import open_store
+
+    store = open_store(get_settings(), args.store)
+    try:
+        wanted = ("version", "rows", "created_at", "as_of", "model_version", "tables", "skipped")
+        metas = {namespace: store.meta(namespace) for namespace in store.namespaces()}
+        _print({n: {k: m[k] for k in wanted if k in m} for n, m in metas.items() if m is not None})
+    finally:
+        store.close()
+    return 0
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -900,6 +922,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", help="address to listen on (default serving.host, 127.0.0.1: loopback only)")
     p.add_argument("--port", type=_at_least(1), help="port (default serving.port, 8000)")
     p.add_argument("--workers", type=_at_least(1), default=1, help="worker processes (default 1)")
+    p = add(
+        "online",
+        None,
+        "the online store (docs/serving.md) - materialize: the newest published values (feature services, "
+        "recommendations, churn, segments, most-popular items) into it, each namespace replaced atomically; "
+        "status: its namespaces, versions, row counts, when written and from which Delta versions",
+    )
+    actions = _Commands(p, "action", "ACTION")
+    q = actions.add(
+        "materialize",
+        cmd_online_materialize,
+        "write every namespace as of --as-of (default now): one row per entity per feature service, "
+        "the published top-k, churn scores, segments, most-popular items; prints the report",
+    )
+    q.add_argument("--as-of", type=_as_of, help="a date or timestamp (UTC; default now)")
+    q.add_argument("--store", choices=["lmdb", "redis"], help="the store (default serving.online_store)")
+    q = actions.add("status", cmd_online_status, "namespaces, versions, row counts, created_at, Delta versions read")
+    q.add_argument("--store", choices=["lmdb", "redis"], help="the store (default serving.online_store)")
     p = add("docs", None, "the Great Expectations Data Docs: one offline site for every validated table")
     actions = _Commands(p, "action", "ACTION")
     actions.add(

@@ -267,3 +267,26 @@ def test_a_lake_without_models_skips_their_namespaces(settings, online_store):
     assert set(report["skipped"]) == {"features:item", "recommendations", "churn", "segments", "popular"}
     assert "nothing is published for retrieval" in report["skipped"]["recommendations"]
     assert online_store.namespaces() == ["features:user"]
+
+
+def test_cli_materialize_then_status(lake, monkeypatch, capsys):
+    import json
+
+    from lakecart.cli import main
+    from lakecart.config import get_settings
+
+    monkeypatch.setenv("LAKECART_LAKE__ROOT", lake.lake.root)
+    get_settings.cache_clear()
+    try:
+        assert main(["online", "materialize", "--as-of", "2026-01-10T12:00"]) == 0
+        report = json.loads(capsys.readouterr().out)
+        assert report["as_of"] == "2026-01-10T12:00:00+00:00" and report["store"] == "lmdb"
+        assert report["namespaces"]["features:user"]["rows"] == 6  # u1..u6 (u2, u4: by their sequences rows)
+        assert main(["online", "status"]) == 0
+        status = json.loads(capsys.readouterr().out)
+    finally:
+        get_settings.cache_clear()
+    assert sorted(status) == sorted(report["namespaces"])
+    assert status["features:user"]["version"] == report["namespaces"]["features:user"]["version"]
+    assert status["recommendations"]["model_version"] == "retrieval-20260108"
+    assert status["churn"]["tables"] == {"gold.churn_scores": 0, "gold.model_registry": 0}
