@@ -146,16 +146,21 @@ def feature_matrix(names: Sequence[str], user_row: Mapping | None, item_rows: Se
     """``float32[len(item_rows), len(names)]``: each column from the item's row, else the user's
     (column names are ``<view>__<feature>``, so they never collide); NaN when neither has it."""
     user_row = user_row or {}
-    matrix = np.full((len(item_rows), len(names)), np.nan, dtype="float32")
-    for col, name in enumerate(names):
-        for row, item in enumerate(item_rows):
-            value = (item or {}).get(name, user_row.get(name))
-            if value is not None:
-                try:
-                    matrix[row, col] = float(value)
-                except (TypeError, ValueError):
-                    pass  # a non-numeric value is no number the model was trained on: missing
-    return matrix
+    columns = []
+    for name in names:
+        default = user_row.get(name)
+        columns.append([item.get(name, default) if item else default for item in item_rows])
+    try:
+        return np.array(columns, dtype="float32").reshape(len(names), len(item_rows)).T.copy()  # None -> NaN
+    except (TypeError, ValueError):  # a non-numeric value is no number the model was trained on: missing
+        return np.array([[_number(v) for v in column] for column in columns], dtype="float32").T.copy()
+
+
+def _number(value) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return float("nan")
 
 
 def load_published(settings: Settings) -> Ranker | FeatureRanker:
