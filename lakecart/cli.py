@@ -580,6 +580,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # Built here first, so a store that cannot be opened is the command's one-line error; more
     # workers each build their own (uvicorn's factory).
     app = create_app(settings)
+    if args.workers > 1:
+        app.state.store.close()
     url = f"http://{f'[{host}]' if ':' in host else host}:{port}"
     log.info("lakecart serve: %s (API docs: %s/docs), %d worker(s)", url, url, args.workers)
     # One request per line in the access log would cost more than a lookup: /metrics counts them.
