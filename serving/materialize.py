@@ -5,9 +5,11 @@
   join names it (``<view>__<feature>``) and per view ``feature_time__<view>`` (the row's
   ``available_at``, in microseconds since the epoch) for the read path's TTL rule. Values come from
   ``training.data.features_as_of``, the read the offline side uses (known at ``as_of``, younger than
-  the TTL, the newest per key), so online and offline cannot disagree. Feature tables only ever hold
-  validated days (the pipeline validates a view's days before anything downstream reads them). A
-  view the lake has no table for (a shop without clickstream) is skipped, and the report says so.
+  the TTL, the newest per key), so online and offline cannot disagree. Only validated days are
+  served: when a row it would serve comes from a day whose newest verdict in ``meta.validation_runs``
+  is not a pass (or that was never validated), the service is not written and keeps its previous
+  version. A view the lake has no table for (a shop without clickstream) is skipped, and the report
+  says so.
 - ``recommendations`` (user -> the published retrieval model's top-k), ``churn`` (user -> score),
   ``segments`` (user -> segment): the rows of the version ``gold.model_registry`` lists as
   ``published`` (``training.publish.champion``); segments, which have no gate, the newest version.
@@ -113,6 +115,13 @@ def service_rows(settings: Settings, service: FeatureService, at: pd.Timestamp) 
         rows, read[view.qualified_name] = _stable_read(
             path, lambda _, path=path, view=view: features_as_of(path, view.entity.keys, view.ttl, at)
         )
+        unvalidated, read[str(tables.VALIDATION_RUNS)] = unvalidated_days(settings, view, rows[FEATURE_DATE])
+        if unvalidated:
+            days = ", ".join(str(d) for d in unvalidated[:5]) + (" ..." if len(unvalidated) > 5 else "")
+            return (
+                f"{view.qualified_name} would serve days without a passing validation ({days}): the online "
+                f"store keeps its previous version (run `lakecart validate {view.qualified_name} --date D`)"
+            )
         rows = _view_columns(view, rows)
         keys = list(view.entity.keys)
         frame = rows if frame is None else frame.merge(rows, on=keys, how="outer")
@@ -139,6 +148,34 @@ def service_rows(settings: Settings, service: FeatureService, at: pd.Timestamp) 
         "skipped": skipped,
     }
     return rows, meta
+
+
+def unvalidated_days(settings: Settings, view: FeatureView, feature_dates: pd.Series) -> tuple[list[date], int | None]:
+    """The days among ``feature_dates`` whose newest verdict in ``meta.validation_runs`` (of a
+    validation whose days cover it) is not a pass, or that were never validated; and the Delta
+    version of ``meta.validation_runs`` read (None: the lake has none, so every day is unvalidated)."""
+    days = sorted({pd.Timestamp(d).date() for d in feature_dates.dropna()})
+    path = tables.table_path(tables.VALIDATION_RUNS, settings)
+    if not days or not is_delta(path):
+        return days, None
+    columns = ["start_date", "end_date", "success", "validated_at"]
+    verdicts, version = _stable_read(
+        path,
+        lambda v: open_delta(path, version=v).to_pandas(columns=columns, filters=[("table", "=", view.qualified_name)]),
+    )
+    verdicts = verdicts.sort_values("validated_at", kind="stable")
+    starts = [pd.Timestamp(d).date() for d in verdicts["start_date"]]
+    ends = [pd.Timestamp(d).date() for d in verdicts["end_date"]]
+    success = verdicts["success"].tolist()
+    failing = []
+    for day in days:
+        newest = None  # the success of the newest verdict covering ``day``
+        for start, end, ok in zip(starts, ends, success, strict=True):
+            if start <= day <= end:
+                newest = ok
+        if newest is not True:
+            failing.append(day)
+    return failing, version
 
 
 def _view_columns(view: FeatureView, rows: pd.DataFrame) -> pd.DataFrame:

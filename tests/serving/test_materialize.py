@@ -74,6 +74,19 @@ def write(settings, name: str, data, mode: str = "overwrite", partition_by=None)
     write_deltalake(tables.table_path(name, settings), data, mode=mode, partition_by=partition_by)
 
 
+def verdict(settings, view, first: int, last: int, success: bool, validated_at: datetime) -> None:
+    """One gate verdict in meta.validation_runs for ``view``'s days first..last of January."""
+    row = {
+        "table": view.qualified_name,
+        "batch": f"2026-01-{first:02d}..2026-01-{last:02d}",
+        "start_date": date(2026, 1, first),
+        "end_date": date(2026, 1, last),
+        "success": success,
+        "validated_at": validated_at.replace(tzinfo=None),
+    }
+    write(settings, tables.VALIDATION_RUNS, pd.DataFrame([row]), mode="append")
+
+
 @pytest.fixture(scope="module")
 def lake(tmp_path_factory):
     from lakecart.config import LakeSettings, Settings
@@ -93,6 +106,9 @@ def lake(tmp_path_factory):
     # Items: i3 expired at T (known Jan 8 00:00); units_sold_28d is feature 8: (31 n + 63 + 8) % 97.
     items = [("i1", 9, midnight(10)), ("i2", 9, midnight(10)), ("i4", 9, midnight(10)), ("i3", 7, midnight(8))]
     write(settings, POPULARITY.qualified_name, view_rows(POPULARITY, items), partition_by=["feature_date"])
+
+    for view in (ACTIVITY, SEQUENCES, POPULARITY):
+        verdict(settings, view, 5, 10, True, T)
 
     registry = [
         ("retrieval-20260108", "retrieval", "published", midnight(9)),
@@ -189,7 +205,12 @@ def test_online_equals_the_point_in_time_join(lake, offline, online_store):
             assert all(got[feature_column(orders, f)] is None for f in orders.feature_names())
             assert got[feature_time_column(orders)] is None
     views = report["namespaces"]["features:user"]
-    assert views["tables"] == {"features.user_activity_v2": 1, "features.user_sequences_v1": 0}
+    # Activity: two commits (versions 0, 1); the verdicts: three appends (0, 1, 2).
+    assert views["tables"] == {
+        "features.user_activity_v2": 1,
+        "features.user_sequences_v1": 0,
+        "meta.validation_runs": 2,
+    }
     assert views["skipped"] == ["features.customer_orders_v1: no table in the lake (not materialised for this shop)"]
     assert online_store.meta("features:user")["tables"] == views["tables"]
 
@@ -262,6 +283,7 @@ def test_published_outputs(lake, online_store):
 
 def test_a_lake_without_models_skips_their_namespaces(settings, online_store):
     write(settings, SEQUENCES.qualified_name, view_rows(SEQUENCES, [("u1", 9, midnight(10))]))
+    verdict(settings, SEQUENCES, 9, 9, True, T)
     report = materialize(settings, T, store=online_store)
     assert sorted(report["namespaces"]) == ["features:user"]
     assert set(report["skipped"]) == {"features:item", "recommendations", "churn", "segments", "popular"}
@@ -290,3 +312,28 @@ def test_cli_materialize_then_status(lake, monkeypatch, capsys):
     assert status["features:user"]["version"] == report["namespaces"]["features:user"]["version"]
     assert status["recommendations"]["model_version"] == "retrieval-20260108"
     assert status["churn"]["tables"] == {"gold.churn_scores": 0, "gold.model_registry": 0}
+
+
+def test_only_validated_days_are_served(lake, tmp_path, online_store):
+    """A newer failing verdict for Jan 9 (the day most activity rows served at T come from): the user
+    service is not written and keeps its previous version; a day never validated is refused too."""
+    import shutil
+
+    from lakecart.config import LakeSettings, Settings
+
+    first = materialize(lake, T, store=online_store)["namespaces"]["features:user"]["version"]
+    copy = Settings(lake=LakeSettings(root=str(tmp_path / "copy")))
+    shutil.copytree(lake.lake.tables, copy.lake.tables, ignore=shutil.ignore_patterns("online"))
+    verdict(copy, ACTIVITY, 9, 9, False, T + timedelta(hours=1))
+    report = materialize(copy, T, store=online_store)
+    assert "features:user" not in report["namespaces"]
+    assert report["skipped"]["features:user"].startswith(
+        "features.user_activity_v2 would serve days without a passing validation (2026-01-09)"
+    )
+    assert online_store.meta("features:user")["version"] == first
+    assert "features:item" in report["namespaces"]  # the item service's own days passed
+    verdict(copy, ACTIVITY, 9, 9, True, T + timedelta(hours=2))  # validated again: served
+    assert "features:user" in materialize(copy, T, store=online_store)["namespaces"]
+    never = Settings(lake=LakeSettings(root=str(tmp_path / "never")))
+    write(never, SEQUENCES.qualified_name, view_rows(SEQUENCES, [("u1", 9, midnight(10))]))
+    assert "2026-01-09" in materialize(never, T, store=online_store)["skipped"]["features:user"]
