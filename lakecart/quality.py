@@ -143,7 +143,7 @@ def validate_dataframe(df, table: str, expectations: list, project_dir: str | Pa
     if reports is not None:
         project_name = uri.rstrip("/").rsplit("/", 1)[-1]
         build_data_docs(reports, only=[project_name])
-        docs = f"{reports}/{DOCS_FOLDER}/{page_name(project_name)}"
+        docs = f"{reports}/{DOCS_FOLDER}/index.html"
     outcome = ValidationOutcome(table, bool(result.success), len(results), failures, docs)
     log.info(outcome.summary())
     return outcome

@@ -81,7 +81,7 @@ def test_one_offline_site_lists_every_validated_table(spark, tmp_path):
     assert good.success and not bad.success
     assert bad.failures == ["expect_column_values_to_not_be_null(column=b) -> 1 unexpected (33.33%), e.g. [None]"]
     site = reports / "data_docs"
-    assert bad.docs == f"{reports}/data_docs/tables/t.bad.html"
+    assert bad.docs == f"{reports}/data_docs/index.html"
     assert not list(reports.glob("gx/*/gx/**/*.html"))  # GX's CDN-bound sites (4 MB each) are gone
 
     index = (site / "index.html").read_text()
