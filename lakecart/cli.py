@@ -577,9 +577,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     settings = get_settings()
     host, port = args.host or settings.serving.host, args.port or settings.serving.port
+    if args.as_of and args.workers > 1:
+        raise UsageError("--as-of serves one worker: leave out --workers")
     # Built here first, so a store that cannot be opened is the command's one-line error; more
     # workers each build their own (uvicorn's factory).
-    app = create_app(settings)
+    app = create_app(settings, as_of=args.as_of)
     if args.workers > 1:
         app.state.store.close()
     url = f"http://{f'[{host}]' if ':' in host else host}:{port}"
@@ -924,6 +926,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", help="address to listen on (default serving.host, 127.0.0.1: loopback only)")
     p.add_argument("--port", type=_at_least(1), help="port (default serving.port, 8000)")
     p.add_argument("--workers", type=_at_least(1), default=1, help="worker processes (default 1)")
+    p.add_argument(
+        "--as-of",
+        type=_as_of,
+        help="judge feature TTLs at this instant (UTC) instead of the clock: a historic lake, such as the demo's",
+    )
     p = add(
         "online",
         None,

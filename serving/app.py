@@ -217,10 +217,13 @@ def create_app(
     *,
     index_version: str | None = None,
     token: str | None = None,
+    as_of: datetime | None = None,
 ) -> FastAPI:
     """The service over ``store`` (default: ``open_store(settings)``), the ANN ``index`` (default: the
     published retrieval model's, ``index_version`` its model version) and ``ranker`` (default: the
-    published ranking model). ``token``: the bearer token (default: ``LAKECART_SERVE_TOKEN``)."""
+    published ranking model). ``token``: the bearer token (default: ``LAKECART_SERVE_TOKEN``).
+    ``as_of``: the instant feature TTLs are judged at (default: the clock; a fixed one serves a
+    historic lake, such as the demo's, as it was then)."""
     owned = store is None
 
     @asynccontextmanager
@@ -239,6 +242,11 @@ def create_app(
     state = app.state
     state.settings = settings
     state.token = token if token is not None else os.environ.get(TOKEN_ENV, "")
+    state.as_of = as_of
+
+    def now() -> datetime:
+        return state.as_of or datetime.now(UTC)
+
     state.store = store if store is not None else open_store(settings)
     state.ranker, state.ranker_error = ranker, None
     if ranker is None:
@@ -287,6 +295,7 @@ def create_app(
             "namespaces": versions,
             "ranking_model": getattr(state.ranker, "model_version", None),
             "ann_index": state.index_version if state.index is not None else None,
+            "as_of": as_of,
         }
         if missing:
             body["detail"] = f"never materialised: {', '.join(missing)} (run `lakecart online materialize`)"
@@ -301,7 +310,7 @@ def create_app(
     def features(service: str, ids: list[str]) -> Response:
         svc = _service(service)
         _check_count(ids, settings)
-        rows = feature_vectors(state.store, svc, ids, datetime.now(UTC))
+        rows = feature_vectors(state.store, svc, ids, now())
         return _Json(
             {
                 "service": svc.name,
@@ -374,10 +383,9 @@ def create_app(
         _check_count(body.item_ids, settings, "item_ids")
         if state.ranker is None:
             raise _unavailable("re-ranking", state.ranker_error)
-        now = datetime.now(UTC)
-        plan = state.rerank_plan
-        user_row = _merged_rows(state.store, plan.get("user_id", []), [body.user_id], now)[0]
-        item_rows = _merged_rows(state.store, plan.get("item_id", []), body.item_ids, now)
+        plan, at = state.rerank_plan, now()
+        user_row = _merged_rows(state.store, plan.get("user_id", []), [body.user_id], at)[0]
+        item_rows = _merged_rows(state.store, plan.get("item_id", []), body.item_ids, at)
         scores = state.ranker.score(body.user_id, body.item_ids, user_row, item_rows, device=body.device)
         order = sorted(range(len(scores)), key=lambda n: -float(scores[n]))
         return _Json(
