@@ -13,7 +13,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
-from lakecart.features.pit import feature_column, feature_time_column
 from lakecart.serving.online import OnlineStore
 from lakecart.serving.services import FeatureService
 from lakecart.serving.services import service as declared_service
@@ -40,27 +39,16 @@ def feature_vectors(
     (default: the current time); None for an id the store has no row for. One store read for the batch."""
     svc = declared_service(service) if isinstance(service, str) else service
     now_micros = to_micros(now or datetime.now(UTC))
-    plan = [
-        (
-            feature_time_column(view),
-            [feature_column(view, f) for f in view.feature_names()],
-            view.ttl // _MICROSECOND,
-        )
-        for view in svc.views
-    ]
     out: list[dict | None] = []
     for row in store.get(svc.namespace, [str(i) for i in ids]):
-        if row is None:
-            out.append(None)
-            continue
-        vector: dict = {}
-        times: dict = {}
-        for time_column, columns, ttl in plan:
-            known = row.get(time_column)
-            fresh = known is not None and known <= now_micros < known + ttl
-            for column in columns:
-                vector[column] = row.get(column) if fresh else None
-            times[time_column] = from_micros(known) if fresh else None
-        vector.update(times)
-        out.append(vector)
+        if row is not None:  # a freshly decoded row: filled in place
+            for time_column, columns, ttl in svc.layout:
+                known = row.get(time_column)
+                if known is not None and known <= now_micros < known + ttl:
+                    row[time_column] = from_micros(known)
+                else:  # expired, not known yet, or a view the lake had no table for
+                    for column in columns:
+                        row[column] = None
+                    row[time_column] = None
+        out.append(row)
     return out

@@ -9,6 +9,8 @@ The views are the *current* version of each (the highest ``version`` declared in
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
+from functools import cached_property
 
 from lakecart.errors import ConfigError, UsageError
 from lakecart.features import REGISTRY, FeatureView
@@ -49,6 +51,19 @@ class FeatureService:
     def time_columns(self) -> list[str]:
         """Per view, the ``available_at`` of the row served (``features.pit.feature_time_column``)."""
         return [feature_time_column(view) for view in self.views]
+
+    @cached_property
+    def layout(self) -> tuple[tuple[str, tuple[str, ...], int], ...]:
+        """Per view: its time column, its feature columns and its TTL in microseconds (the read path's
+        plan, computed once)."""
+        return tuple(
+            (
+                feature_time_column(view),
+                tuple(feature_column(view, f) for f in view.feature_names()),
+                view.ttl // timedelta(microseconds=1),
+            )
+            for view in self.views
+        )
 
 
 def current_view(name: str) -> FeatureView:
