@@ -89,9 +89,16 @@ def _chunks(items: Iterator, size: int) -> Iterator[list]:
         yield chunk
 
 
+# LMDB allows one environment per folder and process: stores opened on the same folder share it
+# (folder -> [environment, its resize lock, open stores]).
+_ENVIRONMENTS: dict[str, list] = {}
+_ENVIRONMENTS_LOCK = threading.Lock()
+
+
 class LmdbStore:
     """The embedded store (module docstring). Safe to share between threads; several processes may
-    open the same folder (one writer at a time, any number of readers)."""
+    open the same folder (one writer at a time, any number of readers), and so may several stores in
+    one process (they share the environment; ``map_size`` is the first one's)."""
 
     def __init__(self, path: str | os.PathLike, map_size: int = LMDB_INITIAL_MAP_SIZE) -> None:
         import lmdb
@@ -99,11 +106,18 @@ class LmdbStore:
         self._lmdb = lmdb
         self.path = str(path)
         Path(self.path).mkdir(parents=True, exist_ok=True)
-        # readahead off: lookups are random, reading ahead only evicts useful pages.
-        self._env = lmdb.open(self.path, map_size=map_size, max_dbs=0, readahead=False, max_readers=1024)
-        # Growing the map needs every transaction of this process closed: reads take it too (an
-        # uncontended lock costs well under a microsecond).
-        self._resize = threading.Lock()
+        self._folder = str(Path(self.path).resolve())
+        with _ENVIRONMENTS_LOCK:
+            shared = _ENVIRONMENTS.get(self._folder)
+            if shared is None:
+                # readahead off: lookups are random, reading ahead only evicts useful pages.
+                env = lmdb.open(self.path, map_size=map_size, max_dbs=0, readahead=False, max_readers=1024)
+                # Growing the map needs every transaction of this process closed: reads take the lock
+                # too (uncontended, well under a microsecond).
+                shared = _ENVIRONMENTS[self._folder] = [env, threading.Lock(), 0]
+            shared[2] += 1
+        self._env, self._resize = shared[0], shared[1]
+        self._closed = False
 
     # --- reads --------------------------------------------------------------------------------
     def _read(self, fn):
@@ -225,7 +239,15 @@ class LmdbStore:
                 found = cursor.delete()  # moves to the next key
 
     def close(self) -> None:
-        self._env.close()
+        with _ENVIRONMENTS_LOCK:
+            if self._closed:
+                return
+            self._closed = True
+            shared = _ENVIRONMENTS[self._folder]
+            shared[2] -= 1
+            if shared[2] == 0:
+                del _ENVIRONMENTS[self._folder]
+                self._env.close()
 
 
 # Reads the pointer and HMGETs the batch from the version it names, atomically, in one round trip.

@@ -138,3 +138,18 @@ def test_open_store_picks_the_configured_kind(settings, redis_url):
     unreachable = settings.model_copy(update={"serving": ServingSettings(redis_url="redis://127.0.0.1:1/0")})
     with pytest.raises(OnlineStoreError, match="redis.sh up"):
         online.open_store(unreachable, kind="redis")
+
+
+def test_lmdb_stores_on_one_folder_share_it_in_a_process(tmp_path):
+    """LMDB refuses a second environment on a folder in one process: the HTTP service's store and a
+    materialisation in the same process share one, closed with the last store."""
+    first = online.LmdbStore(tmp_path / "online")
+    second = online.LmdbStore(tmp_path / "online")
+    first.write("churn", {"u1": {"p": 0.5}}, {})
+    first.close()
+    first.close()  # closing twice does not close the other's environment
+    assert second.get("churn", ["u1"]) == [{"p": 0.5}]
+    second.close()
+    third = online.LmdbStore(tmp_path / "online")  # a fresh environment after the last one closed
+    assert third.get("churn", ["u1"]) == [{"p": 0.5}]
+    third.close()
