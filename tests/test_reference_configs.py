@@ -15,6 +15,7 @@ import os
 import re
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import jsonschema
@@ -627,4 +628,23 @@ def test_the_entry_point_passes_other_commands_through():
         timeout=30,
     )
     assert (done.returncode, done.stdout) == (0, "ran"), done.stderr
-    assert "KubernetesExecutorBackend" in entrypoint.read_text()  # the class Spark's executor pods run
+
+
+def test_the_entry_point_speaks_the_installed_sparks_pod_protocol():
+    """The variables the entry point reads and the executor options it passes are the ones the installed
+    Spark's Kubernetes backend sets and parses (its constants and KubernetesExecutorBackend's options)."""
+    import pyspark
+
+    text = (DOCKER / "spark-entrypoint.sh").read_text()
+    (jar,) = (Path(pyspark.__file__).parent / "jars").glob("spark-kubernetes_*.jar")
+    with zipfile.ZipFile(jar) as archive:
+        names = [n for n in archive.namelist() if n.endswith(".class")]
+        constants = b"".join(archive.read(n) for n in names if n.startswith("org/apache/spark/deploy/k8s/Constants"))
+        backend = b"".join(archive.read(n) for n in names if "/k8s/KubernetesExecutorBackend" in n)
+    assert backend, "the installed Spark has no KubernetesExecutorBackend"
+    ours = {"SPARK_HOME", "SPARK_DIST_CLASSPATH", "SPARK_EXTRA_CLASSPATH", "SPARK_EXECUTOR_JAVA_OPTS"}
+    variables = set(re.findall(r"\$\{?!?(SPARK_[A-Z_]+)", text)) - ours
+    assert {"SPARK_DRIVER_BIND_ADDRESS", "SPARK_EXECUTOR_MEMORY", "SPARK_DRIVER_URL"} <= variables
+    assert [v for v in sorted(variables) if v.encode() not in constants] == []
+    options = re.findall(r"(--[A-Za-z-]+) \"\$SPARK_", text)
+    assert len(options) == 7 and [o for o in options if o.encode() not in backend] == []

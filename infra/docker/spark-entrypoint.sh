@@ -9,8 +9,9 @@ set -eo pipefail
 if [ -z "${JAVA_HOME:-}" ]; then
   JAVA_HOME="$(dirname "$(dirname "$(readlink -f "$(command -v java)")")")"
 fi
+# An executor pod's SPARK_CLASSPATH is spark.executor.extraClassPath (the Delta and S3 jars).
 SPARK_CLASSPATH="${SPARK_CLASSPATH:+$SPARK_CLASSPATH:}${SPARK_HOME}/jars/*"
-if [ -n "${SPARK_EXTRA_CLASSPATH:-}" ]; then  # spark.executor.extraClassPath (the Delta and S3 jars)
+if [ -n "${SPARK_EXTRA_CLASSPATH:-}" ]; then
   SPARK_CLASSPATH="$SPARK_CLASSPATH:$SPARK_EXTRA_CLASSPATH"
 fi
 SPARK_EXECUTOR_JAVA_OPTS=()
