@@ -13,6 +13,7 @@ import copy
 import fnmatch
 import os
 import re
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -277,6 +278,21 @@ def test_the_mounted_profile_loads_and_agrees_with_the_manifest(load_profile):
     assert conf["spark.executor.instances"] == str(spec["executor"]["instances"])
     assert conf["spark.executor.cores"] == str(spec["executor"]["cores"])
     assert conf["spark.executor.memory"] == spec["executor"]["memory"]
+
+
+@pytest.mark.skipif(shutil.which("kubectl") is None, reason="no kubectl on this machine")
+def test_the_documented_configmap_command_makes_a_profile_that_loads(load_profile, tmp_path):
+    """The manifest header's `kubectl create configmap` line, run client-side (no cluster needed)."""
+    line = next(line for line in MANIFEST.read_text().splitlines() if "kubectl create configmap" in line)
+    command = line.lstrip("# ").split() + ["--dry-run=client", "-o", "yaml"]
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    config_map = yaml.safe_load(done.stdout)
+    name, key, source = _profile_source()
+    assert config_map["metadata"]["name"] == name and config_map["data"][key] == source.read_text()
+    mounted = tmp_path / key
+    mounted.write_text(config_map["data"][key])
+    assert load_profile(mounted).lake.root == load_profile(source).lake.root
 
 
 def test_a_misspelt_key_in_the_profile_fails_to_load(load_profile, tmp_path):

@@ -57,7 +57,8 @@ FROM python:3.11-slim-bookworm
 RUN apt-get update \
  && apt-get install -y --no-install-recommends openjdk-17-jre-headless tini procps \
  && rm -rf /var/lib/apt/lists/* \
- && groupadd --system --gid 185 spark && useradd --system --uid 185 --gid spark --home-dir /opt/lakecart spark
+ && groupadd --system --gid 185 spark \
+ && useradd --system --uid 185 --gid spark --create-home --home-dir /home/spark spark
 COPY --from=build /opt/lakecart/venv /opt/lakecart/venv
 WORKDIR /opt/lakecart
 COPY . /opt/lakecart
@@ -70,6 +71,7 @@ ENV LAKECART_CODE_COMMIT=${CODE_COMMIT} \
     PYSPARK_PYTHON=/opt/lakecart/venv/bin/python \
     PYSPARK_DRIVER_PYTHON=/opt/lakecart/venv/bin/python \
     ARROW_DEFAULT_MEMORY_POOL=system
+# Spark's images run as uid 185; the code and the environment stay read-only to it (scratch goes to /tmp).
 USER 185
 # `driver` and `executor` as Spark on Kubernetes starts its pods; anything else runs as given (lakecart ...).
 ENTRYPOINT ["/opt/lakecart/infra/docker/spark-entrypoint.sh"]
