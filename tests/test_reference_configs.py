@@ -632,6 +632,15 @@ def test_the_pinned_versions_in_the_images_agree_with_the_lock():
                 )
 
 
+def test_the_helm_values_find_the_pipeline_environment_where_the_image_has_it():
+    """Airflow's worker image (the chart's values) carries the pipeline environment as this image lays it out."""
+    values = yaml.safe_load((REPO / "infra" / "airflow" / "helm-values.yaml").read_text())
+    env = {e["name"]: e["value"] for e in values["env"]}
+    assert env["LAKECART_PIPELINE_BIN"] == f"{_dockerfile_env(PIPELINE_DOCKERFILE)['VENV']}/bin"
+    config = env["LAKECART_CONFIG"]
+    assert config.startswith(f"{IMAGE_ROOT}/") and (REPO / config.removeprefix(f"{IMAGE_ROOT}/")).is_file()
+
+
 def test_the_entry_point_passes_other_commands_through():
     entrypoint = DOCKER / "spark-entrypoint.sh"
     assert os.access(entrypoint, os.X_OK)

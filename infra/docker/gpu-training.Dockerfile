@@ -22,7 +22,7 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends python3.11 python3.11-venv python3.11-dev g++ cmake \
       openjdk-17-jre-headless openssh-client ca-certificates \
  && rm -rf /var/lib/apt/lists/*
-ENV VENV=/opt/lakecart/venv
+ENV VENV=/opt/lakecart/pipeline
 COPY requirements/pipeline.lock /tmp/pipeline.lock
 RUN --mount=type=cache,target=/root/.cache/pip \
     python3.11 -m venv "$VENV" \
@@ -44,7 +44,7 @@ COPY . /opt/lakecart
 RUN "$VENV/bin/pip" install --no-deps -e /opt/lakecart
 ARG CODE_COMMIT=""
 ENV LAKECART_CODE_COMMIT=${CODE_COMMIT} \
-    PATH=/opt/lakecart/venv/bin:$PATH \
+    PATH=/opt/lakecart/pipeline/bin:$PATH \
     TF_CPP_MIN_LOG_LEVEL=2 \
     NCCL_DEBUG=WARN
 CMD ["lakecart", "train", "--help"]

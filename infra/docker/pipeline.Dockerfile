@@ -14,7 +14,7 @@ FROM python:3.11-slim-bookworm AS build
 RUN apt-get update \
  && apt-get install -y --no-install-recommends g++ cmake curl ca-certificates \
  && rm -rf /var/lib/apt/lists/*
-ENV VENV=/opt/lakecart/venv
+ENV VENV=/opt/lakecart/pipeline
 COPY requirements/pipeline.lock /tmp/pipeline.lock
 RUN --mount=type=cache,target=/root/.cache/pip \
     python -m venv "$VENV" \
@@ -59,17 +59,17 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --system --gid 185 spark \
  && useradd --system --uid 185 --gid spark --create-home --home-dir /home/spark spark
-COPY --from=build /opt/lakecart/venv /opt/lakecart/venv
+COPY --from=build /opt/lakecart/pipeline /opt/lakecart/pipeline
 WORKDIR /opt/lakecart
 COPY . /opt/lakecart
-RUN /opt/lakecart/venv/bin/pip install --no-deps -e /opt/lakecart
+RUN /opt/lakecart/pipeline/bin/pip install --no-deps -e /opt/lakecart
 # No .git in the image: the commit that Delta commits and run records name comes from the build.
 ARG CODE_COMMIT=""
 ENV LAKECART_CODE_COMMIT=${CODE_COMMIT} \
-    PATH=/opt/lakecart/venv/bin:$PATH \
-    SPARK_HOME=/opt/lakecart/venv/lib/python3.11/site-packages/pyspark \
-    PYSPARK_PYTHON=/opt/lakecart/venv/bin/python \
-    PYSPARK_DRIVER_PYTHON=/opt/lakecart/venv/bin/python \
+    PATH=/opt/lakecart/pipeline/bin:$PATH \
+    SPARK_HOME=/opt/lakecart/pipeline/lib/python3.11/site-packages/pyspark \
+    PYSPARK_PYTHON=/opt/lakecart/pipeline/bin/python \
+    PYSPARK_DRIVER_PYTHON=/opt/lakecart/pipeline/bin/python \
     ARROW_DEFAULT_MEMORY_POOL=system
 # Spark's images run as uid 185; the code and the environment stay read-only to it (scratch goes to /tmp).
 USER 185
