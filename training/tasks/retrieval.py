@@ -5,10 +5,14 @@ Query: user id, the user's last items and categories (``user_sequences_v1``), ac
 interaction's time. Candidate: item id, category, brand and price from the catalogue.
 Evaluated on the held-out days over the whole catalogue against most-popular and item
 co-occurrence; the serving index (TFRS BruteForce) is saved with the model.
+
+Batch recommendations come from an index over the item embeddings (:mod:`lakecart.serving.ann`),
+searched a bounded block of users at a time: no users x items score matrix is ever held.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from datetime import date
 from pathlib import Path
 
@@ -43,6 +47,11 @@ SEQUENCE_VIEW = "user_sequences_v1"
 RECENT_ITEMS = f"{feature_prefix(SEQUENCE_VIEW)}recent_items"
 RECENT_CATEGORIES = f"{feature_prefix(SEQUENCE_VIEW)}recent_categories"
 CANDIDATES_PER_USER = 100  # handed to the ranking stage
+# The batch job searches exactly (a flat index): published lists equal the dense top-k the gate
+# scored; the HNSW graph (built at publish) serves real-time queries.
+BATCH_INDEX = "flat"
+# search(query rows, n) -> (catalogue positions, scores) of each query's n best, best first.
+Search = Callable[[np.ndarray, int], tuple[np.ndarray, np.ndarray]]
 
 
 class RetrievalTask(ModelTask):
@@ -215,52 +224,45 @@ class RetrievalTask(ModelTask):
         return frame
 
     def outputs(self, model, as_of: date) -> dict[str, pd.DataFrame]:
+        from lakecart.serving.ann import AnnIndex
         from lakecart.training.retrieval import embed
 
         queries = self.serving_queries(as_of)
         user_vectors = embed(model.query_model, self.query_inputs(queries))
         item_vectors = self.item_vectors(model)
+        index = AnnIndex.build(self.state["items"], item_vectors, kind=BATCH_INDEX)
         return {
             tables.USER_EMBEDDINGS: pd.DataFrame({"user_id": queries["user_id"], "embedding": list(user_vectors)}),
             tables.ITEM_EMBEDDINGS: pd.DataFrame({"item_id": self.state["items"], "embedding": list(item_vectors)}),
-            **self.recommendation_rows(queries, user_vectors @ item_vectors.T),
+            **self.recommendation_rows(queries, lambda rows, n: index.search_positions(user_vectors[rows], n)),
         }
 
     def baseline_outputs(self, train: pd.DataFrame, as_of: date) -> dict[str, dict[str, pd.DataFrame]]:
-        """The baselines' recommendations and candidates (a baseline has no embeddings)."""
+        """The baselines' recommendations and candidates (a baseline has no embeddings: its scores
+        are a queries x catalogue matrix by construction)."""
         queries = self.serving_queries(as_of)
         return {
-            name: self.recommendation_rows(queries, np.asarray(scores))
+            name: self.recommendation_rows(queries, dense_search(np.asarray(scores)))
             for name, scores in self.baseline_scores(train, queries).items()
         }
 
-    def recommendation_rows(self, queries: pd.DataFrame, scores: np.ndarray) -> dict[str, pd.DataFrame]:
-        """Top-k, cross-category top-k and the candidates handed to ranking, from ``scores``
-        (queries x catalogue)."""
-        k = self.settings.training.top_k
-        item_ids = np.array(self.state["items"])
-        users = queries["user_id"].to_numpy()
-        candidates = _top_k_frame(users, item_ids, scores, top_k_indices(scores, CANDIDATES_PER_USER))
-        # Cross-category: items from categories the user has not bought from (in the training
-        # window), ranked by the same affinity score.
-        catalogue = self.catalogue()
+    def recommendation_rows(self, queries: pd.DataFrame, search: Search) -> dict[str, pd.DataFrame]:
+        """Top-k, cross-category top-k and the candidates handed to ranking, from ``search(query
+        rows, n) -> (catalogue positions, scores)``, best first (an index over the item embeddings,
+        or :func:`dense_search` of a score matrix)."""
         bought = training_data.read_delta(
             self.table_uri, ["user_id", "category", "event_type"], filters=[("dataset_id", "=", self.dataset_id)]
         )
         bought = bought[bought["event_type"] == "purchase"].groupby("user_id")["category"].agg(set)
-        item_category = catalogue.set_index("item_id")["category"].reindex(item_ids).to_numpy()
-        masked = scores.astype("float32", copy=True)
-        for row, user in enumerate(users):
-            if user in bought.index:
-                masked[row, np.isin(item_category, list(bought[user]))] = -np.inf
-        cross = _top_k_frame(users, item_ids, masked, top_k_indices(masked, k))
-        cross = cross[np.isfinite(cross["score"])]
-        cross["category"] = catalogue.set_index("item_id")["category"].reindex(cross["item_id"]).to_numpy()
-        return {
-            tables.RECOMMENDATIONS: candidates[candidates["rank"] <= k].reset_index(drop=True),
-            tables.CROSS_CATEGORY_RECOMMENDATIONS: cross.reset_index(drop=True),
-            "candidates": candidates,
-        }
+        catalogue = self.catalogue().set_index("item_id")["category"]
+        return recommendation_frames(
+            queries["user_id"].to_numpy(),
+            np.array(self.state["items"]),
+            catalogue.reindex(self.state["items"]).to_numpy(),
+            bought.to_dict(),
+            search,
+            self.settings.training.top_k,
+        )
 
     def save_artifacts(self, model, run_dir: Path) -> dict[str, str]:
         return {"index": self.save_index(model, run_dir)}
@@ -295,13 +297,64 @@ def _column(frame: pd.DataFrame, name: str) -> list:
     return list(frame[name]) if name in frame.columns else [None] * len(frame)
 
 
-def _top_k_frame(users: np.ndarray, item_ids: np.ndarray, scores: np.ndarray, best: np.ndarray) -> pd.DataFrame:
+def dense_search(scores: np.ndarray) -> Search:
+    """The ``search`` of :meth:`RetrievalTask.recommendation_rows` over a queries x catalogue
+    score matrix (ties: the lower catalogue position first)."""
+
+    from lakecart.serving.ann import RESULTS_PER_BATCH
+
+    step = max(1, RESULTS_PER_BATCH // max(1, scores.shape[1]))  # rows copied at a time
+
+    def search(rows: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+        best, found = [], []
+        for start in range(0, len(rows), step):
+            block = scores[rows[start : start + step]]
+            best.append(top_k_indices(block, n))
+            found.append(np.take_along_axis(block, best[-1], axis=1))
+        return np.concatenate(best), np.concatenate(found)
+
+    return search
+
+
+def recommendation_frames(
+    users: np.ndarray,
+    item_ids: np.ndarray,
+    item_category: np.ndarray,
+    bought: Mapping[str, set],
+    search: Search,
+    k: int,
+) -> dict[str, pd.DataFrame]:
+    """The rows of :meth:`RetrievalTask.recommendation_rows`: the top ``CANDIDATES_PER_USER``
+    (``candidates``; their top ``k`` are the recommendations) and the top ``k`` from categories the
+    user has not bought from (``bought``: user -> categories, in the training window), ranked by the
+    same affinity score. ``item_category``: each catalogue position's category."""
+    from lakecart.serving.ann import top_k_excluding
+
+    best, scores = top_k_excluding(search, len(users), CANDIDATES_PER_USER)
+    candidates = _top_k_frame(users, item_ids, best, scores)
+    positions = pd.Series(item_category).groupby(item_category).indices  # category -> catalogue positions
+    none = np.empty(0, dtype="int64")
+    excluded = [np.concatenate([positions.get(c, none) for c in bought.get(user, ())] + [none]) for user in users]
+    best, scores = top_k_excluding(search, len(users), k, excluded)
+    cross = _top_k_frame(users, item_ids, best, scores)
+    cross = cross[np.isfinite(cross["score"])]
+    cross["category"] = pd.Series(item_category, index=item_ids).reindex(cross["item_id"]).to_numpy()
+    return {
+        tables.RECOMMENDATIONS: candidates[candidates["rank"] <= k].reset_index(drop=True),
+        tables.CROSS_CATEGORY_RECOMMENDATIONS: cross.reset_index(drop=True),
+        "candidates": candidates,
+    }
+
+
+def _top_k_frame(users: np.ndarray, item_ids: np.ndarray, best: np.ndarray, scores: np.ndarray) -> pd.DataFrame:
+    """One row per (user, rank) of ``best`` (catalogue positions; -1: none, left out)."""
     n, k = best.shape
+    found = best.ravel() >= 0
     return pd.DataFrame(
         {
-            "user_id": np.repeat(users, k),
-            "rank": np.tile(np.arange(1, k + 1), n).astype("int32"),
-            "item_id": item_ids[best.ravel()],
-            "score": np.take_along_axis(scores, best, axis=1).ravel().astype("float32"),
+            "user_id": np.repeat(users, k)[found],
+            "rank": np.tile(np.arange(1, k + 1), n).astype("int32")[found],
+            "item_id": item_ids[best.ravel()[found]],
+            "score": scores.ravel()[found].astype("float32"),
         }
     )
