@@ -253,10 +253,10 @@ def test_the_jars_on_the_class_path_are_where_the_image_puts_them():
     assert conf["spark.executor.extraClassPath"] == expected
     fetch = " ".join(args for kind, args in _instructions(PIPELINE_DOCKERFILE) if kind == "RUN")
     assert '"$VENV/share/lakecart/jars" "io.delta:delta-spark' in fetch
+    assert '"$VENV/share/lakecart/jars-s3" "org.apache.hadoop:hadoop-aws:' in fetch
     # The driver JVM starts before get_spark() runs: what it would give that JVM comes from here instead.
     lakecart_options = driver_java_options("k8s://x", quick_jit=False).split()
     assert set(lakecart_options) <= set(conf["spark.driver.extraJavaOptions"].split())
-    assert '"$VENV/share/lakecart/jars-s3" "org.apache.hadoop:hadoop-aws:' in fetch
 
 
 def test_the_mounted_profile_loads_and_agrees_with_the_manifest(load_profile):
