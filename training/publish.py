@@ -270,11 +270,16 @@ def publish(settings: Settings, model: str, dataset_id: str, logical_date: date,
             f"{version} has no rows for any of its tables ({', '.join(TASKS[model].output_tables)}) in {source}: "
             "nothing was published and the registry is unchanged (did `lakecart train` score anyone for this date?)"
         )
+    built = {}
+    if tables.ITEM_EMBEDDINGS in written:  # a retrieval model: the ANN index serving searches, next to its outputs
+        from lakecart.serving.ann import publish_index
+
+        built["ann_index"] = publish_index(settings, version, _lake_uri(settings, source))
     if decision == BASELINE:
         register_baseline(settings, run, gate["baseline"], version, created_at, reason)
     else:
         register(settings, run, "published", created_at, reason, job="publish")
-    summary = {"model_version": version, "decision": decision, "tables": written}
+    summary = {"model_version": version, "decision": decision, "tables": written, **built}
     log.info("published %s", summary)
     return summary
 

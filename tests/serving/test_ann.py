@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from datetime import date
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -126,30 +129,30 @@ def test_batch_recommendations_equal_the_dense_top_k():
         pd.testing.assert_frame_equal(frame, by_matrix[name], check_exact=False, atol=1e-6)
 
 
-def test_publish_index_and_load_the_published_one(settings, tmp_path):
-    from lakecart.training.publish import replace_version
+def test_publishing_a_retrieval_model_builds_the_index_serving_loads(settings):
+    from lakecart.training.publish import publish, replace_version, run_root_for
+    from lakecart.training.worker import LATEST, OUTPUTS
 
     assert AnnIndex.load_published(settings) is None  # nothing published yet
+    dataset = "retrieval_20260110"
+    root = run_root_for(settings, "retrieval", dataset)
+    run = root / "retrieval-20260110-a"
+    (run / OUTPUTS).mkdir(parents=True)
     vectors = random_vectors(40, 4, 10)
-    embeddings = pd.DataFrame(
-        {"item_id": [f"i{i}" for i in range(40)], "embedding": [list(map(float, v)) for v in vectors]}
-    )
-    for version, rows in (("retrieval-old", embeddings.head(5)), ("retrieval-new", embeddings)):
-        replace_version(
-            tables.table_path(tables.ITEM_EMBEDDINGS, settings), rows.assign(model_version=version), version, "{}"
-        )
-    outputs = tmp_path / "run" / "outputs"
-    built = ann.publish_index(settings, "retrieval-new", outputs)
-    assert built["items"] == 40 and built["kind"] == "flat"  # only this version's rows, not the old 5
-    registry = tables.table_path(tables.MODEL_REGISTRY, settings)
-    row = dict(model_version="retrieval-new", model="retrieval", kind="model", status="published")
-    replace_version(
-        registry,
-        pd.DataFrame([{**row, "outputs_path": str(outputs), "created_at": pd.Timestamp("2026-01-10", tz="UTC")}]),
-        "retrieval-new",
-        "{}",
-    )
+    embeddings = pd.DataFrame({"item_id": [f"i{i}" for i in range(40)], "embedding": list(vectors)})
+    embeddings.to_parquet(run / OUTPUTS / f"{tables.ITEM_EMBEDDINGS}.parquet")
+    metrics = dict(model_version="retrieval-20260110-a", model="retrieval", dataset_id=dataset, params={})
+    metrics |= dict(test={"ndcg@100": 0.5}, baselines={}, primary_metric="ndcg@100", as_of="2026-01-10")
+    (run / "metrics.json").write_text(json.dumps(metrics))
+    (root / LATEST).write_text(run.name)
+    older = embeddings.head(5).assign(model_version="retrieval-older", embedding=[[0.0] * 4] * 5)
+    replace_version(tables.table_path(tables.ITEM_EMBEDDINGS, settings), older, "retrieval-older", "{}")
+
+    summary = publish(settings, "retrieval", dataset, date(2026, 1, 10), force=True)
+    # This version's 40 rows only, not the older version's 5; 40 < HNSW_FROM: exact.
+    assert summary["ann_index"]["items"] == 40 and summary["ann_index"]["kind"] == "flat"
     published = AnnIndex.load_published(settings)
     ids, scores = published.search(vectors[7], 3)
-    best = np.argsort(-(vectors @ vectors[7]))[:3]  # exact: a flat index over 40 items
-    assert ids[0].tolist() == [f"i{i}" for i in best] and np.allclose(scores[0], (vectors @ vectors[7])[best])
+    exact = vectors @ vectors[7]
+    best = np.argsort(-exact)[:3]
+    assert ids[0].tolist() == [f"i{i}" for i in best] and np.allclose(scores[0], exact[best], atol=1e-5)
