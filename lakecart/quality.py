@@ -21,6 +21,7 @@ import json
 import logging
 import os
 import re
+import shutil
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -77,13 +78,16 @@ def _describe(result: dict) -> str:
 
 
 def _working_dir(project: str) -> Path:
-    """Where GX runs for the project at ``project``: the folder itself on local disk, else its local
-    working copy (``lake.local_dir`` of the configured lake)."""
+    """Where GX runs for the project at ``project``: the folder itself on local disk, else a fresh
+    local working copy (under ``lake.local_dir`` of the configured lake): the history stays in the
+    bucket, and what an earlier lake left in that folder cannot reach this one."""
     if not storage.is_object_store(project):
         return storage.local_path(project)
     from lakecart.config import get_settings
 
-    return get_settings().lake.work_path(project)
+    local = get_settings().lake.work_path(project)
+    shutil.rmtree(local, ignore_errors=True)
+    return local
 
 
 def reports_of(project: str) -> str | None:

@@ -33,12 +33,19 @@ def tiny_spec():
     return GeneratorSpec(users=30, items=15, categories=3, days=1, events_per_day=150, start_date=DAY)
 
 
+def local_dir(timings: Path) -> Path:
+    """The lake's local working folder (``lake.local_dir``) of the run that writes ``timings``."""
+    return timings.with_name(f"{timings.stem}-work")
+
+
 def launch(root: str, timings: Path, env_changes: dict[str, str], timeout: float = 600) -> subprocess.CompletedProcess:
     """The steps in a fresh process on the lake at ``root``; the caller's ``LAKECART_*`` are dropped."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("LAKECART_")}
     env.update(LAKECART_LAKE__ROOT=root, PYTHONPATH=str(REPO), **env_changes)
-    # In the timings' folder: GX still writes its project under a local path named after the lake
-    # root (``s3a:/<bucket>/reports/gx``, docs/lake.md), which must not land in the checkout.
+    if "://" in root:  # GX's local working copies: next to the timings, not in the shared <tmp>/lakecart-<uid>
+        env.setdefault("LAKECART_LAKE__LOCAL_DIR", str(local_dir(timings)))
+    # In the timings' folder: a step that still wrote to a path named after the lake root would make
+    # a folder ``s3a:`` there (the s3 tier checks it does not), never in the checkout.
     return subprocess.run(
         [sys.executable, "-m", "tests.s3.steps", str(timings)],
         cwd=timings.parent,

@@ -4,15 +4,19 @@ One tiny generated day goes through ingest (bronze, silver, publish) and one fea
 materialisation twice, as the CLI runs them (tests/s3/steps.py): once on local disk, once with the
 lake in a bucket of the project's own S3 server (``s3a://``). The view is then read back from the
 bucket by delta-rs, by pyarrow (the table's files on S3FileSystem) and by DuckDB (over Arrow), each
-with the credentials of the environment only, and must equal the local run row for row.
+with the credentials of the environment only, and must equal the local run row for row. The
+validation's GX project and the Data Docs site are in the bucket too, as on local disk.
 """
 
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 
 import duckdb
 import pyarrow.dataset as ds
+import pyarrow.fs as pafs
 import pytest
 
 from lakecart import storage
@@ -94,3 +98,31 @@ def test_every_ingest_table_has_the_local_rows(lakes):
         a = storage.open_delta(f"{local_root}/lake/{layer}/{name}").to_pyarrow_table().num_rows
         b = storage.open_delta(f"{s3_root}/lake/{layer}/{name}").to_pyarrow_table().num_rows
         assert (layer, name, b) == (layer, name, a)
+
+
+def _projects(index: str) -> list[tuple[str, str]]:
+    """(table, verdict) of each row of a Data Docs index."""
+    return re.findall(r'<a href="tables/[^"]+">([^<]+)</a></td><td>[^<]*</td><td><span class="(\w+)"', index)
+
+
+def test_validation_keeps_its_project_and_the_data_docs_in_the_bucket(lakes):
+    local_root, _ = lakes["local"]
+    s3_root, _ = lakes["s3"]
+    work = Path(local_root).parent
+    # GX ran in the lake's local working folder, and nothing was made under a folder named "s3a:".
+    assert not [p for p in work.rglob("*") if p.name.startswith("s3a:")]
+    working = steps.local_dir(work / "s3.json") / "reports" / "gx" / "staging.silver_events"
+    assert (working / "gx" / "great_expectations.yml").is_file()
+
+    local_results = sorted(Path(local_root).glob("reports/gx/*/gx/uncommitted/validations/**/*.json"))
+    filesystem, base = storage.arrow_filesystem(f"{s3_root}/reports/gx")
+    listed = filesystem.get_file_info(pafs.FileSelector(base, recursive=True))
+    remote_results = [i.path for i in listed if "/gx/uncommitted/validations/" in i.path and i.path.endswith(".json")]
+    assert len(remote_results) == len(local_results) > 0
+
+    index = storage.read_text(f"{s3_root}/reports/data_docs/index.html")
+    assert index is not None
+    expected = _projects((Path(local_root) / "reports" / "data_docs" / "index.html").read_text())
+    assert _projects(index) == expected and ("staging.silver_events", "pass") in expected
+    for table, _ in expected:
+        assert f"<h1>{table}</h1>" in storage.read_text(f"{s3_root}/reports/data_docs/tables/{table}.html")

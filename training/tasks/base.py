@@ -197,14 +197,13 @@ def features_as_of(
     point-in-time join picks them for the training sets (``training_data.features_as_of``), columns
     named as there (``<view>__<feature>``), merged on ``key`` (``how``: "outer" keeps an entity any
     view has). ``keys``: only those entities."""
-    from deltalake import DeltaTable
-
     from lakecart.features import REGISTRY
+    from lakecart.storage import is_delta
 
     frame = None
     for name in views:
         view = REGISTRY[name]
-        if not DeltaTable.is_deltatable(tables.table_path(view.qualified_name, settings)):
+        if not is_delta(tables.table_path(view.qualified_name, settings)):
             continue  # a view this lake has no table for (no promotions): its columns stay missing
         rows = training_data.features_as_of(
             tables.table_path(view.qualified_name, settings), view.entity.keys, view.ttl, serving_time(day), keys=keys
