@@ -447,15 +447,15 @@ def app_from_settings() -> FastAPI:
 
 
 def _published_index(settings: Settings) -> tuple[object | None, str | None, str | None]:
-    """The published retrieval model's ANN index, its model version, and why there is none."""
-    from lakecart.serving.ann import AnnIndex
+    """The published retrieval model's ANN index, its model version, and why there is none (one
+    registry read, so the version is the index's)."""
+    from lakecart.serving.ann import AnnIndex, published_uri
     from lakecart.training.publish import champion
 
     try:
         current = champion(settings, "retrieval")
-        index = AnnIndex.load_published(settings)
+        if current is None or current.get("kind") != "model":
+            return None, None, "no retrieval model with item embeddings is published"
+        return AnnIndex.load(published_uri(current["outputs_path"])), current["model_version"], None
     except (LakecartError, FileNotFoundError) as error:
-        return None, None, str(error)
-    if index is None:
-        return None, None, "no retrieval model with item embeddings is published"
-    return index, current["model_version"], None
+        return None, None, f"{error} (publish the retrieval model again: `lakecart publish retrieval --force`)"
