@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 from html.parser import HTMLParser
@@ -68,12 +69,12 @@ def _offline_links(page: Path) -> list[str]:
     return parser.links
 
 
-def test_one_offline_site_lists_every_validated_table(spark, tmp_path):
+def test_one_offline_site_lists_every_validated_table(spark, settings, capfd):
     """Two tables validated into <reports>/gx/<table>, one passing and one failing: the one index
     lists both with their verdicts and the failure, each page exists, and nothing is fetched."""
-    from lakecart.quality import build_data_docs
+    from lakecart import cli
 
-    reports = tmp_path / "reports"
+    reports = Path(settings.lake.reports)
     frame = spark.createDataFrame([(1, 2), (3, 4), (5, None)], "a long, b long")
     good = validate_dataframe(frame, "t.good", _suite()[:1], reports / "gx" / "t.good")
     # b is null on one row of 3: 1 unexpected, 33.33%.
@@ -96,11 +97,14 @@ def test_one_offline_site_lists_every_validated_table(spark, tmp_path):
     # The bad table ran twice (BOOLEAN_ONLY, then SUMMARY for the details): both runs are listed.
     assert "Recent runs (2 of 2, newest first)" in bad_page and "1/2 expectations passed" in bad_page
 
-    # Rebuilt from the stored results alone (what `lakecart docs build` does), the site is the same
-    # but for the time it was generated.
+    # Rebuilt from the stored results alone by `lakecart docs build`, the site is the same but for
+    # the time it was generated.
     before = {p.name: re.sub(r"Generated [^<]*", "", p.read_text()) for p in site.rglob("*.html")}
     shutil.rmtree(site)
-    summary = build_data_docs(str(reports))
+    capfd.readouterr()
+    assert cli.main(["docs", "build", "--json"]) == 0
+    summary = json.loads(capfd.readouterr().out)
+    assert summary["index"] == f"{reports}/data_docs/index.html"
     assert {t: row["success"] for t, row in summary["tables"].items()} == {"t.bad": False, "t.good": True}
     assert {p.name: re.sub(r"Generated [^<]*", "", p.read_text()) for p in site.rglob("*.html")} == before
 
