@@ -94,6 +94,9 @@ def _validation_message(errors: Sequence[dict]) -> str:
             parts.append(f"malformed JSON body: {error.get('ctx', {}).get('error', error['msg'])}")
             continue
         where = ".".join(str(p) for p in error.get("loc", ()))
+        if where == "body" and error.get("type") in ("model_attributes_type", "dict_type"):
+            parts.append("body: expected a JSON object (sent with Content-Type: application/json)")
+            continue
         parts.append(f"{where}: {error['msg']}" if where else error["msg"])
     return "; ".join(parts) or "invalid request"
 

@@ -180,7 +180,7 @@ def test_a_fixed_as_of_serves_a_historic_lake_as_it_was_then(settings, store):
         ("post", "/rerank", {"user_id": "u1", "item_ids": list("abcd")}, 422, "too many item_ids: 4, at most 3"),
         ("post", "/rerank", {"user_id": "", "item_ids": ["i1"]}, 422, "body.user_id: String should have at least"),
         ("post", "/rerank", {"item_ids": ["i1"]}, 422, "body.user_id: Field required"),
-        ("post", "/rerank", [], 422, "body: Input should be a valid dictionary"),
+        ("post", "/rerank", [], 422, "body: expected a JSON object (sent with Content-Type: application/json)"),
         ("get", "/items/nope/similar", None, 404, "unknown item 'nope'"),
         ("get", "/items/i1/similar?k=-1", None, 422, "query.k: Input should be greater than or equal to 1"),
         ("post", "/items/nearest", {"vector": [1.0, 0.0, 0.0]}, 422, "body.vector: 3 components, the index has 2"),
