@@ -146,10 +146,6 @@ class _MetricsMiddleware:
             self.metrics.requests.labels(method, route, str(status[0])).inc()
 
 
-def _state(request: Request):
-    return request.app.state
-
-
 def _authorise(request: Request) -> None:
     token = request.app.state.token
     if not token:
@@ -243,7 +239,6 @@ def create_app(
         version="1",
     )
     state = app.state
-    state.settings = settings
     state.token = token if token is not None else os.environ.get(TOKEN_ENV, "")
     state.as_of = as_of
 
@@ -264,6 +259,11 @@ def create_app(
         state.index, state.index_version, state.index_error = _published_index(settings)
     if state.ranker is not None:
         state.rerank_plan, state.rerank_missing = rerank_plan(state.ranker.feature_names)
+        if state.rerank_missing:
+            log.warning("re-ranking: no feature service serves %s; their features arrive missing", state.rerank_missing)
+    for what, why in (("re-ranking", state.ranker_error), ("similar items", state.index_error)):
+        if why:
+            log.warning("%s is not available: %s", what, why)
     metrics = _Metrics()
     app.add_middleware(_MetricsMiddleware, metrics=metrics)
 
