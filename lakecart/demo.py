@@ -266,5 +266,5 @@ def print_summary(lake_root: Path, end: date) -> None:
     )
     print(f"\nlake:       {lake_root}/lake   (Delta tables; read with Spark, delta-rs or DuckDB)")
     print(f"models:     {settings.lake.models}/<model>/<training set>   (metrics.json, *.png, tensorboard/, weights/)")
-    print(f"data docs:  {lake_root}/reports/gx/<table>/gx/uncommitted/data_docs/local_site/index.html")
+    print(f"data docs:  {lake_root}/reports/data_docs/index.html   (every validated table; offline)")
     print(f"airflow:    {lake_root}/airflow   (SQLite metadata and task logs)")
