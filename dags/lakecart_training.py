@@ -138,6 +138,16 @@ def lakecart_training():
     for model, upstream in contracts.MODEL_UPSTREAM.items():
         for name in upstream:
             published[name] >> trained[model]
+    online = lakecart(
+        "materialize_online",
+        f"online materialize {DAY}",
+        doc_md="Copy the newest published, validated values (feature services, recommendations, churn scores, "
+        "segments, most-popular items) into the online store, each namespace replaced atomically; `lakecart "
+        "serve` answers from it. Runs after every publish step, also when a gate held a model back.",
+        execution_timeout=TIMEOUTS["publish"],
+        trigger_rule="none_failed",
+    )
+    list(published.values()) >> online
 
 
 lakecart_training()

@@ -19,7 +19,7 @@ import os
 import sys
 import traceback
 from collections.abc import Callable
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
 from lakecart.contracts import GATE_HOLD_EXIT, MODEL_TRAINING_SETS
@@ -551,7 +551,10 @@ def cmd_online_materialize(args: argparse.Namespace) -> int:
     from lakecart.config import get_settings
     from lakecart.serving.materialize import materialize
 
-    _print(materialize(get_settings(), args.as_of, kind=args.store))
+    as_of = args.as_of
+    if args.date is not None:  # the data date: everything through it is known at the next midnight
+        as_of = datetime.combine(args.date + timedelta(days=1), time.min, tzinfo=UTC)
+    _print(materialize(get_settings(), as_of, kind=args.store))
     return 0
 
 
@@ -945,7 +948,9 @@ def build_parser() -> argparse.ArgumentParser:
         "write every namespace as of --as-of (default now): one row per entity per feature service, "
         "the published top-k, churn scores, segments, most-popular items; prints the report",
     )
-    q.add_argument("--as-of", type=_as_of, help="a date or timestamp (UTC; default now)")
+    when = q.add_mutually_exclusive_group()
+    when.add_argument("--as-of", type=_as_of, help="a date or timestamp (UTC; default now)")
+    when.add_argument("--date", type=_date, help="the data date (what the DAGs pass): as of the midnight after it, UTC")
     q.add_argument("--store", choices=["lmdb", "redis"], help="the store (default serving.online_store)")
     q = actions.add("status", cmd_online_status, "namespaces, versions, row counts, created_at, Delta versions read")
     q.add_argument("--store", choices=["lmdb", "redis"], help="the store (default serving.online_store)")

@@ -314,3 +314,11 @@ def test_clickstream_steps_skip_for_a_shop_that_sends_none_when_asked(spark, set
         assert cli.main(["validate", "bronze.events", *day]) == 1
     finally:
         spark.conf.set(key, before)
+
+
+def test_online_materialize_takes_the_data_date_as_the_midnight_after_it(settings, capfd):
+    # What the training DAG passes: --date D means everything through D is known, i.e. as of D+1 00:00 UTC.
+    assert cli.main(["online", "materialize", "--date", "2026-01-14", "--json"]) == 0
+    assert json.loads(capfd.readouterr().out)["as_of"] == "2026-01-15T00:00:00+00:00"
+    with pytest.raises(SystemExit):  # one or the other
+        cli.main(["online", "materialize", "--date", "2026-01-14", "--as-of", "2026-01-15"])

@@ -31,6 +31,8 @@ TRAINING_EDGES = {
     # Ranking re-ranks the *published* retrieval model's candidates: it runs after retrieval's
     # publish step, or after the gate held retrieval back (the previous champion's candidates).
     ("publish_retrieval", "train_ranking"),
+    # The online store takes what every model published, once they are all done.
+    *{(f"publish_{model}", "materialize_online") for model in MODELS},
 }
 
 
@@ -69,6 +71,13 @@ def test_a_model_runs_after_its_upstream_publishes_or_is_held_back(dagbag):
         assert train.trigger_rule == "none_failed"
     assert {m: dag.get_task(f"publish_{m}").outlets[0].uri for m in MODELS} == contracts.MODEL_OUTPUT_ASSETS
     assert {m: k for m, k in MODELS.items()} == contracts.MODEL_TRAINING_SETS
+
+
+def test_the_online_store_is_refreshed_after_every_publish_even_a_held_back_one(dagbag):
+    task = dagbag.dags["lakecart_training"].get_task("materialize_online")
+    # A gate that holds a model back skips its publish: the store still gets the others' outputs.
+    assert task.trigger_rule == "none_failed"
+    assert "online materialize --date" in task.bash_command
 
 
 def test_features_are_published_only_after_validation(dagbag):
