@@ -92,6 +92,11 @@ SERVICES: dict[str, FeatureService] = {
             ),
             "a product: views, carts, sales, demand lags and promotions",
         ),
+        # The views the ranking model learnt from (training.retrieval joins them; training/tasks/ranking.py
+        # USER_VIEW, ITEM_VIEW): `POST /rerank` reads its features from these, the versions it was
+        # trained on, not the current ones (a test keeps the two lists equal).
+        FeatureService("ranking_user", (REGISTRY["user_activity_v1"],), "what the ranking model knows of a shopper"),
+        FeatureService("ranking_item", (REGISTRY["item_popularity_v1"],), "what the ranking model knows of an item"),
     )
 }
 

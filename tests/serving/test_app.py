@@ -88,6 +88,9 @@ def materialise(store) -> dict[str, str]:
     versions = {
         "features:user": store.write("features:user", users, {}),
         "features:item": store.write("features:item", items, {}),
+        # The ranking model's own services (its views' versions); this tiny ranker reads the ones above.
+        "features:ranking_user": store.write("features:ranking_user", {}, {}),
+        "features:ranking_item": store.write("features:ranking_item", {}, {}),
     }
     for namespace, rows in {
         "recommendations": {
@@ -162,7 +165,13 @@ def test_a_fixed_as_of_serves_a_historic_lake_as_it_was_then(settings, store):
 @pytest.mark.parametrize(
     ("method", "path", "payload", "status", "detail"),
     [
-        ("post", "/features/shoppers", {"ids": ["u1"]}, 404, "unknown feature service 'shoppers'; known: item, user"),
+        (
+            "post",
+            "/features/shoppers",
+            {"ids": ["u1"]},
+            404,
+            "unknown feature service 'shoppers'; known: item, ranking_item, ranking_user, user",
+        ),
         ("post", "/features/user", {"ids": ["a", "b", "c", "d"]}, 422, "too many ids: 4, at most 3 per request"),
         ("post", "/features/user", {"ids": []}, 422, "body.ids: List should have at least 1 item"),
         ("post", "/features/user", {"ids": "u1"}, 422, "body.ids: Input should be a valid list"),
