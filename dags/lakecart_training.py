@@ -147,7 +147,17 @@ def lakecart_training():
         execution_timeout=TIMEOUTS["publish"],
         trigger_rule="none_failed",
     )
-    list(published.values()) >> online
+    segments = lakecart(
+        "publish_segments",
+        f"segments {DAY}",
+        doc_md="Customer segments (k-means over recency, frequency, spend and the published user embeddings; k by "
+        "silhouette) into `gold.user_segments` and `gold.segment_profiles`. Runs once retrieval and churn are "
+        "published or held back (it reads the champions' embeddings and churn scores).",
+        execution_timeout=TIMEOUTS["publish"],
+        trigger_rule="none_failed",
+    )
+    [published["retrieval"], published["churn"]] >> segments
+    [*published.values(), segments] >> online
 
 
 lakecart_training()

@@ -33,6 +33,10 @@ TRAINING_EDGES = {
     ("publish_retrieval", "train_ranking"),
     # The online store takes what every model published, once they are all done.
     *{(f"publish_{model}", "materialize_online") for model in MODELS},
+    # Segments read the published user embeddings and churn scores.
+    ("publish_retrieval", "publish_segments"),
+    ("publish_churn", "publish_segments"),
+    ("publish_segments", "materialize_online"),
 }
 
 
