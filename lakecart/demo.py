@@ -171,7 +171,7 @@ def run_demo(args: Namespace) -> int:
     end = START + timedelta(days=args.days - 1)
     started = time.perf_counter()
 
-    _step(f"1/4 synthetic raw logs: {args.days} days x ~{args.events_per_day} events -> {lake_root}/raw")
+    _step(f"1/5 synthetic raw logs: {args.days} days x ~{args.events_per_day} events -> {lake_root}/raw")
     manifest = lake_root / "raw" / "_manifest.json"
     if manifest.exists():
         print(f"raw logs already there ({manifest}); `lakecart demo --fresh` starts over")
@@ -184,7 +184,7 @@ def run_demo(args: Namespace) -> int:
         print(json.dumps(generate(spec, lake_root / "raw")["raw_lines"]), "raw lines written")
 
     _step(
-        f"2/4 Airflow runs DAG '{DAG_ID}' for {end} (bronze, silver, validation, feature definitions, "
+        f"2/5 Airflow runs DAG '{DAG_ID}' for {end} (bronze, silver, validation, feature definitions, "
         "features, feature validation)"
     )
     state, _ = run_dag(lake_root, end, {"lookback_days": args.days - 1})
@@ -193,7 +193,7 @@ def run_demo(args: Namespace) -> int:
         return 1
 
     _step(
-        f"3/4 Airflow runs DAG '{TRAINING_DAG_ID}' for {end} (a scheduler starts it from the feature assets; "
+        f"3/5 Airflow runs DAG '{TRAINING_DAG_ID}' for {end} (a scheduler starts it from the feature assets; "
         "here `dags test` does): training sets, retrieval, ranking, churn and demand models on 2 Horovod "
         "processes each, the publish gate, publish"
     )
@@ -202,10 +202,74 @@ def run_demo(args: Namespace) -> int:
         print(f"\nThe DAG run ended '{state}'; the failing task's log is above.", file=sys.stderr)
         return 1
 
-    _step("4/4 results")
+    _step("4/5 results")
     print_summary(lake_root, end)
+
+    _step("5/5 serving: `lakecart serve` answers from the online store the training DAG filled")
+    serve_sample(lake_root, end)
     print(f"\ndemo finished in {time.perf_counter() - started:.0f} s")
     return 0
+
+
+def serve_sample(lake_root: Path, end: date, timeout_s: float = 180) -> dict[str, object]:
+    """Start ``lakecart serve`` on a free loopback port as of the morning after ``end`` (the demo's
+    data is dated), send the requests a product page would, print each with its answer, stop it."""
+    import httpx
+    from deltalake import DeltaTable
+
+    from lakecart import tables
+    from lakecart.cluster import free_port
+    from lakecart.config import LakeSettings, Settings
+
+    settings = Settings(lake=LakeSettings(root=str(lake_root)))
+    users = DeltaTable(tables.table_path(tables.RECOMMENDATIONS, settings)).to_pandas(columns=["user_id"])
+    user = sorted(users["user_id"].unique())[0]
+    port, as_of = free_port(), f"{end + timedelta(days=1)}T00:00:00+00:00"
+    url = f"http://127.0.0.1:{port}"
+    command = [str(Path(sys.executable).parent / "lakecart"), "serve", "--port", str(port), "--as-of", as_of]
+    env = {**os.environ, "LAKECART_LAKE__ROOT": str(lake_root)}
+    answers: dict[str, object] = {}
+    with (
+        (lake_root / "serve.log").open("w") as log,
+        subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT) as server,
+    ):
+        try:
+            deadline = time.monotonic() + timeout_s
+            while True:
+                try:
+                    if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                if server.poll() is not None or time.monotonic() > deadline:
+                    print(f"lakecart serve did not start; see {lake_root / 'serve.log'}", file=sys.stderr)
+                    return answers
+                time.sleep(0.5)
+            print(f"lakecart {' '.join(command[1:])}  ->  {url} (API docs: {url}/docs)")
+            recommended = httpx.get(f"{url}/recommendations/{user}", params={"k": 5}, timeout=30)
+            answers["recommendations"] = _show(f"curl '{url}/recommendations/{user}?k=5'", recommended)
+            items = [r["item_id"] for r in recommended.json().get("items", [])] if recommended.is_success else []
+            body = {"user_id": user, "item_ids": items or ["unknown-item"]}
+            answers["rerank"] = _show(
+                f"curl -X POST {url}/rerank -H 'content-type: application/json' -d '{json.dumps(body)}'",
+                httpx.post(f"{url}/rerank", json=body, timeout=30),
+            )
+            answers["features"] = _show(
+                f"curl '{url}/features/user?ids={user}'", httpx.get(f"{url}/features/user", params={"ids": user})
+            )
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+    return answers
+
+
+def _show(request: str, answer, limit: int = 480) -> object:
+    """Print a request and its (JSON) answer, cut at ``limit`` characters; return the answer's body."""
+    body = answer.json() if "json" in answer.headers.get("content-type", "") else answer.text
+    text = body if isinstance(body, str) else json.dumps(body)
+    cut = f" ... ({len(text) - limit} more characters)" if len(text) > limit else ""
+    print(f"\n$ {request}\nHTTP {answer.status_code} {text[:limit]}{cut}")
+    return body
 
 
 def gate_outcome(evaluation: Path) -> str:

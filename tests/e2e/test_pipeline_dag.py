@@ -167,6 +167,26 @@ def test_every_model_is_trained_gated_and_published(training_run):
     assert (forecasts["forecast_units"] >= 0).all()
 
 
+def test_the_published_results_are_served_over_http(training_run):
+    """The training DAG ends by publishing segments and filling the online store; `lakecart serve`
+    (what the demo's last step starts) answers from it as of the morning after the data date."""
+    from lakecart.demo import serve_sample
+
+    root, state, _ = training_run
+    assert state == "success"
+    answers = serve_sample(root, END)
+    recommended = answers["recommendations"]
+    assert len(recommended["items"]) == 5 and recommended["fallback"] is None
+    assert recommended["model_version"].startswith("retrieval-")
+    reranked = answers["rerank"]
+    assert reranked["model_version"].startswith("ranking-") and reranked["features_missing"] == []
+    assert sorted(i["item_id"] for i in reranked["items"]) == sorted(i["item_id"] for i in recommended["items"])
+    [row] = answers["features"]["rows"]
+    assert row is not None and any(v is not None for k, v in row.items() if k.startswith("user_activity_v2__"))
+    settings = Settings(lake=LakeSettings(root=str(root)))
+    assert read(settings, tables.USER_SEGMENTS)["user_id"].nunique() > 0
+
+
 # A second full DAG run: slow tier (`make test-all`). The default run covers the same gate in two
 # cheaper halves: tests/jobs/test_ingest.py holds a failing batch back in staging, and
 # tests/dags/test_dag_integrity.py proves features (the training DAG's trigger) are published only after
