@@ -4,10 +4,11 @@ The retrieval model scores a (user, item) pair by the dot product of the two tow
 index searches by inner product. Two kinds:
 
 - ``hnsw``: ``faiss.IndexHNSWFlat`` (a graph over the raw vectors). Its parameters were chosen by
-  measurement (``benchmarks/ann_index.py``, BENCHMARKS.md "ANN index"): ``M`` 32 links per node
-  (16 stays below 0.95 recall@100 even at 100k items), ``efConstruction`` 40 and ``efSearch`` 256
-  give recall@100 0.95 against exact search at 1M clustered 64-d items, 34x faster than exact
-  FAISS; raise ``efSearch`` (:meth:`AnnIndex.set_ef_search`) for more recall at less speed.
+  measurement (``benchmarks/ann_index.py``, BENCHMARKS.md "ANN index"): ``M`` 48 links per node,
+  ``efConstruction`` 40 and ``efSearch`` 256 give recall@100 0.97 against exact search at 1M
+  clustered 64-d items, 48x the speed of exact FAISS (``M`` 16 stays under 0.95 even at 100k items;
+  ``M`` 32 gave 0.91-0.95 at 1M, across two builds); raise ``efSearch``
+  (:meth:`AnnIndex.set_ef_search`) for more recall at less speed.
 - ``flat``: ``faiss.IndexFlatIP``, exact brute force; the reference recall is measured against, and
   the index of small catalogues (below :data:`HNSW_FROM` items), where exact search is cheap.
 
@@ -36,7 +37,7 @@ META_FILE = "meta.json"
 PUBLISHED_DIR = "ann_index"  # in the published run's outputs folder
 # Catalogues this big or bigger get an HNSW graph; smaller ones an exact flat index.
 HNSW_FROM = 50_000
-HNSW_M = 32
+HNSW_M = 48
 HNSW_EF_CONSTRUCTION = 40
 HNSW_EF_SEARCH = 256
 # Batch searches fetch at most this many (query, item) results at a time (about 48 MB).
