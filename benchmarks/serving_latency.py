@@ -562,6 +562,7 @@ def measure(servers, args: argparse.Namespace, all_ids: list[str], data, specs) 
     if not servers:
         return []
     kinds = [str(b) for b in args.batch] + (["recommendations"] if args.recommendations else [])
+    kinds += ["health"] if args.health else []
     results = [{"case": case.name, "workers": w} for case, w, _ in servers]
     for kind in kinds:
         if kind == "recommendations":
@@ -570,6 +571,9 @@ def measure(servers, args: argparse.Namespace, all_ids: list[str], data, specs) 
                 for case, _, _ in servers
             }
             todo = [n for n, (case, _, _) in enumerate(servers) if case.name.startswith("lakecart")]
+        elif kind == "health":  # the floor: the server's own health route, no lookup at all
+            requests = {id(case): [http_get(case.health)] for case, _, _ in servers}
+            todo = list(range(len(servers)))
         else:
             batches = [rng.sample(all_ids, int(kind)) for _ in range(500)]
             requests = {id(case): [case.request(ids) for ids in batches] for case, _, _ in servers}
@@ -697,7 +701,7 @@ def table(results: list[dict], kinds: Sequence[str]) -> str:
             if kind not in r:
                 continue
             seq, con = r[kind]["sequential"], r[kind]["concurrent"]
-            what = "recommendations, k=100" if kind == "recommendations" else f"{kind} ids"
+            what = {"recommendations": "recommendations, k=100", "health": "health route"}.get(kind, f"{kind} ids")
             entities = int(kind) if kind.isdigit() else 1
             lines.append(
                 f"| {r['case']} | {r['workers']} | {what} | {seq['p50_ms']:.2f} | {seq['p99_ms']:.2f} | "
@@ -726,6 +730,7 @@ def main() -> None:
         "--cases", nargs="*", default=["feast-sqlite", "feast-redis", "lakecart-lmdb", "lakecart-redis"]
     )
     parser.add_argument("--no-recommendations", dest="recommendations", action="store_false")
+    parser.add_argument("--health", action="store_true", help="also measure each server's health route (the floor)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder (data, repos, logs)")
     parser.add_argument(
         "--demo-lake",
@@ -751,7 +756,7 @@ def main() -> None:
         "commit": subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
         ).stdout.strip(),
-        "args": vars(args),
+        "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
         "service": service,
         "features": n_features,
         "views": [s.table for s in specs],
@@ -824,7 +829,7 @@ def main() -> None:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
     path = bench_results.append("serving_latency", summary)
-    print(table(summary["results"], [*map(str, args.batch), "recommendations"]))
+    print(table(summary["results"], [*map(str, args.batch), "recommendations", "health"]))
     print(f"results: {path}" + (f"; data, repos and logs: {work}" if args.keep else ""))
 
 
