@@ -166,7 +166,7 @@ def _number(value) -> float:
 def load_published(settings: Settings) -> Ranker | FeatureRanker:
     """What ``gold.model_registry`` has published for ranking: the model's scorer, or the baseline
     column published in its place."""
-    from lakecart.training.publish import champion
+    from lakecart.training.publish import champion, fetch_run
     from lakecart.training.tasks.ranking import BASELINE, BASELINE_NAME
 
     current = champion(settings, "ranking")
@@ -177,4 +177,5 @@ def load_published(settings: Settings) -> Ranker | FeatureRanker:
         if baseline != BASELINE_NAME:
             raise NoRankingModel(f"the published ranking baseline {baseline!r} has no serving equivalent")
         return FeatureRanker(current["model_version"], BASELINE)
-    return Ranker.load(Path(current["artifact_path"]) / SCORER, current["model_version"])
+    # The registry records a lake location: on a bucket lake the scorer is fetched to the local copy.
+    return Ranker.load(fetch_run(settings, f"{current['artifact_path']}/{SCORER}"), current["model_version"])
