@@ -93,10 +93,7 @@ class Ranker:
         import tensorflow as tf
 
         if not (Path(path) / "saved_model.pb").exists():
-            raise NoRankingModel(
-                f"the published ranking model {model_version} has no serving export at {path}: "
-                "retrain it (`lakecart train ranking`), evaluate and publish"
-            )
+            raise NoRankingModel(_no_export(model_version, path))
         loaded = tf.saved_model.load(str(path))
         names = [v.decode() for v in loaded.feature_names.numpy()][: int(loaded.n_features.numpy())]
         ranker = cls(model_version, names, loaded.score)
@@ -178,4 +175,16 @@ def load_published(settings: Settings) -> Ranker | FeatureRanker:
             raise NoRankingModel(f"the published ranking baseline {baseline!r} has no serving equivalent")
         return FeatureRanker(current["model_version"], BASELINE)
     # The registry records a lake location: on a bucket lake the scorer is fetched to the local copy.
-    return Ranker.load(fetch_run(settings, f"{current['artifact_path']}/{SCORER}"), current["model_version"])
+    uri = f"{current['artifact_path']}/{SCORER}"
+    try:
+        path = fetch_run(settings, uri)
+    except FileNotFoundError:
+        raise NoRankingModel(_no_export(current["model_version"], uri)) from None
+    return Ranker.load(path, current["model_version"])
+
+
+def _no_export(model_version: str, where: object) -> str:
+    return (
+        f"the published ranking model {model_version} has no serving export at {where}: "
+        "retrain it (`lakecart train ranking`), evaluate and publish"
+    )
