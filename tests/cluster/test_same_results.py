@@ -10,18 +10,17 @@ and only ``ingested_at`` (the wall clock) may differ. Tables are read back with 
 from __future__ import annotations
 
 import json
-import math
 import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-import pandas as pd
 import pytest
 from deltalake import DeltaTable
 
 from tests.cluster import pipeline
+from tests.cluster.compare import assert_same
 
 pytestmark = pytest.mark.cluster
 
@@ -54,36 +53,6 @@ def lakes(cluster, tmp_path_factory):
         out[mode] = (root / "lake").rename(work / f"{mode}-lake")
         shutil.rmtree(root / "reports", ignore_errors=True)
     return out["local"], out["cluster"]
-
-
-def _cell(value):
-    """A hashable, comparable form of a cell: arrays become tuples, NaN and None one marker."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return ("<null>",)
-    if hasattr(value, "tolist") and not isinstance(value, str):
-        value = value.tolist()
-    if isinstance(value, list | tuple):
-        return tuple(_cell(v) for v in value)
-    if isinstance(value, dict):
-        return tuple(sorted((k, _cell(v)) for k, v in value.items()))
-    return value
-
-
-def canonical(table: Path, ignore: tuple[str, ...] = ()) -> pd.DataFrame:
-    frame = DeltaTable(str(table)).to_pandas()
-    frame = frame.drop(columns=[c for c in ignore if c in frame.columns])
-    frame = frame[sorted(frame.columns)]
-    cells = frame.map(_cell)
-    order = sorted(range(len(frame)), key=lambda i: tuple(repr(v) for v in cells.iloc[i]))
-    return frame.iloc[order].reset_index(drop=True)
-
-
-def assert_same(local: Path, cluster: Path, name: str, ignore: tuple[str, ...] = ()) -> int:
-    left, right = canonical(local / name, ignore), canonical(cluster / name, ignore)
-    assert len(left) > 0, f"{name}: the local run wrote no rows; the comparison would prove nothing"
-    # Sums over doubles may be added in another order on two executors: equal to 1e-9, not to the bit.
-    pd.testing.assert_frame_equal(left, right, check_exact=False, rtol=1e-9, obj=name)
-    return len(left)
 
 
 def test_the_cluster_ran_the_jobs(cluster, lakes):

@@ -12,15 +12,14 @@ Tables are read back from the bucket with delta-rs. Runs with ``make test-s3`` a
 from __future__ import annotations
 
 import json
-import math
 import os
 
-import pandas as pd
 import pytest
 
 from lakecart import storage
 from lakecart.s3dev import server_env
 from tests.cluster import pipeline
+from tests.cluster.compare import assert_same
 
 pytestmark = [pytest.mark.s3, pytest.mark.cluster]
 
@@ -83,36 +82,12 @@ def lakes(s3_server, aws_env, bucket_cluster, tmp_path_factory):
     return f"{local_root}/lake", f"{bucket_root}/lake"
 
 
-def _cell(value):
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return ("<null>",)
-    if hasattr(value, "tolist") and not isinstance(value, str):
-        value = value.tolist()
-    if isinstance(value, list | tuple):
-        return tuple(_cell(v) for v in value)
-    if isinstance(value, dict):
-        return tuple(sorted((k, _cell(v)) for k, v in value.items()))
-    return value
-
-
-def _canonical(uri: str, ignore: tuple[str, ...]) -> pd.DataFrame:
-    frame = storage.open_delta(uri).to_pandas()
-    frame = frame.drop(columns=[c for c in ignore if c in frame.columns])
-    frame = frame[sorted(frame.columns)]
-    cells = frame.map(_cell)
-    order = sorted(range(len(frame)), key=lambda i: tuple(repr(v) for v in cells.iloc[i]))
-    return frame.iloc[order].reset_index(drop=True)
-
-
 def test_the_cluster_on_a_bucket_equals_local_mode_on_disk(lakes):
     local, bucket = lakes
     for name in TABLES:
         # ingested_at is the wall clock; source_file names the raw file's location (disk or bucket) and
         # batch_id is a digest of those locations.
-        ignore = ("ingested_at", "source_file", "batch_id")
-        left, right = _canonical(f"{local}/{name}", ignore), _canonical(f"{bucket}/{name}", ignore)
-        assert len(left) > 0, f"{name}: the local run wrote no rows; the comparison would prove nothing"
-        pd.testing.assert_frame_equal(left, right, check_exact=False, rtol=1e-9, obj=name)
+        assert_same(local, bucket, name, ignore=("ingested_at", "source_file", "batch_id"))
     manifests = [
         json.loads(storage.open_delta(f"{lake}/training/manifests").to_pandas()["manifest"][0]) for lake in lakes
     ]
