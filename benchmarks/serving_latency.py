@@ -1,31 +1,36 @@
 """Benchmark: online feature lookups over HTTP, lakecart's service against Feast's Python feature
 server on the same values (issue 18, "Figures"), side by side in one run.
 
-Data: ``--users`` entities (default 10,000) x one feature service of about 50 numeric features over a
-few views (default: the views of lakecart's user feature service, else ``user_activity_v2`` +
-``customer_orders_v1``: 27 + 23 features), random values from a fixed seed, every view's event time
-within the last 12 hours (inside every TTL, so nothing is nulled on either side). The SAME rows go to:
+Data: ``--users`` entities (default 10,000) x lakecart's feature service ``--service`` (default
+``user``: 53 features over 3 views, two of them lists of item ids), random values from a fixed seed,
+every view's event time within the last 12 hours (inside every TTL, so nothing is nulled on either
+side). The SAME rows go to:
 
 - Feast 0.67 (``.venv/feast``, made by ``benchmarks/feast_env.sh``): a feature repo generated into a
   temporary folder (FileSource Parquet, one entity, one feature view per view, one FeatureService),
   ``feast apply`` + ``feast materialize`` into its SQLite online store, and a second repo with its Redis
-  online store; each served by ``feast serve`` (``POST /get-online-features``).
+  online store; each served by ``feast serve`` (``POST /get-online-features``, full feature names,
+  which are lakecart's ``<view>__<feature>``).
 - lakecart: the same rows written into the online store (LMDB, and Redis) under the service's
-  namespace through ``lakecart.serving.online``'s store API, served by ``lakecart serve``
-  (``POST /features/{service}``).
+  namespace through ``lakecart.serving.online``'s ``write``, served by ``lakecart serve``
+  (``POST /features/{service}``); also ``GET /recommendations/{user}?k=100`` over synthetic top-100
+  lists, and an in-process breakdown of a lookup (store read, TTL rule, JSON answer).
 
 Redis: one ``redis-server`` (Debian's) started here on a free loopback port, persistence off, shared by
 both Redis cases. Before measuring, one 100-entity answer of every server is checked value by value
-against the generated rows.
+against the generated rows. ``--demo-lake data`` adds recommendations and ``POST /rerank`` of 100
+candidates on a copy of that lake (materialised and served ``--as-of``); ``--health`` adds each
+server's health route (the floor of its HTTP stack).
 
 Load (loopback only, bounded in requests and time): a raw-socket HTTP/1.1 keep-alive client (its own
-overhead is a few microseconds, not httpx's ~0.3 ms). Per server and batch size (1 and 100 ids):
-sequential latency (one client; p50/p99 over ``--requests`` after a warm-up, stopped at ``--seconds``)
-and throughput (``--concurrency`` connections for ``--seconds``). The servers run one after the other,
-so they never share the CPU with each other; the client shares the 2 cores with the server.
+overhead is a few microseconds, not httpx's ~0.3 ms). Per server and kind of request: sequential
+latency (one client; p50/p99 over ``--requests``, stopped at ``--seconds``) and throughput
+(``--concurrency`` connections for ``--seconds``). All servers (each case x each ``--workers`` count)
+run at once, idle but for the one measured, in ``--rounds`` interleaved rounds whose order rotates, so
+a busy spell on a shared machine falls on all of them; the client shares the cores with the server.
 
     benchmarks/feast_env.sh
-    .venv/pipeline/bin/python benchmarks/serving_latency.py --users 10000 --workers 1
+    .venv/pipeline/bin/python benchmarks/serving_latency.py --users 10000 --workers 1 2 --demo-lake data --health
 
 Results: one JSON line in ``bench-results/serving_latency.jsonl`` and a Markdown table on stdout.
 """
@@ -56,7 +61,6 @@ REPO = Path(__file__).resolve().parents[1]
 FEAST_ENV = REPO / ".venv" / "feast"
 LAKECART = Path(os.environ.get("BENCH_LAKECART", REPO / ".venv" / "pipeline" / "bin" / "lakecart"))
 SERVICE = "bench_user"  # Feast's FeatureService name (lakecart's is the service benchmarked)
-FALLBACK_VIEWS = ("user_activity_v2", "customer_orders_v1")
 
 
 # --- data ----------------------------------------------------------------------------------------
