@@ -16,6 +16,7 @@ import io
 import json
 import logging
 import os
+import socket
 import sys
 import traceback
 from collections.abc import Callable
@@ -590,7 +591,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     url = f"http://{f'[{host}]' if ':' in host else host}:{port}"
     log.info("lakecart serve: %s (API docs: %s/docs), %d worker(s)", url, url, args.workers)
     # One request per line in the access log would cost more than a lookup: /metrics counts them.
-    uvicorn.run(
+    config = uvicorn.Config(
         app if args.workers == 1 else "lakecart.serving.app:app_from_settings",
         factory=args.workers > 1,
         host=host,
@@ -599,7 +600,25 @@ def cmd_serve(args: argparse.Namespace) -> int:
         access_log=False,
         log_level="debug" if getattr(args, "verbose", False) else "warning",
     )
+    if args.workers > 1:  # what uvicorn.run does for workers, with a socket that does not wait on Nagle
+        from uvicorn.supervisors import Multiprocess
+
+        Multiprocess(config, sockets=[listening_socket(config)]).run()
+        return 0
+    server = uvicorn.Server(config)
+    server.run()
+    if not server.started:  # uvicorn logged why (the port is taken, most often)
+        raise UsageError(f"could not serve on {url}; see the line above")
     return 0
+
+
+def listening_socket(config) -> socket.socket:
+    """uvicorn's socket for ``--workers N``, with ``TCP_NODELAY``: the workers serve connections
+    accepted from it, and without the option every small answer waited ~40 ms for a delayed ACK
+    (BENCHMARKS.md, "Online serving"); one worker's asyncio server sets it by itself."""
+    sock = config.bind_socket()
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

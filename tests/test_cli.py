@@ -322,3 +322,18 @@ def test_online_materialize_takes_the_data_date_as_the_midnight_after_it(setting
     assert json.loads(capfd.readouterr().out)["as_of"] == "2026-01-15T00:00:00+00:00"
     with pytest.raises(SystemExit):  # one or the other
         cli.main(["online", "materialize", "--date", "2026-01-14", "--as-of", "2026-01-15"])
+
+
+def test_the_socket_for_several_serve_workers_sends_small_answers_at_once():
+    import socket
+
+    import uvicorn
+
+    from lakecart.cluster import free_port
+
+    # Without TCP_NODELAY each small answer waited ~40 ms for a delayed ACK (BENCHMARKS.md).
+    sock = cli.listening_socket(uvicorn.Config("x:y", host="127.0.0.1", port=free_port(), workers=2))
+    try:
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
+    finally:
+        sock.close()
