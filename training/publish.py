@@ -119,8 +119,8 @@ def replace_version(path: str, frame: pd.DataFrame, version: str, metadata: str)
 
 
 def champion(settings: Settings, model: str, exclude: str | None = None) -> dict | None:
-    """The registry row of what was last published for ``model`` (newest created_at): a model, or
-    a baseline published in its place (``kind``); None when nothing was."""
+    """The registry row of what was last published for ``model`` (newest created_at, then newest
+    registration): a model, or a baseline published in its place (``kind``); None when nothing was."""
     path = tables.table_path(tables.MODEL_REGISTRY, settings)
     if not is_delta(path):
         return None
@@ -128,7 +128,12 @@ def champion(settings: Settings, model: str, exclude: str | None = None) -> dict
     rows = rows[rows["model_version"] != exclude] if exclude else rows
     if rows.empty:
         return None
-    return rows.sort_values(["created_at", "model_version"]).iloc[-1].to_dict()
+    # Two publishes for one logical date (a re-run, `--force`): the later registration wins. Rows
+    # registered before `registered_at` existed have none and sort first.
+    if "registered_at" not in rows.columns:
+        rows = rows.assign(registered_at=pd.NaT)
+    order = rows.sort_values(["created_at", "registered_at", "model_version"], na_position="first")
+    return order.iloc[-1].to_dict()
 
 
 def published_artefact(settings: Settings, model: str, name: str) -> Path | None:
@@ -341,7 +346,12 @@ def register_baseline(
 
 
 def _register(settings: Settings, row: dict, job: str) -> None:
-    row = {**row, "code_version": json.dumps(lineage.code_version(), sort_keys=True)}
+    row = {
+        **row,
+        "code_version": json.dumps(lineage.code_version(), sort_keys=True),
+        # The wall clock of the registration: orders publishes of one logical date (``champion``).
+        "registered_at": pd.Timestamp.now(tz="UTC"),
+    }
     metadata = lineage.commit_metadata(job=job, model=row["model"], model_version=row["model_version"])
     path = tables.table_path(tables.MODEL_REGISTRY, settings)
     replace_version(path, pd.DataFrame([row]), row["model_version"], metadata)

@@ -167,3 +167,28 @@ def test_a_publish_that_would_write_no_table_fails_and_registers_nothing(own_lak
         publish(settings, "churn", DATASET, END)
     after = DeltaTable(registry_path).version() if DeltaTable.is_deltatable(registry_path) else None
     assert after == before  # no registry row was written
+
+
+def test_the_champion_is_what_was_published_last_even_on_the_same_logical_date(settings):
+    """Two publishes for one logical date (the training DAG re-run for a day, `publish --force`):
+    the later one is the champion, whatever the versions' names sort like."""
+    from lakecart.training.publish import _register, champion
+
+    created = pd.Timestamp("2026-01-14", tz="UTC")
+
+    def row(version: str) -> dict:
+        return {
+            "model_version": version,
+            "model": "ranking",
+            "kind": "model",
+            "status": "published",
+            "created_at": created,
+            "artifact_path": f"/runs/{version}",
+        }
+
+    # "ranking-...-b94b" sorts before "ranking-...-baseline-..." by name; it is published second.
+    _register(settings, row("ranking-20260114-baseline-item_conversion_rate"), "publish")
+    _register(settings, row("ranking-20260114-b94b131f"), "publish")
+    assert champion(settings, "ranking")["model_version"] == "ranking-20260114-b94b131f"
+    _register(settings, row("ranking-20260114-baseline-item_conversion_rate"), "publish")  # published again
+    assert champion(settings, "ranking")["model_version"] == "ranking-20260114-baseline-item_conversion_rate"
