@@ -198,6 +198,13 @@ def source_files(settings: Settings, source: str) -> dict[date, tuple[str, ...]]
     return merged
 
 
+def _window_days(start: date, end: date, lookback_days: int, first: date) -> list[date]:
+    """The days a run from ``start`` to ``end`` reads: ``lookback_days`` before ``start`` (not before
+    ``first``, the source's first day) through ``end``."""
+    begin = max(start - timedelta(days=lookback_days), min(first, start))
+    return [begin + timedelta(days=n) for n in range((end - begin).days + 1)]
+
+
 def accounted_days(settings: Settings, source: str) -> set[date]:
     return set().union(*(published_days(settings, t) for t in _tables_read(source)))
 
@@ -299,8 +306,19 @@ def run_materialize(
     # its gate), not a day nobody shopped: refuse before writing anything rather than publish
     # "inactive" features.
     accounted = {s.table: accounted_days(settings, s.table) for s in sources if not s.empty_days_ok}
+    # The windows reach back before `start` too: a day missing there (its batch failed its gate while
+    # later days went on) would be read as a day nobody shopped. Days before the source's first day
+    # are its history's start, not a gap.
+    lookback = {
+        table: max((v.lookback_days for v in selected if SILVER_SOURCES[v.source].table == table), default=0)
+        for table in accounted
+    }
     empty = {
-        table: [day for day in days if not files[table].get(day) and day not in seen]
+        table: [
+            day
+            for day in _window_days(start, end, lookback[table], min((*files[table], *seen), default=start))
+            if not files[table].get(day) and day not in seen
+        ]
         for table, seen in accounted.items()
     }
     if any(empty.values()):

@@ -166,3 +166,18 @@ def test_materialising_a_day_without_silver_rows_is_refused(spark, settings):
         run_materialize(spark, settings, START + timedelta(days=2), START + timedelta(days=4), ["user_activity_v2"])
     # Nothing written, not even Mar 3 (which has rows): the run is refused before any write.
     assert spark.read.format("delta").load(tables.table_path("features.user_activity_v2", settings)).count() == 0
+
+
+def test_a_day_missing_inside_the_windows_before_the_range_is_refused_too(spark, settings):
+    """A catch-up where Mar 4's batch failed its gate and Mar 5 went on: Mar 5's windows would read
+    Mar 4 as a day without activity. Before the source's first day (Feb) is history, not a gap."""
+    from lakecart.jobs import materialize
+
+    publish(spark, settings, silver_rows(START, 3) + silver_rows(START + timedelta(days=4), 1))  # Mar 1-3, 5
+    apply_only(spark, settings, "user_activity_v2")
+    day5 = START + timedelta(days=4)
+    with pytest.raises(materialize.NoSilverInput, match=r"^2026-03-04: no rows in silver\.events"):
+        run_materialize(spark, settings, day5, day5, ["user_activity_v2"])
+    # Mar 1-3 read back to Feb, before the first day: allowed.
+    report = run_materialize(spark, settings, START, START + timedelta(days=2), ["user_activity_v2"])
+    assert len(report["user_activity_v2"].written_days) == 3
