@@ -37,9 +37,10 @@ FEATURE_STEPS = (
     "validate_item_features",
 )
 DAY_STEPS = tuple(step for step in DAILY_STEPS if step.task_id not in FEATURE_STEPS)
-# Each day's steps, in order, for the day in $LAKECART_DAY; `set -e` stops at the first failure.
+# Each day's steps, in order, for the day in $BACKFILL_DAY (not LAKECART_*: the settings refuse unknown
+# LAKECART_ variables); `set -e` stops at the first failure.
 DAY_SCRIPT = "set -euo pipefail\n" + "\n".join(
-    f'echo "== {step.task_id} $LAKECART_DAY"\n{LAKECART} {step.command("$LAKECART_DAY")}' for step in DAY_STEPS
+    f'echo "== {step.task_id} $BACKFILL_DAY"\n{LAKECART} {step.command("$BACKFILL_DAY")}' for step in DAY_STEPS
 )
 END = "{{ params.end }}"
 LOOKBACK = "{{ ti.xcom_pull(task_ids='days') | length - 1 }}"
@@ -73,7 +74,7 @@ def days_between(start: str, end: str) -> list[str]:
 def lakecart_backfill():
     @task(doc_md="The days from `params.start` to `params.end`, oldest first, as each day's environment.")
     def days(params=None) -> list[dict[str, str]]:
-        return [{"LAKECART_DAY": day} for day in days_between(params["start"], params["end"])]
+        return [{"BACKFILL_DAY": day} for day in days_between(params["start"], params["end"])]
 
     processed = BashOperator.partial(
         task_id="process_day",
@@ -82,7 +83,7 @@ def lakecart_backfill():
         # One day at a time (they share staging tables); in whatever order Airflow picks.
         max_active_tis_per_dagrun=1,
         execution_timeout=timedelta(hours=2),
-        doc_md="The daily ingest steps for one day (`$LAKECART_DAY`), in order; stops at the first that fails.",
+        doc_md="The daily ingest steps for one day (`$BACKFILL_DAY`), in order; stops at the first that fails.",
     ).expand(env=days())
     apply, materialize, validate_user, validate_item = (
         lakecart(
