@@ -140,7 +140,11 @@ def recorded(job: str, logical_date: date | None, argv: list[str], settings: Set
     settings = settings or get_settings()
     run = Run(job=job, logical_date=logical_date, argv=argv)
     root = tables.lake_tables_root(settings)
-    before = _versions(root)
+    try:
+        before: dict[str, int] | None = _versions(root)
+    except Exception as exc:  # noqa: BLE001 - an unreadable lake is the job's to report, not the record's
+        log.warning("run record of %s: could not list the lake's tables (%s); outputs not recorded", job, exc)
+        before = None
     touched: set[str] = set()
     tables.TOUCHED.append(touched)
     start = time.perf_counter()
@@ -156,12 +160,12 @@ def recorded(job: str, logical_date: date | None, argv: list[str], settings: Set
         run.seconds = time.perf_counter() - start
         tables.TOUCHED.remove(touched)
         try:
-            after = _versions(root)
-            run.outputs = _outputs(root, before, after)
-            written = {o["table"] for o in run.outputs}
-            run.inputs = [
-                {"table": name, "version": before[name]} for name in sorted(touched - written) if name in before
-            ]
+            if before is not None:
+                run.outputs = _outputs(root, before, _versions(root))
+                written = {o["table"] for o in run.outputs}
+                run.inputs = [
+                    {"table": name, "version": before[name]} for name in sorted(touched - written) if name in before
+                ]
             append(run, settings)
         except Exception as exc:  # noqa: BLE001 - the record is a by-product: never fail the job over it
             log.warning("could not write the run record of %s: %s", job, exc)

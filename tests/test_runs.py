@@ -116,3 +116,15 @@ def test_status_shows_runs_failures_and_each_tables_last_writer(settings, capfd)
     assert main(["status", "--json"]) == 0
     printed = json.loads(capfd.readouterr().out)
     assert printed["runs_recorded"] == 2
+
+
+def test_a_lake_that_cannot_be_listed_does_not_stop_the_job(settings, monkeypatch):
+    def unreadable(root):
+        raise OSError("access denied")
+
+    monkeypatch.setattr(runs, "_versions", unreadable)
+    with runs.recorded("ingest users", date(2026, 3, 6), ["ingest", "users"], settings) as run:
+        _append("silver.users", 1, settings)  # the job itself works
+    assert run.status == "succeeded"
+    row = runs.read_runs(settings).iloc[0]
+    assert (row.status, list(row.outputs)) == ("succeeded", [])
