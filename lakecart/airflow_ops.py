@@ -17,8 +17,8 @@ so the UI shows the demo's runs too). The metadata database is SQLite in that fo
 ``infra/airflow/postgres.sh`` runs on 127.0.0.1 with its data in ``<home>/postgres``.
 
 After the components are up, ``up`` creates the pool ``lakecart_training`` (one slot: one training
-run at a time on a machine) and unpauses both DAGs: the training DAG only runs on the pipeline's
-asset events while it is unpaused.
+run at a time on a machine) and unpauses the DAGs: the training DAG only runs on the pipeline's
+asset events while it is unpaused, and a paused backfill DAG's triggered runs would only queue.
 """
 
 from __future__ import annotations
@@ -47,7 +47,9 @@ STATE_FILE = "airflow.json"
 PASSWORDS_FILE = "passwords.json"
 COMPONENTS = ("scheduler", "dag-processor", "triggerer", "api-server")
 DAG_IDS = ("lakecart_pipeline", "lakecart_training", "lakecart_backfill")
-UNPAUSED = ("lakecart_pipeline", "lakecart_training")
+# All three: the backfill DAG has no schedule (unpausing starts nothing), but a paused DAG's triggered
+# runs wait in the queue until someone unpauses it.
+UNPAUSED = DAG_IDS
 # Pools the DAGs use (name -> slots, description); created by `up`.
 POOLS = {"lakecart_training": (1, "one training run at a time: each model trains on all the machine's cores")}
 SIMPLE_AUTH_MANAGER = "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"

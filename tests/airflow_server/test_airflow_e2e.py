@@ -94,7 +94,7 @@ def test_airflow_runs_the_daily_pipeline_for_consecutive_days_and_starts_trainin
 
     token = airflow_ops.get_token(url, json.loads(passwords.read_text())["admin"])
     assert api(f"{url}/api/v2/pools/lakecart_training", token)["slots"] == 1
-    for dag_id in (PIPELINE, TRAINING):
+    for dag_id in (PIPELINE, TRAINING, "lakecart_backfill"):
         assert api(f"{url}/api/v2/dags/{dag_id}", token)["is_paused"] is False
 
     run_ids = []
