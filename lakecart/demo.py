@@ -5,6 +5,7 @@ scheduler would start from the pipeline's asset events; then a summary of what l
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import shutil
@@ -221,6 +222,7 @@ def serve_sample(lake_root: Path, end: date, timeout_s: float = 180) -> dict[str
     from lakecart.cluster import free_port
     from lakecart.config import LakeSettings, Settings
 
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per request otherwise
     settings = Settings(lake=LakeSettings(root=str(lake_root)))
     users = DeltaTable(tables.table_path(tables.RECOMMENDATIONS, settings)).to_pandas(columns=["user_id"])
     user = sorted(users["user_id"].unique())[0]
