@@ -189,22 +189,9 @@ def _airflow_context() -> str | None:
 
 def _versions(root: str) -> dict[str, int]:
     """``layer.table`` -> the newest committed version, from the ``_delta_log`` listings alone."""
-    import pyarrow.fs as pafs
+    from lakecart.storage import table_folders
 
-    from lakecart.storage import arrow_filesystem, table_folders
-
-    filesystem, _ = arrow_filesystem(root)
-    found = {}
-    for folder in table_folders(root):
-        if not folder.committed:
-            continue
-        _, log_dir = arrow_filesystem(f"{folder.uri}/_delta_log")
-        names = [i.base_name for i in filesystem.get_file_info(pafs.FileSelector(log_dir, allow_not_found=True))]
-        commits = [int(n.split(".")[0]) for n in names if n.endswith(".json") and n.split(".")[0].isdigit()]
-        checkpoints = [int(n.split(".")[0]) for n in names if ".checkpoint" in n and n.split(".")[0].isdigit()]
-        if commits or checkpoints:
-            found[f"{folder.layer}.{folder.name}"] = max(commits + checkpoints)
-    return found
+    return {f"{f.layer}.{f.name}": f.version for f in table_folders(root) if f.version is not None}
 
 
 def _outputs(root: str, before: dict[str, int], after: dict[str, int]) -> list[dict]:

@@ -181,7 +181,13 @@ class TableFolder:
     layer: str
     name: str
     uri: str
-    committed: bool  # False: the log holds no commit yet (a first commit that never finished)
+    # The newest commit or checkpoint number in the log; None: no commit yet (a first commit that
+    # never finished).
+    version: int | None
+
+    @property
+    def committed(self) -> bool:
+        return self.version is not None
 
 
 def table_folders(tables_root: str) -> list[TableFolder]:
@@ -199,14 +205,20 @@ def table_folders(tables_root: str) -> list[TableFolder]:
             log_dir = f"{base}/{layer}/{table}/_delta_log"
             if filesystem.get_file_info(log_dir).type != pafs.FileType.Directory:
                 continue
-            log_files = listing(log_dir)
-            committed = any(
-                i.base_name.endswith(".json") or (".checkpoint" in i.base_name and i.base_name.endswith(".parquet"))
-                for i in log_files
-            )
+            versions = [_log_version(i.base_name) for i in listing(log_dir)]
+            version = max((v for v in versions if v is not None), default=None)
             uri = f"{tables_root.rstrip('/')}/{layer}/{table}"
-            found.append(TableFolder(layer=layer, name=table, uri=uri, committed=committed))
+            found.append(TableFolder(layer=layer, name=table, uri=uri, version=version))
     return found
+
+
+def _log_version(name: str) -> int | None:
+    """The version of a ``_delta_log`` file that commits one (``00000000000000000007.json``, a
+    ``.checkpoint.parquet``); None for anything else (temporary files, ``_last_checkpoint``)."""
+    number = name.split(".", 1)[0]
+    if not number.isdigit():
+        return None
+    return int(number) if name.endswith(".json") or (".checkpoint" in name and name.endswith(".parquet")) else None
 
 
 def copy_tree(source: str, destination: str) -> None:
