@@ -12,8 +12,9 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 ENV="${LAKECART_VENV_DIR:-$ROOT/.venv}/feast"
-# The newest Feast on PyPI that installs on Python 3.11 (2026-12-01); [redis] adds its Redis online store.
-FEAST_SPEC="feast[redis]==0.67.0"
+# The newest Feast on PyPI that installs on Python 3.11 (2026-12-01); [redis] adds its Redis online store,
+# [duckdb] its DuckDB offline store (benchmarks/pit_join.py --sides feast-duckdb).
+FEAST_SPEC="feast[redis,duckdb]==0.67.0"
 say() { printf '\033[1m[feast_env]\033[0m %s\n' "$*"; }
 die() { printf '\033[1;31m[feast_env] %s\033[0m\n' "$*" >&2; exit 1; }
 
@@ -35,7 +36,7 @@ started=$SECONDS
 [ -x "$ENV/bin/python" ] || "$PYTHON" -m venv "$ENV"
 "$ENV/bin/python" -m pip install -q --upgrade pip
 "$ENV/bin/python" -m pip install -q "$FEAST_SPEC"
-"$ENV/bin/python" -c 'import feast, redis; print("feast", feast.__version__)' >/dev/null ||
+"$ENV/bin/python" -c 'import feast, redis, feast.infra.offline_stores.duckdb; print("feast", feast.__version__)' >/dev/null ||
   die "Feast does not import in $ENV"
 "$ENV/bin/python" -m pip freeze >"$ENV/freeze.txt"
 echo "$want" >"$stamp"

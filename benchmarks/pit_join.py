@@ -1,17 +1,39 @@
-"""Benchmark: point-in-time join, lakecart (Spark) vs Feast's offline store, on identical data
-(issue 4: 1M label rows against 20M feature rows on 2 cores; target >= 5x faster than Feast, no
-out-of-memory; report both times and peak memory).
+"""Benchmark: point-in-time join, lakecart against Feast's offline stores and DuckDB alone, on
+identical data (issue 4: 1M label rows against 20M feature rows on 2 cores, target >= 5x faster than
+Feast's file store; issue 19: the same against Feast's fastest store and against the best
+formulation in plain DuckDB, the limit of the machine).
 
 The script writes one feature table (Parquet: ``user_id``, ``feature_date``, ``available_at`` and
 eight features; each day a random half of the users has a row, some arriving hours late) and one
 label table (``label_id``, ``user_id``, ``label_time``). Each side then runs in its own process,
-reads the same files, joins every label with the newest feature row known at its time within a
-2-day time-to-live, and writes the result to Parquet; the parent samples the resident memory of each
-process tree. The sides alternate for ``--rounds`` rounds (default 3) and the times reported are
-medians. Feast (the file offline store, its local default) is installed into ``.venv/feast`` on
-first use. Finally the two results are compared label by label.
+reads the same files, joins every label with the newest feature row known at its time
+(``available_at <= label_time``; ties on ``available_at`` go to the newer ``feature_date``) and
+still fresh (``label_time - available_at < ttl``, a 2-day time-to-live), and writes ``label_id``
+and the eight features to Parquet. The sides (``--sides``, default all):
+
+- ``lakecart``: ``features/pit.py``'s ``point_in_time_join`` on Spark ``local[2]`` (the reference).
+- ``lakecart-local``: ``features/pit_local.py``, lakecart's single-node engine behind the same API
+  (Arrow labels, feature table location); left out while that module does not exist.
+- ``feast``: Feast's ``get_historical_features`` with its ``file`` offline store (pandas/Dask, its
+  local default).
+- ``feast-duckdb``: the same with ``offline_store: {type: duckdb}`` (ibis on DuckDB) and the file
+  pattern ``features/*.parquet`` as the FileSource path.
+- ``duckdb-asof``: DuckDB alone, an ``ASOF LEFT JOIN`` on user_id and (available_at, feature_date)
+  packed into one key, the TTL applied to the row it finds.
+- ``duckdb-bucket``: DuckDB alone, lakecart's bucketed plan as SQL: labels in their TTL-wide bucket
+  and the one before, a hash join on (user_id, bucket), ``arg_max`` of the newest per label, joined
+  back onto the labels.
+
+Feast runs from ``.venv/feast`` (``benchmarks/feast_env.sh``, run first), the others from the
+interpreter that runs this script. The sides alternate for ``--rounds`` rounds (default 3), the
+order rotated each round. Per side: the median wall time, the median of its per-round ratios to
+lakecart's Spark side, CPU seconds (user + system of the whole process tree; this process is the
+tree's subreaper so Spark's JVM and workers are counted), and the peak resident memory of the tree
+(sampled every 0.25 s). Finally every side's answer is compared label by label with the Spark side's
+(``agreement``). Results are appended to ``bench-results/pit_join.jsonl``.
 
     .venv/pipeline/bin/python benchmarks/pit_join.py --labels 1000000 --feature-rows 20000000
+    .venv/pipeline/bin/python benchmarks/pit_join.py --sides lakecart,duckdb-bucket --rounds 5
 """
 
 from __future__ import annotations
@@ -75,16 +97,19 @@ def write_data(folder: Path, labels: int, feature_rows: int, days: int, seed: in
     return {"labels": labels, "feature_rows": per_day * days, "users": users, "days": days}
 
 
-# --- the two sides (each in its own process) ---------------------------------------------------
+# --- the sides (each in its own process) -------------------------------------------------------
+
+OUTPUT = ["label_id", *[f"bench_v1__{f}" for f in FEATURES]]
+TTL_MICROS = TTL // timedelta(microseconds=1)
+# DuckDB-alone sides order tied candidates by feature_date: its day number shares one integer with
+# the time (``DAY_BITS`` low bits), so feature dates must lie within 1970 .. ~4840.
+DAY_BITS = 20
 
 
-def run_lakecart(data: Path, out: Path, quick_jit: bool = True) -> None:
-    from lakecart.config import Settings, SparkSettings
+def bench_view():
     from lakecart.features.definitions import Entity, Feature, FeatureView
-    from lakecart.features.pit import point_in_time_join
-    from lakecart.spark import get_spark
 
-    view = FeatureView(
+    return FeatureView(
         name="bench",
         version=1,
         entity=Entity("user", ("user_id",), ""),
@@ -94,6 +119,13 @@ def run_lakecart(data: Path, out: Path, quick_jit: bool = True) -> None:
         owner="bench",
         description="",
     )
+
+
+def run_lakecart(data: Path, out: Path, quick_jit: bool = True) -> None:
+    from lakecart.config import Settings, SparkSettings
+    from lakecart.features.pit import point_in_time_join
+    from lakecart.spark import get_spark
+
     spark = get_spark(
         Settings(
             spark=SparkSettings(master="local[2]", driver_memory="12g", shuffle_partitions=16, quick_jit=quick_jit)
@@ -102,129 +134,294 @@ def run_lakecart(data: Path, out: Path, quick_jit: bool = True) -> None:
     )
     features = spark.read.parquet(str(data / "features"))
     labels = spark.read.parquet(str(data / "labels.parquet"))
-    joined = point_in_time_join(labels, "label_time", [(view, features)])
-    joined.select("label_id", *[f"bench_v1__{f}" for f in FEATURES]).write.mode("overwrite").parquet(str(out))
+    joined = point_in_time_join(labels, "label_time", [(bench_view(), features)])
+    joined.select(*OUTPUT).write.mode("overwrite").parquet(str(out))
     spark.stop()
 
 
-def run_feast(data: Path, out: Path) -> None:
+def run_lakecart_local(data: Path, out: Path, memory_limit: str | None) -> None:
+    import pyarrow.parquet as pq
+
+    from lakecart.features.pit_local import point_in_time_join
+
+    labels = pq.read_table(data / "labels.parquet")
+    joined = point_in_time_join(
+        labels, "label_time", [(bench_view(), str(data / "features"))], memory_limit=memory_limit
+    )
+    pq.write_table(joined.select(OUTPUT), out)
+
+
+def run_feast(data: Path, out: Path, store: str) -> None:
+    """Feast's ``get_historical_features`` with the ``file`` (pandas/Dask) or ``duckdb`` (ibis)
+    offline store. The DuckDB store reads a file pattern; the file store a folder."""
     import pandas as pd
     from feast import Entity, FeatureStore, FeatureView, Field, FileSource, ValueType
     from feast.repo_config import RepoConfig
     from feast.types import Float64, Int64
 
-    repo = out.parent / "feast-repo"
+    repo = out.parent / f"feast-{store}-repo"
     repo.mkdir(parents=True, exist_ok=True)
-    store = FeatureStore(
+    store_ = FeatureStore(
         config=RepoConfig(
             project="bench",
             registry=str(repo / "registry.db"),
             provider="local",
-            offline_store={"type": "file"},
+            offline_store={"type": store},
             online_store={"type": "sqlite", "path": str(repo / "online.db")},
             entity_key_serialization_version=3,
         )
     )
+    path = data / "features" if store == "file" else data / "features" / "*.parquet"
     user = Entity(name="user", join_keys=["user_id"], value_type=ValueType.INT64)
     view = FeatureView(
         name="bench",
         entities=[user],
         ttl=TTL,
         schema=[Field(name="user_id", dtype=Int64), *[Field(name=f, dtype=Float64) for f in FEATURES]],
-        source=FileSource(path=str(data / "features"), timestamp_field="available_at"),
+        source=FileSource(path=str(path), timestamp_field="available_at"),
     )
-    store.apply([user, view])
+    store_.apply([user, view])
     labels = pd.read_parquet(data / "labels.parquet").rename(columns={"label_time": "event_timestamp"})
-    job = store.get_historical_features(entity_df=labels, features=[f"bench:{f}" for f in FEATURES])
-    job.to_df()[["label_id", *FEATURES]].to_parquet(out)
+    job = store_.get_historical_features(entity_df=labels, features=[f"bench:{f}" for f in FEATURES])
+    job.to_df()[["label_id", *FEATURES]].rename(columns={f: f"bench_v1__{f}" for f in FEATURES}).to_parquet(out)
+
+
+def duckdb_connection(out: Path, memory_limit: str | None):
+    """Every core, spills next to the output, no ordering kept (the answer is a set of rows)."""
+    import os
+
+    import duckdb
+
+    con = duckdb.connect()
+    con.execute(f"SET threads = {os.cpu_count()}")
+    con.execute(f"SET temp_directory = '{out.parent / 'duckdb-tmp'}'")
+    con.execute("SET preserve_insertion_order = false")
+    if memory_limit:
+        con.execute(f"SET memory_limit = '{memory_limit}'")
+    return con
+
+
+def run_duckdb_asof(data: Path, out: Path, memory_limit: str | None) -> None:
+    """DuckDB's ASOF LEFT JOIN: per label the feature row of its user with the greatest key <= the
+    label's. A plain ``available_at <= label_time`` would break ties on ``available_at`` (a day's row
+    arriving exactly 24 h late meets the next day's) arbitrarily, so the key is available_at and the
+    feature_date's day number in one HUGEINT, and the label's key sorts after every row known at its
+    time. The newest row known is then either fresh or every candidate is stale: the TTL is a CASE."""
+    con = duckdb_connection(out, memory_limit)
+    top = 2**DAY_BITS
+    fresh = f"f.available_at > l.label_time - to_microseconds({TTL_MICROS})"
+    con.execute(f"""
+        COPY (
+            WITH l AS (
+                SELECT label_id, user_id, label_time, epoch_us(label_time)::HUGEINT * {top} + {top - 1} AS k
+                FROM read_parquet('{data / "labels.parquet"}')),
+            f AS (
+                SELECT user_id, available_at, {", ".join(FEATURES)},
+                       epoch_us(available_at)::HUGEINT * {top} + (feature_date - DATE '1970-01-01') AS k
+                FROM read_parquet('{data / "features" / "*.parquet"}'))
+            SELECT l.label_id, {", ".join(f"CASE WHEN {fresh} THEN f.{f} END AS bench_v1__{f}" for f in FEATURES)}
+            FROM l ASOF LEFT JOIN f ON l.user_id = f.user_id AND f.k <= l.k
+        ) TO '{out}' (FORMAT parquet)""")
+
+
+def run_duckdb_bucket(data: Path, out: Path, memory_limit: str | None) -> None:
+    """lakecart's bucketed plan as plain DuckDB SQL: each label goes into its TTL-wide time bucket
+    and the one before, a hash join on (user_id, bucket) finds the candidates within the TTL, and
+    ``arg_max`` keeps the newest per label by one packed integer (age within the TTL, then
+    feature_date's day number), no sort; a left join puts them back on the labels."""
+    con = duckdb_connection(out, memory_limit)
+    order = f"((f.a - l.t + {TTL_MICROS}) << {DAY_BITS}) + (f.feature_date - DATE '1970-01-01')"
+    con.execute(f"""
+        COPY (
+            WITH l AS (
+                SELECT label_id, user_id, epoch_us(label_time) AS t,
+                       unnest([epoch_us(label_time) // {TTL_MICROS}, epoch_us(label_time) // {TTL_MICROS} - 1]) AS b
+                FROM read_parquet('{data / "labels.parquet"}')),
+            f AS (
+                SELECT user_id, epoch_us(available_at) AS a, feature_date, {", ".join(FEATURES)}
+                FROM read_parquet('{data / "features" / "*.parquet"}')),
+            newest AS (
+                SELECT l.label_id, arg_max(struct_pack({", ".join(f"{f} := f.{f}" for f in FEATURES)}), {order}) AS n
+                FROM l JOIN f ON f.user_id = l.user_id AND f.a // {TTL_MICROS} = l.b
+                                 AND f.a <= l.t AND f.a > l.t - {TTL_MICROS}
+                GROUP BY l.label_id)
+            SELECT label_id, {", ".join(f"n.{f} AS bench_v1__{f}" for f in FEATURES)}
+            FROM read_parquet('{data / "labels.parquet"}') LEFT JOIN newest USING (label_id)
+        ) TO '{out}' (FORMAT parquet)""")
 
 
 # --- orchestration ------------------------------------------------------------------------------
 
+SIDES = {
+    # side: (what it is, the environment it runs in)
+    "lakecart": ("lakecart, features/pit.py on Spark local[2]", "pipeline"),
+    "lakecart-local": ("lakecart, features/pit_local.py (single node)", "pipeline"),
+    "feast": (f"Feast {FEAST_VERSION}, file offline store", "feast"),
+    "feast-duckdb": (f"Feast {FEAST_VERSION}, DuckDB offline store", "feast"),
+    "duckdb-asof": ("DuckDB alone, ASOF LEFT JOIN + TTL", "pipeline"),
+    "duckdb-bucket": ("DuckDB alone, hash join on (key, TTL bucket), newest per label", "pipeline"),
+}
+
 
 def ensure_feast() -> Path:
-    python = FEAST_ENV / "bin" / "python"
-    if not python.exists():
-        print(f"installing Feast {FEAST_VERSION} into {FEAST_ENV} (first run only)", flush=True)
-        subprocess.run([sys.executable, "-m", "venv", str(FEAST_ENV)], check=True)
-        subprocess.run([str(python), "-m", "pip", "install", "-q", f"feast=={FEAST_VERSION}"], check=True)
-    return python
+    """``.venv/feast`` as benchmarks/feast_env.sh makes it (a no-op when current)."""
+    subprocess.run(["bash", str(REPO / "benchmarks" / "feast_env.sh")], check=True)
+    return FEAST_ENV / "bin" / "python"
+
+
+def become_subreaper() -> None:
+    """Orphans of a side (Spark's JVM outlives the Python driver by a moment, its Python workers the
+    JVM) are re-parented to this process instead of init, so that ``measured`` reaps them and counts
+    their CPU time too."""
+    import ctypes
+
+    pr_set_child_subreaper = 36
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_child_subreaper, 1, 0, 0, 0)
 
 
 def measured(command: list[str], timeout_s: int) -> dict:
-    """Run ``command``; wall time, exit code and the peak resident memory of its process tree."""
+    """Run ``command``; wall time (until the command itself exits), exit code, CPU seconds (user +
+    system of every process of its tree, from the kernel's accounting as each is reaped) and the
+    peak resident memory of the tree (sampled every 0.25 s). Needs ``become_subreaper`` first and
+    no other children of this process."""
+    import os
+    import signal
+
     import psutil
 
+    me = psutil.Process()
     started = time.perf_counter()
-    process = subprocess.Popen(command)
-    root = psutil.Process(process.pid)
-    peak = 0
-    while process.poll() is None:
+    process = subprocess.Popen(command, start_new_session=True)
+    peak, cpu, status, ended, timed_out = 0, 0.0, None, None, False
+    while True:
         try:
-            tree = [root, *root.children(recursive=True)]
-            peak = max(peak, sum(p.memory_info().rss for p in tree if p.is_running()))
+            while (reaped := os.wait4(-1, os.WNOHANG))[0]:
+                pid, code, usage = reaped
+                cpu += usage.ru_utime + usage.ru_stime
+                if pid == process.pid:
+                    status, ended = code, time.perf_counter()
+        except ChildProcessError:  # the command and all its orphans are gone
+            break
+        try:
+            peak = max(peak, sum(p.memory_info().rss for p in me.children(recursive=True)))
         except psutil.Error:
             pass
-        if time.perf_counter() - started > timeout_s:
-            process.kill()
-            break
+        late = ended is not None and time.perf_counter() - ended > 30  # an orphan that stays
+        if time.perf_counter() - started > timeout_s or late:
+            timed_out = timed_out or not late
+            for p in me.children(recursive=True):
+                p.send_signal(signal.SIGKILL)
         time.sleep(0.25)
+    process.returncode = os.waitstatus_to_exitcode(status)
     return {
-        "seconds": round(time.perf_counter() - started, 1),
-        "exit_code": process.wait(),
+        "seconds": round((ended or time.perf_counter()) - started, 1),
+        "exit_code": process.returncode,
+        "cpu_seconds": round(cpu, 1),
         "peak_rss_gib": round(peak / 2**30, 2),
-        "timed_out": time.perf_counter() - started > timeout_s,
+        "timed_out": timed_out,
     }
 
 
-def summary(runs: list[dict]) -> dict:
-    """Median seconds over the rounds (each round's time kept), the highest peak memory, and the
-    worst exit code."""
+def output_glob(path: Path) -> str:
+    """Spark writes a folder of part files; the other sides one file."""
+    return str(path / "*.parquet") if path.is_dir() else str(path)
+
+
+def agreement(reference: Path, other: Path, data: Path) -> dict:
+    """Label by label, ``other`` against ``reference`` (lakecart's Spark side), all eight features
+    compared exactly. Feast's file store leaves out label rows without a feature row, where lakecart
+    keeps them with nulls: those count as agreeing when lakecart's row is null. Each differing row is
+    explained from the data where it can be: a tie (two rows of the user known at the same instant,
+    lakecart takes the newer feature_date) or a newest row exactly one TTL old (lakecart requires
+    ``label time - available_at < ttl``, Feast's stores allow ``<=``)."""
+    import duckdb
+
+    con = duckdb.connect()
+    con.execute("SET preserve_insertion_order = false")
+    con.execute(f"CREATE VIEW a AS SELECT * FROM read_parquet('{output_glob(reference)}')")
+    con.execute(f"CREATE VIEW b AS SELECT * FROM read_parquet('{output_glob(other)}')")
+    same = " AND ".join(f"a.bench_v1__{f} IS NOT DISTINCT FROM b.bench_v1__{f}" for f in FEATURES)
+    con.execute(f"""
+        CREATE TEMP TABLE j AS
+        SELECT a.label_id, b.label_id IS NULL AS left_out, a.bench_v1__f0 IS NULL AS null_in_reference,
+               b.label_id IS NOT NULL AND NOT ({same}) AS differs
+        FROM a LEFT JOIN b USING (label_id)""")
+    counts = con.execute("""
+        SELECT count(*), count(*) FILTER (WHERE NOT null_in_reference),
+               count(*) FILTER (WHERE left_out), count(*) FILTER (WHERE left_out AND null_in_reference),
+               count(*) FILTER (WHERE differs),
+               count(*) FILTER (WHERE NOT left_out AND NOT differs)
+        FROM j""").fetchone()
+    rows, found, left_out, left_out_null, differing, identical = counts
+    other_rows, other_distinct, other_found = con.execute(
+        "SELECT count(*), count(DISTINCT label_id), count(*) FILTER (WHERE bench_v1__f0 IS NOT NULL) FROM b"
+    ).fetchone()
+    # The newest feature row known at each differing label's time, and how many rows share its instant.
+    ties, at_ttl = con.execute(f"""
+        WITH d AS (
+            SELECT l.label_id, l.user_id, l.label_time FROM j JOIN read_parquet('{data / "labels.parquet"}') l
+            USING (label_id) WHERE j.differs),
+        c AS (
+            SELECT d.label_id, d.label_time, f.available_at
+            FROM d JOIN read_parquet('{data / "features" / "*.parquet"}') f
+              ON f.user_id = d.user_id AND f.available_at <= d.label_time),
+        n AS (
+            SELECT label_id, any_value(label_time) AS label_time, any_value(top) AS newest,
+                   count(*) FILTER (WHERE available_at = top) AS at_newest
+            FROM (SELECT *, max(available_at) OVER (PARTITION BY label_id) AS top FROM c) GROUP BY label_id)
+        SELECT count(*) FILTER (WHERE at_newest > 1),
+               count(*) FILTER (WHERE at_newest = 1 AND label_time - newest = to_microseconds({TTL_MICROS}))
+        FROM n""").fetchone()
+    return {
+        "rows_lakecart": rows,
+        "rows": other_rows,
+        "distinct_label_ids": other_distinct,
+        "labels_with_features_lakecart": found,
+        "labels_with_features": other_found,
+        "rows_left_out": left_out,
+        "rows_left_out_that_lakecart_left_null": left_out_null,
+        "identical_rows": identical,
+        "differing_rows": differing,
+        "differing_rows_that_are_ties_on_available_at": ties or 0,
+        "differing_rows_exactly_one_ttl_old": at_ttl or 0,
+        "differing_rows_unexplained": differing - (ties or 0) - (at_ttl or 0),
+        # Agreeing: identical values, or left out where lakecart has no feature row either.
+        "agreement": round((identical + left_out_null) / rows, 6) if rows else None,
+        "identical_share_of_shared_rows": round(identical / (rows - left_out), 6) if rows > left_out else None,
+    }
+
+
+def summary(runs: list[dict], reference: list[dict] | None) -> dict:
+    """Median wall and CPU seconds over the rounds (each round's kept), the median of the per-round
+    ratios to lakecart's Spark side (a slow spell of the shared machine hits both sides of a round),
+    the highest peak memory and the worst exit code."""
     import statistics
 
+    ok = [r for r in runs if r["exit_code"] == 0]
+    ratios = []
+    if reference is not None:
+        ratios = [
+            round(r["seconds"] / ref["seconds"], 3)
+            for r, ref in zip(runs, reference, strict=False)
+            if r["exit_code"] == 0 and ref["exit_code"] == 0
+        ]
     return {
-        "seconds": statistics.median(r["seconds"] for r in runs),
+        "seconds": statistics.median(r["seconds"] for r in ok) if ok else None,
         "seconds_each_round": [r["seconds"] for r in runs],
-        "exit_code": max((r["exit_code"] for r in runs), key=abs),
+        "ratio_to_lakecart": statistics.median(ratios) if ratios else None,
+        "ratio_to_lakecart_each_round": ratios,
+        "cpu_seconds": statistics.median(r["cpu_seconds"] for r in ok) if ok else None,
+        "cpu_seconds_each_round": [r["cpu_seconds"] for r in runs],
         "peak_rss_gib": max(r["peak_rss_gib"] for r in runs),
+        "exit_code": max((r["exit_code"] for r in runs), key=abs),
         "timed_out": any(r["timed_out"] for r in runs),
     }
 
 
-def compare(ours: Path, feast: Path, data: Path) -> dict:
-    """Label by label. Feast's file store leaves out label rows that found no feature row, where
-    lakecart keeps them with nulls; the check is that those are exactly the rows lakecart left null,
-    and that every other row got the same values."""
-    import numpy as np
-    import pandas as pd
-
-    a = pd.read_parquet(ours).set_index("label_id")
-    b = pd.read_parquet(feast).set_index("label_id")
-    ours_found = a[f"bench_v1__{FEATURES[0]}"].notna()
-    shared = b.index.intersection(a.index)
-    x = a.loc[shared, f"bench_v1__{FEATURES[0]}"].to_numpy()
-    y = b.loc[shared, FEATURES[0]].to_numpy()
-    only_ours = a.index.difference(b.index)
-    differing = shared[~np.isclose(x, y, equal_nan=True)]
-    # Where they differ, is it a tie: two feature rows of the user known at the same instant (a day's
-    # row that arrived exactly 24 h late)? lakecart then takes the newer feature_date.
-    labels = pd.read_parquet(data / "labels.parquet").set_index("label_id").loc[differing].reset_index()
-    features = pd.read_parquet(data / "features", columns=["user_id", "available_at"])
-    candidates = labels.merge(features[features["user_id"].isin(labels["user_id"])], on="user_id")
-    candidates = candidates[candidates["available_at"] <= candidates["label_time"]]
-    newest = candidates.groupby("label_id")["available_at"].transform("max")
-    tied = candidates[candidates["available_at"] == newest].groupby("label_id").size().gt(1).sum()
-    return {
-        "rows_lakecart": len(a),
-        "rows_feast": len(b),
-        "labels_with_features_lakecart": int(ours_found.sum()),
-        "labels_with_features_feast": int(b[FEATURES[0]].notna().sum()),
-        "rows_feast_left_out_that_lakecart_left_null": int((~ours_found.loc[only_ours]).sum()),
-        "rows_feast_left_out": len(only_ours),
-        "identical_share_of_shared_rows": round(float(np.isclose(x, y, equal_nan=True).mean()), 6),
-        "differing_rows": len(differing),
-        "differing_rows_that_are_ties_on_available_at": int(tied),
-    }
+def side_command(side: str, data: Path, out: Path, args, feast_python: Path | None) -> list[str]:
+    python = str(feast_python) if SIDES[side][1] == "feast" else sys.executable
+    command = [python, str(Path(__file__).resolve()), "--side", side, "--data", str(data), "--out", str(out)]
+    return [*command, "--memory-limit", args.memory_limit] if args.memory_limit else command
 
 
 def main() -> int:
@@ -234,7 +431,15 @@ def main() -> int:
     parser.add_argument("--days", type=int, default=100, help="days of feature rows")
     parser.add_argument("--workdir", help="where the data and results go (default: a temporary folder)")
     parser.add_argument("--timeout", type=int, default=3600, help="seconds each side may take")
-    parser.add_argument("--skip-feast", action="store_true")
+    parser.add_argument(
+        "--sides",
+        default=",".join(SIDES),
+        help=f"comma-separated, from: {', '.join(SIDES)} (default: all; lakecart-local is left out while "
+        "lakecart.features.pit_local does not exist)",
+    )
+    parser.add_argument(
+        "--memory-limit", help="DuckDB's memory_limit for lakecart-local and the DuckDB-alone sides (default: DuckDB's)"
+    )
     parser.add_argument(
         "--rounds", type=int, default=3, help="runs of each side, alternating; times are medians (default: 3)"
     )
@@ -245,73 +450,97 @@ def main() -> int:
         help="also run lakecart's side ROUNDS times each without and with quick JIT (SparkSettings.quick_jit)",
     )
     parser.add_argument("--quick-jit", choices=["on", "off"], default="on", help=argparse.SUPPRESS)
-    parser.add_argument("--side", choices=["lakecart", "feast"], help=argparse.SUPPRESS)
+    parser.add_argument("--side", choices=list(SIDES), help=argparse.SUPPRESS)
     parser.add_argument("--data", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.side == "lakecart":
-        run_lakecart(Path(args.data), Path(args.out), args.quick_jit == "on")
-        return 0
-    if args.side == "feast":
-        run_feast(Path(args.data), Path(args.out))
+    if args.side:
+        data, out = Path(args.data), Path(args.out)
+        if args.side == "lakecart":
+            run_lakecart(data, out, args.quick_jit == "on")
+        elif args.side == "lakecart-local":
+            run_lakecart_local(data, out, args.memory_limit)
+        elif args.side in ("feast", "feast-duckdb"):
+            run_feast(data, out, "file" if args.side == "feast" else "duckdb")
+        elif args.side == "duckdb-asof":
+            run_duckdb_asof(data, out, args.memory_limit)
+        else:
+            run_duckdb_bucket(data, out, args.memory_limit)
         return 0
 
+    import importlib.util
+    import os
+
+    sides = [s.strip() for s in args.sides.split(",") if s.strip()]
+    unknown = set(sides) - set(SIDES)
+    if unknown:
+        parser.error(f"unknown sides: {', '.join(sorted(unknown))}")
+    notes = []
+    if "lakecart-local" in sides and importlib.util.find_spec("lakecart.features.pit_local") is None:
+        sides.remove("lakecart-local")
+        notes.append("lakecart-local left out: lakecart.features.pit_local does not exist at this commit")
+        print(notes[-1], flush=True)
+    become_subreaper()
     work = Path(args.workdir or tempfile.mkdtemp(prefix="bench-pit-"))
     data = work / "data"
     t0 = time.perf_counter()
     shape = write_data(data, args.labels, args.feature_rows, args.days)
     print(f"data written in {time.perf_counter() - t0:.0f} s: {shape}", flush=True)
-    me = [sys.executable, str(Path(__file__).resolve())]
-    result: dict = {"benchmark": "pit_join", **shape, "rounds": args.rounds}
-    lakecart_command = [*me, "--side", "lakecart", "--data", str(data), "--out", str(work / "lakecart.parquet")]
-    feast_python = None if args.skip_feast else ensure_feast()
-    runs: dict[str, list[dict]] = {"lakecart": [], "feast": []}
-    # Rounds alternate the two sides, so that a slow spell of the machine hits both alike.
-    for round_ in range(1, args.rounds + 1):
-        print(f"round {round_}/{args.rounds}: lakecart (Spark local[2]) ...", flush=True)
-        runs["lakecart"].append(measured(lakecart_command, args.timeout))
-        print(json.dumps(runs["lakecart"][-1]), flush=True)
-        if feast_python is not None:
-            print(f"round {round_}/{args.rounds}: Feast {FEAST_VERSION} (file offline store) ...", flush=True)
-            feast_command = [str(feast_python), me[1], "--side", "feast", "--data", str(data)]
-            runs["feast"].append(measured([*feast_command, "--out", str(work / "feast.parquet")], args.timeout))
-            print(json.dumps(runs["feast"][-1]), flush=True)
-    for side, measured_runs in runs.items():
-        if measured_runs:
-            result[side] = summary(measured_runs)
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True)
+    result: dict = {
+        "benchmark": "pit_join",
+        **shape,
+        "rounds": args.rounds,
+        "sides": sides,
+        "commit": commit.stdout.strip(),
+        # The code measured may be ahead of the commit (the lead's work in progress): say so.
+        "uncommitted": subprocess.run(
+            ["git", "status", "--porcelain", "features", "lakecart"], cwd=REPO, capture_output=True, text=True
+        ).stdout.split("\n")[:-1],
+        "load_before": [round(x, 2) for x in os.getloadavg()],
+    }
+    feast_python = ensure_feast() if any(SIDES[s][1] == "feast" for s in sides) else None
+    runs: dict[str, list[dict]] = {side: [] for side in sides}
+    # Every round runs every side once, the order rotated by one each round, so that a slow spell of
+    # the machine hits all sides alike. A side that ran out of time is not run again.
+    for round_ in range(args.rounds):
+        for side in sides[round_ % len(sides) :] + sides[: round_ % len(sides)]:
+            if any(r["timed_out"] for r in runs[side]):
+                continue
+            print(f"round {round_ + 1}/{args.rounds}: {side} ({SIDES[side][0]}) ...", flush=True)
+            runs[side].append(
+                measured(side_command(side, data, work / f"{side}.parquet", args, feast_python), args.timeout)
+            )
+            print(json.dumps(runs[side][-1]), flush=True)
+    result["load_after"] = [round(x, 2) for x in os.getloadavg()]
+    reference = runs.get("lakecart")
+    for side in sides:
+        result[side] = {"what": SIDES[side][0], **summary(runs[side], reference)}
     if feast_python is not None:
-        result["feast"]["version"] = FEAST_VERSION
-        if result["feast"]["exit_code"] == 0 and result["lakecart"]["exit_code"] == 0:
-            result["speedup_vs_feast"] = round(result["feast"]["seconds"] / result["lakecart"]["seconds"], 2)
-            result["agreement"] = compare(work / "lakecart.parquet", work / "feast.parquet", data)
+        result["feast_version"] = FEAST_VERSION
+    if "lakecart" in sides and result["lakecart"]["exit_code"] == 0:
+        for side in sides:
+            if side != "lakecart" and result[side]["exit_code"] == 0:
+                print(f"agreement of {side} with lakecart ...", flush=True)
+                result[side]["agreement"] = agreement(work / "lakecart.parquet", work / f"{side}.parquet", data)
     if args.compare_quick_jit:
         import statistics
 
-        runs: dict[str, list[float]] = {"on": [], "off": []}
+        jit_runs: dict[str, list[float]] = {"on": [], "off": []}
         for _ in range(args.compare_quick_jit):
             for jit in ("off", "on"):
-                run = measured(
-                    [
-                        *me,
-                        "--side",
-                        "lakecart",
-                        "--data",
-                        str(data),
-                        "--out",
-                        str(work / f"jit-{jit}.parquet"),
-                        "--quick-jit",
-                        jit,
-                    ],
-                    args.timeout,
-                )
+                command = side_command("lakecart", data, work / f"jit-{jit}.parquet", args, None)
+                run = measured([*command, "--quick-jit", jit], args.timeout)
                 print(f"lakecart, quick JIT {jit}: {json.dumps(run)}", flush=True)
-                runs[jit].append(run["seconds"])
+                jit_runs[jit].append(run["seconds"])
         result["quick_jit"] = {
-            "seconds_off": runs["off"],
-            "seconds_on": runs["on"],
-            "median_off": statistics.median(runs["off"]),
-            "median_on": statistics.median(runs["on"]),
+            "seconds_off": jit_runs["off"],
+            "seconds_on": jit_runs["on"],
+            "median_off": statistics.median(jit_runs["off"]),
+            "median_on": statistics.median(jit_runs["on"]),
         }
+    if notes:
+        result["notes"] = notes
     result.update(bench_results.stamp())
     bench_results.append("pit_join", result)
     print(json.dumps(result, indent=2))
