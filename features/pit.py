@@ -30,6 +30,9 @@ compute the same answer:
   into decoding and probing feature rows, which DuckDB does several times faster than Spark's
   row-at-a-time code (BENCHMARKS.md).
 
+- **local** (asked for, never picked by "auto"): the columnar plan's join run once in the driver,
+  over every file, with no Spark tasks (``features/pit_local.py``, which also runs without Spark).
+
 ``plan="auto"`` picks columnar, else bucketed, when a view's TTL is at most ``BUCKETED_MAX_TTL``.
 """
 
@@ -45,7 +48,7 @@ from pyspark.sql import functions as F
 from lakecart.features import pit_columnar
 from lakecart.features.definitions import AVAILABLE_AT, FEATURE_DATE, FeatureView
 
-Plan = Literal["auto", "columnar", "bucketed", "sorted"]
+Plan = Literal["auto", "columnar", "bucketed", "sorted", "local"]
 
 # Above this TTL a daily view has more than ~2 * 7 candidate rows per label and the sorted plan wins.
 BUCKETED_MAX_TTL = timedelta(days=7)
@@ -85,7 +88,7 @@ def feature_time_column(view: FeatureView) -> str:
 def plan_for(view: FeatureView, plan: Plan = "auto") -> str:
     """The plan for ``view`` as far as its TTL decides: "auto" becomes bucketed or sorted. The join
     then runs a bucketed view the columnar way where the feature frame allows it."""
-    if plan in ("bucketed", "columnar") and view.ttl > BUCKETED_TTL_LIMIT:
+    if plan in ("bucketed", "columnar", "local") and view.ttl > BUCKETED_TTL_LIMIT:
         raise ValueError(
             f"{view.qualified_name}: the bucketed plan takes TTLs up to {BUCKETED_TTL_LIMIT}, not {view.ttl}"
         )
@@ -109,6 +112,8 @@ def point_in_time_join(
     """
     label_columns = labels.columns
     plans = [plan_for(view, plan) for view, _ in views]
+    if plan == "local":
+        return _local(labels, label_time, views)
     # Files of the views the columnar plan may take (None: it may not).
     files = [
         pit_columnar.files_of(frame, AVAILABLE_AT)
@@ -146,6 +151,25 @@ def point_in_time_join(
     times = [feature_time_column(v) for v, _ in views]
     features = [c for c in out.columns if c not in label_columns and c not in times and c != _TIME]
     return out.select(*label_columns, *features, *times)
+
+
+def _local(labels: DataFrame, label_time: str, views: Sequence[tuple[FeatureView, DataFrame]]) -> DataFrame:
+    """The local plan (``pit_local``): the label rows to the driver as Arrow, DuckDB joins them with
+    the views' files there, and the answer comes back as a frame. For a driver that can hold the
+    labels and the result; each view must be a plain read of a Parquet or Delta table."""
+    from pyspark.sql.pandas.types import to_arrow_schema
+
+    from lakecart.features import pit_local
+
+    resolved = []
+    for view, frame in views:
+        files = pit_columnar.files_of(frame, AVAILABLE_AT)
+        if files is None:
+            raise ValueError(f"the local plan needs {view.table_name} as a plain read of a Parquet or Delta table")
+        resolved.append((view, files, to_arrow_schema(frame.schema)))
+    table = labels.withColumn(_TIME, F.col(label_time).cast("timestamp")).toArrow()
+    joined = pit_local.join_files(table, _TIME, resolved).drop_columns([_TIME])
+    return labels.sparkSession.createDataFrame(joined)
 
 
 def _columnar(labels: DataFrame, views: list[tuple[FeatureView, DataFrame, list]]) -> DataFrame:

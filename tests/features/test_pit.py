@@ -22,8 +22,9 @@ VIEW = FeatureView(
 # Every plan must give the same, correct answer; "auto" picks columnar for this 2-day TTL when the
 # features are a read of a table's files, bucketed when not. The columnar plan has two ways to
 # split the work: by stretches of label time (chosen where it reads little more than one pass) and
-# by runs of files, merging candidates ("columnar-by-file" forces the latter).
-PLANS = pytest.mark.parametrize("plan", ["columnar", "columnar-by-file", "bucketed", "sorted"])
+# by runs of files, merging candidates ("columnar-by-file" forces the latter). "local" runs the
+# columnar join once in the driver (features/pit_local.py, which also runs without Spark).
+PLANS = pytest.mark.parametrize("plan", ["columnar", "columnar-by-file", "bucketed", "sorted", "local"])
 SCHEMA = "user_id string, feature_date date, available_at timestamp, score long"
 
 
@@ -34,7 +35,7 @@ def source(spark, tmp_path):
     written = iter(range(1000))
 
     def as_source(frame, plan, fmt="parquet"):
-        if not plan.startswith("columnar"):
+        if not plan.startswith("columnar") and plan != "local":
             return frame
         path = str(tmp_path / f"features-{next(written)}")
         frame.write.format(fmt).partitionBy("feature_date").save(path)
@@ -317,7 +318,7 @@ def test_file_time_ranges_come_from_delta_statistics_and_parquet_footers(spark, 
     assert not pit_columnar._may_matter(first, (jan_5_6h + 1000, jan_5_6h * 2), ttl)
 
 
-@pytest.mark.parametrize("plan", ["columnar", "columnar-by-file"])
+@pytest.mark.parametrize("plan", ["columnar", "columnar-by-file", "local"])
 def test_label_columns_pass_through_and_labels_without_time_or_key_find_nothing(spark, plan, source, join):
     features = spark.createDataFrame([("a", date(2026, 1, 1), datetime(2026, 1, 2), 1)], SCHEMA)
     labels = spark.createDataFrame(
@@ -362,6 +363,68 @@ def test_columnar_views_are_answered_together_and_keys_typed_as_the_features(spa
         (2, datetime(2026, 1, 2, 12), 7, 7),
         (2, datetime(2026, 1, 3, 12), 7, None),
     ]
+
+
+@pytest.mark.parametrize("fmt", ["delta", "parquet"])
+def test_the_local_engine_joins_arrow_labels_with_a_table_location_without_spark(spark, tmp_path, fmt):
+    """pit_local.point_in_time_join takes Arrow labels and a table's location (a Delta root, or a
+    folder of hive-partitioned Parquet files written by another tool): no Spark involved."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from lakecart.features import pit_local
+
+    rows = [
+        (1, date(2026, 1, 1), datetime(2026, 1, 2), 10),
+        (1, date(2026, 1, 2), datetime(2026, 1, 3), 20),
+        (1, date(2026, 1, 3), datetime(2026, 1, 5, 6), 30),  # 30 hours late
+        (2, date(2026, 1, 1), datetime(2026, 1, 2), 70),
+    ]
+    location = tmp_path / "toy"
+    if fmt == "delta":
+        frame = spark.createDataFrame(rows, "user_id long, feature_date date, available_at timestamp, score long")
+        frame.write.format("delta").partitionBy("feature_date").save(str(location))
+    else:
+        for user, day, known, score in rows:
+            folder = location / f"feature_date={day.isoformat()}"
+            folder.mkdir(parents=True, exist_ok=True)
+            table = pa.table(
+                {
+                    "user_id": pa.array([user], pa.int64()),
+                    "available_at": pa.array([known.replace(tzinfo=UTC)], pa.timestamp("us", tz="UTC")),
+                    "score": pa.array([score], pa.int64()),
+                }
+            )
+            pq.write_table(table, folder / f"part-{user}.parquet")
+        (location / "_SUCCESS").write_text("")  # written by some tools; not data
+    labels = pa.table(
+        {
+            "label_id": pa.array([1, 2, 3, 4, 5], pa.int64()),
+            "user_id": pa.array([1, 1, 1, 2, 3], pa.int32()),  # compared as the table's longs
+            "label_time": pa.array(
+                [
+                    datetime(2026, 1, 3, 12),  # Jan 2's row (known Jan 3) -> 20
+                    datetime(2026, 1, 5, 5),  # Jan 3's row not known yet; Jan 2's is 2d 5h old -> null
+                    datetime(2026, 1, 5, 6),  # Jan 3's row became known at this instant -> 30
+                    datetime(2026, 1, 2),  # -> 70
+                    datetime(2026, 1, 2),  # no such user -> null
+                ],
+                pa.timestamp("us"),
+            ),
+        }
+    )
+    out = pit_local.point_in_time_join(labels, "label_time", [(VIEW, str(location))], threads=2)
+    assert out.column_names == ["label_id", "user_id", "label_time", "toy_v1__score", "feature_time__toy_v1"]
+    assert out["label_id"].to_pylist() == [1, 2, 3, 4, 5]  # the labels' order
+    assert out["toy_v1__score"].to_pylist() == [20, None, 30, 70, None]
+    known = [t and t.replace(tzinfo=None) for t in out["feature_time__toy_v1"].to_pylist()]
+    assert known == [datetime(2026, 1, 3), None, datetime(2026, 1, 5, 6), datetime(2026, 1, 2), None]
+
+    with pytest.raises(ValueError, match="TTLs up to"):
+        long_ttl = dataclasses.replace(VIEW, ttl=timedelta(days=30))
+        pit_local.point_in_time_join(labels, "label_time", [(long_ttl, str(location))])
+    with pytest.raises(ValueError, match="no key column 'user_id'"):
+        pit_local.point_in_time_join(labels.drop_columns(["user_id"]), "label_time", [(VIEW, str(location))])
 
 
 def test_stretches_cut_labels_into_equal_counts_by_time_and_pick_the_cheaper_split():
