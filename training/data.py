@@ -3,9 +3,10 @@ and the one "features as of a time" read that serving outputs and ``lakecart fea
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import timedelta
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -22,28 +23,120 @@ def dataset_fragments(table_uri: str, dataset_id: str) -> list:
     return sorted(dataset.get_fragments(), key=lambda fragment: fragment.path)
 
 
-def read_shard(
-    table_uri: str, dataset_id: str, rank: int, size: int, split: str | None = None, shard_key: str | None = None
-) -> pd.DataFrame:
-    """Worker ``rank`` of ``size`` reads every size-th file; with fewer files than workers it reads
-    all files and keeps the rows whose ``shard_key`` hashes to its rank (every size-th row when no
-    key is given). Shards are disjoint and cover the data set. Training sets are split into files by
-    entity (``DatasetKind.shard_key``), and the fallback keeps that: all rows of one entity (a
-    user's views and purchases, from which ranking builds its pairs) stay with one worker."""
+# Rows per Arrow record batch a worker reads: its memory for raw rows, whatever the shard's size.
+READ_BATCH_ROWS = 32_768
+
+
+def iter_shard(
+    table_uri: str,
+    dataset_id: str,
+    rank: int,
+    size: int,
+    split: str | None = None,
+    shard_key: str | None = None,
+    batch_rows: int | None = READ_BATCH_ROWS,
+) -> Iterator[tuple[int, pd.DataFrame]]:
+    """Worker ``rank`` of ``size``'s rows as ``(file number, frame)``, at most ``batch_rows`` rows a
+    frame (None: one frame per file), read as Arrow record batches: the shard is never held whole.
+    Worker ``rank`` reads every size-th file; with fewer files than workers it reads all files and
+    keeps the rows whose ``shard_key`` hashes to its rank (every size-th row when no key is given).
+    Shards are disjoint and cover the data set. Training sets are split into files by entity
+    (``DatasetKind.shard_key``), and the fallback keeps that: all rows of one entity (a user's views
+    and purchases, from which ranking builds its pairs) stay with one worker. A worker without rows
+    gets one empty frame (the columns are still known)."""
     fragments = dataset_fragments(table_uri, dataset_id)
     if not fragments:
         raise FileNotFoundError(f"training set {dataset_id} has no files in {table_uri}")
     by_file = len(fragments) >= size
-    mine = fragments[rank::size] if by_file else fragments
-    frame = pa.concat_tables([f.to_table() for f in mine]).to_pandas()
-    if not by_file and shard_key is not None:
-        # A hash that is the same in every process (unlike Python's salted hash()).
-        frame = frame[pd.util.hash_pandas_object(frame[shard_key], index=False).to_numpy() % size == rank]
-    elif not by_file:
-        frame = frame.iloc[rank::size]
-    if split is not None:
-        frame = frame[frame["split"] == split]
-    return frame.reset_index(drop=True)
+    numbers = range(rank, len(fragments), size) if by_file else range(len(fragments))
+    read = 0  # rows read before the split filter: the keyless fallback strides over them
+    empty = None
+    for number in numbers:
+        fragment = fragments[number]
+        batches = [fragment.to_table()] if batch_rows is None else fragment.to_batches(batch_size=batch_rows)
+        for batch in batches:
+            frame = batch.to_pandas()
+            if not by_file and shard_key is not None:
+                # A hash that is the same in every process (unlike Python's salted hash()).
+                frame = frame[pd.util.hash_pandas_object(frame[shard_key], index=False).to_numpy() % size == rank]
+            elif not by_file:
+                frame = frame[(np.arange(read, read + len(frame)) % size) == rank]
+                read += len(batch)
+            if split is not None:
+                frame = frame[frame["split"] == split]
+            if len(frame):
+                empty = False
+                yield number, frame.reset_index(drop=True)
+            elif empty is None:
+                empty = frame.reset_index(drop=True)
+    if empty is not False:
+        yield numbers[0], empty if empty is not None else fragments[numbers[0]].to_table().to_pandas()
+
+
+def read_shard(
+    table_uri: str, dataset_id: str, rank: int, size: int, split: str | None = None, shard_key: str | None = None
+) -> pd.DataFrame:
+    """The rows of :func:`iter_shard`, in one frame (for evaluation; training streams them)."""
+    frames = [frame for _, frame in iter_shard(table_uri, dataset_id, rank, size, split, shard_key)]
+    return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+
+
+def held_out(file_number: int, positions: np.ndarray, fraction: float, seed: int) -> np.ndarray:
+    """Which examples a worker holds out for validation: those whose hash of (seed, file number,
+    position of the example in the worker's rows of that file) falls below ``fraction``. The same
+    rows in every pass and every run with the same seed, whatever the read batch size, and decided
+    one batch at a time (no sample over the whole shard)."""
+    with np.errstate(over="ignore"):
+        start = _mix(np.array([seed, file_number], dtype=np.uint64) + np.uint64(0x9E3779B97F4A7C15))
+        keys = _mix(np.asarray(positions, dtype=np.uint64) ^ (start[0] * np.uint64(31) + start[1]))
+    return (keys >> np.uint64(11)).astype(np.float64) * 2.0**-53 < fraction
+
+
+def _mix(x: np.ndarray) -> np.ndarray:
+    """SplitMix64's finaliser: a bijection of 64-bit integers whose outputs look uniform."""
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+def rebatch(
+    chunks: Iterable[dict[str, np.ndarray]],
+    batch: int,
+    window_rows: int = 0,
+    rng: np.random.Generator | None = None,
+    drop_remainder: bool = True,
+) -> Iterator[dict[str, np.ndarray]]:
+    """Model inputs (dicts of arrays with equal rows) in batches of exactly ``batch`` rows (the last
+    one smaller unless ``drop_remainder``). With ``rng``, rows are shuffled within windows of at
+    least ``window_rows`` rows: what is held at once is one window plus one chunk, never the shard.
+    Rows left under a batch after a window go into the next one, so a pass yields rows // batch."""
+    pending: list[dict[str, np.ndarray]] = []
+    held = 0
+    chunks = iter(chunks)
+    while True:
+        chunk = next(chunks, None)
+        if chunk is not None:
+            rows = len(next(iter(chunk.values())))
+            if not rows:
+                continue
+            pending.append(chunk)
+            held += rows
+            if held < max(window_rows, batch):
+                continue
+        if not held:
+            return
+        window = {k: np.concatenate([c[k] for c in pending]) if len(pending) > 1 else pending[0][k] for k in pending[0]}
+        order = rng.permutation(held) if rng is not None else np.arange(held)
+        full = held - held % batch
+        for start in range(0, full, batch):
+            yield {k: v[order[start : start + batch]] for k, v in window.items()}
+        rest = order[full:]
+        if chunk is None:
+            if len(rest) and not drop_remainder:
+                yield {k: v[rest] for k, v in window.items()}
+            return
+        pending = [{k: v[rest] for k, v in window.items()}] if len(rest) else []
+        held = len(rest)
 
 
 def numeric_columns(table_uri: str) -> list[str]:

@@ -71,13 +71,6 @@ def embed(tower: tf.keras.Model, inputs: dict[str, np.ndarray], batch_size: int 
     return np.concatenate([tower(batch, training=False).numpy() for batch in dataset], axis=0).astype("float32")
 
 
-def candidate_probability(item_ids: np.ndarray) -> np.ndarray:
-    """Per row: the share of training rows with this row's item, the sampling probability of the
-    item as an in-batch candidate (for the logQ correction)."""
-    _, inverse, counts = np.unique(np.asarray(item_ids), return_inverse=True, return_counts=True)
-    return (counts[inverse] / len(inverse)).astype("float32")
-
-
 def brute_force_index(query_tower: tf.keras.Model, item_ids: np.ndarray, item_vectors: np.ndarray, k: int):
     """TFRS BruteForce index over the item embeddings: ``index(query_inputs) -> (scores, item ids)``."""
     index = tfrs.layers.factorized_top_k.BruteForce(query_tower, k=k)

@@ -18,10 +18,12 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import itertools
 import json
 import logging
 import random
 import time
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
@@ -31,7 +33,7 @@ import pandas as pd
 from lakecart import storage
 from lakecart.config import get_settings
 from lakecart.training import distributed
-from lakecart.training.inputs import column_stats
+from lakecart.training.inputs import CONSTANT_VARIANCE
 from lakecart.training.tasks import TASKS
 from lakecart.training.tasks.base import ModelTask, TrainParams
 
@@ -130,42 +132,36 @@ def train(task: ModelTask, params: TrainParams, run_root: Path, as_of: date, res
 
     # Identical on every worker: built from columns every worker reads in full.
     task.fit_state(task.read_columns(task.state_columns()))
-    train_rows = task.read_shard(worker.rank, worker.size, split="train")
     if params.global_batch_size % worker.size:
         raise SystemExit(f"global batch {params.global_batch_size} does not divide over {worker.size} workers")
     local_batch = params.global_batch_size // worker.size
+    # A slice of each worker's shard is held out to stop before the model overfits.
+    validation_fraction = float(params.extra.get("validation_fraction", task.validation_fraction))
+    shard = ShardStream(task, worker.rank, worker.size, validation_fraction, params.seed)
+    scan = shard.scan()
     # Normalisation constants of the numeric inputs: averaged over the workers' shards, so identical.
-    sample = task.inputs(train_rows)
     task.state["numeric_stats"] = {
-        name: [distributed.allreduce_mean(stat, f"{name}_{i}") for i, stat in enumerate(column_stats(values))]
-        for name, values in sorted(sample.items())
-        if values.ndim == 2 and values.dtype.kind == "f" and name != "label"
+        name: [distributed.allreduce_mean(stat, f"{name}_{i}") for i, stat in enumerate(moments.stats())]
+        for name, moments in sorted(scan.moments.items())
     }
     model = task.build(params)
     if worker.size > 1 and hasattr(model, "share_negatives"):
         # In-batch negatives from the whole global batch, as in a one-process run.
         model.share_negatives(distributed.gather_own_first, worker.size)
-    # A slice of each worker's shard is held out to stop before the model overfits.
-    validation_fraction = float(params.extra.get("validation_fraction", task.validation_fraction))
-    held_out = train_rows.sample(frac=validation_fraction, random_state=params.seed).index
-    fit_rows, validation_rows = train_rows.drop(held_out), train_rows.loc[held_out]
-    has_validation = distributed.min_across_workers(len(validation_rows)) > 0
-    if not has_validation:
-        fit_rows = train_rows
-    steps = distributed.min_across_workers(len(fit_rows) // local_batch)
+    has_validation = distributed.min_across_workers(scan.held_out) > 0
+    shard.holds_out = has_validation
+    fit_rows = scan.rows - scan.held_out if has_validation else scan.rows
+    steps = distributed.min_across_workers(fit_rows // local_batch)
     if steps < 1:  # the same on every worker (a collective minimum): all stop together
         raise SystemExit(
-            f"too little data: {len(fit_rows)} training rows on worker {worker.rank} for a batch of {local_batch}; "
+            f"too little data: {fit_rows} training rows on worker {worker.rank} for a batch of {local_batch}; "
             "lower --global-batch-size"
         )
-    inputs = task.inputs(fit_rows)
+    if params.extra.get("steps_per_epoch") is not None:
+        steps = min(steps, int(params.extra["steps_per_epoch"]))
     model.compile(optimizer=distributed.distributed_optimizer(task.optimizer(params)))
-    dataset = (
-        tf.data.Dataset.from_tensor_slices(inputs)
-        .shuffle(len(fit_rows), seed=params.seed + worker.rank, reshuffle_each_iteration=True)
-        .batch(local_batch, drop_remainder=True)
-        .repeat()
-    )
+    window = int(params.extra.get("shuffle_rows", SHUFFLE_ROWS))
+    dataset = shard.training_batches(scan.signature, local_batch, window)
     run_dir.mkdir(parents=True, exist_ok=True)
     initial_epoch = 0
     if resume:
@@ -176,19 +172,17 @@ def train(task: ModelTask, params: TrainParams, run_root: Path, as_of: date, res
         worker.rank,
         worker.size,
         task.name,
-        len(train_rows),
+        scan.rows,
         steps,
         local_batch,
         params.epochs,
     )
     started = time.perf_counter()
-    validation = (
-        tf.data.Dataset.from_tensor_slices(task.inputs(validation_rows)).batch(local_batch) if has_validation else None
-    )
-    # Equal validation steps on every worker too: a model's loss may be a collective (shared negatives).
-    validation_steps = (
-        distributed.min_across_workers(-(-len(validation_rows) // local_batch)) if has_validation else None
-    )
+    validation, validation_steps = None, None
+    if has_validation:
+        # Equal validation steps on every worker too: a model's loss may be a collective (shared negatives).
+        validation_steps = distributed.min_across_workers(-(-scan.held_out // local_batch))
+        validation = shard.validation_batches(scan.signature, local_batch, scan.held_out, validation_steps)
     patience = params.extra.get("patience", task.patience) if has_validation else None
     history = model.fit(
         dataset,
@@ -209,9 +203,7 @@ def train(task: ModelTask, params: TrainParams, run_root: Path, as_of: date, res
     (run_dir / f"history-rank{worker.rank}.json").write_text(json.dumps({**curves, "weights_l1": weights_l1}))
     if not worker.is_chief:
         return None
-    metrics = finish(
-        task, model, params, run_dir, version, as_of, worker.size, curves, len(train_rows), examples_per_second
-    )
+    metrics = finish(task, model, params, run_dir, version, as_of, worker.size, curves, scan.rows, examples_per_second)
     (run_root / LATEST).write_text(version)
     lake_root = task.settings.lake.lake_uri(run_root)
     if lake_root is not None and lake_root != str(run_root.resolve()):
@@ -219,6 +211,130 @@ def train(task: ModelTask, params: TrainParams, run_root: Path, as_of: date, res
         storage.sync_tree(str(run_dir), f"{lake_root}/{version}")
         storage.write_text(f"{lake_root}/{LATEST}", version)
     return metrics
+
+
+# Rows each worker shuffles together (``--param shuffle_rows``): a larger window mixes more of the
+# shard into each batch, at that many rows of model inputs in memory.
+SHUFFLE_ROWS = 100_000
+
+
+class Moments:
+    """Count, mean and sum of squared deviations per column, merged one batch at a time (Chan et
+    al.), so the mean and variance of a streamed shard need no pass over it in memory."""
+
+    def __init__(self) -> None:
+        self.count, self.mean, self.squares = 0, None, None
+
+    def add(self, matrix: np.ndarray) -> None:
+        matrix = np.asarray(matrix, dtype="float64")
+        if self.mean is None:
+            self.mean, self.squares = np.zeros(matrix.shape[1]), np.zeros(matrix.shape[1])
+        if not len(matrix):
+            return
+        mean = matrix.mean(axis=0)
+        squares = ((matrix - mean) ** 2).sum(axis=0)
+        delta, count = mean - self.mean, self.count + len(matrix)
+        self.mean = self.mean + delta * (len(matrix) / count)
+        self.squares = self.squares + squares + delta**2 * (self.count * len(matrix) / count)
+        self.count = count
+
+    def stats(self) -> tuple[list[float], list[float]]:
+        """As :func:`~lakecart.training.inputs.column_stats` of all rows added."""
+        if not self.count:
+            return [0.0] * len(self.mean), [1.0] * len(self.mean)
+        return self.mean.tolist(), np.maximum(self.squares / self.count, CONSTANT_VARIANCE).tolist()
+
+
+@dataclass
+class Scan:
+    rows: int  # training examples of the worker's shard
+    held_out: int  # of which held out for validation
+    moments: dict[str, Moments]  # of each numeric input
+    signature: dict[str, tuple[str, tuple[int, ...]]]  # each input's kind ("string"/"float32"/...) and row shape
+
+
+class ShardStream:
+    """One worker's training examples, streamed from its shard of the Delta training set as model
+    inputs: a read batch (or, for tasks that pair rows, a file) at a time, never the whole shard.
+    Validation rows are chosen by :func:`~lakecart.training.data.held_out` per row, so they are the
+    same in every pass and every run with the same seed."""
+
+    def __init__(self, task: ModelTask, rank: int, size: int, validation_fraction: float, seed: int) -> None:
+        self.task, self.rank, self.size = task, rank, size
+        self.fraction, self.seed = validation_fraction, seed
+        self.holds_out = True  # False: every row trains (no worker has validation rows)
+
+    def frames(self, part: str):
+        """``part``: "all", "fit" or "held_out"; yields ``(frame, held-out mask)``."""
+        from lakecart.training import data as training_data
+
+        seen: dict[int, int] = {}
+        for number, frame in self.task.stream_shard(self.rank, self.size, split="train"):
+            start = seen.get(number, 0)
+            seen[number] = start + len(frame)
+            mask = training_data.held_out(number, np.arange(start, start + len(frame)), self.fraction, self.seed)
+            if part == "fit" and self.holds_out:
+                frame, mask = frame[~mask], mask[~mask]
+            elif part == "held_out":
+                frame, mask = frame[mask], mask[mask]
+            yield frame, mask
+
+    def inputs(self, part: str):
+        for frame, _ in self.frames(part):
+            if len(frame):
+                yield self.task.inputs(frame)
+
+    def scan(self) -> Scan:
+        """One pass: counts, the moments of the numeric inputs over all training rows (as the
+        normalisation has always used) and the inputs' types."""
+        rows, held, moments, signature = 0, 0, {}, {}
+        for frame, mask in self.frames("all"):
+            rows, held = rows + len(frame), held + int(mask.sum())
+            inputs = self.task.inputs(frame)
+            if not signature or len(frame):
+                signature = {name: _kind(values) for name, values in inputs.items()}
+            for name, values in inputs.items():
+                if values.ndim == 2 and values.dtype.kind == "f" and name != "label":
+                    moments.setdefault(name, Moments()).add(values)
+        return Scan(rows, held, moments, signature)
+
+    def training_batches(self, signature: dict, batch: int, window_rows: int):
+        """Endless shuffled batches of ``batch`` fit rows, pass after pass; pass ``n`` shuffles with
+        ``(seed, rank, n)``, so the same seed gives the same batches."""
+        import tensorflow as tf
+
+        from lakecart.training import data as training_data
+
+        def passes():
+            for number in itertools.count():
+                rng = np.random.default_rng([self.seed, self.rank, number])
+                yield from training_data.rebatch(self.inputs("fit"), batch, window_rows, rng)
+
+        spec = _spec(signature, batch)
+        return tf.data.Dataset.from_generator(passes, output_signature=spec).prefetch(2)
+
+    def validation_batches(self, signature: dict, batch: int, rows: int, steps: int):
+        """The held-out rows in order, in batches of ``batch``: the first ``steps`` of them, the same
+        ones every epoch (a dataset of known length is read from its start each time)."""
+        import tensorflow as tf
+
+        from lakecart.training import data as training_data
+
+        def batches():
+            return training_data.rebatch(self.inputs("held_out"), batch, drop_remainder=False)
+
+        dataset = tf.data.Dataset.from_generator(batches, output_signature=_spec(signature, None))
+        return dataset.apply(tf.data.experimental.assert_cardinality(-(-rows // batch))).take(steps).prefetch(2)
+
+
+def _kind(values: np.ndarray) -> tuple[str, tuple[int, ...]]:
+    return ("string" if values.dtype.kind in "USO" else values.dtype.name), tuple(values.shape[1:])
+
+
+def _spec(signature: dict, batch: int | None) -> dict:
+    import tensorflow as tf
+
+    return {name: tf.TensorSpec((batch, *shape), tf.as_dtype(kind)) for name, (kind, shape) in signature.items()}
 
 
 def write_outputs(task: ModelTask, directory: Path, frames: dict) -> dict[str, int]:

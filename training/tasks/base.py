@@ -13,6 +13,7 @@ by ``from_run`` to re-evaluate a published model on new data.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -31,6 +32,8 @@ from lakecart.training import data as training_data
 TRAINER_PARAMS: dict[str, str] = {
     "validation_fraction": "share of each worker's training rows held out for early stopping",
     "patience": "epochs without a better validation loss before stopping (null: never stop early)",
+    "shuffle_rows": "rows each worker shuffles together as it streams its shard (memory; default 100000)",
+    "steps_per_epoch": "at most this many steps per epoch (default: one pass over the smallest shard)",
 }
 
 
@@ -82,6 +85,18 @@ class ModelTask:
         return self.examples(
             training_data.read_shard(self.table_uri, self.dataset_id, rank, size, split, self.shard_key)
         )
+
+    def stream_shard(
+        self, rank: int, size: int, split: str | None = None, batch_rows: int = training_data.READ_BATCH_ROWS
+    ) -> Iterator[tuple[int, pd.DataFrame]]:
+        """The examples of :meth:`read_shard` as ``(file number, frame)``, a bounded frame at a time.
+        A task whose ``examples`` combine rows (ranking's pairs of one user's views and purchases)
+        gets one file at a time: a training set keeps each entity's rows in one file."""
+        whole_files = type(self).examples is not ModelTask.examples
+        for number, frame in training_data.iter_shard(
+            self.table_uri, self.dataset_id, rank, size, split, self.shard_key, None if whole_files else batch_rows
+        ):
+            yield number, self.examples(frame)
 
     def read_split(self, split: str) -> pd.DataFrame:
         return self.read_shard(0, 1, split)

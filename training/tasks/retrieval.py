@@ -84,7 +84,8 @@ class RetrievalTask(ModelTask):
         return self._catalogue
 
     def state_columns(self) -> list[str]:
-        return ["user_id", "device", RECENT_ITEMS, RECENT_CATEGORIES]
+        # No list columns: every worker reads these in full, and a row's lists cost far more than its ids.
+        return ["user_id", "device", "item_id", "split"]
 
     def fit_state(self, full: pd.DataFrame) -> None:
         items = self.catalogue()
@@ -94,6 +95,7 @@ class RetrievalTask(ModelTask):
             "categories": sorted(items["category"].dropna().astype(str).unique()),
             "brands": sorted(items["brand"].dropna().astype(str).unique()),
             "devices": sorted(full["device"].dropna().astype(str).unique()),
+            "item_shares": item_shares(full),
             "user_features": feature_columns(
                 training_data.numeric_columns(self.table_uri), (feature_prefix(USER_VIEW),)
             ),
@@ -121,11 +123,11 @@ class RetrievalTask(ModelTask):
         }
 
     def inputs(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
-        from lakecart.training.retrieval import candidate_probability
-
         inputs = {**self.query_inputs(frame), **self.candidate_inputs(frame["item_id"])}
         if self.state.get("sampling_bias_correction", True):
-            inputs["candidate_probability"] = candidate_probability(frame["item_id"].astype(str).to_numpy())
+            shares = pd.Series(self.state["item_shares"], dtype="float64")
+            probability = shares.reindex(frame["item_id"].astype(str)).fillna(shares.min())
+            inputs["candidate_probability"] = probability.to_numpy(dtype="float32")
         return inputs
 
     # --- model --------------------------------------------------------------------------------
@@ -291,6 +293,14 @@ class RetrievalTask(ModelTask):
             plots.training_curves(run_dir / "training_loss.png", history, "retrieval: in-batch softmax loss"),
             plots.grouped_bars(run_dir / "retrieval.png", series, "held-out days, full catalogue", "score"),
         ]
+
+
+def item_shares(rows: pd.DataFrame) -> dict[str, float]:
+    """Each item's share of the training split's rows: its chance of being an in-batch candidate
+    (the logQ correction). Counted over the whole split, not each batch a worker streams: every
+    worker's batches are drawn from it (and with shared negatives, scored against each other)."""
+    items = rows.loc[rows["split"] == "train", "item_id"].dropna().astype(str)
+    return {str(k): float(v) for k, v in items.value_counts(normalize=True).sort_index().items()}
 
 
 def _column(frame: pd.DataFrame, name: str) -> list:
