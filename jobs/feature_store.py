@@ -123,3 +123,44 @@ def get_features(settings: Settings, view_name: str, keys: Sequence[str], as_of:
     rows = features_as_of(path, view.entity.keys, view.ttl, as_of, keys=wanted)
     # Nullable dtypes: a key without values must not turn the other keys' counts into floats.
     return rows.convert_dtypes()
+
+
+def read_labels(path: str, key_columns: Sequence[str] = ()):
+    """A label table (Parquet file or folder, or CSV) as Arrow. From CSV, ``key_columns`` are read
+    as text, so ids such as ``01104905`` keep their leading zeros."""
+    import pyarrow as pa
+
+    if path.endswith(".csv"):
+        from pyarrow import csv
+
+        options = csv.ConvertOptions(column_types={k: pa.string() for k in key_columns})
+        return csv.read_csv(path, convert_options=options)
+    import pyarrow.dataset as ds
+
+    return ds.dataset(path, format="parquet").to_table()
+
+
+def historical_features(
+    settings: Settings,
+    labels,
+    label_time: str,
+    view_names: Sequence[str],
+    threads: int | None = None,
+    memory_limit: str | None = None,
+):
+    """Every row of ``labels`` (Arrow) with each view's features as they were known at its
+    ``label_time`` (what Feast calls historical features): the point-in-time join on one machine
+    (``features/pit_local.py``: DuckDB over the views' Delta tables, no JVM). Feature columns are
+    named ``<view table>__<feature>``, as in training sets."""
+    from lakecart.features import pit_local
+
+    views = []
+    for name in view_names:
+        view = REGISTRY.get(name.removeprefix("features."))
+        if view is None:
+            raise UsageError(f"unknown feature view {name!r}; known: {', '.join(sorted(REGISTRY))}")
+        path = view_path(view, settings)
+        if not is_delta(path):
+            raise NotApplied(f"{view.qualified_name} has no table at {path}: apply and materialise it first")
+        views.append((view, path))
+    return pit_local.point_in_time_join(labels, label_time, views, threads=threads, memory_limit=memory_limit)

@@ -6,6 +6,7 @@ from datetime import date, datetime, timedelta
 import pytest
 
 from lakecart import delta, tables
+from lakecart.errors import UsageError
 from lakecart.jobs import feature_store, training_set
 from lakecart.jobs.materialize import run_materialize
 
@@ -114,6 +115,36 @@ def test_get_returns_what_was_known_as_of_a_time_without_spark(spark, settings):
     )
     assert u2["views_7d"] == expected["views_7d"] == 3
     assert got.set_index("user_id").loc["nobody"].isna()["views_7d"]
+
+
+def test_historical_features_join_labels_as_of_their_times_without_spark(spark, settings, tmp_path):
+    import pyarrow as pa
+
+    from lakecart.features.pit import point_in_time_join
+
+    publish(spark, settings, silver_rows(START, 5))
+    apply_only(spark, settings, "user_activity_v2", "item_popularity_v2")
+    run_materialize(spark, settings, START, START + timedelta(days=4), ["user_activity_v2", "item_popularity_v2"])
+    # Label rows from CSV: user ids stay text; u2 at 06:00 on Mar 4 sees Mar 3's row (known at midnight).
+    (tmp_path / "labels.csv").write_text(
+        "user_id,label_time,label\nu2,2026-03-04T06:00:00,1\nu2,2026-03-01T12:00:00,0\nnobody,2026-03-04T06:00:00,0\n"
+    )
+    labels = feature_store.read_labels(str(tmp_path / "labels.csv"), ["user_id"])
+    got = feature_store.historical_features(settings, labels, "label_time", ["user_activity_v2"]).to_pylist()
+    assert [r["user_activity_v2__views_7d"] for r in got] == [3, None, None]  # Mar 1's row is known on Mar 2
+    assert [r["label"] for r in got] == [1, 0, 0]
+    # The same answer as the Spark plans give.
+    spark_labels = spark.createDataFrame(labels.to_pandas()).selectExpr("user_id", "to_timestamp(label_time) AS t")
+    view_frame = spark.read.format("delta").load(tables.table_path("features.user_activity_v2", settings))
+    from lakecart.features import REGISTRY
+
+    expected = point_in_time_join(spark_labels, "t", [(REGISTRY["user_activity_v2"], view_frame)]).collect()
+    by_time = {(r["user_id"], r["t"]): r["user_activity_v2__spend_90d"] for r in expected}
+    assert [r["user_activity_v2__spend_90d"] for r in got] == [by_time[(r["user_id"], r["label_time"])] for r in got]
+    with pytest.raises(feature_store.NotApplied, match="apply and materialise"):
+        feature_store.historical_features(settings, labels, "label_time", ["session_summary_v1"])
+    with pytest.raises(UsageError, match="unknown feature view"):
+        feature_store.historical_features(settings, pa.table({"x": [1]}), "label_time", ["nope_v1"])
 
 
 def test_duckdb_reads_a_feature_table_without_a_jvm(spark, settings):
