@@ -31,6 +31,7 @@ LOOKBACK = "{{ params.lookback_days }}"
 SILVER_EVENTS = Asset(contracts.SILVER_EVENTS_ASSET)
 SILVER_ORDER_LINES = Asset(contracts.SILVER_ORDER_LINES_ASSET)
 SILVER_USERS = Asset(contracts.SILVER_USERS_ASSET)
+SILVER_PROMOTIONS = Asset(contracts.SILVER_PROMOTIONS_ASSET)
 # Every view of the user side (user, user x category, session) and of the item side (item, category).
 USER_FEATURES = Asset(contracts.USER_FEATURES_ASSET)
 ITEM_FEATURES = Asset(contracts.ITEM_FEATURES_ASSET)
@@ -40,6 +41,7 @@ OUTLETS = {
     "validate_item_features": [ITEM_FEATURES],
     "ingest_orders": [SILVER_ORDER_LINES],
     "ingest_users": [SILVER_USERS],
+    "ingest_promotions": [SILVER_PROMOTIONS],
 }
 
 

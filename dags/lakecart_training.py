@@ -6,7 +6,10 @@ that model), train on N Horovod workers, evaluate against the published model an
 baselines on the same held-out data, and publish what the gate chose: the new model when it beats
 the best baseline and is at least as good as the champion, else the best baseline's rows when no
 model beats it. When the champion stays, ``lakecart evaluate`` exits 99, which marks the task
-skipped, so publishing is skipped too.
+skipped, so publishing is skipped too. A model whose training set cannot teach it by design (ranking
+on a shop that sends only orders: no product views) is skipped the same way: ``lakecart train`` says
+why and exits 98, and that model's gate and publish are skipped while the others, the segments and
+the online store run.
 
 Models: ``retrieval`` (two-tower), ``ranking`` (DCN; re-ranks the *published* retrieval model's
 candidates, so it trains after ``publish_retrieval``, or after the gate held retrieval back),
@@ -110,6 +113,9 @@ def lakecart_training():
             "go to the models folder. Runs in the one-slot pool `lakecart_training`.",
             execution_timeout=TIMEOUTS["train"],
             pool=TRAINING_POOL,
+            # The set cannot teach the model by design (ranking on a shop that sends only orders): the
+            # CLI says why and exits CANNOT_TRAIN_EXIT, a skip; its gate and publish are skipped with it.
+            skip_on_exit_code=contracts.CANNOT_TRAIN_EXIT,
             # A model whose outputs read an upstream model's published artefacts (ranking: the
             # retrieval candidates) runs after the upstream's publish step, and also when the gate
             # held the upstream back (publish skipped): it then reads the previous champion's.

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
-from lakecart.contracts import GATE_HOLD_EXIT, MODEL_TRAINING_SETS
+from lakecart.contracts import CANNOT_TRAIN_EXIT, GATE_HOLD_EXIT, MODEL_TRAINING_SETS
 from lakecart.errors import LakecartError, UsageError
 
 log = logging.getLogger("lakecart")
@@ -423,8 +423,13 @@ def _run(model: str, day) -> tuple:
 def cmd_train(args: argparse.Namespace) -> int:
     from lakecart.training import distributed
     from lakecart.training.publish import run_dir_for, run_root_for
+    from lakecart.training.tasks import TASKS
 
     settings, dataset_id = _run(args.model, args.date)
+    reason = TASKS[args.model](settings, dataset_id).cannot_train()
+    if reason is not None:
+        print(f"lakecart train: skipped: {reason} (exit {CANNOT_TRAIN_EXIT})", file=sys.stderr, flush=True)
+        return CANNOT_TRAIN_EXIT
     worker_args = ["--model", args.model, "--dataset-id", dataset_id, "--as-of", args.date.isoformat()]
     worker_args += ["--run-root", str(run_root_for(settings, args.model, dataset_id))]
     for flag in ("epochs", "global_batch_size", "learning_rate", "seed"):
@@ -877,7 +882,8 @@ def build_parser() -> argparse.ArgumentParser:
         cmd_train,
         "train a model on its training set for --date with N Horovod workers (horovodrun --gloo; NCCL on GPU "
         "hosts); rank 0 evaluates against the baselines and writes metrics, plots and TensorBoard logs to "
-        "<lake models>/<model>/<training set id>",
+        f"<lake models>/<model>/<training set id>; exits {CANNOT_TRAIN_EXIT} without training when the set cannot "
+        "teach the model by design (ranking on a shop without product views; Airflow then skips the task)",
     )
     p.add_argument("model", choices=models)
     _with_date(p, lookback=False)
@@ -1135,7 +1141,9 @@ def _run_recorded(args: argparse.Namespace, argv: list[str] | None) -> int:
         except Exception as exc:
             record.error = one_line(exc) or f"{type(exc).__name__}: {_first_line(str(exc), 300)}"
             raise
-        if rc:
+        if rc in (GATE_HOLD_EXIT, CANNOT_TRAIN_EXIT):  # the DAG skips the task: `lakecart status` lists no failure
+            record.status = "skipped"
+        elif rc:
             record.status, record.error = "failed", f"exit status {rc}"
     return rc
 

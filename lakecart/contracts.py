@@ -11,11 +11,16 @@ from __future__ import annotations
 # `lakecart evaluate` exits with this code when the gate holds the candidate back. Airflow's
 # BashOperator marks the task skipped (``skip_on_exit_code``), so publishing is skipped, not failed.
 GATE_HOLD_EXIT = 99
+# `lakecart train` exits with this code, before starting any worker, when the training set cannot
+# teach the model by design (ranking on a shop without product views: an order export). The training
+# DAG marks the task skipped, and the model's gate and publish with it; the other models go on.
+CANNOT_TRAIN_EXIT = 98
 
 # Airflow Asset URIs: what a task emits when the table behind it was updated and validated.
 SILVER_EVENTS_ASSET = "lakecart://silver/events"
 SILVER_ORDER_LINES_ASSET = "lakecart://silver/order_lines"
 SILVER_USERS_ASSET = "lakecart://silver/users"
+SILVER_PROMOTIONS_ASSET = "lakecart://silver/promotions"
 # Every view of the user side (user, user x category, session) and of the item side (item, category).
 USER_FEATURES_ASSET = "lakecart://features/user"
 ITEM_FEATURES_ASSET = "lakecart://features/item"

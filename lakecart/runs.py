@@ -5,9 +5,10 @@ A job is a CLI command that writes the lake (``ingest silver``, ``features mater
 changes. What a row holds and where it comes from:
 
 - ``job``, ``logical_date`` (its ``--date``), ``argv``, ``started_at``, ``seconds``, ``status``
-  (``succeeded`` / ``failed``), ``error`` (the one-line reason), ``code_version`` (lineage's commit or
-  the package version), ``airflow`` (``dag.task.run_id`` when Airflow ran it: its ``AIRFLOW_CTX_*``
-  variables);
+  (``succeeded`` / ``failed`` / ``skipped``: the exit codes the training DAG maps to a skip,
+  ``contracts.GATE_HOLD_EXIT`` and ``CANNOT_TRAIN_EXIT``), ``error`` (the one-line reason),
+  ``code_version`` (lineage's commit or the package version), ``airflow`` (``dag.task.run_id`` when
+  Airflow ran it: its ``AIRFLOW_CTX_*`` variables);
 - ``outputs``: every lake table whose Delta version moved during the run, with the versions before
   and after and the rows its commits wrote (from each commit's ``operationMetrics``, so no data file
   is read);

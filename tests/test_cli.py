@@ -337,3 +337,19 @@ def test_the_socket_for_several_serve_workers_sends_small_answers_at_once():
         assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
     finally:
         sock.close()
+
+
+def test_train_exits_cannot_train_without_starting_a_worker_for_an_orders_only_shop(settings, capsys):
+    """Ranking on a retrieval set without product views: `lakecart train` says why and exits
+    CANNOT_TRAIN_EXIT (the training DAG maps it to a skip) before launching Horovod."""
+    from lakecart import runs
+    from lakecart.training.publish import run_root_for
+    from tests.training.test_tasks import write_retrieval_set
+
+    write_retrieval_set(settings, "retrieval_20260301", ["purchase", "purchase"])
+    assert cli.main(["train", "ranking", "--date", "2026-03-01"]) == contracts.CANNOT_TRAIN_EXIT
+    err = capsys.readouterr().err
+    assert "lakecart train: skipped: retrieval_20260301 has no product views: ranking learns" in err
+    assert not run_root_for(settings, "ranking", "retrieval_20260301").exists()
+    # A skip, not a failure, in the run records too: `lakecart status` does not list it among failures.
+    assert runs.read_runs(settings)[["job", "status"]].values.tolist() == [["train", "skipped"]]

@@ -135,11 +135,12 @@ def test_the_data_date_of_an_asset_triggered_run_is_the_producing_runs(dagbag):
     assert "--date 2026-07-08 " in task.render_template(task.bash_command, context)
 
 
-def test_orders_and_users_are_ingested_with_their_own_assets(dagbag):
+def test_orders_users_and_promotions_are_ingested_with_their_own_assets(dagbag):
     dag = dagbag.dags["lakecart_pipeline"]
     for task_id, asset in (
         ("ingest_orders", "lakecart://silver/order_lines"),
         ("ingest_users", "lakecart://silver/users"),
+        ("ingest_promotions", "lakecart://silver/promotions"),
     ):
         task = dag.get_task(task_id)
         assert [outlet.uri for outlet in task.outlets] == [asset]
@@ -256,9 +257,9 @@ def test_days_between_is_inclusive_oldest_first_and_bounded():
 
 
 FAKE_LAKECART = """#!/usr/bin/env bash
-# Stands in for the pipeline environment's CLI: records its arguments, fails where told.
+# Stands in for the pipeline environment's CLI: records its arguments, exits where told (default 1).
 echo "$*" >> "$FAKE_LAKECART_LOG"
-if [ -n "${FAKE_LAKECART_FAIL:-}" ] && [[ "$*" == *"$FAKE_LAKECART_FAIL"* ]]; then exit 1; fi
+if [ -n "${FAKE_LAKECART_FAIL:-}" ] && [[ "$*" == *"$FAKE_LAKECART_FAIL"* ]]; then exit "${FAKE_LAKECART_EXIT:-1}"; fi
 """
 
 
@@ -340,3 +341,28 @@ def test_the_reason_carries_the_last_lines_the_command_printed(tmp_path):
     expected = "RuntimeError: Bash command failed\nline 3\nline 4\nline 5\nline 6\nline 7"
     assert _reason(context, str(tmp_path)) == expected
     assert _reason(context, str(tmp_path / "elsewhere")) == "RuntimeError: Bash command failed"  # no log: no tail
+
+
+def test_a_model_that_cannot_train_on_the_shop_is_skipped_and_the_others_still_publish(
+    dagbag, fake_lakecart, monkeypatch
+):
+    """An orders-only shop: `lakecart train ranking` exits CANNOT_TRAIN_EXIT (no product views). The
+    task is skipped, not failed, and so are ranking's gate and publish; every other model, the segments
+    and the online store still run, and the run succeeds."""
+    from lakecart import contracts
+
+    dag = dagbag.dags["lakecart_training"]
+    for model in MODELS:
+        assert dag.get_task(f"train_{model}").skip_on_exit_code == [contracts.CANNOT_TRAIN_EXIT]
+    assert contracts.CANNOT_TRAIN_EXIT not in (0, 1, contracts.GATE_HOLD_EXIT)
+    monkeypatch.setenv("FAKE_LAKECART_FAIL", "train ranking")
+    monkeypatch.setenv("FAKE_LAKECART_EXIT", str(contracts.CANNOT_TRAIN_EXIT))
+    run = dag.test(run_conf={"date": "2026-03-04"})
+    states = {ti.task_id: ti.state for ti in run.get_task_instances()}
+    ranking = {"train_ranking", "evaluate_ranking", "publish_ranking"}
+    assert {t for t, s in states.items() if s == "skipped"} == ranking
+    assert {t for t, s in states.items() if s == "success"} == {t.task_id for t in dag.tasks} - ranking
+    assert run.state == "success"
+    calls = fake_lakecart.read_text().splitlines()
+    assert not any(c.startswith(("evaluate ranking", "publish ranking")) for c in calls)
+    assert "online materialize --date 2026-03-04" in calls and "segments --date 2026-03-04" in calls

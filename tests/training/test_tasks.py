@@ -4,7 +4,6 @@ from datetime import UTC, date, datetime
 
 import numpy as np
 import pandas as pd
-import pytest
 
 from lakecart.training.tasks.churn import NO_EVENT_DAYS, with_recency_filled
 from lakecart.training.tasks.demand import DemandTask
@@ -47,15 +46,30 @@ def test_demand_baselines_repeat_last_week_and_the_28_day_mean():
     assert np.allclose(forecasts["moving_average_28d"], [14.0, 7.0])
 
 
-def test_ranking_refuses_a_set_without_product_views_and_says_why():
-    from lakecart.config import Settings
-    from lakecart.errors import LakecartError
+def write_retrieval_set(settings, dataset_id: str, event_types: list[str]) -> None:
+    """A training.retrieval set of one user's rows, one per event type."""
+    from deltalake import write_deltalake
+
+    from lakecart import tables
+
+    rows = pd.DataFrame(
+        {"dataset_id": dataset_id, "user_id": "u1", "item_id": "i1", "event_type": event_types, "split": "train"}
+    )
+    write_deltalake(tables.training_set("retrieval").path(settings), rows, mode="append", partition_by=["dataset_id"])
+
+
+def test_ranking_cannot_train_on_a_set_without_product_views_and_says_why(tmp_path):
+    from lakecart.config import LakeSettings, Settings
     from lakecart.training.tasks import TASKS
 
-    task = TASKS["ranking"](Settings(), "retrieval_20260301")
-    purchases = pd.DataFrame({"user_id": ["u1"], "item_id": ["i1"], "event_type": ["purchase"]})
-    with pytest.raises(LakecartError, match="no product views: ranking learns which viewed items are bought"):
-        task.examples(purchases)
+    settings = Settings(lake=LakeSettings(root=str(tmp_path)))
+    write_retrieval_set(settings, "retrieval_20260301", ["purchase", "purchase"])  # an orders-only shop
+    write_retrieval_set(settings, "retrieval_20260302", ["purchase", "product_view"])
+    reason = TASKS["ranking"](settings, "retrieval_20260301").cannot_train()
+    assert "retrieval_20260301 has no product views: ranking learns which viewed items are bought" in reason
+    assert TASKS["ranking"](settings, "retrieval_20260302").cannot_train() is None  # one view is enough
+    # The other models learn from what an order export has: nothing to ask.
+    assert all(TASKS[m](settings, "x").cannot_train() is None for m in TASKS if m != "ranking")
 
 
 def test_a_demand_model_forecasting_a_fraction_of_the_units_is_implausible():

@@ -105,6 +105,13 @@ class ModelTask:
         """Whole training set (train and test), only ``columns``."""
         return training_data.read_delta(self.table_uri, columns, filters=[("dataset_id", "=", self.dataset_id)])
 
+    def cannot_train(self) -> str | None:
+        """Why this training set cannot teach the model by design (None: it can), e.g. a shop that
+        sends no clickstream for a model of clicks. ``lakecart train`` asks once, over the whole set,
+        before starting any worker: it then prints the reason and exits ``CANNOT_TRAIN_EXIT`` (a
+        skip in the training DAG), where a failed worker would fail the run."""
+        return None
+
     def examples(self, frame: pd.DataFrame) -> pd.DataFrame:
         """Training-set rows -> one row per example (identity unless a task derives pairs)."""
         return frame

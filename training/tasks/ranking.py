@@ -17,7 +17,6 @@ import numpy as np
 import pandas as pd
 
 from lakecart import tables
-from lakecart.errors import LakecartError
 from lakecart.features.pit import feature_prefix
 from lakecart.training import data as training_data
 from lakecart.training import plots
@@ -63,12 +62,16 @@ class RankingTask(ModelTask):
         "deep_layers": "units of the deep ReLU layers after the cross layer (default [64, 32])",
     }
 
-    def examples(self, frame: pd.DataFrame) -> pd.DataFrame:
-        if len(frame) and not (frame["event_type"] == "product_view").any():
-            raise LakecartError(
+    def cannot_train(self) -> str | None:
+        event_types = self.read_columns(["event_type"])["event_type"]
+        if len(event_types) and not (event_types == "product_view").any():
+            return (
                 f"{self.dataset_id} has no product views: ranking learns which viewed items are bought, so it needs "
                 "a clickstream (a shop that sends only orders gets retrieval's order instead)"
             )
+        return None
+
+    def examples(self, frame: pd.DataFrame) -> pd.DataFrame:
         return view_purchase_pairs(frame)
 
     def state_columns(self) -> list[str]:
