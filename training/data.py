@@ -49,11 +49,17 @@ def iter_shard(
         raise FileNotFoundError(f"training set {dataset_id} has no files in {table_uri}")
     by_file = len(fragments) >= size
     numbers = range(rank, len(fragments), size) if by_file else range(len(fragments))
+    # The split is filtered while reading, except where the keyless fallback must count every row.
+    pushed = split is not None and (by_file or shard_key is not None)
+    condition = pc.field("split") == split if pushed else None
     read = 0  # rows read before the split filter: the keyless fallback strides over them
     empty = None
     for number in numbers:
         fragment = fragments[number]
-        batches = [fragment.to_table()] if batch_rows is None else fragment.to_batches(batch_size=batch_rows)
+        if batch_rows is None:
+            batches = [fragment.to_table(filter=condition)]
+        else:
+            batches = fragment.to_batches(batch_size=batch_rows, filter=condition)
         for batch in batches:
             frame = batch.to_pandas()
             if not by_file and shard_key is not None:
@@ -62,7 +68,7 @@ def iter_shard(
             elif not by_file:
                 frame = frame[(np.arange(read, read + len(frame)) % size) == rank]
                 read += len(batch)
-            if split is not None:
+            if split is not None and not pushed:
                 frame = frame[frame["split"] == split]
             if len(frame):
                 empty = False
@@ -70,7 +76,10 @@ def iter_shard(
             elif empty is None:
                 empty = frame.reset_index(drop=True)
     if empty is not False:
-        yield numbers[0], empty if empty is not None else fragments[numbers[0]].to_table().to_pandas()
+        yield (
+            numbers[0],
+            empty if empty is not None else fragments[numbers[0]].to_table(filter=pc.scalar(False)).to_pandas(),
+        )
 
 
 def read_shard(
