@@ -11,8 +11,9 @@ Each run is ``lakecart.training.worker.train`` under ``horovodrun --gloo -np N``
 launcher, ``distributed.horovodrun_command``), one epoch capped at ``--steps`` steps, no
 validation; rank 0's evaluation and outputs (``finish``) are left out: they are not training. The
 trainer's own examples/s (steps x batch / seconds in ``model.fit``; workers step in lockstep, so
-equal on each) and each worker's peak resident memory (``ru_maxrss``) are recorded, with the wall
-time of the whole worker (start-up, the catalogue and state read, the one counting pass). Sides
+equal on each) and each worker's peak resident memory (``ru_maxrss``) are recorded, with rank 0's
+peak and seconds when the task's state was built (every worker reads the state columns of the whole
+set) and the wall time of the run (start-up, state, the streamed side's counting pass, training). Sides
 alternate within a round; the medians of ``--rounds`` rounds are reported.
 
 The in-memory side is ``training/worker.py`` as of ``OLD_WORKER`` (before streaming), loaded from
@@ -169,16 +170,28 @@ def worker(args: argparse.Namespace) -> int:
     extra = {"validation_fraction": 0.0, "patience": None, "steps_per_epoch": args.steps}
     params = TrainParams(epochs=1, global_batch_size=BATCH, learning_rate=LEARNING_RATE, seed=1, extra=extra)
     task = TASKS["retrieval"](get_settings(), DATASET_ID)
+    fit_state = task.fit_state
+
+    def timed_fit_state(full):
+        # Every worker reads the state columns of the whole set: their share of the peak.
+        fit_state(full)
+        fitted.update(state_s=time.perf_counter() - started, state_peak_rss_gib=peak_rss_gib())
+
+    task.fit_state = timed_fit_state
     trainer.train(task, params, Path(args.run_root), END)
     rank = distributed.init().rank
     result = {
         **fitted,
         "rank": rank,
         "wall_s": time.perf_counter() - started,
-        "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
+        "peak_rss_gib": peak_rss_gib(),
     }
     (Path(args.out) / f"rank{rank}.json").write_text(json.dumps(result))
     return 0
+
+
+def peak_rss_gib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
 
 def run_side(root: Path, side: str, workers: int, steps: int) -> dict:
@@ -205,6 +218,9 @@ def run_side(root: Path, side: str, workers: int, steps: int) -> dict:
         "examples_per_second_per_worker": round(chief["examples_per_second"], 1),
         "peak_rss_gib_per_worker": [round(r["peak_rss_gib"], 2) for r in sorted(ranks, key=lambda r: r["rank"])],
         "rows_per_worker": chief["rows_per_worker"],
+        "state_peak_rss_gib": round(chief["state_peak_rss_gib"], 2),
+        "state_s": round(chief["state_s"], 1),
+        "worker_wall_s": round(chief["wall_s"], 1),
         "run_wall_s": round(wall, 1),
     }
 
@@ -220,6 +236,8 @@ def summarise(runs: list[dict]) -> list[dict]:
                 "rounds": len(mine),
                 "examples_per_second_per_worker": median(r["examples_per_second_per_worker"] for r in mine),
                 "peak_rss_gib_per_worker": max(max(r["peak_rss_gib_per_worker"]) for r in mine),
+                "state_peak_rss_gib": max(r["state_peak_rss_gib"] for r in mine),
+                "state_s": median(r["state_s"] for r in mine),
                 "run_wall_s": median(r["run_wall_s"] for r in mine),
                 "rows_per_worker": mine[0]["rows_per_worker"],
             }
