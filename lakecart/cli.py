@@ -314,6 +314,44 @@ def cmd_features_get(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_features_join(args: argparse.Namespace) -> int:
+    import time as clock
+
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    from lakecart.config import get_settings
+    from lakecart.features import REGISTRY
+    from lakecart.jobs.feature_store import historical_features, read_labels
+
+    _known_views(args.view)
+    keys = sorted({k for v in args.view for k in REGISTRY[v.removeprefix("features.")].entity.keys})
+    started = clock.perf_counter()
+    labels = read_labels(args.labels, keys)
+    joined = historical_features(
+        get_settings(), labels, args.time_column, args.view, threads=args.threads, memory_limit=args.memory_limit
+    )
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(joined, out)
+    found = {
+        name.removeprefix("feature_time__"): round(1 - joined[name].null_count / max(1, joined.num_rows), 4)
+        for name in joined.column_names
+        if name.startswith("feature_time__")
+    }
+    _print(
+        {
+            "out": str(out),
+            "rows": joined.num_rows,
+            "columns": joined.num_columns,
+            "share_of_rows_with_features": found,
+            "label_time_range": [str(pc.min(joined[args.time_column])), str(pc.max(joined[args.time_column]))],
+            "seconds": round(clock.perf_counter() - started, 2),
+        }
+    )
+    return 0
+
+
 def _keys(text: str) -> list[str]:
     """``u1,u2`` for a one-key view; compound keys (user x category) as ``u1:c1,u2:c2``."""
     return [k.replace(":", ",") for k in text.split(",") if k]
@@ -799,6 +837,22 @@ def build_parser() -> argparse.ArgumentParser:
     _with_date(q)
     q.add_argument("--view", action="append", help="only this view (table name, e.g. user_activity_v2); repeatable")
     q.add_argument("--force", action="store_true", help="recompute days whose inputs did not change")
+    q = actions.add(
+        "join",
+        cmd_features_join,
+        "attach to every row of a label table each view's features as known at the row's time (point in time "
+        "correct, as training sets are built) and write Parquet: DuckDB on this machine, no Spark",
+    )
+    q.add_argument("labels", help="the label table: a Parquet file or folder, or a CSV file (key columns read as text)")
+    q.add_argument(
+        "--view", action="append", required=True, help="a view's table name, e.g. user_activity_v2; repeatable"
+    )
+    q.add_argument("--time-column", default="label_time", help="the labels' time column (default: label_time)")
+    q.add_argument("--out", required=True, help="the Parquet file to write")
+    q.add_argument("--threads", type=int, help="DuckDB threads (default: every core)")
+    q.add_argument(
+        "--memory-limit", help="DuckDB's memory limit before it spills to disk, e.g. 2GB (default: 80%% of RAM)"
+    )
     q = actions.add("get", cmd_features_get, "values for --keys as of --as-of (no Spark)")
     q.add_argument("--view", required=True, help="the view's table name, e.g. user_activity_v2")
     q.add_argument("--keys", required=True, help="comma-separated keys; compound keys as user:category")

@@ -38,6 +38,7 @@ COMMAND_LINES = [
         ["features", "get", "--view", "user_activity_v2", "--keys", "u1,u2", "--as-of", "2026-01-14T06:00"],
         "cmd_features_get",
     ),
+    (["features", "join", "labels.csv", "--view", "user_activity_v2", "--out", "x.parquet"], "cmd_features_join"),
     (["validate", "bronze.events", "features.user_*", "--date", "2026-01-14"], "cmd_validate"),
     (["dataset", "build", "--date", "2026-01-14", "--days", "14", "--test-days", "2"], "cmd_dataset_build"),
     (["dataset", "build", "demand", "--date", "2026-01-14", "--horizons", "7,14,28"], "cmd_dataset_build"),

@@ -117,7 +117,7 @@ def test_get_returns_what_was_known_as_of_a_time_without_spark(spark, settings):
     assert got.set_index("user_id").loc["nobody"].isna()["views_7d"]
 
 
-def test_historical_features_join_labels_as_of_their_times_without_spark(spark, settings, tmp_path):
+def test_historical_features_join_labels_as_of_their_times_without_spark(spark, settings, tmp_path, capfd):
     import pyarrow as pa
 
     from lakecart.features.pit import point_in_time_join
@@ -141,6 +141,19 @@ def test_historical_features_join_labels_as_of_their_times_without_spark(spark, 
     expected = point_in_time_join(spark_labels, "t", [(REGISTRY["user_activity_v2"], view_frame)]).collect()
     by_time = {(r["user_id"], r["t"]): r["user_activity_v2__spend_90d"] for r in expected}
     assert [r["user_activity_v2__spend_90d"] for r in got] == [by_time[(r["user_id"], r["label_time"])] for r in got]
+    # The command line writes the same rows to Parquet and says how many found features.
+    import json
+
+    import pyarrow.parquet as pq
+
+    from lakecart import cli
+
+    out = tmp_path / "out" / "joined.parquet"
+    argv = ["--json", "features", "join", str(tmp_path / "labels.csv"), "--view", "user_activity_v2", "--out", str(out)]
+    assert cli.main(argv) == 0
+    assert pq.read_table(out).to_pylist() == got
+    said = json.loads(capfd.readouterr().out)
+    assert said["rows"] == 3 and said["share_of_rows_with_features"] == {"user_activity_v2": round(1 / 3, 4)}
     with pytest.raises(feature_store.NotApplied, match="apply and materialise"):
         feature_store.historical_features(settings, labels, "label_time", ["session_summary_v1"])
     with pytest.raises(UsageError, match="unknown feature view"):
