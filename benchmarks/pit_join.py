@@ -187,7 +187,8 @@ def run_feast(data: Path, out: Path, store: str) -> None:
 
 
 def duckdb_connection(out: Path, memory_limit: str | None):
-    """Every core, spills next to the output, no ordering kept (the answer is a set of rows)."""
+    """Every core, spills next to the output (at most 20 GB: the disk is shared), no ordering kept
+    (the answer is a set of rows)."""
     import os
 
     import duckdb
@@ -195,6 +196,7 @@ def duckdb_connection(out: Path, memory_limit: str | None):
     con = duckdb.connect()
     con.execute(f"SET threads = {os.cpu_count()}")
     con.execute(f"SET temp_directory = '{out.parent / 'duckdb-tmp'}'")
+    con.execute("SET max_temp_directory_size = '20GB'")
     con.execute("SET preserve_insertion_order = false")
     if memory_limit:
         con.execute(f"SET memory_limit = '{memory_limit}'")
