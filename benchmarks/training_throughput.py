@@ -254,7 +254,7 @@ def main() -> int:
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--workers", default="1,2")
     p.add_argument("--in-memory-rows", type=int, default=400_000, help="0: no in-memory comparison")
-    p.add_argument("--keep", action="store_true", help="keep the generated lake")
+    p.add_argument("--keep", action="store_true", help="keep the generated lake (and reuse one of the same size)")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--side", default="streamed", help=argparse.SUPPRESS)
     p.add_argument("--out", help=argparse.SUPPRESS)
@@ -272,10 +272,13 @@ def main() -> int:
             steps = args.in_memory_rows * (DAYS - TEST_DAYS) // DAYS // BATCH
             sizes.append(("small", args.in_memory_rows, steps, ["in_memory", "streamed"]))
         for label, rows, steps, sides in sizes:
-            shutil.rmtree(root, ignore_errors=True)
-            started = time.perf_counter()
-            generate(root, rows, args.files)
-            print(f"{label}: {rows} rows generated in {time.perf_counter() - started:.0f} s", flush=True)
+            marker, wanted = root / "generated.json", {"rows": rows, "files": args.files}
+            if not (args.keep and marker.exists() and json.loads(marker.read_text()) == wanted):
+                shutil.rmtree(root, ignore_errors=True)
+                started = time.perf_counter()
+                generate(root, rows, args.files)
+                marker.write_text(json.dumps(wanted))
+                print(f"{label}: {rows} rows generated in {time.perf_counter() - started:.0f} s", flush=True)
             runs = []
             for round_ in range(args.rounds):
                 order = [(s, w) for w in workers for s in sides]

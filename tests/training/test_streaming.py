@@ -70,6 +70,22 @@ def test_a_shard_is_read_a_bounded_batch_at_a_time_and_whole_files_only_for_pair
     assert [len(f) for _, f in Pairs(uri).stream_shard(0, 1, batch_rows=3)] == [4]
 
 
+def test_reading_holds_about_one_batch_of_arrow_memory_not_the_file(tmp_path):
+    """8 row groups of 5000 rows of 200-byte strings (about 1 MB each, 8 MB in all) read 1000 rows
+    at a time. Arrow's dataset scanner reads row groups ahead (6.4 MB held at once, measured); the
+    shard reader holds about one batch (0.2 MB)."""
+    from deltalake import WriterProperties
+
+    rows = 40_000
+    frame = pd.DataFrame({"dataset_id": "d1", "user_id": np.arange(rows) % 7, "payload": "x" * 200, "split": "train"})
+    properties = WriterProperties(max_row_group_size=5000)
+    write_deltalake(str(tmp_path / "t"), frame, partition_by=["dataset_id"], writer_properties=properties)
+    before, held, seen = pa.total_allocated_bytes(), 0, 0
+    for _, batch in iter_shard(str(tmp_path / "t"), "d1", 0, 1, split="train", batch_rows=1000):
+        held, seen = max(held, pa.total_allocated_bytes() - before), seen + len(batch)
+    assert seen == rows and held < 2**20  # less than one row group
+
+
 def test_the_fallback_keeps_a_users_rows_together_when_read_in_batches(tmp_path):
     uri = _training_set(tmp_path / "t", rows=10)
     shards = [
