@@ -321,6 +321,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=10_000_000)
     parser.add_argument("--rounds", type=int, default=3, help="runs of each side and range, alternating")
+    parser.add_argument(
+        "--ranges", default=",".join(map(str, RANGES)), help="output ranges in days ending on the newest day"
+    )
     parser.add_argument("--workdir", help="where the data and outputs go (default: a temporary folder)")
     parser.add_argument("--keep", action="store_true", help="keep the workdir (default: deleted at the end)")
     parser.add_argument("--timeout", type=int, default=1800, help="seconds each run may take")
@@ -338,6 +341,7 @@ def main() -> int:
         out.with_name(out.name + ".timing.json").write_text(json.dumps(timing))
         return 0
 
+    ranges = [int(r) for r in args.ranges.split(",")]
     become_subreaper()
     work = Path(args.workdir or tempfile.mkdtemp(prefix="bench-view-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -367,12 +371,12 @@ def main() -> int:
         result["generate_seconds"] = round(time.perf_counter() - t0, 1)
         print(f"silver.events written in {result['generate_seconds']} s", flush=True)
 
-    runs: dict[tuple[str, int], list[dict]] = {(s, d): [] for s in SIDES for d in RANGES}
-    outputs = {(s, d): work / (f"{s}-{d}d" + (".parquet" if s == "duckdb" else "")) for s in SIDES for d in RANGES}
+    runs: dict[tuple[str, int], list[dict]] = {(s, d): [] for s in SIDES for d in ranges}
+    outputs = {(s, d): work / (f"{s}-{d}d" + (".parquet" if s == "duckdb" else "")) for s in SIDES for d in ranges}
     # Every round runs each side once per range, the side order flipped each round, so a slow spell
     # of the shared machine hits both sides alike.
     for round_ in range(args.rounds):
-        for days in RANGES:
+        for days in ranges:
             for side in SIDES if round_ % 2 == 0 else SIDES[::-1]:
                 out = outputs[side, days]
                 shutil.rmtree(out, ignore_errors=True) if out.is_dir() else out.unlink(missing_ok=True)
@@ -385,7 +389,7 @@ def main() -> int:
                 print(json.dumps(run), flush=True)
     result["load_after"] = [round(x, 2) for x in os.getloadavg()]
 
-    for days in RANGES:
+    for days in ranges:
         start, end = output_range(days)
         entry: dict = {"output_days": days, "start": start.isoformat(), "end": end.isoformat()}
         for side in SIDES:
