@@ -272,59 +272,6 @@ def ensure_feast() -> Path:
     return FEAST_ENV / "bin" / "python"
 
 
-def become_subreaper() -> None:
-    """Orphans of a side (Spark's JVM outlives the Python driver by a moment, its Python workers the
-    JVM) are re-parented to this process instead of init, so that ``measured`` reaps them and counts
-    their CPU time too."""
-    import ctypes
-
-    pr_set_child_subreaper = 36
-    ctypes.CDLL(None, use_errno=True).prctl(pr_set_child_subreaper, 1, 0, 0, 0)
-
-
-def measured(command: list[str], timeout_s: int) -> dict:
-    """Run ``command``; wall time (until the command itself exits), exit code, CPU seconds (user +
-    system of every process of its tree, from the kernel's accounting as each is reaped) and the
-    peak resident memory of the tree (sampled every 0.25 s). Needs ``become_subreaper`` first and
-    no other children of this process."""
-    import os
-    import signal
-
-    import psutil
-
-    me = psutil.Process()
-    started = time.perf_counter()
-    process = subprocess.Popen(command, start_new_session=True)
-    peak, cpu, status, ended, timed_out = 0, 0.0, None, None, False
-    while True:
-        try:
-            while (reaped := os.wait4(-1, os.WNOHANG))[0]:
-                pid, code, usage = reaped
-                cpu += usage.ru_utime + usage.ru_stime
-                if pid == process.pid:
-                    status, ended = code, time.perf_counter()
-        except ChildProcessError:  # the command and all its orphans are gone
-            break
-        try:
-            peak = max(peak, sum(p.memory_info().rss for p in me.children(recursive=True)))
-        except psutil.Error:
-            pass
-        late = ended is not None and time.perf_counter() - ended > 30  # an orphan that stays
-        if time.perf_counter() - started > timeout_s or late:
-            timed_out = timed_out or not late
-            for p in me.children(recursive=True):
-                p.send_signal(signal.SIGKILL)
-        time.sleep(0.25)
-    process.returncode = os.waitstatus_to_exitcode(status)
-    return {
-        "seconds": round((ended or time.perf_counter()) - started, 1),
-        "exit_code": process.returncode,
-        "cpu_seconds": round(cpu, 1),
-        "peak_rss_gib": round(peak / 2**30, 2),
-        "timed_out": timed_out,
-    }
-
-
 def output_glob(path: Path) -> str:
     """Spark writes a folder of part files; the other sides one file."""
     return str(path / "*.parquet") if path.is_dir() else str(path)
@@ -484,7 +431,7 @@ def main() -> int:
         sides.remove("lakecart-local")
         notes.append("lakecart-local left out: lakecart.features.pit_local does not exist at this commit")
         print(notes[-1], flush=True)
-    become_subreaper()
+    bench_results.become_subreaper()
     work = Path(args.workdir or tempfile.mkdtemp(prefix="bench-pit-"))
     data = work / "data"
     t0 = time.perf_counter()
@@ -512,9 +459,8 @@ def main() -> int:
             if any(r["timed_out"] for r in runs[side]):
                 continue
             print(f"round {round_ + 1}/{args.rounds}: {side} ({SIDES[side][0]}) ...", flush=True)
-            runs[side].append(
-                measured(side_command(side, data, work / f"{side}.parquet", args, feast_python), args.timeout)
-            )
+            command = side_command(side, data, work / f"{side}.parquet", args, feast_python)
+            runs[side].append(bench_results.measured(command, args.timeout))
             print(json.dumps(runs[side][-1]), flush=True)
     result["load_after"] = [round(x, 2) for x in os.getloadavg()]
     reference = runs.get("lakecart")
@@ -540,7 +486,7 @@ def main() -> int:
         for _ in range(args.compare_quick_jit):
             for jit in ("off", "on"):
                 command = side_command("lakecart", data, work / f"jit-{jit}.parquet", args, None)
-                run = measured([*command, "--quick-jit", jit], args.timeout)
+                run = bench_results.measured([*command, "--quick-jit", jit], args.timeout)
                 print(f"lakecart, quick JIT {jit}: {json.dumps(run)}", flush=True)
                 jit_runs[jit].append(run["seconds"])
         result["quick_jit"] = {

@@ -214,55 +214,6 @@ def run_duckdb(silver: Path, out: Path, days: int) -> dict:
 # --- measuring and comparing ---------------------------------------------------------------------
 
 
-def become_subreaper() -> None:
-    """Orphans of a side (Spark's JVM outlives the Python driver by a moment) are re-parented to
-    this process, so that ``measured`` reaps them and counts their CPU time and memory too."""
-    import ctypes
-
-    pr_set_child_subreaper = 36
-    ctypes.CDLL(None, use_errno=True).prctl(pr_set_child_subreaper, 1, 0, 0, 0)
-
-
-def measured(command: list[str], timeout_s: int) -> dict:
-    """``benchmarks/pit_join.py``'s ``measured``: wall time until the command exits, exit code, CPU
-    seconds of its whole process tree (as each process is reaped) and the tree's peak resident
-    memory (sampled every 0.25 s). Needs ``become_subreaper`` first and no other children."""
-    import signal
-
-    import psutil
-
-    me = psutil.Process()
-    started = time.perf_counter()
-    process = subprocess.Popen(command, start_new_session=True)
-    peak, cpu, status, ended, timed_out = 0, 0.0, None, None, False
-    while True:
-        try:
-            while (reaped := os.wait4(-1, os.WNOHANG))[0]:
-                pid, code, usage = reaped
-                cpu += usage.ru_utime + usage.ru_stime
-                if pid == process.pid:
-                    status, ended = code, time.perf_counter()
-        except ChildProcessError:  # the command and all its orphans are gone
-            break
-        try:
-            peak = max(peak, sum(p.memory_info().rss for p in me.children(recursive=True)))
-        except psutil.Error:
-            pass
-        late = ended is not None and time.perf_counter() - ended > 30  # an orphan that stays
-        if time.perf_counter() - started > timeout_s or late:
-            timed_out = timed_out or not late
-            for p in me.children(recursive=True):
-                p.send_signal(signal.SIGKILL)
-        time.sleep(0.25)
-    return {
-        "seconds": round((ended or time.perf_counter()) - started, 1),
-        "exit_code": os.waitstatus_to_exitcode(status),
-        "cpu_seconds": round(cpu, 1),
-        "peak_rss_gib": round(peak / 2**30, 2),
-        "timed_out": timed_out,
-    }
-
-
 def agreement(spark_out: Path, duckdb_out: Path) -> dict:
     """Row by row on (user_id, feature_date): rows on one side only, and per column the rows whose
     values differ (both null agrees; doubles within ``FLOAT_TOLERANCE`` relative)."""
@@ -342,7 +293,7 @@ def main() -> int:
         return 0
 
     ranges = [int(r) for r in args.ranges.split(",")]
-    become_subreaper()
+    bench_results.become_subreaper()
     work = Path(args.workdir or tempfile.mkdtemp(prefix="bench-view-"))
     work.mkdir(parents=True, exist_ok=True)
     silver = work / "silver_events"
@@ -364,8 +315,17 @@ def main() -> int:
     }
     if not silver.exists():
         t0 = time.perf_counter()
-        run = measured([sys.executable, __file__, "--side", "generate", "--silver", str(silver), "--events",
-                        str(args.events)], args.timeout)  # fmt: skip
+        generate_command = [
+            sys.executable,
+            __file__,
+            "--side",
+            "generate",
+            "--silver",
+            str(silver),
+            "--events",
+            str(args.events),
+        ]
+        run = bench_results.measured(generate_command, args.timeout)
         if run["exit_code"] != 0:
             raise SystemExit(f"generating silver.events failed: {run}")
         result["generate_seconds"] = round(time.perf_counter() - t0, 1)
@@ -381,7 +341,7 @@ def main() -> int:
                 out = outputs[side, days]
                 shutil.rmtree(out, ignore_errors=True) if out.is_dir() else out.unlink(missing_ok=True)
                 print(f"round {round_ + 1}/{args.rounds}: {side}, {days} day(s) ...", flush=True)
-                run = measured(side_command(side, silver, out, days), args.timeout)
+                run = bench_results.measured(side_command(side, silver, out, days), args.timeout)
                 timing = out.with_name(out.name + ".timing.json")
                 if run["exit_code"] == 0 and timing.exists():
                     run.update(json.loads(timing.read_text()))
