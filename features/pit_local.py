@@ -116,12 +116,9 @@ def feature_files(location: str) -> tuple[list[pit_columnar.FeatureFile], pa.Sch
     if not urlparse(location).scheme:
         location = os.path.abspath(location)
     if storage.is_delta(location):
-        table = storage.open_delta(location)
-        protocol = table.protocol()
-        if protocol.min_reader_version == 2 or {"deletionVectors", "columnMapping"} & set(
-            protocol.reader_features or []
-        ):
+        if not pit_columnar._plain_delta(location):
             raise ValueError(f"{location}: deletion vectors or column mapping; read it with the Spark plans")
+        table = storage.open_delta(location)
         schema = pa.schema(table.schema().to_arrow())
         partitions = set(table.metadata().partition_columns)
         uris = table.file_uris()
