@@ -22,6 +22,10 @@ It applies where Spark would otherwise scan files anyway: the feature frame must
 a Parquet or Delta table (no filters or projections on top; Delta tables without deletion vectors
 or column mapping, which only Delta's own reader understands), and the labels must fit in a
 broadcast. ``files_of`` says whether a frame qualifies.
+
+The single-node plan (``pit_local``) runs the same per-view answer (``answer_view``) once over all
+of a table's files, listed and pruned by the same public helpers (``plain_delta``,
+``delta_time_ranges``, ``footer_time_ranges``, ``partition_values``, ``may_matter``).
 """
 
 from __future__ import annotations
@@ -84,14 +88,14 @@ def files_of(frame: DataFrame, time_column: str | None = None) -> list[FeatureFi
     if not all(u.endswith(".parquet") for u in uris):
         return None
     root = _delta_root(uris[0]) if uris else None
-    if root is not None and not _plain_delta(root):
+    if root is not None and not plain_delta(root):
         return None
     partition_columns = set(frame.columns)
     ranges = {}
     if time_column and uris:
-        ranges = _delta_time_ranges(root, time_column) if root else _footer_time_ranges(uris, time_column)
+        ranges = delta_time_ranges(root, time_column) if root else footer_time_ranges(uris, time_column)
     return [
-        FeatureFile(u, _partition_values(u, partition_columns), ranges.get(unquote(urlparse(u).path))) for u in uris
+        FeatureFile(u, partition_values(u, partition_columns), ranges.get(unquote(urlparse(u).path))) for u in uris
     ]
 
 
@@ -106,7 +110,7 @@ def rows_in_files(frame: DataFrame) -> int | None:
         import pyarrow as pa
         from deltalake import DeltaTable
 
-        counts = pa.table(DeltaTable(_arrow_uri(root)).get_add_actions(flatten=True))["num_records"]
+        counts = pa.table(DeltaTable(arrow_uri(root)).get_add_actions(flatten=True))["num_records"]
         return None if counts.null_count or len(counts) != len(files) else int(pa.compute.sum(counts).as_py() or 0)
     from concurrent.futures import ThreadPoolExecutor
 
@@ -114,7 +118,7 @@ def rows_in_files(frame: DataFrame) -> int | None:
     import pyarrow.parquet as pq
 
     def rows(uri: str) -> int:
-        fs, path = pafs.FileSystem.from_uri(_arrow_uri(uri))
+        fs, path = pafs.FileSystem.from_uri(arrow_uri(uri))
         with fs.open_input_file(path) as handle:
             return pq.ParquetFile(handle).metadata.num_rows
 
@@ -134,12 +138,12 @@ def _micros(instant) -> int:
 _STATS_SLACK_MICROS = 1000
 
 
-def _delta_time_ranges(root: str, time_column: str) -> dict[str, tuple[int, int]]:
+def delta_time_ranges(root: str, time_column: str) -> dict[str, tuple[int, int]]:
     """Per file (its path, decoded), the range of ``time_column`` in Delta's file statistics."""
     import pyarrow as pa
     from deltalake import DeltaTable
 
-    actions = pa.table(DeltaTable(_arrow_uri(root)).get_add_actions(flatten=True))
+    actions = pa.table(DeltaTable(arrow_uri(root)).get_add_actions(flatten=True))
     low, high = f"min.{time_column}", f"max.{time_column}"
     if low not in actions.column_names or high not in actions.column_names:
         return {}
@@ -151,7 +155,7 @@ def _delta_time_ranges(root: str, time_column: str) -> dict[str, tuple[int, int]
     return ranges
 
 
-def _footer_time_ranges(uris: list[str], time_column: str) -> dict[str, tuple[int, int]]:
+def footer_time_ranges(uris: list[str], time_column: str) -> dict[str, tuple[int, int]]:
     """Per file (its path, decoded), the range of ``time_column`` over its row groups' statistics,
     read from the Parquet footers (a few threads: on object storage each footer is a request)."""
     from concurrent.futures import ThreadPoolExecutor
@@ -160,7 +164,7 @@ def _footer_time_ranges(uris: list[str], time_column: str) -> dict[str, tuple[in
     import pyarrow.parquet as pq
 
     def time_range(uri: str):
-        fs, path = pafs.FileSystem.from_uri(_arrow_uri(uri))
+        fs, path = pafs.FileSystem.from_uri(arrow_uri(uri))
         with fs.open_input_file(path) as handle:
             meta = pq.ParquetFile(handle).metadata
         lows, highs = [], []
@@ -183,7 +187,7 @@ def _footer_time_ranges(uris: list[str], time_column: str) -> dict[str, tuple[in
 def _delta_root(uri: str) -> str | None:
     import pyarrow.fs as pafs
 
-    fs, path = pafs.FileSystem.from_uri(_arrow_uri(uri))
+    fs, path = pafs.FileSystem.from_uri(arrow_uri(uri))
     parts = path.split("/")
     for end in range(len(parts) - 1, 0, -1):
         candidate = "/".join(parts[:end])
@@ -192,10 +196,10 @@ def _delta_root(uri: str) -> str | None:
     return None
 
 
-def _plain_delta(root: str) -> bool:
+def plain_delta(root: str) -> bool:
     from deltalake import DeltaTable
 
-    protocol = DeltaTable(_arrow_uri(root)).protocol()
+    protocol = DeltaTable(arrow_uri(root)).protocol()
     version = protocol.min_reader_version
     # Reader version 2 means column mapping; version 3 lists its features.
     return version == 1 or (
@@ -203,7 +207,7 @@ def _plain_delta(root: str) -> bool:
     )
 
 
-def _partition_values(uri: str, columns: set[str]) -> dict[str, str | None]:
+def partition_values(uri: str, columns: set[str]) -> dict[str, str | None]:
     values = {}
     for segment in urlparse(uri).path.split("/")[:-1]:
         name, sep, value = segment.partition("=")
@@ -212,7 +216,7 @@ def _partition_values(uri: str, columns: set[str]) -> dict[str, str | None]:
     return values
 
 
-def _arrow_uri(uri: str) -> str:
+def arrow_uri(uri: str) -> str:
     # Hadoop's s3a:// is Arrow's s3://; a bare local path needs no scheme.
     return "s3://" + uri.removeprefix("s3a://") if uri.startswith("s3a://") else uri
 
@@ -296,13 +300,13 @@ class Stretches:
         return cls(order, runs, bounds)
 
     def files_per_task(self, view: ColumnarView) -> list[list[FeatureFile]]:
-        return [[f for f in view.files if _may_matter(f, b, view.ttl_micros)] for b in self.bounds]
+        return [[f for f in view.files if may_matter(f, b, view.ttl_micros)] for b in self.bounds]
 
     def files_for_any(self, view: ColumnarView) -> list[FeatureFile]:
         """The files that can hold a candidate for any label: all the by-file split needs to read."""
         known = [b for b in self.bounds if b is not None]
         span = (min(b[0] for b in known), max(b[1] for b in known)) if known else None
-        return [f for f in view.files if _may_matter(f, span, view.ttl_micros)]
+        return [f for f in view.files if may_matter(f, span, view.ttl_micros)]
 
     def by_label_time_pays(self, view: ColumnarView) -> bool:
         """Whether the tasks' files add up to at most BY_LABEL_TIME_MAX_READ times the files any
@@ -363,7 +367,7 @@ def answer_by_label_time(
                 columns = {name: part[name] for name in passed}
                 for view, arrow_frame, files in zip(views, arrow_frames, spec["files"], strict=True):
                     columns.update(
-                        _answer_view(con, part, micros, view, files, arrow_frame, feature_date, available_at)
+                        answer_view(con, part, micros, view, files, arrow_frame, feature_date, available_at)
                     )
                 con.close()
                 table = pa.table({name: columns[name] for name in arrow_out.names})
@@ -374,7 +378,7 @@ def answer_by_label_time(
     return listing.mapInArrow(run, out_schema)
 
 
-def _may_matter(file: FeatureFile, label_times: tuple[int, int] | None, ttl_micros: int) -> bool:
+def may_matter(file: FeatureFile, label_times: tuple[int, int] | None, ttl_micros: int) -> bool:
     """Whether ``file`` can hold a candidate for a label timed within ``label_times`` (least,
     greatest; None: no label with a time, nothing to match)."""
     if label_times is None:
@@ -385,7 +389,7 @@ def _may_matter(file: FeatureFile, label_times: tuple[int, int] | None, ttl_micr
     return least <= high and greatest > low - ttl_micros
 
 
-def _answer_view(con, part, micros: str, view: ColumnarView, files, arrow_frame, feature_date, available_at) -> dict:
+def answer_view(con, part, micros: str, view: ColumnarView, files, arrow_frame, feature_date, available_at) -> dict:
     """For the label rows ``part``, the view's output columns (Arrow arrays aligned with ``part``)."""
     import numpy as np
     import pyarrow as pa
@@ -499,7 +503,7 @@ def _chunks(files, wanted, arrow_frame) -> Iterator:
 
     pending, rows = [], 0
     for uri, partitions in files:
-        fs, path = pafs.FileSystem.from_uri(_arrow_uri(uri))
+        fs, path = pafs.FileSystem.from_uri(arrow_uri(uri))
         # Partition values come from the listing, not from parsing the path again.
         table = pq.read_table(
             path, filesystem=fs, columns=[c for c in wanted if c not in partitions], partitioning=None

@@ -98,8 +98,8 @@ def join_files(
                 time_column=feature_time_column(view),
                 frame_schema=None,
             )
-            needed = [(f.uri, f.partition_values) for f in files if pit_columnar._may_matter(f, span, spec.ttl_micros)]
-            found = pit_columnar._answer_view(con, part, _MICROS, spec, needed, schema, FEATURE_DATE, AVAILABLE_AT)
+            needed = [(f.uri, f.partition_values) for f in files if pit_columnar.may_matter(f, span, spec.ttl_micros)]
+            found = pit_columnar.answer_view(con, part, _MICROS, spec, needed, schema, FEATURE_DATE, AVAILABLE_AT)
             times[spec.time_column] = found.pop(spec.time_column)
             columns.update(found)
     finally:
@@ -116,28 +116,28 @@ def feature_files(location: str) -> tuple[list[pit_columnar.FeatureFile], pa.Sch
     if not urlparse(location).scheme:
         location = os.path.abspath(location)
     if storage.is_delta(location):
-        if not pit_columnar._plain_delta(location):
+        if not pit_columnar.plain_delta(location):
             raise ValueError(f"{location}: deletion vectors or column mapping; read it with the Spark plans")
         table = storage.open_delta(location)
         schema = pa.schema(table.schema().to_arrow())
         partitions = set(table.metadata().partition_columns)
         uris = table.file_uris()
-        ranges = pit_columnar._delta_time_ranges(location, AVAILABLE_AT)
+        ranges = pit_columnar.delta_time_ranges(location, AVAILABLE_AT)
     else:
         import pyarrow.dataset as ds
 
         dataset = ds.dataset(
-            pit_columnar._arrow_uri(location),
+            pit_columnar.arrow_uri(location),
             format="parquet",
             partitioning="hive",
         )
         uris = [_as_uri(location, path) for path in dataset.files]
         schema = dataset.schema
-        partitions = {name for uri in uris for name in pit_columnar._partition_values(uri, set(schema.names))}
-        ranges = pit_columnar._footer_time_ranges(uris, AVAILABLE_AT) if uris else {}
+        partitions = {name for uri in uris for name in pit_columnar.partition_values(uri, set(schema.names))}
+        ranges = pit_columnar.footer_time_ranges(uris, AVAILABLE_AT) if uris else {}
     files = [
         pit_columnar.FeatureFile(
-            uri, pit_columnar._partition_values(uri, partitions), ranges.get(unquote(urlparse(uri).path))
+            uri, pit_columnar.partition_values(uri, partitions), ranges.get(unquote(urlparse(uri).path))
         )
         for uri in sorted(uris)
     ]

@@ -308,14 +308,14 @@ def test_file_time_ranges_come_from_delta_statistics_and_parquet_footers(spark, 
     first, second = sorted(pit_columnar.files_of(table, "available_at"), key=lambda f: f.time_range)
     low, high = micros(datetime(2026, 1, 2, 1)), micros(datetime(2026, 1, 2, 23))
     ttl = VIEW.ttl // timedelta(microseconds=1)
-    assert pit_columnar._may_matter(first, (low, high), ttl) and not pit_columnar._may_matter(second, (low, high), ttl)
+    assert pit_columnar.may_matter(first, (low, high), ttl) and not pit_columnar.may_matter(second, (low, high), ttl)
     # Labels on Jan 4 need it too (its Jan 3 06:00 row is fresh for two days); from Jan 5 06:00 on,
     # a TTL after its last row (plus Delta's millisecond), they do not.
     jan_5_6h = jan_3_6h + 2 * 86_400_000_000
-    assert pit_columnar._may_matter(first, (micros(datetime(2026, 1, 4)), micros(datetime(2026, 1, 4, 12))), ttl)
+    assert pit_columnar.may_matter(first, (micros(datetime(2026, 1, 4)), micros(datetime(2026, 1, 4, 12))), ttl)
     # A label at the very instant the file's first row became known needs it.
-    assert pit_columnar._may_matter(first, (jan_2 - 3_600_000_000, jan_2), ttl)
-    assert not pit_columnar._may_matter(first, (jan_5_6h + 1000, jan_5_6h * 2), ttl)
+    assert pit_columnar.may_matter(first, (jan_2 - 3_600_000_000, jan_2), ttl)
+    assert not pit_columnar.may_matter(first, (jan_5_6h + 1000, jan_5_6h * 2), ttl)
 
 
 @pytest.mark.parametrize("plan", ["columnar", "columnar-by-file", "local"])
