@@ -241,6 +241,27 @@ def read_source(spark: SparkSession, settings: Settings, table: str) -> DataFram
     return frame.join(catalogue, "item_id", "left")
 
 
+def _rows_between(spark: SparkSession, path: str, start: date, end: date) -> int:
+    """Rows of the feature table at ``path`` dated ``start``..``end``: from the Delta log's file
+    statistics where every file has them (no Spark job), else counted by Spark."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from lakecart.storage import is_delta, open_delta
+
+    if not is_delta(path):
+        return 0
+    actions = pa.table(open_delta(path).get_add_actions(flatten=True))
+    column = f"partition.{FEATURE_DATE}"
+    if column in actions.column_names and "num_records" in actions.column_names:
+        days = pc.cast(actions[column], pa.date32())
+        inside = actions.filter(pc.and_(pc.greater_equal(days, start), pc.less_equal(days, end)))
+        if not inside["num_records"].null_count:
+            return int(pc.sum(inside["num_records"]).as_py() or 0)
+    frame = spark.read.format("delta").load(path)
+    return frame.where(F.col(FEATURE_DATE).between(F.lit(start), F.lit(end))).count()
+
+
 def _recorded_signatures(settings: Settings, view: FeatureView) -> dict[date, str]:
     from deltalake import DeltaTable
 
@@ -331,40 +352,39 @@ def run_materialize(
     catalogue = catalogue_files(settings) if has_orders else ()
     frames = {s.table: read_source(spark, settings, s.table) for s in sources}
     reports = {}
-    for view in selected:
-        report = reports[view.table_name] = MaterializeReport(view.table_name)
-        recorded = {} if force else _recorded_signatures(settings, view)
-        # Order lines (as themselves, or as the purchases of interactions) take categories from the catalogue.
-        extra = catalogue if view.source in (ORDER_LINES_SOURCE, EVENTS_SOURCE) else ()
-        wanted = {day: input_signature(view, day, files[view.source], extra) for day in days}
-        todo = [day for day in days if recorded.get(day) != wanted[day]]
-        report.skipped_days = [d.isoformat() for d in days if d not in todo]
-        for first, last in _runs(todo):
-            log.info("materialising %s for %s..%s", view.qualified_name, first, last)
-            frame = compute_view(view, frames[view.source], first, last)
-            run_days = [first + timedelta(days=n) for n in range((last - first).days + 1)]
-            delta.replace_partitions(frame, view_path(view, settings), FEATURE_DATE, run_days)
-            state = spark.createDataFrame(
-                [(view.table_name, d, wanted[d]) for d in run_days],
-                "view string, feature_date date, input_signature string",
+    # What was written is recorded once at the end (one MERGE, not one per view), and also when a
+    # later view fails: a day written but not recorded is only computed again by the next run.
+    written: list[tuple[str, date, str]] = []
+    try:
+        for view in selected:
+            report = reports[view.table_name] = MaterializeReport(view.table_name)
+            recorded = {} if force else _recorded_signatures(settings, view)
+            # Order lines (as themselves, or as the purchases of interactions) take categories from the catalogue.
+            extra = catalogue if view.source in (ORDER_LINES_SOURCE, EVENTS_SOURCE) else ()
+            wanted = {day: input_signature(view, day, files[view.source], extra) for day in days}
+            todo = [day for day in days if recorded.get(day) != wanted[day]]
+            report.skipped_days = [d.isoformat() for d in days if d not in todo]
+            for first, last in _runs(todo):
+                log.info("materialising %s for %s..%s", view.qualified_name, first, last)
+                frame = compute_view(view, frames[view.source], first, last)
+                run_days = [first + timedelta(days=n) for n in range((last - first).days + 1)]
+                delta.replace_partitions(frame, view_path(view, settings), FEATURE_DATE, run_days)
+                written += [(view.table_name, d, wanted[d]) for d in run_days]
+                report.written_days += [d.isoformat() for d in run_days]
+            report.rows = _rows_between(spark, view_path(view, settings), start, end)
+            log.info(
+                "%s %s..%s: %d days written, %d unchanged (skipped), %d rows",
+                view.qualified_name,
+                start,
+                end,
+                len(report.written_days),
+                len(report.skipped_days),
+                report.rows,
             )
+    finally:
+        if written:
+            state = spark.createDataFrame(written, "view string, feature_date date, input_signature string")
             delta.merge_by_key(
                 state, tables.table_path(tables.FEATURE_MATERIALIZATIONS, settings), ["view", FEATURE_DATE]
             )
-            report.written_days += [d.isoformat() for d in run_days]
-        report.rows = (
-            spark.read.format("delta")
-            .load(view_path(view, settings))
-            .where(F.col(FEATURE_DATE).between(F.lit(start), F.lit(end)))
-            .count()
-        )
-        log.info(
-            "%s %s..%s: %d days written, %d unchanged (skipped), %d rows",
-            view.qualified_name,
-            start,
-            end,
-            len(report.written_days),
-            len(report.skipped_days),
-            report.rows,
-        )
     return {**reports, **skipped}

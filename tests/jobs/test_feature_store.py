@@ -99,6 +99,33 @@ def test_materialisation_redoes_only_the_days_new_data_touches(spark, settings):
     assert after_views[date(2026, 3, 4)] == before_views[date(2026, 3, 4)]
 
 
+def test_days_written_before_a_failing_view_are_recorded_and_counted(spark, settings, monkeypatch):
+    from lakecart.jobs import materialize
+
+    publish(spark, settings, silver_rows(START, 3))
+    apply_only(spark, settings, "user_activity_v1", "user_activity_v2")
+    end = START + timedelta(days=2)
+    compute = materialize.compute_view
+
+    def second_view_fails(view, *args):
+        if view.table_name == "user_activity_v2":
+            raise RuntimeError("planted failure")
+        return compute(view, *args)
+
+    monkeypatch.setattr(materialize, "compute_view", second_view_fails)
+    with pytest.raises(RuntimeError, match="planted failure"):
+        run_materialize(spark, settings, START, end, ["user_activity_v1", "user_activity_v2"])
+    monkeypatch.undo()
+    # The view written before the failure is recorded (not redone); the failed one is done now.
+    again = run_materialize(spark, settings, START, end, ["user_activity_v1", "user_activity_v2"])
+    assert again["user_activity_v1"].written_days == [] and len(again["user_activity_v1"].skipped_days) == 3
+    assert again["user_activity_v2"].written_days == ["2026-03-01", "2026-03-02", "2026-03-03"]
+    # Row counts come from the Delta log's statistics; Spark counts the same.
+    for view, report in again.items():
+        table = spark.read.format("delta").load(tables.table_path(f"features.{view}", settings))
+        assert report.rows == table.where(f"feature_date BETWEEN '{START}' AND '{end}'").count() == 18
+
+
 def test_get_returns_what_was_known_as_of_a_time_without_spark(spark, settings):
     publish(spark, settings, silver_rows(START, 5))
     apply_only(spark, settings, "user_activity_v2")
