@@ -167,6 +167,9 @@ def test_every_model_is_trained_gated_and_published(training_run):
     assert (forecasts["forecast_units"] >= 0).all()
 
 
+# Also the slow tier: it needs the training DAG's run. tests/serving serves lakes written by the same
+# publish code; `make demo` ends with these requests.
+@pytest.mark.slow
 def test_the_published_results_are_served_over_http(training_run):
     """The training DAG ends by publishing segments and filling the online store; `lakecart serve`
     (what the demo's last step starts) answers from it as of the morning after the data date."""
