@@ -29,8 +29,9 @@ from lakecart.jobs.validate import run_validate
 from lakecart.spark import get_spark
 
 
-def run_size(events: int, days: int, root: Path, spark, settings: Settings) -> dict:
-    spec = GeneratorSpec(
+def raw_spec(events: int, days: int) -> GeneratorSpec:
+    """The generated shop of ``events`` events over ``days`` days that the ingest benchmarks use."""
+    return GeneratorSpec(
         users=max(1000, events // 100),
         items=max(500, events // 2000),
         categories=40,
@@ -39,6 +40,10 @@ def run_size(events: int, days: int, root: Path, spark, settings: Settings) -> d
         start_date=date(2026, 1, 1),
         defects={"malformed_json": 10, "duplicate_event": 10, "negative_price": 10},
     )
+
+
+def run_size(events: int, days: int, root: Path, spark, settings: Settings) -> dict:
+    spec = raw_spec(events, days)
     t0 = time.perf_counter()
     manifest = generate(spec, root / "raw")
     t_generate = time.perf_counter() - t0

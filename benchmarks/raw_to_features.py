@@ -28,8 +28,9 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import bench_results  # benchmarks/bench_results.py (the script's own folder is on sys.path)
+from ingest_throughput import raw_spec  # the same generated shop as the ingest benchmark
 
-from lakecart.jobs.generate import GeneratorSpec, generate
+from lakecart.jobs.generate import generate
 
 REPO = Path(__file__).resolve().parents[1]
 PIPELINE_BIN = Path(sys.executable).parent
@@ -58,15 +59,7 @@ def dag_steps(day: date, lookback: int) -> list[tuple[str, str]]:
 
 
 def run_size(events: int, days: int, root: Path, timeout_s: int) -> dict:
-    spec = GeneratorSpec(
-        users=max(1000, events // 100),
-        items=max(500, events // 2000),
-        categories=40,
-        days=days,
-        events_per_day=events // days,
-        start_date=date(2026, 1, 1),
-        defects={"malformed_json": 10, "duplicate_event": 10, "negative_price": 10},
-    )
+    spec = raw_spec(events, days)
     t0 = time.perf_counter()
     manifest = generate(spec, root / "raw")
     generate_s = time.perf_counter() - t0
