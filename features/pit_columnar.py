@@ -94,9 +94,7 @@ def files_of(frame: DataFrame, time_column: str | None = None) -> list[FeatureFi
     ranges = {}
     if time_column and uris:
         ranges = delta_time_ranges(root, time_column) if root else footer_time_ranges(uris, time_column)
-    return [
-        FeatureFile(u, partition_values(u, partition_columns), ranges.get(unquote(urlparse(u).path))) for u in uris
-    ]
+    return [FeatureFile(u, partition_values(u, partition_columns), ranges.get(unquote(urlparse(u).path))) for u in uris]
 
 
 def rows_in_files(frame: DataFrame) -> int | None:
@@ -366,9 +364,7 @@ def answer_by_label_time(
                 con = duckdb.connect(config={"threads": 1})  # one Spark task, one core
                 columns = {name: part[name] for name in passed}
                 for view, arrow_frame, files in zip(views, arrow_frames, spec["files"], strict=True):
-                    columns.update(
-                        answer_view(con, part, micros, view, files, arrow_frame, feature_date, available_at)
-                    )
+                    columns.update(answer_view(con, part, micros, view, files, arrow_frame, feature_date, available_at))
                 con.close()
                 table = pa.table({name: columns[name] for name in arrow_out.names})
                 yield from table.cast(arrow_out).to_batches(max_chunksize=10_000)
