@@ -247,10 +247,8 @@ def _rows_between(spark: SparkSession, path: str, start: date, end: date) -> int
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    from lakecart.storage import is_delta, open_delta
+    from lakecart.storage import open_delta
 
-    if not is_delta(path):
-        return 0
     actions = pa.table(open_delta(path).get_add_actions(flatten=True))
     column = f"partition.{FEATURE_DATE}"
     if column in actions.column_names and "num_records" in actions.column_names:
