@@ -35,27 +35,20 @@ from lakecart.jobs.generate import generate
 REPO = Path(__file__).resolve().parents[1]
 PIPELINE_BIN = Path(sys.executable).parent
 AIRFLOW_PYTHON = REPO / ".venv" / "airflow" / "bin" / "python"
-# The steps that compute features for one day; the others ingest every generated day.
-FEATURE_STEPS = {
-    "apply_feature_definitions",
-    "materialize_features",
-    "validate_user_features",
-    "validate_item_features",
-}
 
 
-def dag_steps(day: date, lookback: int) -> list[tuple[str, str]]:
-    """(task id, ``lakecart`` arguments) of each daily step, as the DAGs render them."""
+def dag_steps(day: date, lookback: int) -> list[tuple[str, str, bool]]:
+    """(task id, ``lakecart`` arguments, whether it is a feature step) of each daily step, as the
+    DAGs render them: the ingest steps also over ``lookback`` days before ``day``, the feature steps
+    (those the backfill DAG runs once over a range) for ``day`` alone."""
     code = (
         "import json, sys; sys.path.insert(0, 'dags'); from lakecart_common import DAILY_STEPS; "
-        f"print(json.dumps([(s.task_id, s.command('{day}', '{lookback}'), s.command('{day}', '0')) "
+        "from lakecart_backfill import FEATURE_STEPS as F; "
+        f"print(json.dumps([(s.task_id, s.command('{day}', '0' if s.task_id in F else '{lookback}'), s.task_id in F) "
         "for s in DAILY_STEPS]))"
     )
     out = subprocess.run([str(AIRFLOW_PYTHON), "-c", code], cwd=REPO, check=True, capture_output=True, text=True)
-    return [
-        (task_id, one_day if task_id in FEATURE_STEPS else window)
-        for task_id, window, one_day in json.loads(out.stdout.strip().splitlines()[-1])
-    ]
+    return [tuple(step) for step in json.loads(out.stdout.strip().splitlines()[-1])]
 
 
 def run_size(events: int, days: int, root: Path, timeout_s: int) -> dict:
@@ -65,10 +58,10 @@ def run_size(events: int, days: int, root: Path, timeout_s: int) -> dict:
     generate_s = time.perf_counter() - t0
     os.environ["LAKECART_LAKE__ROOT"] = str(root)
     steps, planned = [], dag_steps(spec.start_date + timedelta(days=days - 1), days - 1)
-    for task_id, arguments in planned:
+    for task_id, arguments, feature in planned:
         command = [str(PIPELINE_BIN / "lakecart"), *shlex.split(arguments)]
         result = bench_results.measured(command, timeout_s)
-        steps.append({"step": task_id, "arguments": arguments, **result})
+        steps.append({"step": task_id, "arguments": arguments, "feature_step": feature, **result})
         print(json.dumps(steps[-1]), flush=True)
         if result["exit_code"] != 0:
             break
@@ -85,7 +78,7 @@ def run_size(events: int, days: int, root: Path, timeout_s: int) -> dict:
         "peak_rss_gib": max(s["peak_rss_gib"] for s in steps),
         "validation_s": round(validation, 1),
         "validation_share": round(validation / total, 3) if total else None,
-        "features_s": round(sum(s["seconds"] for s in steps if s["step"] in FEATURE_STEPS), 1),
+        "features_s": round(sum(s["seconds"] for s in steps if s["feature_step"]), 1),
     }
 
 
