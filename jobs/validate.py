@@ -374,10 +374,10 @@ def run_write_audit_publish(
         log.info("no raw %s folder under %s: skipping", source.name, settings.lake.raw)
         return []
     ingest.run_bronze(spark, settings, days, reprocess, source)
-    run_validate(spark, settings, source.bronze, days[-1], (days[-1] - days[0]).days)
+    log.info(run_validate(spark, settings, source.bronze, days[-1], (days[-1] - days[0]).days).summary())
     reports = ingest.run_silver(spark, settings, days, reprocess, source)
     if reports:  # the gate names exactly the staged days: from the first to the last day staged
         first, last = reports[0].day, reports[-1].day
-        run_validate(spark, settings, source.staging, last, (last - first).days)
+        log.info(run_validate(spark, settings, source.staging, last, (last - first).days).summary())
         ingest.run_publish(spark, settings, source)
     return reports
