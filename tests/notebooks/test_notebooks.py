@@ -62,10 +62,13 @@ CHECKS = {
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
-def test_notebook_runs_top_to_bottom(path, tmp_path):
+def test_notebook_runs_top_to_bottom(path, tmp_path, monkeypatch):
     import nbformat
     from nbclient import NotebookClient
 
+    # The kernel inherits this process's environment: importing lakecart.training.plots here (another
+    # test, in the same pytest worker) sets MPLBACKEND=Agg, and a kernel with it draws no inline plots.
+    monkeypatch.delenv("MPLBACKEND", raising=False)
     notebook = nbformat.read(path, as_version=4)
     # A failing cell raises CellExecutionError with the cell's traceback.
     NotebookClient(
