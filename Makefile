@@ -5,6 +5,9 @@ VENV ?= .venv
 PIPELINE := $(VENV)/pipeline/bin
 AIRFLOW := $(VENV)/airflow/bin
 PYTEST_ARGS ?=
+# Test files run on this many pytest workers (pytest-xdist; 0: in this process). A Spark test on tiny
+# data keeps about one core busy, so two workers on 2 cores finish sooner (BENCHMARKS.md, issue 19).
+TEST_WORKERS ?= 2
 LINTED := lakecart jobs features training serving dags tests benchmarks setup.py
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
@@ -23,7 +26,7 @@ demo: envs  ## generate demo data and run both DAGs (pipeline, then training) th
 test: envs  ## ruff, then the default test suite (slow end-to-end tests excluded)
 	@$(PIPELINE)/ruff check $(LINTED) && $(PIPELINE)/ruff format --check -q $(LINTED)
 	@set -o pipefail; rc=0; \
-	$(PIPELINE)/python -m pytest tests --ignore=tests/dags -m "not slow and not cluster and not s3" --durations=15 $(PYTEST_ARGS) || { s=$$?; [ $$s -eq 5 ] || rc=$$s; }; \
+	$(PIPELINE)/python -m pytest tests --ignore=tests/dags -m "not slow and not cluster and not s3" -n $(TEST_WORKERS) --dist loadfile --durations=15 $(PYTEST_ARGS) || { s=$$?; [ $$s -eq 5 ] || rc=$$s; }; \
 	$(AIRFLOW)/python -m pytest tests/dags $(PYTEST_ARGS) || { s=$$?; [ $$s -eq 5 ] || rc=$$s; }; \
 	exit $$rc
 
