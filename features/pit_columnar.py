@@ -88,12 +88,13 @@ def files_of(frame: DataFrame, time_column: str | None = None) -> list[FeatureFi
     if not all(u.endswith(".parquet") for u in uris):
         return None
     root = _delta_root(uris[0]) if uris else None
-    if root is not None and not plain_delta(root):
+    table = _open(root) if root is not None else None
+    if table is not None and not plain_delta(root, table):
         return None
     partition_columns = set(frame.columns)
     ranges = {}
     if time_column and uris:
-        ranges = delta_time_ranges(root, time_column) if root else footer_time_ranges(uris, time_column)
+        ranges = delta_time_ranges(root, time_column, table) if root else footer_time_ranges(uris, time_column)
     return [FeatureFile(u, partition_values(u, partition_columns), ranges.get(unquote(urlparse(u).path))) for u in uris]
 
 
@@ -105,11 +106,10 @@ def rows_in_files(frame: DataFrame) -> int | None:
         return None if files is None else 0
     root = _delta_root(files[0].uri)
     if root is not None:
-        import pyarrow as pa
-        from deltalake import DeltaTable
+        from lakecart.storage import file_actions, recorded_rows
 
-        counts = pa.table(DeltaTable(arrow_uri(root)).get_add_actions(flatten=True))["num_records"]
-        return None if counts.null_count or len(counts) != len(files) else int(pa.compute.sum(counts).as_py() or 0)
+        actions = file_actions(_open(root))
+        return recorded_rows(actions) if actions.num_rows == len(files) else None
     from concurrent.futures import ThreadPoolExecutor
 
     import pyarrow.fs as pafs
@@ -136,12 +136,12 @@ def _micros(instant) -> int:
 _STATS_SLACK_MICROS = 1000
 
 
-def delta_time_ranges(root: str, time_column: str) -> dict[str, tuple[int, int]]:
-    """Per file (its path, decoded), the range of ``time_column`` in Delta's file statistics."""
-    import pyarrow as pa
-    from deltalake import DeltaTable
+def delta_time_ranges(root: str, time_column: str, table=None) -> dict[str, tuple[int, int]]:
+    """Per file (its path, decoded), the range of ``time_column`` in Delta's file statistics.
+    ``table``: the table at ``root`` already opened (delta-rs), so that its log is read once."""
+    from lakecart.storage import file_actions
 
-    actions = pa.table(DeltaTable(arrow_uri(root)).get_add_actions(flatten=True))
+    actions = file_actions(table if table is not None else _open(root))
     low, high = f"min.{time_column}", f"max.{time_column}"
     if low not in actions.column_names or high not in actions.column_names:
         return {}
@@ -194,10 +194,17 @@ def _delta_root(uri: str) -> str | None:
     return None
 
 
-def plain_delta(root: str) -> bool:
-    from deltalake import DeltaTable
+def _open(root: str):
+    """The Delta table at ``root`` (delta-rs), with the storage options its location needs."""
+    from lakecart.storage import open_delta
 
-    protocol = DeltaTable(arrow_uri(root)).protocol()
+    return open_delta(root)
+
+
+def plain_delta(root: str, table=None) -> bool:
+    """Whether the table at ``root`` (or ``table``, already opened) can be read as plain Parquet
+    files: no deletion vectors, no column mapping."""
+    protocol = (table if table is not None else _open(root)).protocol()
     version = protocol.min_reader_version
     # Reader version 2 means column mapping; version 3 lists its features.
     return version == 1 or (

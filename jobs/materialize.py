@@ -247,15 +247,15 @@ def _rows_between(spark: SparkSession, path: str, start: date, end: date) -> int
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    from lakecart.storage import open_delta
+    from lakecart.storage import file_actions, open_delta, recorded_rows
 
-    actions = pa.table(open_delta(path).get_add_actions(flatten=True))
+    actions = file_actions(open_delta(path))
     column = f"partition.{FEATURE_DATE}"
-    if column in actions.column_names and "num_records" in actions.column_names:
+    if column in actions.column_names:
         days = pc.cast(actions[column], pa.date32())
-        inside = actions.filter(pc.and_(pc.greater_equal(days, start), pc.less_equal(days, end)))
-        if not inside["num_records"].null_count:
-            return int(pc.sum(inside["num_records"]).as_py() or 0)
+        rows = recorded_rows(actions.filter(pc.and_(pc.greater_equal(days, start), pc.less_equal(days, end))))
+        if rows is not None:
+            return rows
     frame = spark.read.format("delta").load(path)
     return frame.where(F.col(FEATURE_DATE).between(F.lit(start), F.lit(end))).count()
 

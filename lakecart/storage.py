@@ -167,6 +167,24 @@ def open_delta(uri: str, version: int | None = None):
     return DeltaTable(uri, version=version, storage_options=storage_options(uri))
 
 
+def file_actions(table):
+    """The current files of a Delta table (delta-rs) as an Arrow table, one row per file: ``path``,
+    ``num_records``, ``partition.<column>``, ``min.<column>`` and ``max.<column>`` statistics."""
+    import pyarrow as pa
+
+    return pa.table(table.get_add_actions(flatten=True))
+
+
+def recorded_rows(actions) -> int | None:
+    """The row count of the files in ``actions`` (``file_actions``) from the log's statistics alone;
+    None when a file has none (a writer that records no statistics): count the rows instead."""
+    import pyarrow.compute as pc
+
+    if "num_records" not in actions.column_names or actions["num_records"].null_count:
+        return None if actions.num_rows else 0
+    return int(pc.sum(actions["num_records"]).as_py() or 0)
+
+
 def is_delta(uri: str) -> bool:
     """Whether a Delta table (one commit at least) is at ``uri``."""
     from deltalake import DeltaTable

@@ -110,3 +110,19 @@ def test_s3_jars_are_found_or_the_error_says_how_to_get_them(monkeypatch, tmp_pa
     with pytest.raises(ConfigError, match="holds no hadoop-aws jar"):
         spark_factory.s3_jars(str(tmp_path / "empty"))
     assert spark_factory.hadoop_version().startswith("3.")
+
+
+def test_row_counts_come_from_the_log_unless_a_file_has_no_statistics(spark, tmp_path):
+    path = str(tmp_path / "t")
+    spark.range(5).write.format("delta").save(path)
+    assert storage.recorded_rows(storage.file_actions(storage.open_delta(path))) == 5
+    assert storage.recorded_rows(storage.file_actions(storage.open_delta(path)).slice(0, 0)) == 0
+    key = "spark.databricks.delta.stats.collect"
+    spark.conf.set(key, "false")  # a writer that records no statistics for its file
+    try:
+        spark.range(3).write.format("delta").mode("append").save(path)
+    finally:
+        spark.conf.unset(key)
+    actions = storage.file_actions(storage.open_delta(path))
+    assert actions.num_rows >= 2
+    assert storage.recorded_rows(actions) is None  # not 5: the caller counts the rows instead
