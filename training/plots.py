@@ -1,29 +1,32 @@
-"""PNG plots written next to each run's metrics (matplotlib, Agg backend: no display needed)."""
+"""PNG plots written next to each run's metrics (matplotlib).
+
+Figures are made with ``matplotlib.figure.Figure``, not ``pyplot``: no backend to choose, no global
+figure registry, nothing changed in the process (a notebook's inline plots, the environment its
+subprocesses inherit), and no display needed.
+"""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 
-def _pyplot():
-    os.environ.setdefault("MPLBACKEND", "Agg")
-    import matplotlib.pyplot as plt
+def _figure(size: tuple[float, float]):
+    """A figure of ``size`` inches with one set of axes: ``(figure, axes)``."""
+    from matplotlib.figure import Figure
 
-    return plt
+    fig = Figure(figsize=size)
+    return fig, fig.subplots()
 
 
 def training_curves(path: Path, history: Mapping[str, Sequence[float]], title: str) -> str:
-    plt = _pyplot()
     keys = [k for k in history if k in ("loss", "total_loss") or k.startswith("val_")] or list(history)
-    fig, ax = plt.subplots(figsize=(5, 3.5))
+    fig, ax = _figure((5, 3.5))
     for key in keys[:1] if "loss" in history else keys:
         ax.plot(range(1, len(history[key]) + 1), history[key], marker="o", label=key)
     ax.set(title=title, xlabel="epoch", ylabel="training loss (averaged over workers)")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)
     return path.name
 
 
@@ -31,12 +34,11 @@ def grouped_bars(path: Path, series: Mapping[str, Mapping[str, float]], title: s
     """One group of bars per metric, one bar per model/baseline."""
     import numpy as np
 
-    plt = _pyplot()
     names = list(series)
     metrics = list(next(iter(series.values())))
     x = np.arange(len(metrics))
     width = 0.8 / max(len(names), 1)
-    fig, ax = plt.subplots(figsize=(max(5, 1.2 * len(metrics) + 2), 3.8))
+    fig, ax = _figure((max(5, 1.2 * len(metrics) + 2), 3.8))
     for i, name in enumerate(names):
         ax.bar(x + i * width, [series[name].get(m, 0.0) for m in metrics], width, label=name)
     ax.set_xticks(x + width * (len(names) - 1) / 2, metrics, rotation=30, ha="right")
@@ -44,13 +46,11 @@ def grouped_bars(path: Path, series: Mapping[str, Mapping[str, float]], title: s
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)
     return path.name
 
 
 def reliability_diagram(path: Path, curves: Mapping[str, Mapping[str, Sequence[float]]]) -> str:
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(4.5, 4.5))
+    fig, ax = _figure((4.5, 4.5))
     ax.plot([0, 1], [0, 1], color="grey", linestyle="--", label="perfectly calibrated")
     for name, curve in curves.items():
         ax.plot(curve["predicted"], curve["observed"], marker="o", label=name)
@@ -58,7 +58,6 @@ def reliability_diagram(path: Path, curves: Mapping[str, Mapping[str, Sequence[f
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)
     return path.name
 
 
