@@ -9,7 +9,7 @@ from pathlib import Path
 
 from lakecart.config import Settings, get_settings
 from lakecart.errors import LakecartError
-from lakecart.storage import open_delta, table_folders
+from lakecart.storage import file_actions, open_delta, recorded_rows, table_folders
 
 log = logging.getLogger(__name__)
 
@@ -17,8 +17,6 @@ log = logging.getLogger(__name__)
 def table_overview(settings: Settings | None = None) -> list[dict]:
     """One row per table folder. A table that cannot be read (a run killed during its first commit
     leaves a ``_delta_log`` with no commit) is listed with ``error`` instead of failing the listing."""
-    import pyarrow as pa
-    import pyarrow.compute  # noqa: F401
     from deltalake.exceptions import DeltaError
 
     settings = settings or get_settings()
@@ -28,9 +26,11 @@ def table_overview(settings: Settings | None = None) -> list[dict]:
         name, path = f"{folder.layer}.{folder.name}", folder.uri
         try:
             table = open_delta(path)
-            # Row counts from the log's file statistics: no data file is opened.
-            actions = pa.table(table.get_add_actions(flatten=True))
-            n = int(pa.compute.sum(actions["num_records"]).as_py() or 0) if actions.num_rows else 0
+            # Row counts from the log's file statistics: no data file is opened. A file written
+            # without statistics: the Parquet footers (a metadata read, still no data).
+            n = recorded_rows(file_actions(table))
+            if n is None:
+                n = table.to_pyarrow_dataset().count_rows()
         except (DeltaError, OSError) as exc:
             problem = _problem(folder.committed, exc)
             rows.append({"table": name, "rows": None, "version": None, "path": path, "error": problem})

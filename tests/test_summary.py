@@ -37,3 +37,16 @@ def test_the_tables_command_lists_the_good_table_and_warns_about_the_broken_one(
     out, err = capsys.readouterr()
     assert [(r["table"], r["rows"]) for r in json.loads(out)] == [("silver.events", None), ("silver.items", 1)]
     assert "silver.events: no commit in _delta_log" in err
+
+
+def test_files_written_without_statistics_are_counted_too(spark, settings):
+    path = f"{settings.lake.tables}/silver/items"
+    spark.range(3).write.format("delta").save(path)
+    key = "spark.databricks.delta.stats.collect"
+    spark.conf.set(key, "false")  # a writer that records no row count for its file
+    try:
+        spark.range(2).write.format("delta").mode("append").save(path)
+    finally:
+        spark.conf.unset(key)
+    rows = {row["table"]: row for row in table_overview(settings)}
+    assert rows["silver.items"]["rows"] == 5  # not 3: the log knows only the first file's count
