@@ -298,7 +298,10 @@ def print_summary(lake_root: Path, end: date) -> None:
     settings = Settings(lake=LakeSettings(root=str(lake_root)))
     print(f"{'table':34} {'rows':>9} {'version':>8}")
     for row in table_overview(settings):
-        print(f"{row['table']:34} {row['rows']:>9} {row['version']:>8}")
+        if row.get("error"):  # a table a killed run left half-created: say so, list the others
+            print(f"{row['table']:34} {'-':>9} {'-':>8}  {row['error']}")
+        else:
+            print(f"{row['table']:34} {row['rows']:>9} {row['version']:>8}")
     from lakecart.training.publish import EVALUATION, champion, run_dir_for
     from lakecart.training.tasks import TASKS
 

@@ -30,3 +30,23 @@ def test_one_line_per_task_and_the_error_of_a_failed_one():
     # The failed task's own lines follow, so the console shows why without opening the log.
     assert any("lakecart validate: error: staging.silver_events" in line for line in shown[2:])
     assert len(shown) == 2 + 2  # its output line and the state line itself
+
+
+def test_the_summary_lists_a_half_created_table_instead_of_failing(settings, capsys):
+    from datetime import date
+    from pathlib import Path
+
+    import pyarrow as pa
+    from deltalake import write_deltalake
+
+    from lakecart.demo import print_summary
+
+    root = Path(settings.lake.root)  # the demo's lake is <root>/lake
+    write_deltalake(str(root / "lake" / "silver" / "items"), pa.table({"item_id": ["i1", "i2"]}))
+    (root / "lake" / "silver" / "events" / "_delta_log").mkdir(parents=True)  # a killed first commit
+
+    print_summary(root, date(2026, 1, 14))
+
+    lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines() if line.startswith("silver.")}
+    assert lines["silver.items"].split()[1:3] == ["2", "0"]
+    assert "no commit" in lines["silver.events"]
