@@ -24,6 +24,17 @@ def spark(tmp_path_factory):
 
 
 @pytest.fixture()
+def in_process_cli(spark):
+    """For a test that runs a ``lakecart`` command in this process: the command asks the session
+    factory for a session, gets the suite's shared one and renames the job that every later Delta
+    commit records (``lakecart.lineage``); put the suite's name back after the test."""
+    key = "spark.databricks.delta.commitInfo.userMetadata"
+    before = spark.conf.get(key)
+    yield
+    spark.conf.set(key, before)
+
+
+@pytest.fixture()
 def settings(tmp_path, monkeypatch):
     """Settings with a fresh lake under tmp_path, also exported for subprocesses (CLI, horovodrun)."""
     from lakecart.config import LakeSettings, Settings, SparkSettings, get_settings

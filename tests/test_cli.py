@@ -291,30 +291,23 @@ def test_cluster_status_says_nothing_runs(tmp_path, monkeypatch, capsys):
     assert capsys.readouterr().out.startswith("Spark cluster: not running")
 
 
-def test_clickstream_steps_skip_for_a_shop_that_sends_none_when_asked(spark, settings, capsys):
-    # The CLI asks the session factory for its own session; in this process that is the tests' shared
-    # session, whose commit metadata (the job name) it would change for every later test: put it back.
-    key = "spark.databricks.delta.commitInfo.userMetadata"
-    before = spark.conf.get(key)
-    try:
-        (Path(settings.lake.raw) / "orders").mkdir(parents=True)  # an order-only shop
-        day = ["--date", "2026-01-01"]
-        for layer in ("bronze", "silver", "publish", "catalog"):
-            assert (
-                cli.main(
-                    ["ingest", layer, *day, "--skip-if-absent"]
-                    if layer in ("bronze", "silver")
-                    else ["ingest", layer, "--skip-if-absent"]
-                )
-                == 0
+def test_clickstream_steps_skip_for_a_shop_that_sends_none_when_asked(settings, capsys, in_process_cli):
+    (Path(settings.lake.raw) / "orders").mkdir(parents=True)  # an order-only shop
+    day = ["--date", "2026-01-01"]
+    for layer in ("bronze", "silver", "publish", "catalog"):
+        assert (
+            cli.main(
+                ["ingest", layer, *day, "--skip-if-absent"]
+                if layer in ("bronze", "silver")
+                else ["ingest", layer, "--skip-if-absent"]
             )
-            assert "this shop does not send it" in capsys.readouterr().out
-        assert cli.main(["ingest", "bronze", *day]) == 1  # without the flag a missing source is an error
-        assert cli.main(["validate", "bronze.events", "staging.silver_events", *day, "--skip-if-absent"]) == 0
-        assert "no such table in this lake" in capsys.readouterr().out
-        assert cli.main(["validate", "bronze.events", *day]) == 1
-    finally:
-        spark.conf.set(key, before)
+            == 0
+        )
+        assert "this shop does not send it" in capsys.readouterr().out
+    assert cli.main(["ingest", "bronze", *day]) == 1  # without the flag a missing source is an error
+    assert cli.main(["validate", "bronze.events", "staging.silver_events", *day, "--skip-if-absent"]) == 0
+    assert "no such table in this lake" in capsys.readouterr().out
+    assert cli.main(["validate", "bronze.events", *day]) == 1
 
 
 def test_online_materialize_takes_the_data_date_as_the_midnight_after_it(settings, capfd):

@@ -93,7 +93,7 @@ def test_allow_writes_runs_a_statement(spark, settings, caplog):
     assert any("--allow-writes" in r.getMessage() for r in caplog.records)
 
 
-def test_the_command_refuses_a_delete_in_one_line(spark, lake, capsys, monkeypatch):
+def test_the_command_refuses_a_delete_in_one_line(spark, lake, capsys, monkeypatch, in_process_cli):
     from lakecart.cli import main
     from lakecart.config import get_settings
 
@@ -108,7 +108,7 @@ def test_the_command_refuses_a_delete_in_one_line(spark, lake, capsys, monkeypat
     get_settings.cache_clear()
 
 
-def test_a_spark_analysis_error_is_one_line(spark, lake, capsys, monkeypatch):
+def test_a_spark_analysis_error_is_one_line(spark, lake, capsys, monkeypatch, in_process_cli):
     from lakecart.cli import main
     from lakecart.config import get_settings
 

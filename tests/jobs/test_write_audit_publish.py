@@ -153,7 +153,7 @@ def test_a_rewritten_raw_file_replaces_its_rows_as_a_whole(spark, settings):
     assert sorted(rows) == sorted(f"e{n}" for n in range(10)) and rows["e0"] == 99.0
 
 
-def test_a_gate_shows_its_outcome_once(spark, settings, capsys, caplog):
+def test_a_gate_shows_its_outcome_once(spark, settings, capsys, caplog, in_process_cli):
     """`lakecart validate` prints the gate's outcome; the suites it ran do not log theirs as well
     (a staged batch's three suites used to add three more lines on the terminal)."""
     import logging
@@ -164,14 +164,9 @@ def test_a_gate_shows_its_outcome_once(spark, settings, capsys, caplog):
     land(settings, D1, "a.json", [event("e1", D1), event("e2", D1, event_type="add_to_cart")])
     ingest.run_bronze(spark, settings, [D1])
     ingest.run_silver(spark, settings, [D1])
-    key = "spark.databricks.delta.commitInfo.userMetadata"  # the CLI would rename the shared session's job
-    before = spark.conf.get(key)
-    try:
-        with caplog.at_level(logging.DEBUG, logger="lakecart"):
-            caplog.set_level(logging.INFO, logger="lakecart.quality")
-            assert cli.main(["validate", tables.STAGING_SILVER_EVENTS, "--date", str(D1)]) == 0
-    finally:
-        spark.conf.set(key, before)
+    with caplog.at_level(logging.DEBUG, logger="lakecart"):
+        caplog.set_level(logging.INFO, logger="lakecart.quality")
+        assert cli.main(["validate", tables.STAGING_SILVER_EVENTS, "--date", str(D1)]) == 0
     shown = capsys.readouterr().out + "\n".join(r.getMessage() for r in caplog.records)
     assert len(re.findall(r"expectations passed", shown)) == 1, shown
     assert re.search(rf"^{re.escape(tables.STAGING_SILVER_EVENTS)}: (\d+)/\1 expectations passed", shown, re.M)
