@@ -38,6 +38,8 @@ from urllib.parse import unquote, urlparse
 from pyspark.sql import DataFrame
 from pyspark.sql import types as T
 
+from lakecart.storage import open_delta
+
 # A candidate's order is one long: its age within the TTL above DAY_BITS bits of feature_date's
 # day offset from the label day. Both plans use it; the column is named ORDER.
 DAY_BITS = 23
@@ -88,13 +90,13 @@ def files_of(frame: DataFrame, time_column: str | None = None) -> list[FeatureFi
     if not all(u.endswith(".parquet") for u in uris):
         return None
     root = _delta_root(uris[0]) if uris else None
-    table = _open(root) if root is not None else None
-    if table is not None and not plain_delta(root, table):
+    table = open_delta(root) if root is not None else None
+    if table is not None and not plain_delta(table):
         return None
     partition_columns = set(frame.columns)
     ranges = {}
     if time_column and uris:
-        ranges = delta_time_ranges(root, time_column, table) if root else footer_time_ranges(uris, time_column)
+        ranges = delta_time_ranges(table, time_column) if table else footer_time_ranges(uris, time_column)
     return [FeatureFile(u, partition_values(u, partition_columns), ranges.get(unquote(urlparse(u).path))) for u in uris]
 
 
@@ -108,7 +110,7 @@ def rows_in_files(frame: DataFrame) -> int | None:
     if root is not None:
         from lakecart.storage import file_actions, recorded_rows
 
-        actions = file_actions(_open(root))
+        actions = file_actions(open_delta(root))
         return recorded_rows(actions) if actions.num_rows == len(files) else None
     from concurrent.futures import ThreadPoolExecutor
 
@@ -136,16 +138,16 @@ def _micros(instant) -> int:
 _STATS_SLACK_MICROS = 1000
 
 
-def delta_time_ranges(root: str, time_column: str, table=None) -> dict[str, tuple[int, int]]:
-    """Per file (its path, decoded), the range of ``time_column`` in Delta's file statistics.
-    ``table``: the table at ``root`` already opened (delta-rs), so that its log is read once."""
+def delta_time_ranges(table, time_column: str) -> dict[str, tuple[int, int]]:
+    """Per file of the Delta ``table`` (delta-rs, ``storage.open_delta``; its path, decoded), the
+    range of ``time_column`` in Delta's file statistics."""
     from lakecart.storage import file_actions
 
-    actions = file_actions(table if table is not None else _open(root))
+    actions = file_actions(table)
     low, high = f"min.{time_column}", f"max.{time_column}"
     if low not in actions.column_names or high not in actions.column_names:
         return {}
-    base = unquote(urlparse(root).path).rstrip("/")
+    base = unquote(urlparse(table.table_uri).path).rstrip("/")
     ranges = {}
     for path, least, greatest in zip(*actions.select(["path", low, high]).to_pydict().values(), strict=True):
         if least is not None and greatest is not None:
@@ -194,17 +196,10 @@ def _delta_root(uri: str) -> str | None:
     return None
 
 
-def _open(root: str):
-    """The Delta table at ``root`` (delta-rs), with the storage options its location needs."""
-    from lakecart.storage import open_delta
-
-    return open_delta(root)
-
-
-def plain_delta(root: str, table=None) -> bool:
-    """Whether the table at ``root`` (or ``table``, already opened) can be read as plain Parquet
+def plain_delta(table) -> bool:
+    """Whether the Delta ``table`` (delta-rs, ``storage.open_delta``) can be read as plain Parquet
     files: no deletion vectors, no column mapping."""
-    protocol = (table if table is not None else _open(root)).protocol()
+    protocol = table.protocol()
     version = protocol.min_reader_version
     # Reader version 2 means column mapping; version 3 lists its features.
     return version == 1 or (

@@ -117,12 +117,12 @@ def feature_files(location: str) -> tuple[list[pit_columnar.FeatureFile], pa.Sch
         location = os.path.abspath(location)
     table = storage.open_delta(location) if storage.is_delta(location) else None
     if table is not None:  # its log is read once, here
-        if not pit_columnar.plain_delta(location, table):
+        if not pit_columnar.plain_delta(table):
             raise ValueError(f"{location}: deletion vectors or column mapping; read it with the Spark plans")
         schema = pa.schema(table.schema().to_arrow())
         partitions = set(table.metadata().partition_columns)
         uris = table.file_uris()
-        ranges = pit_columnar.delta_time_ranges(location, AVAILABLE_AT, table)
+        ranges = pit_columnar.delta_time_ranges(table, AVAILABLE_AT)
     else:
         import pyarrow.dataset as ds
 
