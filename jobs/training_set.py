@@ -20,7 +20,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 
 from pyspark.sql import DataFrame, SparkSession
@@ -30,8 +30,10 @@ from lakecart import delta, lineage, tables
 from lakecart.config import Settings
 from lakecart.errors import LakecartError, UnknownTrainingSet
 from lakecart.features import (
+    REGISTRY,
     FeatureView,
     category_demand_v1,
+    customer_orders_v1,
     item_demand_v1,
     item_popularity_v1,
     item_popularity_v2,
@@ -186,13 +188,16 @@ KINDS: dict[str, DatasetKind] = {
             name="churn",
             labels=_churn,
             label_time=label_builders.LABEL_TIME,
-            views=(user_activity_v2, user_sequences_v1),
+            # customer_orders_v1: the order lines' rhythm, baskets, discounts and breadth over 180
+            # days, for a shop that sends orders (its table is empty for a clickstream-only shop).
+            views=(user_activity_v2, user_sequences_v1, customer_orders_v1),
             unique_key=("user_id", "observation_date"),
             shard_key="user_id",
             positive="churned = 1",
             # Customers bought within 90 days; the sequences look back 28: a customer who has not
-            # visited since has none (150-day synthetic logs: 0.75 of customers have a row).
-            coverage_floors={user_sequences_v1.table_name: 0.3},
+            # visited since has none (150-day synthetic logs: 0.75 of customers have a row). A shop
+            # without order lines has no customer_orders_v1 rows at all.
+            coverage_floors={user_sequences_v1.table_name: 0.3, customer_orders_v1.table_name: 0.0},
         ),
         DatasetKind(
             name="demand",
@@ -288,12 +293,24 @@ def view_lineage(kind: DatasetKind) -> dict[str, dict]:
     }
 
 
+def recorded_views(kind: DatasetKind, recorded: dict[str, dict]) -> tuple[FeatureView, ...]:
+    """The views a manifest's set was built from (``recorded``: its ``feature_views``), in the kind's
+    order: a view the kind reads now but did not then (customer_orders_v1 joined churn later) is left
+    out, so that the set is rebuilt as it was built."""
+    views = [v for v in kind.views if v.qualified_name in recorded]
+    known = {v.qualified_name for v in views}
+    gone = [name for name in recorded if name not in known and name.removeprefix("features.") not in REGISTRY]
+    if gone:
+        raise NotRebuildable(f"{', '.join(gone)}: no longer declared in code, so the set cannot be rebuilt")
+    return tuple(views + [REGISTRY[name.removeprefix("features.")] for name in recorded if name not in known])
+
+
 def changed_views(kind: DatasetKind, recorded: dict[str, dict]) -> list[str]:
     """The views whose logic differs from what a manifest recorded (``recorded``: its
     ``feature_views``), each as ``<table> (<old> -> <new>; code changed: ...)``. A manifest of an
     older fingerprint scheme is compared with that scheme's fingerprint."""
     problems = []
-    for view in kind.views:
+    for view in recorded_views(kind, recorded):
         entry = recorded[view.qualified_name]
         if entry["fingerprint"] == view.fingerprint():
             continue
@@ -380,6 +397,7 @@ def rebuild(spark: SparkSession, settings: Settings, dataset_id: str, write: boo
             f"{'; '.join(changed)}: changed since {dataset_id} was built, so the rebuild would not be identical "
             "(a view whose values change needs a new version)"
         )
+    kind = replace(kind, views=recorded_views(kind, manifest["feature_views"]))
     frame = _build_at(
         spark, kind, _inputs(kind, settings), manifest["input_versions"], BuildParams.from_json(manifest["params"])
     ).withColumn("dataset_id", F.lit(dataset_id))

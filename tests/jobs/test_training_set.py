@@ -6,8 +6,8 @@ from datetime import date, datetime, timedelta
 import pytest
 
 from lakecart import delta, lineage, tables
+from lakecart.features import customer_orders_v1, item_demand_v1, user_activity_v2, user_sequences_v1
 from lakecart.features import user as user_module
-from lakecart.features import user_activity_v2, user_sequences_v1
 from lakecart.features.definitions import SCHEME_1_BEFORE_FEATURE_SPECS
 from lakecart.jobs import training_set
 from lakecart.jobs.materialize import run_materialize
@@ -17,14 +17,15 @@ from tests.jobs.test_feature_store import START, apply_only, publish, silver_row
 
 CHURN_COLUMNS = (
     "user_id string, observation_date date, label_time timestamp, churned int, split string, "
-    "feature_time__user_activity_v2 timestamp, feature_time__user_sequences_v1 timestamp"
+    "feature_time__user_activity_v2 timestamp, feature_time__user_sequences_v1 timestamp, "
+    "feature_time__customer_orders_v1 timestamp"
 )
 LABEL_TIME = datetime(2026, 3, 8)  # observation Mar 7, features as of midnight after it
 KNOWN = datetime(2026, 3, 8)  # Mar 7's feature rows became known at midnight: fresh, not from the future
 
 
 def churn_set(spark, **change):
-    """Four train and four test rows, half churned on each split, every row with both views'
+    """Four train and four test rows, half churned on each split, every row with every view's
     features; ``change``: row index -> the fields to replace in that row."""
     rows = []
     for n in range(8):
@@ -39,6 +40,7 @@ def churn_set(spark, **change):
             "split": split,
             "feature_time__user_activity_v2": label_time,
             "feature_time__user_sequences_v1": label_time - timedelta(hours=12),
+            "feature_time__customer_orders_v1": label_time,
         }
         row.update(change.get(f"row{n}", {}))
         rows.append(tuple(row.values()))
@@ -96,10 +98,11 @@ def test_rebuild_accepts_a_manifest_of_the_old_fingerprint_scheme_and_names_chan
     kind = training_set.KINDS["churn"]
     current = training_set.view_lineage(kind)
     assert training_set.changed_views(kind, current) == []
-    # A manifest written before scheme 2 recorded only the version and the scheme-1 fingerprint.
+    # A manifest written before scheme 2 recorded only the version and the scheme-1 fingerprint (of
+    # the views churn read then: customer_orders_v1 came later).
     old = {
         v.qualified_name: {"version": v.version, "fingerprint": SCHEME_1_BEFORE_FEATURE_SPECS[v.table_name]}
-        for v in kind.views
+        for v in (user_activity_v2, user_sequences_v1)
     }
     assert training_set.changed_views(kind, old) == []
     edited = edited_copy(user_module, "RECENT_N = 10", "RECENT_N = 5", tmp_path)
@@ -108,6 +111,20 @@ def test_rebuild_accepts_a_manifest_of_the_old_fingerprint_scheme_and_names_chan
     problems = training_set.changed_views(kind, current)
     assert [p.split(" ")[0] for p in problems] == [user_activity_v2.qualified_name, user_sequences_v1.qualified_name]
     assert all("lakecart.features.user.RECENT_N" in p for p in problems)
+
+
+def test_a_set_is_rebuilt_from_the_views_its_manifest_recorded():
+    # churn reads customer_orders_v1 since after this manifest was written: its rebuild joins the
+    # two views it was built from, not three (nor fails on the view the manifest does not name).
+    kind = training_set.KINDS["churn"]
+    assert customer_orders_v1 in kind.views
+    recorded = {v.qualified_name: {} for v in (user_sequences_v1, user_activity_v2)}
+    assert training_set.recorded_views(kind, recorded) == (user_activity_v2, user_sequences_v1)
+    # A view recorded then but no longer read by the kind is still joined; one gone from code cannot be.
+    recorded[item_demand_v1.qualified_name] = {}
+    assert training_set.recorded_views(kind, recorded) == (user_activity_v2, user_sequences_v1, item_demand_v1)
+    with pytest.raises(training_set.NotRebuildable, match="features.user_activity_v0"):
+        training_set.recorded_views(kind, {**recorded, "features.user_activity_v0": {}})
 
 
 def test_a_retrieval_manifest_pins_the_catalogue_and_the_code_and_its_rows_pass_the_gate(

@@ -1,7 +1,9 @@
 """Churn: will a customer make no purchase in the next N days (N: the training set's horizon)?
 
 The deep model (``lakecart.training.churn``) reads the customer's recent items and categories and
-the activity, recency, frequency and monetary features as of each observation date. Its bars, both
+the activity, recency, frequency and monetary features as of each observation date, and for a shop
+that sends order lines its order rhythm, baskets, discounts and breadth (``customer_orders_v1``,
+180 days; empty for a clickstream-only shop, whose inputs are then constant). Its bars, both
 fitted on the same training split, are logistic regression on recency/frequency/monetary features
 and the BG/NBD "buy till you die" model (``lakecart.training.bgnbd``), whose churn score is its
 probability of no purchase within the horizon: ROC-AUC, PR-AUC, Brier score, lift in the top decile
@@ -18,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from lakecart import tables
+from lakecart.features.orders import CUSTOMER_DAYS
 from lakecart.features.pit import feature_prefix
 from lakecart.training import bgnbd, plots
 from lakecart.training import data as training_data
@@ -27,6 +30,7 @@ from lakecart.training.tasks.base import ModelTask, TrainParams, feature_columns
 
 ACTIVITY = "user_activity_v2"
 SEQUENCES = "user_sequences_v1"
+ORDERS = "customer_orders_v1"  # a shop with order lines: rhythm, baskets, discounts over 180 days
 SEQUENCE_LENGTH = 10
 RECENT_ITEMS = f"{feature_prefix(SEQUENCES)}recent_items"
 RECENT_CATEGORIES = f"{feature_prefix(SEQUENCES)}recent_categories"
@@ -41,8 +45,9 @@ RFM = tuple(
 def with_recency_filled(frame: pd.DataFrame) -> pd.DataFrame:
     """A missing "days since" means longer ago than the window, not 0 days."""
     frame = frame.copy()
-    for column in [c for c in frame.columns if c.startswith(f"{feature_prefix(ACTIVITY)}days_since_")]:
-        frame[column] = pd.to_numeric(frame[column], errors="coerce").fillna(NO_EVENT_DAYS)
+    for prefix, window in ((feature_prefix(ACTIVITY), WINDOW_DAYS), (feature_prefix(ORDERS), CUSTOMER_DAYS)):
+        for column in [c for c in frame.columns if c.startswith(f"{prefix}days_since_")]:
+            frame[column] = pd.to_numeric(frame[column], errors="coerce").fillna(window + 1)
     return frame
 
 
@@ -92,7 +97,7 @@ class ChurnTask(ModelTask):
             "categories": vocabulary(full[RECENT_CATEGORIES]),
             "features": feature_columns(
                 training_data.numeric_columns(self.table_uri),
-                (feature_prefix(ACTIVITY), f"{feature_prefix(SEQUENCES)}recent_length"),
+                (feature_prefix(ACTIVITY), feature_prefix(ORDERS), f"{feature_prefix(SEQUENCES)}recent_length"),
             ),
         }
 
@@ -148,7 +153,7 @@ class ChurnTask(ModelTask):
 
     def serving_frame(self, as_of: date) -> pd.DataFrame:
         """Every customer with features as of the end of ``as_of``."""
-        frame = features_as_of(self.settings, (ACTIVITY, SEQUENCES), "user_id", as_of, how="outer")
+        frame = features_as_of(self.settings, (ACTIVITY, SEQUENCES, ORDERS), "user_id", as_of, how="outer")
         for column in self.state_columns():
             if column not in frame.columns:
                 frame[column] = None
