@@ -203,7 +203,8 @@ def test_duckdb_reads_a_feature_table_without_a_jvm(spark, settings):
 
 def test_a_training_set_rebuilds_identically_after_new_data_and_never_leaks(spark, settings):
     publish(spark, settings, silver_rows(START, 20))
-    apply_only(spark, settings, "user_activity_v2", "user_sequences_v1")
+    # A clickstream-only lake: churn's order view is applied (empty), as `features apply` leaves it.
+    apply_only(spark, settings, "user_activity_v2", "user_sequences_v1", "customer_orders_v1")
     run_materialize(spark, settings, START, START + timedelta(days=19), ["user_activity_v2", "user_sequences_v1"])
     params = training_set.BuildParams(end=START + timedelta(days=19), days=6, test_days=2, horizon_days=3, every_days=2)
     manifest = training_set.run_training_set(spark, settings, "churn", params)
