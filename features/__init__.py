@@ -20,7 +20,7 @@ from lakecart.features.orders import (
     customer_category_share_v1,
     customer_item_repeat_v1,
     customer_orders_v1,
-    item_promotions_v1,
+    item_promotions_v2,
     item_sales_v1,
 )
 from lakecart.features.session import SESSION, session_summary_v1
@@ -49,7 +49,7 @@ VIEWS = (
     customer_category_share_v1,
     item_sales_v1,
     category_sales_v1,
-    item_promotions_v1,
+    item_promotions_v2,
 )
 REGISTRY: dict[str, FeatureView] = {view.table_name: view for view in VIEWS}
 ENTITIES = (USER, ITEM, CATEGORY, USER_CATEGORY, SESSION, USER_ITEM)

@@ -490,12 +490,18 @@ PROMOTION_LEAD = max(AHEAD)
 
 
 def _promotion_days(promotions: DataFrame, start: date, end: date) -> DataFrame:
-    """One row per promotion and day it runs (``promo_day``), for the days any output day in
-    ``[start, end]`` can see, with the day the promotion became known (``known_date``)."""
+    """One row per item and day a promotion runs (``promo_day``), for the days any output day in
+    ``[start, end]`` can see, with when each part of it became known.
+
+    An item's promotions for one day (several stores, or a plan amended later) collapse into one row:
+    ``first_known`` (the first ``ingest_date`` of any of them), ``display_known`` and
+    ``mailer_known`` (the first of those with the flag; null if none has it), and ``cut_known_today``
+    (the largest ``price_cut`` among those known by the day itself: the only day that reads it).
+    With one row per day, a day is counted once by a plain count: no distinct aggregates."""
     first = F.lit(start - timedelta(days=PROMOTION_DAYS - 1))
     last = F.lit(end + timedelta(days=PROMOTION_LEAD))
-    known = "ingest_date" if "ingest_date" in promotions.columns else "start_date"
-    return promotions.where(
+    known = F.col("ingest_date" if "ingest_date" in promotions.columns else "start_date")
+    spans = promotions.where(
         F.col("item_id").isNotNull()
         & (F.col("start_date") <= F.col("end_date"))
         & (F.col("end_date") >= first)
@@ -505,18 +511,25 @@ def _promotion_days(promotions: DataFrame, start: date, end: date) -> DataFrame:
         F.coalesce(F.col("display"), F.lit(False)).alias("display"),
         F.coalesce(F.col("mailer"), F.lit(False)).alias("mailer"),
         "price_cut",
-        F.col(known).alias(KNOWN_DATE),
+        known.alias(KNOWN_DATE),
         F.explode(F.sequence(F.greatest("start_date", first), F.least("end_date", last))).alias("promo_day"),
+    )
+    return spans.groupBy("item_id", "promo_day").agg(
+        F.min(KNOWN_DATE).alias("first_known"),
+        F.min(F.when(F.col("display"), F.col(KNOWN_DATE))).alias("display_known"),
+        F.min(F.when(F.col("mailer"), F.col(KNOWN_DATE))).alias("mailer_known"),
+        F.max(F.when(F.col(KNOWN_DATE) <= F.col("promo_day"), F.col("price_cut"))).alias("cut_known_today"),
     )
 
 
 def _promoted_days_ahead(flag: str, days: int) -> Column:
-    """Distinct days in the next ``days`` days (after feature_date) with a ``flag`` promotion."""
-    return F.countDistinct(F.when(F.col(flag) & F.col(AGE).between(-days, -1), F.col("promo_day")))
+    """Days in the next ``days`` days (after feature_date) with a ``flag`` promotion known by then."""
+    known = F.col(f"{flag}_known") <= F.col(FEATURE_DATE)
+    return F.count(F.when(known & F.col(AGE).between(-days, -1), 1))
 
 
 def _today(flag: str) -> Column:
-    return F.max(F.when(F.col(flag) & (F.col(AGE) == 0), 1).otherwise(0))
+    return F.max(F.when((F.col(AGE) == 0) & (F.col(f"{flag}_known") <= F.col(FEATURE_DATE)), 1).otherwise(0))
 
 
 ITEM_PROMOTIONS = (
@@ -545,26 +558,37 @@ def compute_item_promotions(promotions: DataFrame, start: date, end: date) -> Da
     """Promotions of each item as known at the end of each output day.
 
     Promotions are planned ahead, so the counts of display and mailer days in the next 7/14/28 days
-    are known in advance: a promotion row counts for output day ``d`` only when its ``ingest_date``
-    is at or before ``d`` (it was known by the end of the day), so the row never holds a plan that
-    arrived later and ``available_at`` (the day after ``d``, or after the newest ``ingest_date`` it
-    summarises, the ``known_date`` rule of ``features/windows.py``) is point-in-time correct. A
-    promotion recorded late shows from the day after it arrived, never in earlier rows.
+    are known in advance: a promotion counts for output day ``d`` only when its ``ingest_date`` is at
+    or before ``d`` (it was known by the end of the day), so the row never holds a plan that arrived
+    later and ``available_at`` (the day after ``d``) is point-in-time correct. A promotion recorded
+    late shows from the day after it arrived, never in earlier rows.
+
+    Each promoted item-day is fanned out to the output days that see it: from when it was first
+    known (and at most ``PROMOTION_LEAD`` days ahead) to ``PROMOTION_DAYS - 1`` days after it, where
+    "days since the last promotion" reads it. A day followed by another promoted day that is known no
+    later stops at its own day: after it, the next day is the newer promotion everywhere, so its
+    older rows would change nothing (a week-long promotion fans out its last day only that far).
     """
     days = _promotion_days(promotions, start, end)
-    # Output days that see a promotion day: known by then, at most PROMOTION_LEAD days before it,
-    # at most PROMOTION_DAYS - 1 after it.
-    first_seen = F.greatest(F.lit(start), F.col(KNOWN_DATE), F.date_sub("promo_day", PROMOTION_LEAD))
-    last_seen = F.least(F.lit(end), F.date_add("promo_day", PROMOTION_DAYS - 1))
+    following = Window.partitionBy("item_id").orderBy("promo_day")
+    superseded = (F.lead("promo_day").over(following) == F.date_add("promo_day", 1)) & (
+        F.lead("first_known").over(following) <= F.greatest("first_known", F.date_add("promo_day", 1))
+    )
+    first_seen = F.greatest(F.lit(start), F.col("first_known"), F.date_sub("promo_day", PROMOTION_LEAD))
+    last_seen = F.least(
+        F.lit(end), F.when(superseded, F.col("promo_day")).otherwise(F.date_add("promo_day", PROMOTION_DAYS - 1))
+    )
     fanned = (
-        days.where(first_seen <= last_seen)
-        .withColumn(FEATURE_DATE, F.explode(F.sequence(first_seen, last_seen)))
+        days.withColumn("_last_seen", last_seen)
+        .where(first_seen <= F.col("_last_seen"))
+        .withColumn(FEATURE_DATE, F.explode(F.sequence(first_seen, F.col("_last_seen"))))
         .withColumn(AGE, F.datediff(F.col(FEATURE_DATE), F.col("promo_day")))
+        .withColumn(KNOWN_DATE, F.col("first_known"))  # <= feature_date: available the day after
     )
     out = fanned.groupBy("item_id", FEATURE_DATE).agg(
         _today("display").alias("on_display_today"),
         _today("mailer").alias("on_mailer_today"),
-        F.coalesce(F.max(F.when(F.col(AGE) == 0, F.col("price_cut"))), F.lit(0.0)).alias("price_cut_today"),
+        F.coalesce(F.max(F.when(F.col(AGE) == 0, F.col("cut_known_today"))), F.lit(0.0)).alias("price_cut_today"),
         F.min(F.when(F.col(AGE) >= 0, F.col(AGE))).alias("days_since_last_promotion"),
         *[
             _promoted_days_ahead(flag, w).alias(f"{flag}_days_next_{w}d")
@@ -576,9 +600,9 @@ def compute_item_promotions(promotions: DataFrame, start: date, end: date) -> Da
     return select_features(out, ITEM.keys, ITEM_PROMOTIONS)
 
 
-item_promotions_v1 = FeatureView(
+item_promotions_v2 = FeatureView(
     name="item_promotions",
-    version=1,
+    version=2,
     entity=ITEM,
     features=ITEM_PROMOTIONS,
     transform=compute_item_promotions,

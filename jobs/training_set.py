@@ -37,7 +37,7 @@ from lakecart.features import (
     item_demand_v1,
     item_popularity_v1,
     item_popularity_v2,
-    item_promotions_v1,
+    item_promotions_v2,
     user_activity_v1,
     user_activity_v2,
     user_sequences_v1,
@@ -203,12 +203,12 @@ KINDS: dict[str, DatasetKind] = {
             name="demand",
             labels=_demand("item_id"),
             label_time=label_builders.LABEL_TIME,
-            views=(item_demand_v1, item_popularity_v2, item_promotions_v1),
+            views=(item_demand_v1, item_popularity_v2, item_promotions_v2),
             unique_key=("item_id", "observation_date"),
             shard_key="item_id",
             # Promotions are known for the items a shop promotes (none, for a shop without them):
             # an item without a row has no promotion planned.
-            coverage_floors={item_promotions_v1.table_name: 0.0},
+            coverage_floors={item_promotions_v2.table_name: 0.0},
         ),
         DatasetKind(
             name="category_demand",

@@ -59,7 +59,7 @@ def known_targets() -> list[str]:
 def expand_targets(patterns: list[str], settings: Settings | None = None) -> list[str]:
     """Table names, with shell-style patterns (``features.user_*``) expanded over the known targets.
     With ``settings``, a pattern leaves out the feature views whose source this lake does not have
-    (a shop without promotions has no ``item_promotions_v1`` to validate); a name given in full is
+    (a shop without promotions has no ``item_promotions_v2`` to validate); a name given in full is
     always kept."""
     targets: list[str] = []
     for pattern in patterns:

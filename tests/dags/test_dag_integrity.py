@@ -230,7 +230,7 @@ def test_promotions_are_ingested_beside_orders(dagbag):
     task = dag.get_task("ingest_promotions")
     command = task.bash_command.split("lakecart ", 1)[1]
     assert command == "ingest promotions --date {{ ds }} --lookback-days {{ params.lookback_days }} --skip-if-absent"
-    # Before the features: item_promotions_v1 reads silver.promotions.
+    # Before the features: item_promotions_v2 reads silver.promotions.
     assert task.upstream_task_ids == set() and task.downstream_task_ids == {"apply_feature_definitions"}
 
 

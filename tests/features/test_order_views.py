@@ -4,6 +4,9 @@ by hand; and their materialisation on a lake that has no clickstream at all."""
 from datetime import date, datetime, timedelta
 
 import pytest
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from lakecart import tables
 from lakecart.features import (
@@ -12,10 +15,11 @@ from lakecart.features import (
     customer_category_share_v1,
     customer_item_repeat_v1,
     customer_orders_v1,
-    item_promotions_v1,
+    item_promotions_v2,
     item_sales_v1,
 )
 from lakecart.features.definitions import EVENTS_SOURCE, ORDER_LINES_SOURCE, PROMOTIONS_SOURCE, FeatureView
+from lakecart.features.orders import AHEAD, PROMOTION_DAYS, PROMOTION_LEAD
 from lakecart.jobs import feature_store, materialize
 from lakecart.jobs.materialize import compute_view, run_materialize
 from tests.features.test_views import rows_by_key
@@ -200,7 +204,7 @@ PROMOTIONS = [
 
 def test_item_promotions_today_and_known_in_advance(spark):
     rows = rows_by_key(
-        compute_view(item_promotions_v1, promotions(spark, PROMOTIONS), D(10), D(11)), "item_id", "feature_date"
+        compute_view(item_promotions_v2, promotions(spark, PROMOTIONS), D(10), D(11)), "item_id", "feature_date"
     )
     mar10 = rows[("milk", D(10))]
     assert (mar10["on_display_today"], mar10["on_mailer_today"], mar10["price_cut_today"]) == (1, 0, 0.3)
@@ -218,6 +222,98 @@ def test_item_promotions_today_and_known_in_advance(spark):
     # Mar 30..Apr 2 is 20..23 days ahead: only the 28-day horizon sees its 4 mailer days.
     assert (bread["mailer_days_next_7d"], bread["mailer_days_next_14d"], bread["mailer_days_next_28d"]) == (0, 0, 4)
     assert bread["days_since_last_promotion"] is None and bread["on_mailer_today"] == 0
+
+
+def promotions_by_definition(rows, start, end):
+    """``item_promotions``' rows for ``start..end`` straight from its definition, one promoted day at
+    a time: at the end of day d a promotion counts when it was ingested by d, and its days within 89
+    days before d and 28 after make the item's row."""
+    out = {}
+    items = sorted({r[0] for r in rows})
+    for day in (start + timedelta(days=k) for k in range((end - start).days + 1)):
+        for item in items:
+            seen = [
+                (first + timedelta(days=k), show, mail, cut)
+                for it, _, first, last, show, mail, cut, known in rows
+                if it == item and known <= day
+                for k in range((last - first).days + 1)
+                if -PROMOTION_LEAD <= (day - (first + timedelta(days=k))).days < PROMOTION_DAYS
+            ]
+            if not seen:
+                continue
+            today = [s for s in seen if s[0] == day]
+            past = [(day - s[0]).days for s in seen if s[0] <= day]
+
+            def ahead(flag, w, seen=seen, day=day):
+                return len({s[0] for s in seen if s[flag] and 1 <= (s[0] - day).days <= w})
+
+            out[(item, day)] = {
+                "on_display_today": int(any(s[1] for s in today)),
+                "on_mailer_today": int(any(s[2] for s in today)),
+                "price_cut_today": max([s[3] for s in today if s[3] is not None], default=0.0),
+                "days_since_last_promotion": min(past, default=None),
+                **{f"display_days_next_{w}d": ahead(1, w) for w in AHEAD},
+                **{f"mailer_days_next_{w}d": ahead(2, w) for w in AHEAD},
+                "available_at": datetime.combine(day + timedelta(days=1), datetime.min.time()),
+            }
+    return out
+
+
+def test_a_promoted_day_followed_by_one_planned_later_still_counts_until_that_plan_is_known(spark):
+    # Milk is promoted Mar 1..3 (known Feb 20) and Mar 4 (a plan that arrived only on Mar 6).
+    rows = [
+        ("milk", None, D(1), D(3), True, False, 0.1, D(20, month=2)),
+        ("milk", None, D(4), D(4), True, False, 0.1, D(6)),
+    ]
+    computed = rows_by_key(compute_view(item_promotions_v2, promotions(spark, rows), D(5), D(6)), "feature_date")
+    # Mar 5: Mar 4 is not known yet, so the last promotion was Mar 3; Mar 6: Mar 4 is.
+    assert computed[D(5)]["days_since_last_promotion"] == 2
+    assert computed[D(6)]["days_since_last_promotion"] == 2
+
+
+BASE = D(1, month=1)
+promotion_rows = st.lists(
+    st.tuples(
+        st.sampled_from(["a", "b"]),
+        st.sampled_from([None, "s1", "s2"]),
+        # the first day, days after BASE: the output days are 100..108; most spans near them
+        st.one_of(st.integers(0, 150), st.integers(90, 112)),
+        st.integers(-1, 12),  # length - 1 (-1: an empty span, ignored)
+        st.sampled_from([True, False, None]),
+        st.sampled_from([True, False, None]),
+        st.sampled_from([None, 0.0, 0.2, 0.5]),
+        st.integers(-40, 15),  # ingested this many days after the first day
+    ),
+    max_size=14,
+).map(
+    lambda raw: [
+        (
+            item,
+            store,
+            BASE + timedelta(days=first),
+            BASE + timedelta(days=first + length),
+            show,
+            mail,
+            cut,
+            BASE + timedelta(days=first + known),
+        )
+        for item, store, first, length, show, mail, cut, known in raw
+    ]
+)
+
+
+@hypothesis_settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(promotion_rows)
+def test_item_promotions_match_their_definition_on_random_plans(spark, rows):
+    # Overlapping spans, stores, amendments known before and after the promoted days, and runs of
+    # consecutive days (whose older days stop fanning out where a newer one takes over).
+    start, end = BASE + timedelta(days=100), BASE + timedelta(days=108)
+    frame = promotions(spark, rows) if rows else spark.createDataFrame([], PROMOTION_COLUMNS)
+    computed = {
+        k: {c: r[c] for c in r.asDict() if c not in ("item_id", "feature_date")}
+        for k, r in rows_by_key(compute_view(item_promotions_v2, frame, start, end), "item_id", "feature_date").items()
+    }
+    assert computed == promotions_by_definition(rows, start, end)
 
 
 def _input(spark, view: FeatureView):
@@ -245,7 +341,7 @@ def test_the_new_views_read_their_sources_and_keep_lookback_within_180_days():
     # source and lead_days are recorded only where they differ from the defaults (older views keep
     # their definitions, and fingerprints, unchanged).
     assert customer_orders_v1.definition()["source"] == ORDER_LINES_SOURCE
-    assert item_promotions_v1.definition()["lead_days"] == 28
+    assert item_promotions_v2.definition()["lead_days"] == 28
     events_view = REGISTRY["user_activity_v1"]
     assert "source" not in events_view.definition() and "lead_days" not in events_view.definition()
     # The partition materialisation reads each source by is the declared one.
@@ -308,7 +404,7 @@ def test_a_lake_without_clickstream_materialises_its_order_and_promotion_views(s
     activity = read("user_activity_v2")[("ann", D(3))]
     assert (activity["purchases_7d"], activity["views_7d"], activity["days_since_purchase"]) == (2, 0, 0)
     assert read("category_sales_v1")[("hygiene", D(3))]["units_lag_1d"] == 2
-    milk = read("item_promotions_v1")
+    milk = read("item_promotions_v2")
     assert milk[("milk", D(1))]["display_days_next_7d"] == 3 and milk[("milk", D(3))]["on_display_today"] == 1
 
     # Incremental: nothing changed, nothing is recomputed.
@@ -317,6 +413,6 @@ def test_a_lake_without_clickstream_materialises_its_order_and_promotion_views(s
     # A day without order lines is refused for the order views (a day without a promotion is not).
     with pytest.raises(materialize.NoSilverInput, match=r"2026-03-04: no rows in silver\.order_lines;"):
         run_materialize(spark, settings, D(3), D(4))
-    assert run_materialize(spark, settings, D(3), D(4), ["item_promotions_v1"])["item_promotions_v1"].written_days == [
+    assert run_materialize(spark, settings, D(3), D(4), ["item_promotions_v2"])["item_promotions_v2"].written_days == [
         "2026-03-04"
     ]

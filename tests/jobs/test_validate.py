@@ -198,8 +198,8 @@ def test_a_pattern_leaves_out_views_whose_source_the_lake_does_not_have(settings
 
     write_deltalake(tables.table_path(tables.SILVER_ORDER_LINES, settings), pd.DataFrame({"order_id": ["o1"]}))
     everything = expand_targets(["features.item_*"])
-    assert "features.item_promotions_v1" in everything and "features.item_sales_v1" in everything
+    assert "features.item_promotions_v2" in everything and "features.item_sales_v1" in everything
     here = expand_targets(["features.item_*"], settings)  # order lines, no promotions
-    assert "features.item_promotions_v1" not in here
+    assert "features.item_promotions_v2" not in here
     assert {"features.item_sales_v1", "features.item_popularity_v2"} <= set(here)  # clickstream views: from orders
-    assert expand_targets(["features.item_promotions_v1"], settings) == ["features.item_promotions_v1"]
+    assert expand_targets(["features.item_promotions_v2"], settings) == ["features.item_promotions_v2"]

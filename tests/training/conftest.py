@@ -121,7 +121,7 @@ def demand_rows(
     if promotions:  # a display planned for the next 3 days triples what the item sells
         promoted = rng.random(len(frame)) < 0.3
         rate_ahead = rate * np.where(promoted, 3.0, 1.0)
-        frame["item_promotions_v1__display_days_next_7d"] = np.where(promoted, 3, 0)
+        frame["item_promotions_v2__display_days_next_7d"] = np.where(promoted, 3, 0)
     else:
         rate_ahead = rate
     frame["units_next_1d"] = rng.poisson(rate_ahead)
@@ -173,7 +173,7 @@ def tiny_lake(tmp_path_factory):
         ("user_activity_v2", churn, "user_id"),
         ("item_demand_v1", items, "item_id"),
         ("item_popularity_v2", items, "item_id"),
-        ("item_promotions_v1", items, "item_id"),
+        ("item_promotions_v2", items, "item_id"),
         ("category_demand_v1", categories, "category"),
     ):
         _write(settings, f"features.{view}", feature_rows(frame, key, view))

@@ -99,7 +99,7 @@ def test_demand_beats_seasonal_naive_and_forecasts_every_horizon(tiny_lake, tmp_
     assert set(forecasts["level"]) == {"item"} and forecasts["series_id"].nunique() == 30
     # Planned displays triple sales: the forecast with them exceeds the one without (the uplift),
     # and an item with nothing planned has none; on held-out rows the data shows the lift too.
-    promoted = set(feature_rows_of(tiny_lake, "item_promotions_v1").query("display_days_next_7d > 0")["item_id"])
+    promoted = set(feature_rows_of(tiny_lake, "item_promotions_v2").query("display_days_next_7d > 0")["item_id"])
     uplift = forecasts.assign(promoted=forecasts["series_id"].isin(promoted)).groupby("promoted")["uplift_units"]
     assert uplift.min()[False] == 0 and uplift.max()[False] == 0
     assert uplift.mean()[True] > 0.5

@@ -50,8 +50,8 @@ class DemandTask(ModelTask):
     dataset_kind = "demand"
     shard_key = "item_id"
     key = "item_id"
-    # item_promotions_v1: known-in-advance promotions (absent for a shop that sends none).
-    views = ("item_demand_v1", "item_popularity_v2", "item_promotions_v1")
+    # item_promotions_v2: known-in-advance promotions (absent for a shop that sends none).
+    views = ("item_demand_v1", "item_popularity_v2", "item_promotions_v2")
     primary_metric = "mase_mean"
     higher_is_better = False
     defaults = {"epochs": 30, "global_batch_size": 128, "learning_rate": 0.003}
