@@ -133,7 +133,7 @@ def main() -> int:
         "view": args.view,
         "against": args.against,
         "lake": args.lake,
-        "date": args.date.isoformat(),
+        "newest_day": args.date.isoformat(),
         "days": args.days,
         "rounds": args.rounds,
         "commit": commit.stdout.strip(),
