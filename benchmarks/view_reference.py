@@ -96,22 +96,11 @@ def generate(silver: Path, events: int) -> None:
 
 
 def run_spark(silver: Path, out: Path, days: int) -> dict:
-    from lakecart import delta
-    from lakecart.features.definitions import FEATURE_DATE
-    from lakecart.features.user import user_activity_v2
-    from lakecart.jobs.materialize import compute_view
-    from lakecart.spark import get_spark
+    from view_versions import materialized
 
-    started = time.perf_counter()
-    spark = get_spark(spark_settings(out.parent), app_name="bench-view-spark")
-    session = time.perf_counter()
-    start, end = output_range(days)
-    source = spark.read.format("delta").load(str(silver))
-    frame = compute_view(user_activity_v2, source, start, end)
-    delta.replace_partitions(frame, str(out), FEATURE_DATE, [start + timedelta(days=n) for n in range(days)])
-    done = time.perf_counter()
-    spark.stop()
-    return {"session_seconds": round(session - started, 1), "after_session_seconds": round(done - session, 1)}
+    from lakecart.features.user import user_activity_v2
+
+    return materialized(user_activity_v2, spark_settings(out.parent), str(silver), out, *output_range(days))
 
 
 def duckdb_query(start: date, end: date) -> str:

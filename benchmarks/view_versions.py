@@ -66,27 +66,36 @@ def _view_at(revision: str, table: str, current_table: str):
     return views[table]
 
 
-def run_side(view_spec: str, out: Path, end: date, days: int) -> dict:
-    from lakecart import delta, tables
-    from lakecart.config import get_settings
-    from lakecart.features import REGISTRY
+def materialized(view, settings, source_path: str, out: Path, start: date, end: date) -> dict:
+    """What ``features materialize`` does for ``view`` over ``[start, end]``, timed: a session
+    (JVM start), the source read, ``compute_view`` and ``replace_partitions`` into ``out``."""
+    from lakecart import delta
     from lakecart.features.definitions import FEATURE_DATE
-    from lakecart.jobs.materialize import SILVER_SOURCES, compute_view
+    from lakecart.jobs.materialize import compute_view
     from lakecart.spark import get_spark
 
-    current, _, against = view_spec.partition("|")
-    view = REGISTRY[current] if not against else _view_at(*against.split(":", 1), current)
     started = time.perf_counter()
-    settings = get_settings()
     spark = get_spark(settings, app_name=f"bench-view-{view.table_name}")
     session = time.perf_counter()
-    start = end - timedelta(days=days - 1)
-    source = spark.read.format("delta").load(tables.table_path(SILVER_SOURCES[view.source].table, settings))
-    frame = compute_view(view, source, start, end)
-    delta.replace_partitions(frame, str(out), FEATURE_DATE, [start + timedelta(days=n) for n in range(days)])
+    frame = compute_view(view, spark.read.format("delta").load(source_path), start, end)
+    days = [start + timedelta(days=n) for n in range((end - start).days + 1)]
+    delta.replace_partitions(frame, str(out), FEATURE_DATE, days)
     done = time.perf_counter()
     spark.stop()
     return {"session_seconds": round(session - started, 1), "after_session_seconds": round(done - session, 1)}
+
+
+def run_side(view_spec: str, out: Path, end: date, days: int) -> dict:
+    from lakecart import tables
+    from lakecart.config import get_settings
+    from lakecart.features import REGISTRY
+    from lakecart.jobs.materialize import SILVER_SOURCES
+
+    current, _, against = view_spec.partition("|")
+    view = REGISTRY[current] if not against else _view_at(*against.split(":", 1), current)
+    settings = get_settings()
+    source = tables.table_path(SILVER_SOURCES[view.source].table, settings)
+    return materialized(view, settings, source, out, end - timedelta(days=days - 1), end)
 
 
 def differences(first: Path, second: Path) -> dict:
