@@ -308,7 +308,7 @@ def test_item_promotions_match_their_definition_on_random_plans(spark, rows):
     # Overlapping spans, stores, amendments known before and after the promoted days, and runs of
     # consecutive days (whose older days stop fanning out where a newer one takes over).
     start, end = BASE + timedelta(days=100), BASE + timedelta(days=108)
-    frame = promotions(spark, rows) if rows else spark.createDataFrame([], PROMOTION_COLUMNS)
+    frame = promotions(spark, rows)
     computed = {
         k: {c: r[c] for c in r.asDict() if c not in ("item_id", "feature_date")}
         for k, r in rows_by_key(compute_view(item_promotions_v2, frame, start, end), "item_id", "feature_date").items()
