@@ -9,8 +9,8 @@ from lakecart.features.definitions import Entity, Feature, FeatureView
 from lakecart.features.item import (
     CATEGORY,
     ITEM,
-    category_demand_v1,
-    item_demand_v1,
+    category_demand_v2,
+    item_demand_v2,
     item_popularity_v1,
     item_popularity_v2,
 )
@@ -40,8 +40,8 @@ VIEWS = (
     user_category_affinity_v1,
     item_popularity_v1,
     item_popularity_v2,
-    item_demand_v1,
-    category_demand_v1,
+    item_demand_v2,
+    category_demand_v2,
     session_summary_v1,
     # From order lines and promotions (``FeatureView.source``), for shops that send orders, not clicks.
     customer_orders_v1,

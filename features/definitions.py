@@ -185,8 +185,6 @@ SCHEME_1_BEFORE_FEATURE_SPECS = {
     "user_category_affinity_v1": "a0ab805d8b80b77c",
     "item_popularity_v1": "3830e8417d1ce181",
     "item_popularity_v2": "e06c0fc9340ecce4",
-    "item_demand_v1": "e637649dfc9f504d",
-    "category_demand_v1": "84e2019c4b42e3d6",
     "session_summary_v1": "2a581573f9198636",
 }
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from lakecart.features.definitions import FEATURE_DATE, Entity, Feature, FeatureView, select_features
@@ -139,6 +139,13 @@ item_popularity_v2 = FeatureView(
 LAGS = (1, 7, 14, 28)
 ROLLING = (7, 28)
 DEMAND_DAYS = max(LAGS) + 1
+HISTORY_START = "_history_start"  # the first day of the source's history that the run reads
+
+
+def history_days(days: int) -> Column:
+    """Days of the trailing ``days`` on or after the first day of history: a lake (or a shop) younger
+    than the window has not seen its earlier days, and they are not days without sales."""
+    return F.least(F.lit(days), F.datediff(F.col(FEATURE_DATE), F.col(HISTORY_START)) + 1)
 
 
 DEMAND = (
@@ -148,8 +155,8 @@ DEMAND = (
         Feature(
             f"units_mean_{w}d",
             "double",
-            f"mean daily units over the trailing {w} days",
-            expr=lambda w=w: F.col(f"_units_{w}d") / w,
+            f"mean daily units over the trailing {w} days, over the days of them the source holds",
+            expr=lambda w=w: F.col(f"_units_{w}d") / history_days(w),
         )
         for w in ROLLING
     ],
@@ -175,7 +182,11 @@ def _demand_features(events: DataFrame, key: str, start: date, end: date) -> Dat
         latest("avg_price").alias("avg_price"),
         availability(),
     )
-    return select_features(out, [key], DEMAND)
+    # The run reads the source from DEMAND_DAYS - 1 days before ``start`` (``compute_view``), and
+    # materialisation refuses a window with a missing day after the source's first day: the first
+    # day read is that window's start or the source's first day, whatever the range of the run.
+    first = events.agg(F.min("event_date").alias(HISTORY_START))
+    return select_features(out.crossJoin(F.broadcast(first)), [key], DEMAND)
 
 
 def compute_item_demand(events: DataFrame, start: date, end: date) -> DataFrame:
@@ -190,7 +201,9 @@ def _demand_view(name: str, entity: Entity, transform) -> FeatureView:
     subject = entity.name
     return FeatureView(
         name=name,
-        version=1,
+        # v2: the rolling means divide by the days of the window the source holds (v1 divided by the
+        # window, so a lake younger than 28 days forecast its items at a fraction of their sales).
+        version=2,
         entity=entity,
         features=DEMAND,
         transform=transform,
@@ -202,5 +215,5 @@ def _demand_view(name: str, entity: Entity, transform) -> FeatureView:
 
 
 CATEGORY = Entity("category", ("category",), "A leaf category of the catalogue.")
-item_demand_v1 = _demand_view("item_demand", ITEM, compute_item_demand)
-category_demand_v1 = _demand_view("category_demand", CATEGORY, compute_category_demand)
+item_demand_v2 = _demand_view("item_demand", ITEM, compute_item_demand)
+category_demand_v2 = _demand_view("category_demand", CATEGORY, compute_category_demand)

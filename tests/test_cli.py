@@ -43,7 +43,7 @@ COMMAND_LINES = [
     (["dataset", "build", "--date", "2026-01-14", "--days", "14", "--test-days", "2"], "cmd_dataset_build"),
     (["dataset", "build", "demand", "--date", "2026-01-14", "--horizons", "7,14,28"], "cmd_dataset_build"),
     (["dataset", "rebuild", "retrieval_20260114", "--write"], "cmd_dataset_rebuild"),
-    (["sql", "SELECT count(*) FROM features.item_demand_v1"], "cmd_sql"),
+    (["sql", "SELECT count(*) FROM features.item_demand_v2"], "cmd_sql"),
     (["train", "churn", "--date", "2026-01-14", "--processes", "2", "--epochs", "10"], "cmd_train"),
     (["evaluate", "churn", "--date", "2026-01-14"], "cmd_evaluate"),
     (["publish", "churn", "--date", "2026-01-14", "--force"], "cmd_publish"),

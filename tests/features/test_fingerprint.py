@@ -15,7 +15,7 @@ import pytest
 
 from lakecart.features import (
     REGISTRY,
-    item_demand_v1,
+    item_demand_v2,
     user_activity_v1,
     user_activity_v2,
     user_sequences_v1,
@@ -50,13 +50,13 @@ def test_editing_a_helper_the_transform_calls_blocks_the_plan(tmp_path):
         tmp_path,
     )
     assert inspect.getsource(edited.compute_item_demand) == inspect.getsource(item_module.compute_item_demand)
-    changed = edited.item_demand_v1
-    assert changed.fingerprint() != item_demand_v1.fingerprint()
-    changes = plan([changed], applied(item_demand_v1))
-    assert actions(changes) == {"features.item_demand_v1": "blocked"}
+    changed = edited.item_demand_v2
+    assert changed.fingerprint() != item_demand_v2.fingerprint()
+    changes = plan([changed], applied(item_demand_v2))
+    assert actions(changes) == {"features.item_demand_v2": "blocked"}
     # The plan names the function whose code changed, not just "logic changed".
     assert "lakecart.features.item._demand_features" in changes[0].detail
-    assert "declare it as version 2" in changes[0].detail
+    assert "declare it as version 3" in changes[0].detail
     with pytest.raises(PlanBlocked, match="_demand_features"):
         check_applicable(changes)
 

@@ -6,8 +6,8 @@ import pytest
 
 from lakecart.features import (
     REGISTRY,
-    category_demand_v1,
-    item_demand_v1,
+    category_demand_v2,
+    item_demand_v2,
     item_popularity_v2,
     session_summary_v1,
     user_activity_v2,
@@ -132,13 +132,33 @@ def test_demand_lags_and_rolling_means(spark):
     # Units bought: 2 on Mar 1, 3 on Mar 15, 4 on Mar 28, 5 on Mar 29.
     sales = [(1, 2), (15, 3), (28, 4), (29, 5)]
     events = log(spark, [("u", "purchase", "i1", "c", 10.0, q, d, 10) for d, q in sales])
-    item = rows_by_key(compute_view(item_demand_v1, events, D(29), D(29)), "item_id")["i1"]
+    item = rows_by_key(compute_view(item_demand_v2, events, D(29), D(29)), "item_id")["i1"]
     assert item["units"] == 5
     assert (item["units_lag_1d"], item["units_lag_7d"], item["units_lag_14d"], item["units_lag_28d"]) == (4, 0, 3, 2)
     assert item["units_mean_7d"] == pytest.approx(9 / 7)
     assert item["units_mean_28d"] == pytest.approx(12 / 28)  # Mar 2..29: Mar 1 has aged out
-    category = rows_by_key(compute_view(category_demand_v1, events, D(29), D(29)), "category")["c"]
+    category = rows_by_key(compute_view(category_demand_v2, events, D(29), D(29)), "category")["c"]
     assert category["units_lag_14d"] == 3
+
+
+def test_demand_means_count_only_the_days_the_lake_holds(spark):
+    # The lake begins on Mar 10 (a view of another item); i1 sells 3 on Mar 12 and 4 on Mar 15.
+    rows = [("v", "product_view", "i2", "c", 5.0, 1, 10, 9)]
+    rows += [("u", "purchase", "i1", "c", 10.0, q, d, 10) for d, q in [(12, 3), (15, 4)]]
+    events = log(spark, rows)
+    backfill = rows_by_key(compute_view(item_demand_v2, events, D(15), D(20)), "item_id", "feature_date")
+    # Mar 15: six days of history (Mar 10..15), not 7 or 28 days of which the first were never seen.
+    assert backfill[("i1", D(15))]["units_mean_7d"] == pytest.approx(7 / 6)
+    assert backfill[("i1", D(15))]["units_mean_28d"] == pytest.approx(7 / 6)
+    assert backfill[("i1", D(16))]["units_mean_7d"] == pytest.approx(7 / 7)
+    # Mar 20: the 7-day window (Mar 14..20) is all history; the 28-day one holds 11 days of it.
+    assert backfill[("i1", D(20))]["units_mean_7d"] == pytest.approx(4 / 7)
+    assert backfill[("i1", D(20))]["units_mean_28d"] == pytest.approx(7 / 11)
+    # One day on its own reads a different range of the source and gives the same row.
+    alone = rows_by_key(compute_view(item_demand_v2, events, D(20), D(20)), "item_id")["i1"]
+    assert alone == backfill[("i1", D(20))]
+    category = rows_by_key(compute_view(category_demand_v2, events, D(15), D(15)), "category")["c"]
+    assert category["units_mean_28d"] == pytest.approx(7 / 6)
 
 
 def test_session_summary(spark):

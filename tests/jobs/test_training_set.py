@@ -6,7 +6,7 @@ from datetime import date, datetime, timedelta
 import pytest
 
 from lakecart import delta, lineage, tables
-from lakecart.features import customer_orders_v1, item_demand_v1, user_activity_v2, user_sequences_v1
+from lakecart.features import customer_orders_v1, item_demand_v2, user_activity_v2, user_sequences_v1
 from lakecart.features import user as user_module
 from lakecart.features.definitions import SCHEME_1_BEFORE_FEATURE_SPECS
 from lakecart.jobs import training_set
@@ -121,8 +121,8 @@ def test_a_set_is_rebuilt_from_the_views_its_manifest_recorded():
     recorded = {v.qualified_name: {} for v in (user_sequences_v1, user_activity_v2)}
     assert training_set.recorded_views(kind, recorded) == (user_activity_v2, user_sequences_v1)
     # A view recorded then but no longer read by the kind is still joined; one gone from code cannot be.
-    recorded[item_demand_v1.qualified_name] = {}
-    assert training_set.recorded_views(kind, recorded) == (user_activity_v2, user_sequences_v1, item_demand_v1)
+    recorded[item_demand_v2.qualified_name] = {}
+    assert training_set.recorded_views(kind, recorded) == (user_activity_v2, user_sequences_v1, item_demand_v2)
     with pytest.raises(training_set.NotRebuildable, match="features.user_activity_v0"):
         training_set.recorded_views(kind, {**recorded, "features.user_activity_v0": {}})
 

@@ -157,8 +157,8 @@ def tiny_lake(tmp_path_factory):
     settings = Settings(lake=LakeSettings(root=str(root)))
     rng = np.random.default_rng(7)
     retrieval, churn = retrieval_rows(rng), churn_rows(rng)
-    items = demand_rows(rng, ITEMS, "item_id", "item_demand_v1", "demand", promotions=True)
-    categories = demand_rows(rng, [f"c{n}" for n in range(5)], "category", "category_demand_v1", "category_demand")
+    items = demand_rows(rng, ITEMS, "item_id", "item_demand_v2", "demand", promotions=True)
+    categories = demand_rows(rng, [f"c{n}" for n in range(5)], "category", "category_demand_v2", "category_demand")
     for name, frame in (
         ("training.retrieval", retrieval),
         ("training.churn", churn),
@@ -171,10 +171,10 @@ def tiny_lake(tmp_path_factory):
         ("user_sequences_v1", retrieval, "user_id"),
         ("item_popularity_v1", retrieval, "item_id"),
         ("user_activity_v2", churn, "user_id"),
-        ("item_demand_v1", items, "item_id"),
+        ("item_demand_v2", items, "item_id"),
         ("item_popularity_v2", items, "item_id"),
         ("item_promotions_v2", items, "item_id"),
-        ("category_demand_v1", categories, "category"),
+        ("category_demand_v2", categories, "category"),
     ):
         _write(settings, f"features.{view}", feature_rows(frame, key, view))
     _write(

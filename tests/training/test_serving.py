@@ -51,11 +51,11 @@ def demand_lake(tmp_path):
     from lakecart.config import LakeSettings, Settings
 
     settings = Settings(lake=LakeSettings(root=str(tmp_path / "lake")))
-    frame = demand_rows(np.random.default_rng(3), ITEMS, "item_id", "item_demand_v1", "demand")
-    frame["item_demand_v1__units_lag_7d"] = 0
+    frame = demand_rows(np.random.default_rng(3), ITEMS, "item_id", "item_demand_v2", "demand")
+    frame["item_demand_v2__units_lag_7d"] = 0
     _write(settings, "training.demand", frame, ["dataset_id"])
     _write(settings, "training.manifests", pd.DataFrame([_manifest(f"demand_{END:%Y%m%d}", horizons=[1, 3])]))
-    prefix = "item_demand_v1__"
+    prefix = "item_demand_v2__"
     view = frame[["item_id", "observation_date", *[c for c in frame.columns if c.startswith(prefix)]]]
     view = view.rename(columns=lambda c: c.removeprefix(prefix)).rename(columns={"observation_date": "feature_date"})
     last = view[view["feature_date"] == view["feature_date"].max()].assign(feature_date=END)
@@ -63,7 +63,7 @@ def demand_lake(tmp_path):
     last = last.assign(units_lag_7d=np.round(rate).astype(int))  # a week after the data began: known now
     view = pd.concat([view, last], ignore_index=True)
     view["available_at"] = [at(d + timedelta(days=1)) for d in view["feature_date"]]
-    _write(settings, "features.item_demand_v1", view)
+    _write(settings, "features.item_demand_v2", view)
     _write(settings, "features.item_popularity_v2", view[["item_id", "feature_date", "available_at"]])
     return settings, frame
 
@@ -95,6 +95,6 @@ def test_published_forecasts_are_the_evaluated_ones_and_plausible(demand_lake, t
     # to recent sales (items sell 0.5-5.5 a day, ~90 units a day in all), not blow up or vanish.
     published = pd.read_parquet(run_dir / "outputs" / f"{tables.DEMAND_FORECASTS}.parquet")
     next_day = published[published["horizon_days"] == 1]
-    recent = frame[frame["observation_date"] == frame["observation_date"].max()]["item_demand_v1__units_mean_7d"].sum()
+    recent = frame[frame["observation_date"] == frame["observation_date"].max()]["item_demand_v2__units_mean_7d"].sum()
     assert recent / 3 < next_day["forecast_units"].sum() < recent * 3, (next_day["forecast_units"].sum(), recent)
     assert (next_day["forecast_units"] > 0.05).mean() > 0.9  # no item forecast to nothing

@@ -40,7 +40,7 @@ def test_missing_recency_means_longer_ago_than_the_window():
 
 
 def test_demand_baselines_repeat_last_week_and_the_28_day_mean():
-    frame = pd.DataFrame({"item_demand_v1__units_mean_7d": [2.0, None], "item_demand_v1__units_mean_28d": [1.0, 0.5]})
+    frame = pd.DataFrame({"item_demand_v2__units_mean_7d": [2.0, None], "item_demand_v2__units_mean_28d": [1.0, 0.5]})
     forecasts = DemandTask.baseline_forecasts(DemandTask.__new__(DemandTask), frame, 14)
     assert forecasts["seasonal_naive"].tolist() == [28.0, 0.0]
     assert np.allclose(forecasts["moving_average_28d"], [14.0, 7.0])

@@ -51,7 +51,7 @@ class DemandTask(ModelTask):
     shard_key = "item_id"
     key = "item_id"
     # item_promotions_v2: known-in-advance promotions (absent for a shop that sends none).
-    views = ("item_demand_v1", "item_popularity_v2", "item_promotions_v2")
+    views = ("item_demand_v2", "item_popularity_v2", "item_promotions_v2")
     primary_metric = "mase_mean"
     higher_is_better = False
     defaults = {"epochs": 30, "global_batch_size": 128, "learning_rate": 0.003}
@@ -274,4 +274,4 @@ class CategoryDemandTask(DemandTask):
     dataset_kind = "category_demand"
     shard_key = "category"
     key = "category"
-    views = ("category_demand_v1",)
+    views = ("category_demand_v2",)
