@@ -41,8 +41,10 @@ def _with_view(frame: pd.DataFrame, view: str, features: dict[str, object]) -> p
     return frame.assign(**{f"{view}__{k}": v for k, v in features.items()})
 
 
-def _manifest(dataset_id: str, **params) -> dict:
-    return {"dataset_id": dataset_id, "manifest": json.dumps({"params": params, "content_hash": dataset_id})}
+def _manifest(dataset_id: str, views: list[str], **params) -> dict:
+    recorded = {f"features.{v}": {} for v in views}
+    manifest = {"params": params, "content_hash": dataset_id, "feature_views": recorded}
+    return {"dataset_id": dataset_id, "manifest": json.dumps(manifest)}
 
 
 def retrieval_rows(rng: np.random.Generator) -> pd.DataFrame:
@@ -194,10 +196,18 @@ def tiny_lake(tmp_path_factory):
         "training.manifests",
         pd.DataFrame(
             [
-                _manifest(f"retrieval_{END:%Y%m%d}", days=DAYS),
-                _manifest(f"churn_{END:%Y%m%d}", horizon_days=2),
-                _manifest(f"demand_{END:%Y%m%d}", horizons=[1, 3]),
-                _manifest(f"category_demand_{END:%Y%m%d}", horizons=[1, 3]),
+                _manifest(
+                    f"retrieval_{END:%Y%m%d}",
+                    ["user_activity_v1", "user_sequences_v1", "item_popularity_v1"],
+                    days=DAYS,
+                ),
+                _manifest(f"churn_{END:%Y%m%d}", ["user_activity_v2", "user_sequences_v1"], horizon_days=2),
+                _manifest(
+                    f"demand_{END:%Y%m%d}",
+                    ["item_demand_v2", "item_popularity_v2", "item_promotions_v2"],
+                    horizons=[1, 3],
+                ),
+                _manifest(f"category_demand_{END:%Y%m%d}", ["category_demand_v2"], horizons=[1, 3]),
             ]
         ),
     )

@@ -54,7 +54,11 @@ def demand_lake(tmp_path):
     frame = demand_rows(np.random.default_rng(3), ITEMS, "item_id", "item_demand_v2", "demand")
     frame["item_demand_v2__units_lag_7d"] = 0
     _write(settings, "training.demand", frame, ["dataset_id"])
-    _write(settings, "training.manifests", pd.DataFrame([_manifest(f"demand_{END:%Y%m%d}", horizons=[1, 3])]))
+    _write(
+        settings,
+        "training.manifests",
+        pd.DataFrame([_manifest(f"demand_{END:%Y%m%d}", ["item_demand_v2", "item_popularity_v2"], horizons=[1, 3])]),
+    )
     prefix = "item_demand_v2__"
     view = frame[["item_id", "observation_date", *[c for c in frame.columns if c.startswith(prefix)]]]
     view = view.rename(columns=lambda c: c.removeprefix(prefix)).rename(columns={"observation_date": "feature_date"})

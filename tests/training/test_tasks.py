@@ -1,9 +1,11 @@
 """Task-level transforms with hand-computed expectations (no training)."""
 
+import json
 from datetime import UTC, date, datetime
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from lakecart.training.tasks.churn import NO_EVENT_DAYS, with_recency_filled
 from lakecart.training.tasks.demand import DemandTask
@@ -39,11 +41,41 @@ def test_missing_recency_means_longer_ago_than_the_window():
     assert filled["user_activity_v2__views_7d"].isna().tolist() == [False, True]  # only "days since" columns
 
 
-def test_demand_baselines_repeat_last_week_and_the_28_day_mean():
+def write_manifest(settings, dataset_id: str, views: list[str]) -> None:
+    """A training.manifests row recording that ``dataset_id`` joined ``views`` (table names)."""
+    from deltalake import write_deltalake
+
+    from lakecart import tables
+
+    manifest = json.dumps({"feature_views": {f"features.{v}": {} for v in views}})
+    row = pd.DataFrame({"dataset_id": [dataset_id], "manifest": [manifest]})
+    write_deltalake(tables.table_path(tables.TRAINING_MANIFESTS, settings), row, mode="append")
+
+
+def test_demand_baselines_repeat_last_week_and_the_28_day_mean(tmp_path):
+    from lakecart.config import LakeSettings, Settings
+
+    settings = Settings(lake=LakeSettings(root=str(tmp_path)))
+    write_manifest(settings, "demand_20260301", ["item_demand_v2", "item_popularity_v2"])
     frame = pd.DataFrame({"item_demand_v2__units_mean_7d": [2.0, None], "item_demand_v2__units_mean_28d": [1.0, 0.5]})
-    forecasts = DemandTask.baseline_forecasts(DemandTask.__new__(DemandTask), frame, 14)
+    forecasts = DemandTask(settings, "demand_20260301").baseline_forecasts(frame, 14)
     assert forecasts["seasonal_naive"].tolist() == [28.0, 0.0]
     assert np.allclose(forecasts["moving_average_28d"], [14.0, 7.0])
+
+
+def test_a_model_reads_its_features_from_the_views_its_set_recorded(tmp_path):
+    from lakecart.config import LakeSettings, Settings
+    from lakecart.training.tasks.base import UndeclaredView
+
+    settings = Settings(lake=LakeSettings(root=str(tmp_path)))
+    # A set built before the kind joined promotions reads no promotions, whatever the kind joins now.
+    write_manifest(settings, "demand_20260301", ["item_demand_v2", "item_popularity_v2"])
+    assert DemandTask(settings, "demand_20260301").views == ("item_demand_v2", "item_popularity_v2")
+    # A model that learnt from item_demand_v1 would see v2's columns under names it never saw, as
+    # zeros (its baselines too): it says so, rather than forecast from nothing.
+    write_manifest(settings, "demand_20260302", ["item_demand_v1", "item_popularity_v2", "item_promotions_v1"])
+    with pytest.raises(UndeclaredView, match="item_demand_v1, item_promotions_v1: no longer declared.*train it again"):
+        DemandTask(settings, "demand_20260302").serving_frame(date(2026, 3, 2))
 
 
 def write_retrieval_set(settings, dataset_id: str, event_types: list[str]) -> None:

@@ -24,6 +24,7 @@ import pandas as pd
 
 from lakecart import tables
 from lakecart.config import Settings
+from lakecart.errors import LakecartError
 from lakecart.features.definitions import AVAILABLE_AT, FEATURE_DATE
 from lakecart.features.pit import feature_prefix
 from lakecart.training import data as training_data
@@ -35,6 +36,10 @@ TRAINER_PARAMS: dict[str, str] = {
     "shuffle_rows": "rows each worker shuffles together as it streams its shard (memory; default 100000)",
     "steps_per_epoch": "at most this many steps per epoch (default: one pass over the smallest shard)",
 }
+
+
+class UndeclaredView(LakecartError, RuntimeError):
+    """A model's training set joined a feature view that the code no longer declares."""
 
 
 @dataclass(frozen=True)
@@ -75,6 +80,20 @@ class ModelTask:
         self.settings = settings
         self.dataset_id = dataset_id
         self.state: dict[str, Any] = dict(state or {})
+        self._views: tuple[str, ...] | None = None
+
+    @property
+    def views(self) -> tuple[str, ...]:
+        """The feature views (table names) the training set was built from, as its manifest recorded
+        them, in the order its kind joins them. Outputs read their features from these: the views the
+        model learnt from, not whichever the kind joins today (a newer version's columns would reach
+        the model under names it never saw, as zeros)."""
+        if self._views is None:
+            recorded = training_data.manifest(self.settings, self.dataset_id).get("feature_views") or {}
+            if not recorded:
+                raise UndeclaredView(f"the manifest of {self.dataset_id} records no feature views: build the set again")
+            self._views = tuple(name.removeprefix("features.") for name in recorded)
+        return self._views
 
     # --- data ---------------------------------------------------------------------------------
     @property
@@ -222,6 +241,12 @@ def features_as_of(
     from lakecart.features import REGISTRY
     from lakecart.storage import is_delta
 
+    gone = [name for name in views if name not in REGISTRY]
+    if gone:
+        raise UndeclaredView(
+            f"{', '.join(gone)}: no longer declared in code (a newer version replaced it), so features as "
+            "the model learnt them cannot be read: train it again on a training set built now"
+        )
     frame = None
     for name in views:
         view = REGISTRY[name]

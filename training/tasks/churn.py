@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from lakecart import tables
+from lakecart.features import customer_orders_v1, user_activity_v2, user_sequences_v1
 from lakecart.features.orders import CUSTOMER_DAYS
 from lakecart.features.pit import feature_prefix
 from lakecart.training import bgnbd, plots
@@ -28,9 +29,11 @@ from lakecart.training.evaluate import binary_metrics, reliability
 from lakecart.training.inputs import TowerSpec, pad_sequences
 from lakecart.training.tasks.base import ModelTask, TrainParams, feature_columns, features_as_of, numeric_matrix
 
-ACTIVITY = "user_activity_v2"
-SEQUENCES = "user_sequences_v1"
-ORDERS = "customer_orders_v1"  # a shop with order lines: rhythm, baskets, discounts over 180 days
+# The roles of the views the churn set joins (``jobs.training_set``); outputs read every view the
+# set recorded (``ModelTask.views``).
+ACTIVITY = user_activity_v2.table_name
+SEQUENCES = user_sequences_v1.table_name
+ORDERS = customer_orders_v1.table_name  # a shop with order lines: rhythm, baskets, discounts over 180 days
 SEQUENCE_LENGTH = 10
 RECENT_ITEMS = f"{feature_prefix(SEQUENCES)}recent_items"
 RECENT_CATEGORIES = f"{feature_prefix(SEQUENCES)}recent_categories"
@@ -153,7 +156,7 @@ class ChurnTask(ModelTask):
 
     def serving_frame(self, as_of: date) -> pd.DataFrame:
         """Every customer with features as of the end of ``as_of``."""
-        frame = features_as_of(self.settings, (ACTIVITY, SEQUENCES, ORDERS), "user_id", as_of, how="outer")
+        frame = features_as_of(self.settings, self.views, "user_id", as_of, how="outer")
         for column in self.state_columns():
             if column not in frame.columns:
                 frame[column] = None

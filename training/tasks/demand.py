@@ -50,8 +50,6 @@ class DemandTask(ModelTask):
     dataset_kind = "demand"
     shard_key = "item_id"
     key = "item_id"
-    # item_promotions_v2: known-in-advance promotions (absent for a shop that sends none).
-    views = ("item_demand_v2", "item_popularity_v2", "item_promotions_v2")
     primary_metric = "mase_mean"
     higher_is_better = False
     defaults = {"epochs": 30, "global_batch_size": 128, "learning_rate": 0.003}
@@ -63,6 +61,7 @@ class DemandTask(ModelTask):
 
     @property
     def demand_view(self) -> str:
+        """The view of daily units and their means: the first the set joined (``jobs.training_set``)."""
         return self.views[0]
 
     def baseline_forecasts(self, frame: pd.DataFrame, horizon: int) -> dict[str, np.ndarray]:
@@ -274,4 +273,3 @@ class CategoryDemandTask(DemandTask):
     dataset_kind = "category_demand"
     shard_key = "category"
     key = "category"
-    views = ("category_demand_v2",)

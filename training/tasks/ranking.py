@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from lakecart import tables
+from lakecart.features import item_popularity_v1, user_activity_v1
 from lakecart.features.pit import feature_prefix
 from lakecart.training import data as training_data
 from lakecart.training import plots
@@ -31,8 +32,8 @@ from lakecart.training.tasks.base import (
     numeric_matrix,
 )
 
-USER_VIEW = "user_activity_v1"
-ITEM_VIEW = "item_popularity_v1"
+USER_VIEW = user_activity_v1.table_name
+ITEM_VIEW = item_popularity_v1.table_name
 BASELINE = f"{feature_prefix(ITEM_VIEW)}conversion_rate_7d"
 BASELINE_NAME = "item_conversion_rate"  # the baseline that scores by BASELINE
 

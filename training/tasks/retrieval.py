@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from lakecart import tables
+from lakecart.features import user_activity_v1, user_sequences_v1
 from lakecart.features.pit import feature_prefix
 from lakecart.training import data as training_data
 from lakecart.training import plots
@@ -42,8 +43,8 @@ from lakecart.training.tasks.base import (
 
 KS = (10, 50, 100)
 SEQUENCE_LENGTH = 10
-USER_VIEW = "user_activity_v1"
-SEQUENCE_VIEW = "user_sequences_v1"
+USER_VIEW = user_activity_v1.table_name
+SEQUENCE_VIEW = user_sequences_v1.table_name
 RECENT_ITEMS = f"{feature_prefix(SEQUENCE_VIEW)}recent_items"
 RECENT_CATEGORIES = f"{feature_prefix(SEQUENCE_VIEW)}recent_categories"
 CANDIDATES_PER_USER = 100  # handed to the ranking stage
