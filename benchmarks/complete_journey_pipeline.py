@@ -43,13 +43,6 @@ REPO = Path(__file__).resolve().parents[1]
 PIPELINE_BIN = Path(sys.executable).parent
 AIRFLOW_PYTHON = REPO / ".venv" / "airflow" / "bin" / "python"
 FIRST_DAY = date(2017, 1, 1)  # the data set's first transaction day
-# The training DAG's default parameters (dags/lakecart_training.py).
-DATASET_ARGS = {
-    "retrieval": "--days 14 --test-days 2",
-    "churn": "--days 56 --every-days 7 --horizon-days 28 --test-days 2",
-    "demand": "--days 56 --every-days 7 --horizons 7,14,28 --test-days 2",
-    "category_demand": "--days 56 --every-days 7 --horizons 7,14,28 --test-days 2",
-}
 # Step name prefix -> the stage it is reported under.
 STAGES = (
     ("import", "import"),
@@ -88,14 +81,26 @@ def daily_steps(day: date, ingest_lookback: int, feature_lookback: int) -> list[
     return [tuple(step) for step in json.loads(out.stdout.strip().splitlines()[-1])]
 
 
+def dataset_args() -> dict[str, str]:
+    """Each training-set kind's ``dataset build`` flags as the training DAG renders them with its
+    default parameters (dags/lakecart_training.py), in the Airflow environment."""
+    code = (
+        "import json, sys; sys.path.insert(0, 'dags'); import lakecart_training as t; "
+        "from jinja2 import Template; params = t.lakecart_training().params.dump(); "
+        "print(json.dumps({k: Template(v).render(params=params) for k, v in t.DATASET_ARGS.items()}))"
+    )
+    out = subprocess.run([str(AIRFLOW_PYTHON), "-c", code], cwd=REPO, check=True, capture_output=True, text=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def training_steps(day: date, processes: int) -> list[tuple[str, str]]:
     """The training DAG's tasks in a valid order: each set built and validated once, then per model
     train -> evaluate -> publish (ranking after retrieval's publish), then segments."""
-    steps, built = [], set()
+    steps, built, args = [], set(), dataset_args()
     for kind in contracts.MODEL_TRAINING_SETS.values():
         if kind not in built:
             built.add(kind)
-            steps.append((f"build_{kind}_set", f"dataset build {kind} --date {day} {DATASET_ARGS[kind]}"))
+            steps.append((f"build_{kind}_set", f"dataset build {kind} --date {day} {args[kind]}"))
             steps.append((f"validate_training_{kind}", f"validate training.{kind} --date {day}"))
     for model in contracts.MODEL_TRAINING_SETS:
         steps.append((f"train_{model}", f"train {model} --date {day} --processes {processes}"))
