@@ -57,6 +57,7 @@ class DemandTask(ModelTask):
     params = {
         "embedding_dim": "width of the series, weekday and month-part embeddings (default 8)",
         "hidden_layers": "units of the hidden ReLU layers (default [64, 32])",
+        "loss": "mae (default: the scaled absolute error, the median) or poisson (the mean; see training/demand.py)",
     }
 
     @property
@@ -94,6 +95,8 @@ class DemandTask(ModelTask):
             "scales": scales,
             "series_scales": series,
             "features": feature_columns(numeric, tuple(feature_prefix(v) for v in self.views)),
+            # Each series' scale (``DemandModel``'s ``level``): its mean daily units over 28 days.
+            "level": f"{feature_prefix(self.demand_view)}units_mean_28d",
         }
 
     def inputs(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
@@ -104,6 +107,9 @@ class DemandTask(ModelTask):
             "month_part": np.array([f"m{min(d // 10, 2)}" for d in origin.dt.day]),
             "numeric": numeric_matrix(frame, self.state["features"]),
         }
+        if self.state.get("level"):  # runs trained before the level input have none
+            level = frame[self.state["level"]] if self.state["level"] in frame.columns else pd.Series(0.0, frame.index)
+            inputs["level"] = pd.to_numeric(level, errors="coerce").fillna(0.0).clip(lower=0).to_numpy("float32")
         labels = [f"units_next_{h}d" for h in self.state["horizons"]]
         if all(c in frame.columns for c in labels):
             inputs["label"] = frame[labels].to_numpy(dtype="float32")
@@ -128,6 +134,8 @@ class DemandTask(ModelTask):
             self.state["horizons"],
             self.state["scales"],
             hidden_layers=tuple(params.extra.get("hidden_layers", (64, 32))),
+            loss=str(params.extra.get("loss", "mae")),
+            level="level" if self.state.get("level") else None,
         )
 
     def evaluate(self, model, train: pd.DataFrame, test: pd.DataFrame) -> dict:
