@@ -64,12 +64,12 @@ class DemandModel(tfrs.Model):
     def compute_loss(self, features: dict[str, tf.Tensor], training: bool = False) -> tf.Tensor:
         actual = tf.cast(features[self.label], tf.float32)
         forecast = self(features, training=training)
-        error = tf.abs(actual - forecast) / self.scales
+        scaled_mae = tf.reduce_mean(tf.abs(actual - forecast) / self.scales)
         if self.loss_name == "poisson":
             # -log p(actual | forecast) without the term that does not depend on the forecast.
             loss = tf.reduce_mean((forecast - actual * tf.math.log(forecast + 1e-6)) / self.scales)
         else:
-            loss = tf.reduce_mean(error)
+            loss = scaled_mae
         if not training:
-            self.mae.update_state(tf.reduce_mean(error))
+            self.mae.update_state(scaled_mae)
         return loss

@@ -26,14 +26,14 @@ import pandas as pd
 
 from lakecart import tables
 from lakecart.errors import LakecartError
-from lakecart.features import user_activity_v2
+from lakecart.features import user_activity_v2, user_category_affinity_v1
 from lakecart.features.pit import feature_prefix
 from lakecart.storage import is_delta, open_delta
 
 log = logging.getLogger(__name__)
 
 ACTIVITY = user_activity_v2.table_name
-AFFINITY = "user_category_affinity_v1"
+AFFINITY = user_category_affinity_v1.table_name
 RFM_FEATURES = (
     "days_since_purchase",
     "purchase_days_90d",

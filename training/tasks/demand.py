@@ -65,9 +65,13 @@ class DemandTask(ModelTask):
         """The view of daily units and their means: the first the set joined (``jobs.training_set``)."""
         return self.views[0]
 
+    def mean_column(self, window: int) -> str:
+        """The demand view's mean daily units over ``window`` days, as the set names it."""
+        return f"{feature_prefix(self.demand_view)}units_mean_{window}d"
+
     def baseline_forecasts(self, frame: pd.DataFrame, horizon: int) -> dict[str, np.ndarray]:
         def mean(window: int) -> np.ndarray:
-            column = f"{feature_prefix(self.demand_view)}units_mean_{window}d"
+            column = self.mean_column(window)
             values = frame[column] if column in frame.columns else pd.Series(0.0, index=frame.index)
             return pd.to_numeric(values, errors="coerce").fillna(0.0).to_numpy() * horizon
 
@@ -96,7 +100,7 @@ class DemandTask(ModelTask):
             "series_scales": series,
             "features": feature_columns(numeric, tuple(feature_prefix(v) for v in self.views)),
             # Each series' scale (``DemandModel``'s ``level``): its mean daily units over 28 days.
-            "level": f"{feature_prefix(self.demand_view)}units_mean_28d",
+            "level": self.mean_column(28),
         }
 
     def inputs(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
