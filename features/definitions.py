@@ -82,15 +82,45 @@ Transform = Callable[[DataFrame, date, date], DataFrame]
 
 
 @dataclass(frozen=True)
+class Tiles:
+    """A view computed in two steps: ``partials`` summarises the source rows of each day on its own
+    (one row per key and ``day``, nothing read from another day), and ``combine`` builds the view's
+    rows for ``[start, end]`` from the partials of the days its windows reach.
+
+    Materialisation keeps each day's partials as a *tile* (``tiles.<view>_v<n>``), recomputed only
+    when that day's source files change, so a daily run summarises one new day instead of the whole
+    lookback. The view's transform is ``combine(partials(source), start, end)``: both paths run the
+    same code."""
+
+    partials: Callable[[DataFrame], DataFrame]
+    combine: Transform
+    day: str = "event_date"  # the partials' day column: the source's partition column
+
+    def transform(self) -> Transform:
+        partials, combine = self.partials, self.combine
+
+        def tiled(source: DataFrame, start: date, end: date) -> DataFrame:
+            return combine(partials(source), start, end)
+
+        tiled.__qualname__ = f"{partials.__qualname__}+{combine.__qualname__}"
+        tiled.__module__ = combine.__module__
+        tiled.tiles = self  # type: ignore[attr-defined]  # ``dataclasses.replace`` passes it back
+        return tiled
+
+
+@dataclass(frozen=True)
 class FeatureView:
     name: str
     version: int
     entity: Entity
     features: tuple[Feature, ...]
-    transform: Transform
     ttl: timedelta
     owner: str
     description: str
+    # How the rows are computed: ``transform(source, start, end)``, or ``tiles`` (partials per day and
+    # their combination; the transform is then derived from them). Exactly one of the two.
+    transform: Transform = None  # type: ignore[assignment]
+    tiles: Tiles | None = None
     # How many days of source history one output day needs (the longest window).
     lookback_days: int = 0
     # The silver table the transform reads (one of ``SOURCES``).
@@ -99,7 +129,20 @@ class FeatureView:
     # known-in-advance features. 0: nothing after the output day.
     lead_days: int = 0
 
+    # Fingerprints this version had before a refactor that kept every row the same (splitting a
+    # transform into tiles, say), shown equal on the same inputs: a registry row or training set that
+    # recorded one of them is re-recorded by ``apply``, not blocked. Metadata: not in the fingerprint.
+    refactored_from: tuple[str, ...] = ()
+
     def __post_init__(self) -> None:
+        if self.tiles is not None and getattr(self.transform, "tiles", None) is self.tiles:
+            object.__setattr__(self, "transform", None)  # derived from the tiles (a copy by ``replace``)
+        if (self.transform is None) == (self.tiles is None):
+            raise ConfigError(f"{self.table_name}: declare either a transform or tiles, not both or neither")
+        if self.tiles is not None:
+            if self.lead_days:
+                raise ConfigError(f"{self.table_name}: tiles read no days ahead (lead_days must be 0)")
+            object.__setattr__(self, "transform", self.tiles.transform())
         if self.source not in SOURCES:
             raise ConfigError(f"{self.table_name}: unknown source {self.source!r}; sources: {', '.join(SOURCES)}")
         if self.lookback_days < 0 or self.lead_days < 0:
@@ -112,6 +155,12 @@ class FeatureView:
     @property
     def qualified_name(self) -> str:
         return f"features.{self.table_name}"
+
+    @property
+    def tile_table(self) -> str | None:
+        """``tiles.<name>_v<version>``: where materialisation keeps the view's per-day partials;
+        None for a view without tiles."""
+        return f"tiles.{self.table_name}" if self.tiles is not None else None
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -159,7 +208,8 @@ class FeatureView:
         constant they read -> its value (see ``code_digests``); and ``feature <name>`` -> a digest
         of the code of that feature's expression, which ties each expression (a shared lambda with
         other captured columns) to the feature it computes."""
-        digests = code_digests(self.transform, *(f.expr for f in self.features if f.expr is not None))
+        computes = (self.tiles.partials, self.tiles.combine) if self.tiles is not None else (self.transform,)
+        digests = code_digests(*computes, *(f.expr for f in self.features if f.expr is not None))
         for f in self.features:
             if f.expr is not None:
                 expr = json.dumps(code_digests(f.expr), sort_keys=True)

@@ -8,7 +8,7 @@ from datetime import date, timedelta
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from lakecart.features.definitions import FEATURE_DATE, Entity, Feature, FeatureView, select_features
+from lakecart.features.definitions import FEATURE_DATE, Entity, Feature, FeatureView, Tiles, select_features
 from lakecart.features.windows import (
     availability,
     fan_out,
@@ -48,8 +48,8 @@ CONVERSION_RATE_7D = rate_feature(
 ITEM_POPULARITY_V1 = (*_window_features(WINDOWS), CONVERSION_RATE_7D)
 
 
-def compute_item_popularity(events: DataFrame, start: date, end: date) -> DataFrame:
-    out = windowed_sums(daily_item_partials(events), ["item_id"], "event_date", METRICS, WINDOWS, start, end)
+def combine_item_popularity(partials: DataFrame, start: date, end: date) -> DataFrame:
+    out = windowed_sums(partials, ["item_id"], "event_date", METRICS, WINDOWS, start, end)
     return select_features(out, ITEM.keys, ITEM_POPULARITY_V1)
 
 
@@ -58,11 +58,12 @@ item_popularity_v1 = FeatureView(
     version=1,
     entity=ITEM,
     features=ITEM_POPULARITY_V1,
-    transform=compute_item_popularity,
+    tiles=Tiles(daily_item_partials, combine_item_popularity),
     ttl=timedelta(days=2),
     owner="ml-platform",
     description="How popular each item is: views, carts and units sold over 7 and 28 days.",
     lookback_days=max(WINDOWS) - 1,
+    refactored_from=("6feb4fcd98f4484a",),  # d2a3b36, before tiles
 )
 
 
@@ -110,8 +111,8 @@ ITEM_POPULARITY_V2 = (
 )
 
 
-def compute_item_popularity_v2(events: DataFrame, start: date, end: date) -> DataFrame:
-    fanned = fan_out(daily_item_partials_v2(events), "event_date", max(WINDOWS_V2), start, end)
+def combine_item_popularity_v2(partials: DataFrame, start: date, end: date) -> DataFrame:
+    fanned = fan_out(partials, "event_date", max(WINDOWS_V2), start, end)
     out = fanned.groupBy("item_id", FEATURE_DATE).agg(
         *[window_sum(m, w).alias(f"{m}_{w}d") for m in METRICS for w in WINDOWS_V2],
         latest("price").alias("price"),
@@ -126,11 +127,12 @@ item_popularity_v2 = FeatureView(
     version=2,
     entity=ITEM,
     features=ITEM_POPULARITY_V2,
-    transform=compute_item_popularity_v2,
+    tiles=Tiles(daily_item_partials_v2, combine_item_popularity_v2),
     ttl=timedelta(days=2),
     owner="ml-platform",
     description="Popularity over 1/7/28 days with its trend, conversion, price and price change per item.",
     lookback_days=max(WINDOWS_V2) - 1,
+    refactored_from=("32b83088382f56cb",),  # d2a3b36, before tiles
 )
 
 
@@ -164,17 +166,18 @@ DEMAND = (
 )
 
 
-def _demand_features(events: DataFrame, key: str, start: date, end: date) -> DataFrame:
-    partials = (
-        events.where(F.col(key).isNotNull())
-        .groupBy(key, "event_date")
-        .agg(
-            F.sum(F.when(F.col("event_type") == "purchase", F.col("quantity")).otherwise(0)).alias("units"),
-            F.avg(F.when(F.col("event_type") == "purchase", F.col("price"))).alias("avg_price"),
-            known_date(events),
-        )
+def _demand_partials(events: DataFrame, key: str) -> DataFrame:
+    """One row per key and event day: units sold and the average price paid. Rows without a key are
+    summarised too (as a null key): the combination reads from them which days the source holds."""
+    return events.groupBy(key, "event_date").agg(
+        F.sum(F.when(F.col("event_type") == "purchase", F.col("quantity")).otherwise(0)).alias("units"),
+        F.avg(F.when(F.col("event_type") == "purchase", F.col("price"))).alias("avg_price"),
+        known_date(events),
     )
-    fanned = fan_out(partials, "event_date", DEMAND_DAYS, start, end)
+
+
+def _demand_features(partials: DataFrame, key: str, start: date, end: date) -> DataFrame:
+    fanned = fan_out(partials.where(F.col(key).isNotNull()), "event_date", DEMAND_DAYS, start, end)
     out = fanned.groupBy(key, FEATURE_DATE).agg(
         lag("units", 0).alias("units"),
         *[lag("units", k).alias(f"units_lag_{k}d") for k in LAGS],
@@ -185,19 +188,27 @@ def _demand_features(events: DataFrame, key: str, start: date, end: date) -> Dat
     # The run reads the source from DEMAND_DAYS - 1 days before ``start`` (``compute_view``), and
     # materialisation refuses a window with a missing day after the source's first day: the first
     # day read is that window's start or the source's first day, whatever the range of the run.
-    first = events.agg(F.min("event_date").alias(HISTORY_START))
+    first = partials.agg(F.min("event_date").alias(HISTORY_START))
     return select_features(out.crossJoin(F.broadcast(first)), [key], DEMAND)
 
 
-def compute_item_demand(events: DataFrame, start: date, end: date) -> DataFrame:
-    return _demand_features(events, "item_id", start, end)
+def daily_item_demand_partials(events: DataFrame) -> DataFrame:
+    return _demand_partials(events, "item_id")
 
 
-def compute_category_demand(events: DataFrame, start: date, end: date) -> DataFrame:
-    return _demand_features(events, "category", start, end)
+def combine_item_demand(partials: DataFrame, start: date, end: date) -> DataFrame:
+    return _demand_features(partials, "item_id", start, end)
 
 
-def _demand_view(name: str, entity: Entity, transform) -> FeatureView:
+def daily_category_demand_partials(events: DataFrame) -> DataFrame:
+    return _demand_partials(events, "category")
+
+
+def combine_category_demand(partials: DataFrame, start: date, end: date) -> DataFrame:
+    return _demand_features(partials, "category", start, end)
+
+
+def _demand_view(name: str, entity: Entity, tiles: Tiles, before_tiles: str) -> FeatureView:
     subject = entity.name
     return FeatureView(
         name=name,
@@ -206,14 +217,19 @@ def _demand_view(name: str, entity: Entity, transform) -> FeatureView:
         version=2,
         entity=entity,
         features=DEMAND,
-        transform=transform,
+        tiles=tiles,
         ttl=timedelta(days=2),
         owner="forecasting",
         description=f"Daily units sold per {subject} with lags of 1/7/14/28 days and 7/28-day rolling means.",
         lookback_days=DEMAND_DAYS - 1,
+        refactored_from=(before_tiles,),
     )
 
 
 CATEGORY = Entity("category", ("category",), "A leaf category of the catalogue.")
-item_demand_v2 = _demand_view("item_demand", ITEM, compute_item_demand)
-category_demand_v2 = _demand_view("category_demand", CATEGORY, compute_category_demand)
+item_demand_v2 = _demand_view(
+    "item_demand", ITEM, Tiles(daily_item_demand_partials, combine_item_demand), "7073e57b65f1e7fc"
+)
+category_demand_v2 = _demand_view(
+    "category_demand", CATEGORY, Tiles(daily_category_demand_partials, combine_category_demand), "23ec4fbf3aad583b"
+)

@@ -22,7 +22,8 @@ ACTIVE, REMOVED = "active", "removed"
 class Change:
     table: str  # features.<name>_v<version>
     # create | unchanged | blocked | remove | keep (applied, no longer in code, not removed) |
-    # update (recorded under an older fingerprint scheme, logic unchanged: apply re-records it)
+    # update (recorded under an older fingerprint scheme, or before a refactor that kept every row:
+    # logic unchanged, apply re-records it)
     action: str
     detail: str = ""
 
@@ -47,6 +48,15 @@ def plan(views: Sequence[FeatureView], applied: Iterable[dict], remove: Sequence
             changes.append(Change(table, "create", detail))
         elif row["fingerprint"] == view.fingerprint():
             changes.append(Change(table, "unchanged"))
+        elif row["fingerprint"] in view.refactored_from:
+            changes.append(
+                Change(
+                    table,
+                    "update",
+                    f"code refactored since {row['fingerprint']}, every row the same (the view's refactored_from): "
+                    "apply records the new fingerprint",
+                )
+            )
         elif recorded_scheme(row) < FINGERPRINT_SCHEME and row["fingerprint"] in legacy_fingerprints(view):
             changes.append(
                 Change(

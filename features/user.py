@@ -8,7 +8,15 @@ from datetime import date, timedelta
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
-from lakecart.features.definitions import AVAILABLE_AT, FEATURE_DATE, Entity, Feature, FeatureView, select_features
+from lakecart.features.definitions import (
+    AVAILABLE_AT,
+    FEATURE_DATE,
+    Entity,
+    Feature,
+    FeatureView,
+    Tiles,
+    select_features,
+)
 from lakecart.features.windows import (
     AGE,
     availability,
@@ -57,8 +65,7 @@ USER_ACTIVITY_V1 = (
 )
 
 
-def compute_user_activity(events: DataFrame, start: date, end: date) -> DataFrame:
-    partials = daily_user_partials(events)
+def combine_user_activity(partials: DataFrame, start: date, end: date) -> DataFrame:
     out = windowed_sums(partials, ["user_id"], "event_date", METRICS, WINDOWS, start, end)
     return select_features(out, USER.keys, USER_ACTIVITY_V1)
 
@@ -68,11 +75,12 @@ user_activity_v1 = FeatureView(
     version=1,
     entity=USER,
     features=USER_ACTIVITY_V1,
-    transform=compute_user_activity,
+    tiles=Tiles(daily_user_partials, combine_user_activity),
     ttl=timedelta(days=2),
     owner="ml-platform",
     description="How active each user has been: views, carts, purchases and spend over 7 and 28 days.",
     lookback_days=max(WINDOWS) - 1,
+    refactored_from=("e74a040d04ddb86e",),  # d2a3b36, before tiles
 )
 
 
@@ -146,8 +154,8 @@ USER_ACTIVITY_V2 = (
 )
 
 
-def compute_user_activity_v2(events: DataFrame, start: date, end: date) -> DataFrame:
-    fanned = fan_out(daily_user_partials_v2(events), "event_date", max(WINDOWS_V2), start, end)
+def combine_user_activity_v2(partials: DataFrame, start: date, end: date) -> DataFrame:
+    fanned = fan_out(partials, "event_date", max(WINDOWS_V2), start, end)
     sums = [window_sum(m, w).alias(f"{m}_{w}d") for m in METRICS for w in WINDOWS_V2]
     out = fanned.groupBy("user_id", FEATURE_DATE).agg(
         *sums,
@@ -168,12 +176,13 @@ user_activity_v2 = FeatureView(
     version=2,
     entity=USER,
     features=USER_ACTIVITY_V2,
-    transform=compute_user_activity_v2,
+    tiles=Tiles(daily_user_partials_v2, combine_user_activity_v2),
     ttl=timedelta(days=2),
     owner="ml-platform",
     description="Activity over 1/7/28/90 days, recency-frequency-monetary, conversion, breadth and price "
     "sensitivity per user.",
     lookback_days=max(WINDOWS_V2) - 1,
+    refactored_from=("bf727802cd2a8832",),  # d2a3b36, before tiles
 )
 
 
@@ -202,8 +211,8 @@ USER_SEQUENCES = (
 )
 
 
-def compute_user_sequences(events: DataFrame, start: date, end: date) -> DataFrame:
-    fanned = fan_out(daily_user_partials_v2(events), "event_date", SEQUENCE_DAYS, start, end)
+def combine_user_sequences(partials: DataFrame, start: date, end: date) -> DataFrame:
+    fanned = fan_out(partials, "event_date", SEQUENCE_DAYS, start, end)
     out = fanned.groupBy("user_id", FEATURE_DATE).agg(newest("recent", RECENT_N).alias("_recent"), availability())
     return select_features(out, USER.keys, USER_SEQUENCES)
 
@@ -213,11 +222,12 @@ user_sequences_v1 = FeatureView(
     version=1,
     entity=USER,
     features=USER_SEQUENCES,
-    transform=compute_user_sequences,
+    tiles=Tiles(daily_user_partials_v2, combine_user_sequences),
     ttl=timedelta(days=2),
     owner="ml-platform",
     description=f"Each user's last {RECENT_N} item interactions within {SEQUENCE_DAYS} days, as sequences.",
     lookback_days=SEQUENCE_DAYS - 1,
+    refactored_from=("c953f76c397a4f3d",),  # d2a3b36, before tiles
 )
 
 
@@ -241,9 +251,10 @@ USER_CATEGORY_AFFINITY = (
 )
 
 
-def compute_user_category_affinity(events: DataFrame, start: date, end: date) -> DataFrame:
+def daily_user_category_partials(events: DataFrame) -> DataFrame:
+    """One row per user, category and event day: interactions and purchases."""
     is_type = lambda t: F.when(F.col("event_type") == t, 1).otherwise(0)  # noqa: E731
-    partials = (
+    return (
         events.where(
             F.col("user_id").isNotNull() & F.col("category").isNotNull() & F.col("event_type").isin(*INTERACTIONS)
         )
@@ -254,6 +265,9 @@ def compute_user_category_affinity(events: DataFrame, start: date, end: date) ->
             known_date(events),
         )
     )
+
+
+def combine_user_category_affinity(partials: DataFrame, start: date, end: date) -> DataFrame:
     fanned = fan_out(partials, "event_date", AFFINITY_DAYS, start, end)
     out = fanned.groupBy("user_id", "category", FEATURE_DATE).agg(
         window_sum("interactions", AFFINITY_DAYS).alias("interactions_28d"),
@@ -270,9 +284,10 @@ user_category_affinity_v1 = FeatureView(
     version=1,
     entity=USER_CATEGORY,
     features=USER_CATEGORY_AFFINITY,
-    transform=compute_user_category_affinity,
+    tiles=Tiles(daily_user_category_partials, combine_user_category_affinity),
     ttl=timedelta(days=2),
     owner="ml-platform",
     description="Category affinity per user: how much of a shopper's recent attention each category gets.",
     lookback_days=AFFINITY_DAYS - 1,
+    refactored_from=("0f01b4d5cad96147",),  # d2a3b36, before tiles
 )

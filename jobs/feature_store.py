@@ -95,7 +95,8 @@ def require_applied(settings: Settings, views: Sequence[FeatureView]) -> None:
         elif row["fingerprint"] != view.fingerprint():
             update = [c for c in plan([view], [row]) if c.action == "update"]
             problems.append(
-                f"{view.qualified_name} was recorded under an older fingerprint scheme (logic unchanged)"
+                f"{view.qualified_name} was recorded before a refactor or under an older fingerprint scheme "
+                "(logic unchanged)"
                 if update
                 else f"{view.qualified_name} changed since it was applied"
             )

@@ -85,8 +85,18 @@ class MaterializeReport:
     written_days: list[str] = field(default_factory=list)
     skipped_days: list[str] = field(default_factory=list)
     rows: int = 0
+    # Source days summarised into tiles by this run (views with ``Tiles``; the rest reuse theirs).
+    tiles_written: int = 0
     # Why the view was not materialised at all (its source table is absent); None when it was.
     skipped_reason: str | None = None
+
+
+def compute_from_tiles(view: FeatureView, partials: DataFrame, start: date, end: date) -> DataFrame:
+    """The view's rows over ``[start, end]`` from its tiles (``Tiles.combine``), reading only the
+    days its windows need: the same rows as ``compute_view`` on the source they summarise."""
+    day = F.col(view.tiles.day)
+    scoped = partials.where(day.between(F.lit(start - timedelta(days=view.lookback_days)), F.lit(end)))
+    return view.tiles.combine(scoped, start, end).select(*view.columns)
 
 
 def compute_view(view: FeatureView, source: DataFrame, start: date, end: date) -> DataFrame:
@@ -155,6 +165,73 @@ def input_signature(
     if extra:
         digest.update(f"extra:{','.join(extra)};".encode())
     return digest.hexdigest()[:24]
+
+
+def tile_signature(view: FeatureView, day: date, files: dict[date, tuple[str, ...]], extra: tuple[str, ...]) -> str:
+    """What the tile of ``view`` for source ``day`` depends on: the view's logic, that day's source
+    files and ``extra`` inputs (the catalogue's files)."""
+    digest = hashlib.sha256(f"{view.fingerprint()}|tile {day}:{','.join(files.get(day, ()))}".encode())
+    if extra:
+        digest.update(f"|extra:{','.join(extra)}".encode())
+    return digest.hexdigest()[:24]
+
+
+def _recorded_tiles(settings: Settings, view: FeatureView) -> dict[date, str]:
+    from deltalake import DeltaTable
+
+    path = tables.table_path(tables.FEATURE_TILES, settings)
+    if not DeltaTable.is_deltatable(path):
+        return {}
+    rows = DeltaTable(path).to_pyarrow_table(filters=[("view", "=", view.table_name)]).to_pylist()
+    return {r["day"]: r["input_signature"] for r in rows}
+
+
+def refresh_tiles(
+    settings: Settings,
+    view: FeatureView,
+    source: DataFrame,
+    days: Sequence[date],
+    files: dict[date, tuple[str, ...]],
+    extra: tuple[str, ...],
+    force: bool = False,
+) -> tuple[DataFrame, list[tuple[str, date, str]]]:
+    """The tiles of ``view`` for the source ``days`` that hold files, each computed from silver
+    only when it is missing or its day's files (or the view's logic, or ``extra``) changed since
+    it was written; and ``(view, day, signature)`` for each tile written, to record."""
+    held = [d for d in days if files.get(d)]
+    wanted = {d: tile_signature(view, d, files, extra) for d in held}
+    recorded = {} if force else _recorded_tiles(settings, view)
+    stale = [d for d in held if recorded.get(d) != wanted[d]]
+    path = tables.table_path(view.tile_table, settings)
+    if stale:
+        log.info(
+            "%s: summarising %d source day(s) into tiles (%d reused)",
+            view.tile_table,
+            len(stale),
+            len(held) - len(stale),
+        )
+        partials = view.tiles.partials(source.where(F.col(view.tiles.day).isin(*stale)))
+        if _schema_changed(source.sparkSession, path, partials):
+            # Refactored code (``refactored_from``) summarising differently: every tile is stale
+            # (the fingerprint changed), so the table starts again from the days computed now.
+            log.info("%s: partials changed shape; rewriting the tiles", view.tile_table)
+            writer = partials.write.format("delta").mode("overwrite").option("overwriteSchema", "true")
+            writer.partitionBy(view.tiles.day).save(path)
+        else:
+            delta.replace_partitions(partials, path, view.tiles.day, stale)
+    spark = source.sparkSession
+    tiles = spark.read.format("delta").load(path).where(F.col(view.tiles.day).isin(*held))
+    return tiles, [(view.table_name, d, wanted[d]) for d in stale]
+
+
+def _schema_changed(spark: SparkSession, path: str, frame: DataFrame) -> bool:
+    if not delta.table_exists(spark, path):
+        return False
+
+    def shape(schema) -> list[tuple[str, str]]:  # names and types, not nullability (Delta may relax it)
+        return [(f.name, f.dataType.simpleString()) for f in schema]
+
+    return shape(spark.read.format("delta").load(path).schema) != shape(frame.schema)
 
 
 def source_exists(settings: Settings, table: str) -> bool:
@@ -315,7 +392,11 @@ def run_materialize(
     end: date,
     views: Sequence[str] | None = None,
     force: bool = False,
+    tiles: bool = True,
 ) -> dict[str, MaterializeReport]:
+    """Materialise ``views`` (all of the lake's sources when None) for ``start``..``end``. Views with
+    ``Tiles`` are combined from their per-day partials, kept between runs and recomputed per source
+    day when it changes; ``tiles=False`` computes every window from silver instead (the same rows)."""
     selected, skipped = _select(settings, views)
     require_applied(settings, selected)
     sources = [SILVER_SOURCES[s] for s in sorted({v.source for v in selected})]
@@ -353,6 +434,7 @@ def run_materialize(
     # What was written is recorded once at the end (one MERGE, not one per view), and also when a
     # later view fails: a day written but not recorded is only computed again by the next run.
     written: list[tuple[str, date, str]] = []
+    tiles_written: list[tuple[str, date, str]] = []
     try:
         for view in selected:
             report = reports[view.table_name] = MaterializeReport(view.table_name)
@@ -364,7 +446,16 @@ def run_materialize(
             report.skipped_days = [d.isoformat() for d in days if d not in todo]
             for first, last in _runs(todo):
                 log.info("materialising %s for %s..%s", view.qualified_name, first, last)
-                frame = compute_view(view, frames[view.source], first, last)
+                if tiles and view.tiles is not None:
+                    reach = [first - timedelta(days=n) for n in range(view.lookback_days, -(last - first).days - 1, -1)]
+                    partials, fresh = refresh_tiles(
+                        settings, view, frames[view.source], reach, files[view.source], extra, force
+                    )
+                    tiles_written += fresh
+                    report.tiles_written += len(fresh)
+                    frame = compute_from_tiles(view, partials, first, last)
+                else:
+                    frame = compute_view(view, frames[view.source], first, last)
                 run_days = [first + timedelta(days=n) for n in range((last - first).days + 1)]
                 delta.replace_partitions(frame, view_path(view, settings), FEATURE_DATE, run_days)
                 written += [(view.table_name, d, wanted[d]) for d in run_days]
@@ -380,6 +471,9 @@ def run_materialize(
                 report.rows,
             )
     finally:
+        if tiles_written:
+            state = spark.createDataFrame(tiles_written, "view string, day date, input_signature string")
+            delta.merge_by_key(state, tables.table_path(tables.FEATURE_TILES, settings), ["view", "day"])
         if written:
             state = spark.createDataFrame(written, "view string, feature_date date, input_signature string")
             delta.merge_by_key(

@@ -299,7 +299,9 @@ def cmd_features_materialize(args: argparse.Namespace) -> int:
 
     _known_views(args.view or [])
     start = args.date - timedelta(days=args.lookback_days)
-    reports = run_materialize(_spark("features"), get_settings(), start, args.date, args.view, force=args.force)
+    reports = run_materialize(
+        _spark("features"), get_settings(), start, args.date, args.view, force=args.force, tiles=not args.no_tiles
+    )
     _print({name: r.__dict__ for name, r in reports.items()})
     return 0
 
@@ -818,7 +820,8 @@ def build_parser() -> argparse.ArgumentParser:
         "the feature store - list: the views declared in features/; plan: what apply would change "
         "(new, changed, removed views; exit 2 if blocked); apply: record the views and create their tables; "
         "materialize: compute views for --date (and --lookback-days before it: a backfill), skipping days "
-        "whose inputs did not change; get: values for --keys as of --as-of (no Spark)",
+        "whose inputs did not change and summarising only new or changed source days (tiles); "
+        "get: values for --keys as of --as-of (no Spark)",
     )
     actions = _Commands(p, "action", "ACTION")
     actions.add("list", cmd_features_list, "the views declared in features/")
@@ -836,7 +839,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _with_date(q)
     q.add_argument("--view", action="append", help="only this view (table name, e.g. user_activity_v2); repeatable")
-    q.add_argument("--force", action="store_true", help="recompute days whose inputs did not change")
+    q.add_argument("--force", action="store_true", help="recompute days (and tiles) whose inputs did not change")
+    q.add_argument(
+        "--no-tiles",
+        action="store_true",
+        help="compute every window from silver instead of the views' kept per-day partials (tiles.*): "
+        "the same rows, slower; to check a suspect tile",
+    )
     q = actions.add(
         "join",
         cmd_features_join,

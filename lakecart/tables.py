@@ -4,8 +4,9 @@ suite and the rows a validation run checks.
 A table name is ``<layer>.<table>``; its location is ``<lake root>/lake/<layer>/<table>``. A
 declaration *is* its name (``Table`` subclasses ``str``), so ``tables.SILVER_EVENTS`` works wherever a
 name is expected and carries its declaration where one is needed (``tables.SILVER_EVENTS.keys``).
-Feature views (``features.<view>_v<n>``) are declared by their ``FeatureView`` in ``features/`` and
-looked up here by name too (:func:`declared`).
+Feature views (``features.<view>_v<n>``) and their tiles (``tiles.<view>_v<n>``, the per-day partials
+materialisation keeps) are declared by their ``FeatureView`` in ``features/`` and looked up here by
+name too (:func:`declared`).
 
 Suites are named by import path (``module:function``) and imported only when a validation runs, so
 this module stays light: the CLI, delta-rs readers and tests import it without Spark or GX.
@@ -315,6 +316,11 @@ FEATURE_MATERIALIZATIONS = _declare(
     keys=("view", "feature_date"),
     description="what each materialised view day was computed from",
 )
+FEATURE_TILES = _declare(
+    "meta.feature_tiles",
+    keys=("view", "day"),
+    description="what each tile (a view's partials of one source day) was computed from",
+)
 VALIDATION_RUNS = _declare(
     "meta.validation_runs",
     keys=("table", "batch"),
@@ -347,7 +353,13 @@ def declared(name: str) -> Table:
         view = REGISTRY.get(name.removeprefix("features."))
         if view is not None:
             return view_table(view)
-    raise LookupError(f"{name!r} is not a declared table; declared: {', '.join(sorted(DECLARED))}, features.*")
+    if name.startswith("tiles."):
+        from lakecart.features import REGISTRY
+
+        view = REGISTRY.get(name.removeprefix("tiles."))
+        if view is not None and view.tiles is not None:
+            return tile_table(view)
+    raise LookupError(f"{name!r} is not a declared table; declared: {', '.join(sorted(DECLARED))}, features.*, tiles.*")
 
 
 def view_table(view) -> Table:
@@ -360,6 +372,18 @@ def view_table(view) -> Table:
         description=view.description,
         suite=f"lakecart.tables:view_suite:{view.table_name}",
         validates="the view's rows for the run's feature dates",
+    )
+
+
+def tile_table(view) -> Table:
+    """The declaration of a view's tiles: its partials, one partition per source day (``Tiles``).
+    An internal table, not validated: the view's rows built from it are."""
+    return Table(
+        view.tile_table,
+        keys=(*view.entity.keys, view.tiles.day),
+        partition=view.tiles.day,
+        owner=view.owner,
+        description=f"per-day partials of {view.qualified_name}, combined into its windows",
     )
 
 

@@ -42,22 +42,24 @@ def edited_copy(module, old: str, new: str, tmp_path: Path):
 def test_editing_a_helper_the_transform_calls_blocks_the_plan(tmp_path):
     from lakecart.features import item as item_module
 
-    # compute_item_demand's own source is untouched; only the helper it calls changes.
+    # The view's partials function's own source is untouched; only the helper it calls changes.
     edited = edited_copy(
         item_module,
         'F.avg(F.when(F.col("event_type") == "purchase", F.col("price")))',
         'F.max(F.when(F.col("event_type") == "purchase", F.col("price")))',
         tmp_path,
     )
-    assert inspect.getsource(edited.compute_item_demand) == inspect.getsource(item_module.compute_item_demand)
+    assert inspect.getsource(edited.daily_item_demand_partials) == inspect.getsource(
+        item_module.daily_item_demand_partials
+    )
     changed = edited.item_demand_v2
     assert changed.fingerprint() != item_demand_v2.fingerprint()
     changes = plan([changed], applied(item_demand_v2))
     assert actions(changes) == {"features.item_demand_v2": "blocked"}
     # The plan names the function whose code changed, not just "logic changed".
-    assert "lakecart.features.item._demand_features" in changes[0].detail
+    assert "lakecart.features.item._demand_partials" in changes[0].detail
     assert "declare it as version 3" in changes[0].detail
-    with pytest.raises(PlanBlocked, match="_demand_features"):
+    with pytest.raises(PlanBlocked, match="_demand_partials"):
         check_applicable(changes)
 
 
@@ -71,7 +73,7 @@ def test_editing_a_windows_helper_blocks_exactly_the_views_that_call_it(tmp_path
     )
     views = [user_activity_v1, user_activity_v2, user_sequences_v1]
     recorded = applied(*views)
-    # user.py imported window_sum by name: the edit reaches compute_user_activity_v2 through it.
+    # user.py imported window_sum by name: the edit reaches combine_user_activity_v2 through it.
     monkeypatch.setattr(user_module, "window_sum", edited.window_sum)
     assert actions(plan(views, recorded)) == {
         # v1 sums through windows.windowed_sums, whose window_sum is still the original one

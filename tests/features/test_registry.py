@@ -47,7 +47,7 @@ def test_a_new_version_is_created_and_the_old_one_keeps_working():
 def test_changing_logic_or_schema_without_a_new_version_is_blocked():
     recorded = applied(user_activity_v1)
     wider = replace(user_activity_v1, features=(*user_activity_v1.features, Feature("x", "bigint", "")))
-    other_logic = replace(user_activity_v1, transform=lambda events, start, end: events)
+    other_logic = replace(user_activity_v1, transform=lambda events, start, end: events, tiles=None)
     longer_ttl = replace(user_activity_v1, ttl=user_activity_v1.ttl * 2)
     for changed in (wider, other_logic, longer_ttl):
         changes = plan([changed], recorded)
@@ -75,3 +75,23 @@ def test_a_view_gone_from_code_is_kept_until_removed_on_purpose():
     assert "features.user_activity_v1" not in actions(
         plan([user_activity_v2], applied(user_activity_v1, status=REMOVED))
     )
+
+
+def test_a_refactor_that_keeps_every_row_is_re_recorded_not_blocked():
+    recorded = applied(user_activity_v1)
+    other_code = replace(user_activity_v1, transform=lambda events, start, end: events, tiles=None)
+    assert actions(plan([other_code], recorded)) == {"features.user_activity_v1": "blocked"}
+    refactored = replace(other_code, refactored_from=(user_activity_v1.fingerprint(),))
+    changes = plan([refactored], recorded)
+    assert actions(changes) == {"features.user_activity_v1": "update"}
+    assert "every row the same" in changes[0].detail
+    check_applicable(changes)
+
+
+def test_a_view_declares_a_transform_or_tiles():
+    from lakecart.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="either a transform or tiles"):
+        replace(user_activity_v1, transform=lambda events, start, end: events)
+    with pytest.raises(ConfigError, match="either a transform or tiles"):
+        replace(user_activity_v1, transform=None, tiles=None)

@@ -1,6 +1,6 @@
 from datetime import date, datetime
 
-from lakecart.features.user import compute_user_activity
+from lakecart.features.user import user_activity_v1
 from lakecart.features.windows import windowed_sums
 
 
@@ -36,7 +36,7 @@ def test_user_activity_counts_spend_and_conversion(spark):
         ],
         "user_id string, event_type string, price double, quantity int, event_date date",
     )
-    row = compute_user_activity(events, date(2026, 1, 6), date(2026, 1, 6)).collect()[0]
+    row = user_activity_v1.transform(events, date(2026, 1, 6), date(2026, 1, 6)).collect()[0]
     assert (row["views_7d"], row["carts_7d"], row["purchases_7d"]) == (2, 1, 1)
     assert row["spend_7d"] == 30.0  # 3 units x 10.0
     assert row["purchase_rate_28d"] == 0.5  # 1 purchase / 2 views

@@ -105,14 +105,14 @@ def test_days_written_before_a_failing_view_are_recorded_and_counted(spark, sett
     publish(spark, settings, silver_rows(START, 3))
     apply_only(spark, settings, "user_activity_v1", "user_activity_v2")
     end = START + timedelta(days=2)
-    compute = materialize.compute_view
+    compute = materialize.compute_from_tiles
 
     def second_view_fails(view, *args):
         if view.table_name == "user_activity_v2":
             raise RuntimeError("planted failure")
         return compute(view, *args)
 
-    monkeypatch.setattr(materialize, "compute_view", second_view_fails)
+    monkeypatch.setattr(materialize, "compute_from_tiles", second_view_fails)
     with pytest.raises(RuntimeError, match="planted failure"):
         run_materialize(spark, settings, START, end, ["user_activity_v1", "user_activity_v2"])
     monkeypatch.undo()

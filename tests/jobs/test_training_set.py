@@ -8,6 +8,7 @@ import pytest
 from lakecart import delta, lineage, tables
 from lakecart.features import customer_orders_v1, item_demand_v2, user_activity_v2, user_sequences_v1
 from lakecart.features import user as user_module
+from lakecart.features import windows as windows_module
 from lakecart.features.definitions import SCHEME_1_BEFORE_FEATURE_SPECS
 from lakecart.jobs import training_set
 from lakecart.jobs.materialize import run_materialize
@@ -105,6 +106,14 @@ def test_rebuild_accepts_a_manifest_of_the_old_fingerprint_scheme_and_names_chan
         for v in (user_activity_v2, user_sequences_v1)
     }
     assert training_set.changed_views(kind, old) == []
+    # One recorded before the views were split into tiles (the same rows: ``refactored_from``).
+    before_tiles = {
+        v.qualified_name: {"version": v.version, "fingerprint": v.refactored_from[0], "fingerprint_scheme": 2}
+        for v in (user_activity_v2, user_sequences_v1)
+    }
+    assert training_set.changed_views(kind, before_tiles) == []
+    unknown = {name: {**entry, "fingerprint": "0" * 16} for name, entry in before_tiles.items()}
+    assert len(training_set.changed_views(kind, unknown)) == 2
     edited = edited_copy(user_module, "RECENT_N = 10", "RECENT_N = 5", tmp_path)
     monkeypatch.setattr(user_module, "RECENT_N", edited.RECENT_N)
     # Both views read RECENT_N (through daily_user_partials_v2).
@@ -146,7 +155,7 @@ def test_a_retrieval_manifest_pins_the_catalogue_and_the_code_and_its_rows_pass_
     assert manifest["code_version"] == lineage.code_version()
     assert manifest["code_version"]["package"] and "commit" in manifest["code_version"]
     recorded = manifest["feature_views"]["features.user_activity_v1"]
-    assert recorded["code"]["lakecart.features.user.compute_user_activity"]
+    assert recorded["code"]["lakecart.features.user.combine_user_activity"]
 
     # The rows actually built pass the gate (every label has features: the users browse daily).
     rows = spark.read.format("delta").load(tables.table_path("training.retrieval", settings))
@@ -157,15 +166,13 @@ def test_a_retrieval_manifest_pins_the_catalogue_and_the_code_and_its_rows_pass_
 
     # A helper of user_activity_v1 is edited without a new version: rebuild names the view and the helper.
     edited = edited_copy(
-        user_module,
-        'F.col("user_id").isNotNull())  # anonymous visitors have no user features',
-        'F.col("user_id").isNotNull() & (F.col("device") != "tv"))',
+        windows_module,
+        "fanned = fan_out(partials, day_col, max(windows), start, end)",
+        "fanned = fan_out(partials, day_col, max(windows) + 1, start, end)",
         tmp_path,
     )
-    monkeypatch.setattr(user_module, "daily_user_partials", edited.daily_user_partials)
-    with pytest.raises(
-        RuntimeError, match=r"features\.user_activity_v1 .*lakecart\.features\.user\.daily_user_partials"
-    ):
+    monkeypatch.setattr(user_module, "windowed_sums", edited.windowed_sums)
+    with pytest.raises(RuntimeError, match=r"features\.user_activity_v1 .*lakecart\.features\.windows\.windowed_sums"):
         training_set.rebuild(spark, settings, manifest["dataset_id"])
 
 
