@@ -71,7 +71,10 @@ def driver_java_options(master: str, archive: Path | None = None, quick_jit: boo
     if local and archive.is_file():
         options += [f"-XX:SharedArchiveFile={archive}", "-Xshare:auto"]
     if local and quick_jit:
-        options += ["-XX:TieredStopAtLevel=1", "-XX:+UseParallelGC"]
+        # C1 alone defaults to a 48 MiB code cache, which a long session (a backfill, a benchmark,
+        # the test suite) fills with generated code: the JVM then stops compiling and runs the rest
+        # interpreted ("CodeCache is full. Compiler has been disabled"). 240 MiB is the tiered default.
+        options += ["-XX:TieredStopAtLevel=1", "-XX:+UseParallelGC", "-XX:ReservedCodeCacheSize=240m"]
     return " ".join(options)
 
 

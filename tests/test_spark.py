@@ -29,6 +29,18 @@ def test_quick_jit_for_local_sessions_unless_turned_off(tmp_path):
     assert driver_java_options("local[*]", tmp_path / "none.jsa", quick_jit=False) == "-Duser.timezone=UTC"
 
 
+def test_quick_jit_keeps_the_tiered_code_cache():
+    """C1 alone defaults to a 48 MiB code cache; a long session filled it and ran interpreted."""
+    import shutil
+    from pathlib import Path
+
+    options = [o for o in driver_java_options("local[2]", Path("/nonexistent.jsa")).split() if o.startswith("-XX")]
+    java = shutil.which("java")
+    flags = subprocess.run([java, *options, "-XX:+PrintFlagsFinal", "-version"], capture_output=True, text=True)
+    size = next(int(line.split()[3]) for line in flags.stdout.splitlines() if " ReservedCodeCacheSize " in line)
+    assert size >= 240 * 1024 * 1024
+
+
 def test_a_stale_or_broken_archive_is_skipped_not_fatal(tmp_path):
     broken = tmp_path / "broken.jsa"
     broken.write_bytes(b"not an archive" * 100)
