@@ -211,6 +211,9 @@ def refresh_tiles(
             len(held) - len(stale),
         )
         partials = view.tiles.partials(source.where(F.col(view.tiles.day).isin(*stale)))
+        # One file per tile day: a window reads up to 90 of them, and small files cost more to open
+        # than to read.
+        partials = partials.repartition(F.col(view.tiles.day))
         if _schema_changed(source.sparkSession, path, partials):
             # Refactored code (``refactored_from``) summarising differently: every tile is stale
             # (the fingerprint changed), so the table starts again from the days computed now.
