@@ -241,6 +241,7 @@ customer_orders_v1 = FeatureView(
     "rhythm and overdue ratio, baskets, discounts and coupons, breadth, repeat rate, tenure, top department share.",
     lookback_days=CUSTOMER_DAYS - 1,
     source=ORDER_LINES_SOURCE,
+    refactored_from=("ed060ae139ca76ca",),  # d2a3b36, before fan_out made only the run's output days
 )
 
 
@@ -305,6 +306,7 @@ customer_item_repeat_v1 = FeatureView(
     "typical interval and days overdue (next-basket signals).",
     lookback_days=REPEAT_DAYS - 1,
     source=ORDER_LINES_SOURCE,
+    refactored_from=("161c51bebf136af5",),  # d2a3b36, before fan_out made only the run's output days
 )
 
 
@@ -362,6 +364,7 @@ customer_category_share_v1 = FeatureView(
     description="Each customer's spend and orders per leaf category over 90 days, and the category's share of spend.",
     lookback_days=SHARE_DAYS - 1,
     source=ORDER_LINES_SOURCE,
+    refactored_from=("ac2a563e4b21c8a5",),  # d2a3b36, before fan_out made only the run's output days
 )
 
 
@@ -462,7 +465,7 @@ def compute_category_sales(lines: DataFrame, start: date, end: date) -> DataFram
     return _sales_features(lines, "category", start, end)
 
 
-def _sales_view(name: str, entity: Entity, transform) -> FeatureView:
+def _sales_view(name: str, entity: Entity, transform, before: str) -> FeatureView:
     return FeatureView(
         name=name,
         version=1,
@@ -475,11 +478,12 @@ def _sales_view(name: str, entity: Entity, transform) -> FeatureView:
         "1/7/14/28 days, unit price, discount depth, selling days and the 90-day repurchase cycle.",
         lookback_days=REPURCHASE_DAYS - 1,
         source=ORDER_LINES_SOURCE,
+        refactored_from=(before,),  # d2a3b36, before fan_out made only the run's output days
     )
 
 
-item_sales_v1 = _sales_view("item_sales", ITEM, compute_item_sales)
-category_sales_v1 = _sales_view("category_sales", CATEGORY, compute_category_sales)
+item_sales_v1 = _sales_view("item_sales", ITEM, compute_item_sales, "44f22b6d9fae6dab")
+category_sales_v1 = _sales_view("category_sales", CATEGORY, compute_category_sales, "212a1f57804803ea")
 
 
 # --- items: promotions, today and known in advance -------------------------------------------------

@@ -80,7 +80,7 @@ user_activity_v1 = FeatureView(
     owner="ml-platform",
     description="How active each user has been: views, carts, purchases and spend over 7 and 28 days.",
     lookback_days=max(WINDOWS) - 1,
-    refactored_from=("e74a040d04ddb86e",),  # d2a3b36, before tiles
+    refactored_from=("e74a040d04ddb86e",),  # d2a3b36: before tiles and the narrower fan_out
 )
 
 
@@ -182,7 +182,7 @@ user_activity_v2 = FeatureView(
     description="Activity over 1/7/28/90 days, recency-frequency-monetary, conversion, breadth and price "
     "sensitivity per user.",
     lookback_days=max(WINDOWS_V2) - 1,
-    refactored_from=("bf727802cd2a8832",),  # d2a3b36, before tiles
+    refactored_from=("bf727802cd2a8832",),  # d2a3b36: before tiles and the narrower fan_out
 )
 
 
@@ -227,7 +227,7 @@ user_sequences_v1 = FeatureView(
     owner="ml-platform",
     description=f"Each user's last {RECENT_N} item interactions within {SEQUENCE_DAYS} days, as sequences.",
     lookback_days=SEQUENCE_DAYS - 1,
-    refactored_from=("c953f76c397a4f3d",),  # d2a3b36, before tiles
+    refactored_from=("c953f76c397a4f3d",),  # d2a3b36: before tiles and the narrower fan_out
 )
 
 
@@ -289,5 +289,5 @@ user_category_affinity_v1 = FeatureView(
     owner="ml-platform",
     description="Category affinity per user: how much of a shopper's recent attention each category gets.",
     lookback_days=AFFINITY_DAYS - 1,
-    refactored_from=("0f01b4d5cad96147",),  # d2a3b36, before tiles
+    refactored_from=("0f01b4d5cad96147",),  # d2a3b36: before tiles and the narrower fan_out
 )

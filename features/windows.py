@@ -33,10 +33,13 @@ def known_date(events: DataFrame) -> Column:
 def fan_out(partials: DataFrame, day_col: str, longest: int, start: date, end: date) -> DataFrame:
     """Each partial once per output day in ``[start, end]`` whose ``longest``-day window holds it,
     with ``feature_date`` and ``_age``."""
+    # Only the output days of [start, end]: a 180-day window materialised for one day makes one row
+    # per partial, not 180 to filter down to one.
+    first = F.greatest(F.col(day_col), F.lit(start))
+    last = F.least(F.date_add(F.col(day_col), longest - 1), F.lit(end))
     return (
         partials.where((F.col(day_col) > F.lit(start - timedelta(days=longest))) & (F.col(day_col) <= F.lit(end)))
-        .withColumn(FEATURE_DATE, F.explode(F.sequence(F.col(day_col), F.date_add(F.col(day_col), longest - 1))))
-        .where(F.col(FEATURE_DATE).between(F.lit(start), F.lit(end)))
+        .withColumn(FEATURE_DATE, F.explode(F.sequence(first, last)))
         .withColumn(AGE, F.datediff(F.col(FEATURE_DATE), F.col(day_col)))
     )
 
