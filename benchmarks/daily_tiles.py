@@ -105,7 +105,7 @@ def main() -> int:
         tiled_s = time.perf_counter() - t0
         tiled_hashes = view_hashes(spark, settings, views, day)
         t0 = time.perf_counter()
-        run_materialize(spark, settings, day, day, force=True, tiles=False)
+        from_silver = run_materialize(spark, settings, day, day, force=True, tiles=False)
         silver_s = time.perf_counter() - t0
         silver_hashes = view_hashes(spark, settings, views, day)
         differing = [name for name in views if tiled_hashes[name] != silver_hashes[name]]
@@ -117,6 +117,7 @@ def main() -> int:
                 "ratio": round(silver_s / tiled_s, 2),
                 "tiles_written": {name: r.tiles_written for name, r in tiled.items() if r.tiles_written},
                 "rows": sum(r.rows for r in tiled.values()),
+                "view_seconds": {name: [tiled[name].seconds, from_silver[name].seconds] for name in views},
                 "same_rows": not differing,
                 "differing_views": differing,
             }

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -87,6 +88,7 @@ class MaterializeReport:
     rows: int = 0
     # Source days summarised into tiles by this run (views with ``Tiles``; the rest reuse theirs).
     tiles_written: int = 0
+    seconds: float = 0.0  # wall time of the view's run, its tiles included
     # Why the view was not materialised at all (its source table is absent); None when it was.
     skipped_reason: str | None = None
 
@@ -441,6 +443,7 @@ def run_materialize(
     try:
         for view in selected:
             report = reports[view.table_name] = MaterializeReport(view.table_name)
+            began = time.perf_counter()
             recorded = {} if force else _recorded_signatures(settings, view)
             # Order lines (as themselves, or as the purchases of interactions) take categories from the catalogue.
             extra = catalogue if view.source in (ORDER_LINES_SOURCE, EVENTS_SOURCE) else ()
@@ -464,6 +467,7 @@ def run_materialize(
                 written += [(view.table_name, d, wanted[d]) for d in run_days]
                 report.written_days += [d.isoformat() for d in run_days]
             report.rows = _rows_between(spark, view_path(view, settings), start, end)
+            report.seconds = round(time.perf_counter() - began, 1)
             log.info(
                 "%s %s..%s: %d days written, %d unchanged (skipped), %d rows",
                 view.qualified_name,

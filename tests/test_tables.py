@@ -58,6 +58,22 @@ def test_feature_views_are_declared_by_their_definition():
         assert len(table.expectations()) >= 4
 
 
+def test_tiles_are_declared_by_the_views_that_keep_them():
+    import pickle
+
+    from lakecart.features import REGISTRY
+
+    tiled = [v for v in REGISTRY.values() if v.tiles is not None]
+    assert tiled and all(v.tile_table == f"tiles.{v.table_name}" for v in tiled)
+    for view in tiled:
+        table = tables.declared(view.tile_table)
+        assert (table.partition, table.keys) == (view.tiles.day, (*view.entity.keys, view.tiles.day))
+        assert pickle.loads(pickle.dumps(table)).keys == table.keys
+    untiled = next(v for v in REGISTRY.values() if v.tiles is None)
+    with pytest.raises(LookupError, match="not a declared table"):
+        tables.declared(f"tiles.{untiled.table_name}")
+
+
 def test_undeclared_names_and_half_declarations_are_errors():
     with pytest.raises(LookupError, match="not a declared table"):
         tables.declared("silver.evnets")
