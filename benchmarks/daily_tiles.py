@@ -57,12 +57,15 @@ def main() -> int:
     parser.add_argument("--history-days", type=int, default=120, help="days of silver events (>= 90 + rounds)")
     parser.add_argument("--rounds", type=int, default=3, help="next days measured, each both ways")
     parser.add_argument("--driver-memory", default="10g")
+    parser.add_argument(
+        "--parallel-views", type=int, default=None, help="views side by side (default: the setting's default)"
+    )
     args = parser.parse_args()
 
     from pyspark.sql import functions as F
 
     from lakecart import tables
-    from lakecart.config import LakeSettings, Settings, SparkSettings
+    from lakecart.config import FeatureSettings, LakeSettings, Settings, SparkSettings
     from lakecart.jobs import feature_store
     from lakecart.jobs.materialize import run_materialize
     from lakecart.spark import get_spark
@@ -71,6 +74,7 @@ def main() -> int:
     settings = Settings(
         lake=LakeSettings(root=str(root)),
         spark=SparkSettings(master="local[2]", driver_memory=args.driver_memory, shuffle_partitions=8),
+        features=FeatureSettings(**({} if args.parallel_views is None else {"parallel_views": args.parallel_views})),
     )
     spark = get_spark(settings, app_name="bench-tiles")
     events = tables.table_path(tables.SILVER_EVENTS, settings)
@@ -127,6 +131,7 @@ def main() -> int:
         "benchmark": "daily_tiles",
         "events": args.events,
         "history_days": args.history_days,
+        "parallel_views": settings.features.parallel_views,
         "views": views,
         "first_run": first_run,
         "rounds": rounds,

@@ -19,6 +19,7 @@ import hashlib
 import logging
 import time
 from collections.abc import Sequence
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
@@ -390,6 +391,32 @@ def _select(settings: Settings, views: Sequence[str] | None) -> tuple[list[Featu
     return run, skipped
 
 
+def _longest_first(views: Sequence[FeatureView]) -> list[FeatureView]:
+    """The views with the longest windows first: run side by side, the slowest starts first and the
+    short ones fill the gaps (their order is otherwise the registry's)."""
+    return sorted(views, key=lambda v: -v.lookback_days)
+
+
+def _run_concurrently(work, views: Sequence[FeatureView], parallel: int) -> None:
+    """``work(view)`` for every view, ``parallel`` at a time in threads of this process (one Spark
+    session runs their jobs side by side: the driver's fixed costs of one view, such as planning,
+    Delta commits and log reads, overlap another's tasks). The first failure stops views not yet
+    started, waits for those running and is raised."""
+    if parallel <= 1:
+        for view in views:
+            work(view)
+        return
+    with ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="materialise") as pool:
+        futures = [pool.submit(work, view) for view in views]
+        wait(futures, return_when=FIRST_EXCEPTION)
+        failed = [f for f in futures if f.done() and not f.cancelled() and f.exception() is not None]
+        if failed:
+            for future in futures:
+                future.cancel()  # those not started; the running ones finish (the pool waits for them)
+    if failed:
+        raise failed[0].exception()
+
+
 def run_materialize(
     spark: SparkSession,
     settings: Settings,
@@ -437,46 +464,50 @@ def run_materialize(
     frames = {s.table: read_source(spark, settings, s.table) for s in sources}
     reports = {}
     # What was written is recorded once at the end (one MERGE, not one per view), and also when a
-    # later view fails: a day written but not recorded is only computed again by the next run.
+    # view fails: a day written but not recorded is only computed again by the next run.
     written: list[tuple[str, date, str]] = []
     tiles_written: list[tuple[str, date, str]] = []
+
+    def materialise(view: FeatureView) -> None:
+        report = reports[view.table_name] = MaterializeReport(view.table_name)
+        began = time.perf_counter()
+        recorded = {} if force else _recorded_signatures(settings, view)
+        # Order lines (as themselves, or as the purchases of interactions) take categories from the catalogue.
+        extra = catalogue if view.source in (ORDER_LINES_SOURCE, EVENTS_SOURCE) else ()
+        wanted = {day: input_signature(view, day, files[view.source], extra) for day in days}
+        todo = [day for day in days if recorded.get(day) != wanted[day]]
+        report.skipped_days = [d.isoformat() for d in days if d not in todo]
+        for first, last in _runs(todo):
+            log.info("materialising %s for %s..%s", view.qualified_name, first, last)
+            if tiles and view.tiles is not None:
+                reach = [first - timedelta(days=n) for n in range(view.lookback_days, -(last - first).days - 1, -1)]
+                partials, fresh = refresh_tiles(
+                    settings, view, frames[view.source], reach, files[view.source], extra, force
+                )
+                tiles_written.extend(fresh)  # list.extend is atomic: the views' threads share these lists
+                report.tiles_written += len(fresh)
+                frame = compute_from_tiles(view, partials, first, last)
+            else:
+                frame = compute_view(view, frames[view.source], first, last)
+            run_days = [first + timedelta(days=n) for n in range((last - first).days + 1)]
+            delta.replace_partitions(frame, view_path(view, settings), FEATURE_DATE, run_days)
+            written.extend((view.table_name, d, wanted[d]) for d in run_days)
+            report.written_days += [d.isoformat() for d in run_days]
+        report.rows = _rows_between(spark, view_path(view, settings), start, end)
+        report.seconds = round(time.perf_counter() - began, 1)
+        log.info(
+            "%s %s..%s: %d days written, %d unchanged (skipped), %d rows, %.1f s",
+            view.qualified_name,
+            start,
+            end,
+            len(report.written_days),
+            len(report.skipped_days),
+            report.rows,
+            report.seconds,
+        )
+
     try:
-        for view in selected:
-            report = reports[view.table_name] = MaterializeReport(view.table_name)
-            began = time.perf_counter()
-            recorded = {} if force else _recorded_signatures(settings, view)
-            # Order lines (as themselves, or as the purchases of interactions) take categories from the catalogue.
-            extra = catalogue if view.source in (ORDER_LINES_SOURCE, EVENTS_SOURCE) else ()
-            wanted = {day: input_signature(view, day, files[view.source], extra) for day in days}
-            todo = [day for day in days if recorded.get(day) != wanted[day]]
-            report.skipped_days = [d.isoformat() for d in days if d not in todo]
-            for first, last in _runs(todo):
-                log.info("materialising %s for %s..%s", view.qualified_name, first, last)
-                if tiles and view.tiles is not None:
-                    reach = [first - timedelta(days=n) for n in range(view.lookback_days, -(last - first).days - 1, -1)]
-                    partials, fresh = refresh_tiles(
-                        settings, view, frames[view.source], reach, files[view.source], extra, force
-                    )
-                    tiles_written += fresh
-                    report.tiles_written += len(fresh)
-                    frame = compute_from_tiles(view, partials, first, last)
-                else:
-                    frame = compute_view(view, frames[view.source], first, last)
-                run_days = [first + timedelta(days=n) for n in range((last - first).days + 1)]
-                delta.replace_partitions(frame, view_path(view, settings), FEATURE_DATE, run_days)
-                written += [(view.table_name, d, wanted[d]) for d in run_days]
-                report.written_days += [d.isoformat() for d in run_days]
-            report.rows = _rows_between(spark, view_path(view, settings), start, end)
-            report.seconds = round(time.perf_counter() - began, 1)
-            log.info(
-                "%s %s..%s: %d days written, %d unchanged (skipped), %d rows",
-                view.qualified_name,
-                start,
-                end,
-                len(report.written_days),
-                len(report.skipped_days),
-                report.rows,
-            )
+        _run_concurrently(materialise, _longest_first(selected), settings.features.parallel_views)
     finally:
         if tiles_written:
             state = spark.createDataFrame(tiles_written, "view string, day date, input_signature string")
@@ -486,4 +517,5 @@ def run_materialize(
             delta.merge_by_key(
                 state, tables.table_path(tables.FEATURE_MATERIALIZATIONS, settings), ["view", FEATURE_DATE]
             )
+    reports = {view.table_name: reports[view.table_name] for view in selected}  # the registry's order
     return {**reports, **skipped}

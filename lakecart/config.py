@@ -115,6 +115,14 @@ class IngestSettings(_Strict):
     max_quantity: int = Field(default=100_000, ge=1)
 
 
+class FeatureSettings(_Strict):
+    """How ``features materialize`` runs (docs/feature-store.md)."""
+
+    # Views materialised side by side in one Spark session (threads): one view's driver-side work
+    # (planning, Delta log reads and commits) overlaps another's tasks. 1: one after the other.
+    parallel_views: int = Field(default=2, ge=1)
+
+
 class ServingSettings(_Strict):
     """The online store and the HTTP service (docs/serving.md)."""
 
@@ -137,6 +145,7 @@ class Settings(BaseSettings):
     lake: LakeSettings = Field(default_factory=LakeSettings)
     training: TrainingSettings = Field(default_factory=TrainingSettings)
     ingest: IngestSettings = Field(default_factory=IngestSettings)
+    features: FeatureSettings = Field(default_factory=FeatureSettings)
     serving: ServingSettings = Field(default_factory=ServingSettings)
 
     @classmethod
