@@ -20,12 +20,12 @@ from lakecart.features.definitions import (
 from lakecart.features.windows import (
     AGE,
     availability,
+    distinct_counts,
     fan_out,
     known_date,
     newest,
     rate_feature,
     recency,
-    window_distinct_count,
     window_sum,
     windowed_sums,
 )
@@ -160,14 +160,21 @@ def combine_user_activity_v2(partials: DataFrame, start: date, end: date) -> Dat
     out = fanned.groupBy("user_id", FEATURE_DATE).agg(
         *sums,
         window_sum("purchase_days", 90).alias("purchase_days_90d"),
-        window_distinct_count("purchase_categories", 90).alias("categories_purchased_90d"),
-        *[window_distinct_count("viewed_items", w).alias(f"distinct_items_viewed_{w}d") for w in DISTINCT_WINDOWS],
         window_sum("price_index_sum", 90).alias("_price_index_sum"),
         window_sum("price_index_count", 90).alias("_price_index_count"),
         recency().alias("days_since_active"),
         F.min(F.when(F.col("purchases") > 0, F.col(AGE))).alias("days_since_purchase"),
         availability(),
     )
+    # Distinct counts from exploded elements, joined: an aggregation over lists of 90 days of arrays
+    # per user cost more than the rest of the view together.
+    breadth = {
+        "purchase_categories": {90: "categories_purchased_90d"},
+        "viewed_items": {w: f"distinct_items_viewed_{w}d" for w in DISTINCT_WINDOWS},
+    }
+    for column, windows in breadth.items():
+        counts = distinct_counts(partials, ["user_id"], "event_date", column, windows, start, end)
+        out = out.join(counts, ["user_id", FEATURE_DATE], "left").fillna(0, subset=list(windows.values()))
     return select_features(out, USER.keys, USER_ACTIVITY_V2)
 
 
@@ -182,7 +189,10 @@ user_activity_v2 = FeatureView(
     description="Activity over 1/7/28/90 days, recency-frequency-monetary, conversion, breadth and price "
     "sensitivity per user.",
     lookback_days=max(WINDOWS_V2) - 1,
-    refactored_from=("bf727802cd2a8832",),  # d2a3b36: before tiles and the narrower fan_out
+    refactored_from=(
+        "bf727802cd2a8832",  # d2a3b36: before tiles and the narrower fan_out
+        "eff65f6f6dd0af0a",  # a9f2e6d: distinct counts over lists of arrays, before `distinct_counts`
+    ),
 )
 
 

@@ -58,6 +58,32 @@ def window_distinct_count(array_col: str, days: int) -> Column:
     return F.size(F.array_distinct(F.flatten(F.collect_list(F.when(in_window(days), F.col(array_col))))))
 
 
+def distinct_counts(
+    partials: DataFrame,
+    keys: Sequence[str],
+    day_col: str,
+    array_col: str,
+    windows: dict[int, str],
+    start: date,
+    end: date,
+) -> DataFrame:
+    """``keys``, ``feature_date`` and, per ``{days: name}`` of ``windows``, the distinct elements of
+    a per-day ``collect_set`` column over the trailing ``days``: the same numbers as
+    ``window_distinct_count``, as a frame to join (keys without elements have no row).
+
+    Each element is exploded and kept once per output day at its newest age, so the aggregation
+    holds plain values, not lists of arrays: cheaper where keys have many partials."""
+    elements = partials.select(*keys, day_col, F.explode(array_col).alias("_element"))
+    newest_age = (
+        fan_out(elements, day_col, max(windows), start, end)
+        .groupBy(*keys, FEATURE_DATE, "_element")
+        .agg(F.min(AGE).alias(AGE))
+    )
+    return newest_age.groupBy(*keys, FEATURE_DATE).agg(
+        *[F.count_if(in_window(days)).cast("int").alias(name) for days, name in windows.items()]
+    )
+
+
 def newest(struct_array_col: str, n: int) -> Column:
     """The ``n`` newest elements of per-day arrays of structs whose first field is a timestamp,
     newest first (the longest window bounds how far back it looks)."""

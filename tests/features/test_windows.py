@@ -41,3 +41,31 @@ def test_user_activity_counts_spend_and_conversion(spark):
     assert row["spend_7d"] == 30.0  # 3 units x 10.0
     assert row["purchase_rate_28d"] == 0.5  # 1 purchase / 2 views
     assert row["days_since_active"] == 0
+
+
+def test_distinct_counts_keep_each_element_at_its_newest_day(spark):
+    from lakecart.features.windows import distinct_counts
+
+    # user a viewed x and y on Jan 1, x again on Jan 5, z on Jan 6; user b viewed nothing in a
+    # row (an empty set); windows of 2 and 7 days.
+    partials = spark.createDataFrame(
+        [
+            ("a", date(2026, 1, 1), ["x", "y"]),
+            ("a", date(2026, 1, 5), ["x"]),
+            ("a", date(2026, 1, 6), ["z"]),
+            ("b", date(2026, 1, 6), []),
+        ],
+        "user_id string, event_date date, items array<string>",
+    )
+    out = distinct_counts(
+        partials, ["user_id"], "event_date", "items", {2: "d2", 7: "d7"}, date(2026, 1, 6), date(2026, 1, 8)
+    )
+    rows = {(r["user_id"], r["feature_date"]): (r["d2"], r["d7"]) for r in out.collect()}
+    # Jan 6: 2d = Jan 5..6 = {x, z}; 7d = Dec 31..Jan 6 = {x, y, z}
+    # Jan 7: 2d = Jan 6..7 = {z}; 7d = Jan 1..7 = {x, y, z}
+    # Jan 8: 2d = {}; 7d = Jan 2..8 = {x, z} (y was last seen on Jan 1)
+    assert rows == {
+        ("a", date(2026, 1, 6)): (2, 3),
+        ("a", date(2026, 1, 7)): (1, 3),
+        ("a", date(2026, 1, 8)): (0, 2),
+    }
