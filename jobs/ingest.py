@@ -259,13 +259,20 @@ def list_raw_files(spark: SparkSession, raw_root: str, days: list[date], source:
     return sorted(files, key=lambda f: f.path)
 
 
-def source_present(spark: SparkSession, settings: Settings, source: RawSource) -> bool:
-    return _path_exists(spark, f"{settings.lake.raw}/{source.name}")
+def source_present(settings: Settings, source: RawSource) -> bool:
+    return raw_source_present(settings, source.name)
 
 
-def raw_source_present(spark: SparkSession, settings: Settings, folder: str) -> bool:
-    """Whether ``raw/<folder>/`` exists at all (``events``, ``catalog``, ...)."""
-    return _path_exists(spark, f"{settings.lake.raw}/{folder}")
+def raw_source_present(settings: Settings, folder: str) -> bool:
+    """Whether ``raw/<folder>/`` exists at all (``events``, ``catalog``, ...). Asked without Spark
+    (the local disk or the object store through Arrow): a step a shop has no data for is skipped
+    before it pays a JVM start."""
+    import pyarrow.fs as pafs
+
+    from lakecart import storage
+
+    filesystem, path = storage.arrow_filesystem(f"{settings.lake.raw}/{folder}")
+    return filesystem.get_file_info(path).type != pafs.FileType.NotFound
 
 
 def read_raw(spark: SparkSession, paths: list[str]) -> DataFrame:

@@ -370,7 +370,7 @@ def run_write_audit_publish(
     batch, validate it, publish it. A failing suite raises before anything reaches silver.
     ``skip_if_absent``: a deployment that never sends this source (no ``raw/<source>/`` folder at all,
     e.g. an imported interaction log) is skipped; a missing day of a source that exists still fails."""
-    if skip_if_absent and not ingest.source_present(spark, settings, source):
+    if skip_if_absent and not ingest.source_present(settings, source):
         log.info("no raw %s folder under %s: skipping", source.name, settings.lake.raw)
         return []
     ingest.run_bronze(spark, settings, days, reprocess, source)

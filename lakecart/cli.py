@@ -213,13 +213,16 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     from lakecart.jobs import ingest
     from lakecart.jobs.dates import date_range
 
-    settings, spark = get_settings(), _spark(f"ingest-{args.layer}")
-    if args.skip_if_absent and args.layer in ("bronze", "silver", "publish", "catalog"):
-        source = "catalog" if args.layer == "catalog" else "events"
-        if not ingest.raw_source_present(spark, settings, source):
-            # A shop without a clickstream (or catalogue): the step has nothing to do, by design.
+    settings = get_settings()
+    if args.skip_if_absent:
+        named = ingest.SOURCES.get(args.layer)  # orders, users, promotions; the other layers are the clickstream's
+        source = "catalog" if args.layer == "catalog" else named.name if named else ingest.EVENTS.name
+        if not ingest.raw_source_present(settings, source):
+            # A shop without a clickstream (or catalogue, orders, ...): the step has nothing to do, by
+            # design, and says so before it starts Spark.
             _print({"skipped": f"no {settings.lake.raw}/{source}/: this shop does not send it"})
             return 0
+    spark = _spark(f"ingest-{args.layer}")
     if args.layer == "catalog":
         _print({"items": ingest.run_catalog(spark, settings)})
         return 0
@@ -418,7 +421,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         targets = expand_targets(args.table, settings)
     except ValueError as exc:  # a pattern that matches nothing: the message lists the known targets
         raise UsageError(str(exc)) from None
-    spark, failed, outcomes = _spark("validate"), [], []
+    failed, outcomes = [], []
     if args.skip_if_absent:
         from lakecart.jobs.validate import target_exists
 
@@ -426,6 +429,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         for table in absent:
             _emit(f"{table}: no such table in this lake (the shop does not send its source): skipped")
         targets = [t for t in targets if t not in absent]
+    spark = _spark("validate") if targets else None  # nothing left to check: no JVM to start
     for table in targets:
         try:
             outcome = run_validate(spark, settings, table, args.date, args.lookback_days)

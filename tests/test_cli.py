@@ -310,6 +310,30 @@ def test_clickstream_steps_skip_for_a_shop_that_sends_none_when_asked(settings, 
     assert cli.main(["validate", "bronze.events", *day]) == 1
 
 
+def test_steps_a_shop_has_no_data_for_skip_before_starting_spark(settings, capsys, monkeypatch):
+    def no_spark(app):
+        raise AssertionError(f"{app} started Spark for a step it skips")
+
+    monkeypatch.setattr(cli, "_spark", no_spark)
+    (Path(settings.lake.raw) / "orders").mkdir(parents=True)  # orders only: no clickstream, users, ...
+    day = ["--date", "2026-01-01"]
+    skipped = [
+        ["ingest", "bronze", *day],
+        ["ingest", "silver", *day],
+        ["ingest", "publish"],
+        ["ingest", "catalog"],
+        ["ingest", "users", *day],
+        ["ingest", "promotions", *day],
+    ]
+    for argv in skipped:
+        assert cli.main([*argv, "--skip-if-absent"]) == 0, argv
+        assert "this shop does not send it" in capsys.readouterr().out
+    assert cli.main(["validate", "bronze.events", "staging.silver_events", *day, "--skip-if-absent"]) == 0
+    assert "no such table in this lake" in capsys.readouterr().out
+    with pytest.raises(AssertionError, match="started Spark"):  # orders are there: the step runs
+        cli.main(["ingest", "orders", *day, "--skip-if-absent"])
+
+
 def test_online_materialize_takes_the_data_date_as_the_midnight_after_it(settings, capfd):
     # What the training DAG passes: --date D means everything through D is known, i.e. as of D+1 00:00 UTC.
     assert cli.main(["online", "materialize", "--date", "2026-01-14", "--json"]) == 0

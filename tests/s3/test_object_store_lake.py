@@ -153,3 +153,23 @@ def test_historical_features_from_the_bucket_equal_the_local_ones(lakes):
         .sort_values(by_all, ignore_index=True)
         .equals(joined["local"].sort_values(by_all, ignore_index=True))
     )
+
+
+def test_a_raw_folder_is_found_on_the_bucket_without_spark(s3_server, tmp_path, monkeypatch):
+    # What `--skip-if-absent` asks before it starts Spark: a source folder with files is there, a
+    # source the shop does not send is not (S3 has no folders, only keys under a prefix).
+    from lakecart.config import LakeSettings, Settings
+    from lakecart.jobs import ingest
+
+    env = server_env(s3_server)
+    for name in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION"):
+        monkeypatch.setenv(name, env[name])
+    local = tmp_path / "raw" / "orders" / "order_date=2026-01-01"
+    local.mkdir(parents=True)
+    (local / "part-0.jsonl").write_text('{"order_id": "o1"}\n')
+    root = f"s3a://{s3_server['bucket']}/presence"
+    storage.copy_tree(str(tmp_path / "raw"), f"{root}/raw")
+    settings = Settings(lake=LakeSettings(root=root))
+    assert ingest.raw_source_present(settings, "orders")
+    assert not ingest.raw_source_present(settings, "events")
+    assert not ingest.raw_source_present(settings, "ord")  # a key prefix is not a folder
