@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
@@ -406,15 +407,31 @@ def _run_concurrently(work, views: Sequence[FeatureView], parallel: int) -> None
         for view in views:
             work(view)
         return
+    stop = threading.Event()  # set by the failing thread itself: no view starts after it
+
+    def guarded(view: FeatureView) -> None:
+        if stop.is_set():
+            raise _NotStarted(view.name)
+        try:
+            work(view)
+        except BaseException:
+            stop.set()
+            raise
+
     with ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="materialise") as pool:
-        futures = [pool.submit(work, view) for view in views]
+        futures = [pool.submit(guarded, view) for view in views]
         wait(futures, return_when=FIRST_EXCEPTION)
-        failed = [f for f in futures if f.done() and not f.cancelled() and f.exception() is not None]
-        if failed:
+        if stop.is_set():
             for future in futures:
                 future.cancel()  # those not started; the running ones finish (the pool waits for them)
+    failed = [f.exception() for f in futures if not f.cancelled() and f.exception() is not None]
+    failed = [e for e in failed if not isinstance(e, _NotStarted)]
     if failed:
-        raise failed[0].exception()
+        raise failed[0]
+
+
+class _NotStarted(Exception):
+    """A view skipped because another had failed first."""
 
 
 def run_materialize(

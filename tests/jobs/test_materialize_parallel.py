@@ -18,17 +18,20 @@ def test_a_failure_stops_queued_views_and_waits_for_running_ones():
         started.append(view.name)
         if view.name == "a":
             b_running.wait(5)
+            time.sleep(0.01)
             raise RuntimeError("planted failure in a")
         if view.name == "b":
             b_running.set()
-            time.sleep(0.5)  # still running when a fails
+            time.sleep(0.3)  # still running when a fails
         finished.append(view.name)
 
     views = [SimpleNamespace(name=n) for n in "abcd"]
     with pytest.raises(RuntimeError, match="planted failure in a"):
         _run_concurrently(work, views, parallel=2)
     assert "b" in finished  # the running view finished
-    assert "d" not in started  # a queued view was not started once a failed
+    # No queued view started once a failed, not even on a's own worker thread, which is free before
+    # the caller hears of the failure (cancelling after the fact left that race open; CI lost it).
+    assert sorted(started) == ["a", "b"]
 
 
 def test_one_at_a_time_runs_in_order_and_stops_at_the_failure():
