@@ -52,3 +52,22 @@ def test_a_series_scaled_by_its_level_reaches_its_magnitude():
     assert a == pytest.approx(300, rel=0.15) and b == pytest.approx(3, rel=0.15)
     # ...where the unscaled rate, starting near 1, is still far from it after as many steps.
     assert scaled_forecasts(None)[0] < 30
+
+
+def test_each_error_is_divided_by_its_own_series_scale_and_the_epoch_logs_it():
+    # Two rows of a 1-day horizon whose series' MASE scales are 1 and 1000: the same error of 10
+    # units counts 10 and 0.01, so a shop's largest series cannot be the whole loss.
+    tf.keras.utils.set_random_seed(0)
+    model = DemandModel(TowerSpec(ids={"series": ["a", "b"]}, embedding_dim=4), [1], [5.0], scale="scale")
+    rows = {"series": np.array(["a", "b"]), "scale": np.array([[1.0], [1000.0]], dtype="float32")}
+    forecast = model(rows).numpy()[:, 0]
+    rows["label"] = (forecast + 10.0).astype("float32")[:, None]
+    assert float(model.compute_loss(rows)) == pytest.approx((10 / 1 + 10 / 1000) / 2, rel=1e-4)
+    # Without the input: one scale for every row (5.0, the horizon's pooled scale).
+    pooled = DemandModel(TowerSpec(ids={"series": ["a", "b"]}, embedding_dim=4), [1], [5.0])
+    rows["label"] = (pooled(rows).numpy() + 10.0).astype("float32")
+    assert float(pooled.compute_loss(rows)) == pytest.approx(10 / 5, rel=1e-4)
+    # The scaled error is a training metric too: the epoch's log shows it, never 0.
+    model.compile(optimizer=tf.keras.optimizers.Adam(0.01))
+    history = model.fit(tf.data.Dataset.from_tensor_slices(rows).batch(2), epochs=1, verbose=0).history
+    assert history["scaled_mae"][0] > 1.0

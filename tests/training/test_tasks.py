@@ -119,3 +119,13 @@ def test_a_demand_model_forecasting_a_fraction_of_the_units_is_implausible():
     assert "0.01x the units sold" in DemandTask.implausible(metrics(0.01, 1.02))
     assert DemandTask.implausible(metrics(0.8, 1.02)) is None  # within 2x: plausible
     assert DemandTask.implausible(metrics(0.4, 0.3)) is None  # off, but closer than the best baseline
+
+
+def test_the_loss_divides_by_each_series_in_sample_scale_or_the_pooled_one(settings):
+    task = DemandTask(
+        settings,
+        "demand_20260301",
+        state={"horizons": [7, 14], "scales": [4.0, 9.0], "series_scales": {"7": {"a": 2.0}, "14": {"a": 3.0}}},
+    )
+    frame = pd.DataFrame({"item_id": ["a", "b", "a"]})
+    assert task.loss_scales(frame).tolist() == [[2.0, 3.0], [4.0, 9.0], [2.0, 3.0]]

@@ -117,7 +117,22 @@ class DemandTask(ModelTask):
         labels = [f"units_next_{h}d" for h in self.state["horizons"]]
         if all(c in frame.columns for c in labels):
             inputs["label"] = frame[labels].to_numpy(dtype="float32")
+            if self.state.get("series_scales"):
+                inputs["scale"] = self.loss_scales(frame)
         return inputs
+
+    def loss_scales(self, frame: pd.DataFrame) -> np.ndarray:
+        """(rows, horizons): each row's series' in-sample MASE scale per horizon (``series_scales``),
+        the pooled one (``scales``) for a series without its own: what the loss divides errors by."""
+        keys = frame[self.key].astype(str)
+        own = self.state["series_scales"]
+        return np.stack(
+            [
+                keys.map(own.get(str(h), {})).fillna(pooled).to_numpy("float32")
+                for h, pooled in zip(self.state["horizons"], self.state["scales"], strict=True)
+            ],
+            axis=1,
+        )
 
     def build(self, params: TrainParams):
         from lakecart.training.demand import DemandModel
@@ -140,6 +155,7 @@ class DemandTask(ModelTask):
             hidden_layers=tuple(params.extra.get("hidden_layers", (64, 32))),
             loss=str(params.extra.get("loss", "mae")),
             level="level" if self.state.get("level") else None,
+            scale="scale" if self.state.get("series_scales") else None,
         )
 
     def evaluate(self, model, train: pd.DataFrame, test: pd.DataFrame) -> dict:
