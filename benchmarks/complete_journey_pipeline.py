@@ -9,7 +9,8 @@ them:
   lake's ``raw/_sources``, so the download is not timed);
 - the pipeline DAG's daily steps (``dags/lakecart_common.DAILY_STEPS``, rendered by the Airflow
   environment's own code): the ingest steps over the whole year (``--lookback-days``), the feature
-  steps over the days the training sets read (``--feature-days`` up to ``--date``);
+  steps over the days the training sets read (``--feature-days`` up to ``--date``), as the backfill
+  DAG runs them (by default the views no training set joins get ``--date`` alone);
 - the training DAG's steps for every model with its default parameters: build and validate each
   training set, train (``--processes`` Horovod workers over Gloo), evaluate (the gate: exit 99 keeps
   the champion and skips publish), publish, then segments.
@@ -73,9 +74,9 @@ def daily_steps(day: date, ingest_lookback: int, feature_lookback: int) -> list[
     backfill DAG runs over a range) over ``feature_lookback``."""
     code = (
         "import json, sys; sys.path.insert(0, 'dags'); from lakecart_common import DAILY_STEPS; "
-        "from lakecart_backfill import FEATURE_STEPS as F; "
-        f"print(json.dumps([(s.task_id, s.command('{day}', '{feature_lookback}' if s.task_id in F "
-        f"else '{ingest_lookback}')) for s in DAILY_STEPS]))"
+        "from lakecart_backfill import FEATURE_STEPS as F, FEATURE_HISTORY, feature_command; "
+        f"print(json.dumps([(s.task_id, feature_command(s.task_id, '{day}', '{feature_lookback}', FEATURE_HISTORY) "
+        f"if s.task_id in F else s.command('{day}', '{ingest_lookback}')) for s in DAILY_STEPS]))"
     )
     out = subprocess.run([str(AIRFLOW_PYTHON), "-c", code], cwd=REPO, check=True, capture_output=True, text=True)
     return [tuple(step) for step in json.loads(out.stdout.strip().splitlines()[-1])]

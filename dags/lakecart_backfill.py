@@ -11,7 +11,10 @@ does not promise one):
    idempotent), and once fixed it is re-run by clearing that one mapped instance.
 2. Once every day is in: ``apply_feature_definitions``, then ``materialize_features`` for the whole
    range in one command (``--date <end> --lookback-days <days - 1>``: the feature job computes the days
-   oldest first, each window seeing every earlier day), then both feature validations.
+   oldest first, each window seeing every earlier day), then both feature validations. By default
+   (``feature_history`` "training") only the views a training set joins get the earlier days; the
+   others are computed for the end day (the daily runs carry them on); "all" computes every view
+   for every day.
 
 Trigger it with ``{"start": "2026-01-01", "end": "2026-01-14"}``. It emits no feature assets (its
 run has no data date of its own): afterwards, trigger ``lakecart_training`` with ``{"date": <end>}``.
@@ -44,6 +47,14 @@ DAY_SCRIPT = "set -euo pipefail\n" + "\n".join(
 )
 END = "{{ params.end }}"
 LOOKBACK = "{{ ti.xcom_pull(task_ids='days') | length - 1 }}"
+# The days before the end for the views a training set joins; the others for the end day alone.
+FEATURE_HISTORY = "training"
+
+
+def feature_command(task_id: str, end: str, lookback: str, history: str = "{{ params.feature_history }}") -> str:
+    """A feature step's ``lakecart`` arguments over the range ending ``end``."""
+    command = STEPS[task_id].command(end, lookback)
+    return f"{command} --history {history}" if task_id == "materialize_features" else command
 
 
 def days_between(start: str, end: str) -> list[str]:
@@ -67,6 +78,12 @@ def days_between(start: str, end: str) -> list[str]:
     params={
         "start": Param(type="string", format="date", description="first day to process (YYYY-MM-DD)"),
         "end": Param(type="string", format="date", description="last day to process, inclusive (YYYY-MM-DD)"),
+        "feature_history": Param(
+            FEATURE_HISTORY,
+            enum=["training", "all"],
+            description="training: the days before the end only for the views a training set joins (the others "
+            "for the end day); all: every view for every day",
+        ),
     },
     tags=["lakecart", "features", "backfill"],
     doc_md=__doc__,
@@ -88,7 +105,7 @@ def lakecart_backfill():
     apply, materialize, validate_user, validate_item = (
         lakecart(
             task_id,
-            STEPS[task_id].command(END, LOOKBACK),
+            feature_command(task_id, END, LOOKBACK),
             doc_md=STEPS[task_id].doc + " Over the whole range, once every day is in.",
             execution_timeout=STEPS[task_id].timeout * 4,
         )

@@ -434,6 +434,34 @@ class _NotStarted(Exception):
     """A view skipped because another had failed first."""
 
 
+HISTORY = ("all", "training")
+
+
+def views_training_reads() -> set[str]:
+    """The views (table names) some training set joins as of its labels' times: those whose earlier
+    days a backfill must compute. The others are read as of a run's date only (outputs, serving,
+    segments) or by SQL users."""
+    from lakecart.jobs.training_set import KINDS
+
+    return {view.table_name for kind in KINDS.values() for view in kind.views}
+
+
+def _history_for_training(
+    spark: SparkSession, settings: Settings, start: date, end: date, views: Sequence[str] | None, **options
+) -> dict[str, MaterializeReport]:
+    """``start``..``end`` for the views a training set joins, ``end`` alone for the rest."""
+    selected, skipped = _select(settings, views)
+    reads = views_training_reads()
+    older = [v.table_name for v in selected if v.table_name in reads]
+    newest = [v.table_name for v in selected if v.table_name not in reads]
+    log.info("history for the views training sets read (%s); %s only: %s", ", ".join(older), end, ", ".join(newest))
+    reports = run_materialize(spark, settings, start, end, older, **options) if older else {}
+    if newest:
+        reports.update(run_materialize(spark, settings, end, end, newest, **options))
+    reports.update(skipped)
+    return {name: reports[name] for name in REGISTRY if name in reports}  # the registry's order
+
+
 def run_materialize(
     spark: SparkSession,
     settings: Settings,
@@ -442,10 +470,19 @@ def run_materialize(
     views: Sequence[str] | None = None,
     force: bool = False,
     tiles: bool = True,
+    history: str = "all",
 ) -> dict[str, MaterializeReport]:
     """Materialise ``views`` (all of the lake's sources when None) for ``start``..``end``. Views with
     ``Tiles`` are combined from their per-day partials, kept between runs and recomputed per source
-    day when it changes; ``tiles=False`` computes every window from silver instead (the same rows)."""
+    day when it changes; ``tiles=False`` computes every window from silver instead (the same rows).
+    ``history="training"``: only the views a training set joins get the days before ``end``, the rest
+    ``end`` alone (on The Complete Journey two views no model reads, every customer x item pair and
+    customer x category every day, were most of a backfill's time); a later run with ``"all"``
+    computes the days left out."""
+    if history not in HISTORY:
+        raise ValueError(f"unknown history {history!r}: one of {', '.join(HISTORY)}")
+    if history == "training" and start < end:
+        return _history_for_training(spark, settings, start, end, views, force=force, tiles=tiles)
     selected, skipped = _select(settings, views)
     require_applied(settings, selected)
     sources = [SILVER_SOURCES[s] for s in sorted({v.source for v in selected})]

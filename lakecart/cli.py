@@ -303,7 +303,14 @@ def cmd_features_materialize(args: argparse.Namespace) -> int:
     _known_views(args.view or [])
     start = args.date - timedelta(days=args.lookback_days)
     reports = run_materialize(
-        _spark("features"), get_settings(), start, args.date, args.view, force=args.force, tiles=not args.no_tiles
+        _spark("features"),
+        get_settings(),
+        start,
+        args.date,
+        args.view,
+        force=args.force,
+        tiles=not args.no_tiles,
+        history=args.history,
     )
     _print({name: r.__dict__ for name, r in reports.items()})
     return 0
@@ -849,6 +856,14 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="compute every window from silver instead of the views' kept per-day partials (tiles.*): "
         "the same rows, slower; to check a suspect tile",
+    )
+    q.add_argument(
+        "--history",
+        choices=("all", "training"),
+        default="all",
+        help="with --lookback-days: all (default) computes every view for every day; training only the views "
+        "a training set joins, the others for --date alone (a backfill then skips history no model reads; "
+        "the backfill DAG's default)",
     )
     q = actions.add(
         "join",

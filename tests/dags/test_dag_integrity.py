@@ -241,7 +241,7 @@ def test_backfill_maps_one_instance_per_day_one_at_a_time(dagbag):
     assert process.upstream_task_ids == {"days"}
     assert process.partial_kwargs["max_active_tis_per_dagrun"] == 1
     assert type(dag.timetable).__name__ == "NullTimetable"  # triggered by hand with start/end
-    assert set(dag.params) == {"start", "end"}
+    assert set(dag.params) == {"start", "end", "feature_history"}
 
 
 def test_days_between_is_inclusive_oldest_first_and_bounded():
@@ -297,7 +297,11 @@ def test_backfill_ingests_each_day_then_computes_features_over_the_range(dagbag,
         assert [c.split()[0:2] for c in day] == [s.arguments.split()[0:2] for s in DAY_STEPS]
     assert not any("features" in c for c in calls[:27])
     # Then the features over the whole range in one command: the end date and 2 days before it.
-    assert calls[27:29] == ["features apply", "features materialize --date 2026-03-01 --lookback-days 2"]
+    # By default only the views a training set joins get the earlier days (the others the end day).
+    assert calls[27:29] == [
+        "features apply",
+        "features materialize --date 2026-03-01 --lookback-days 2 --history training",
+    ]
     assert set(calls[29:]) == {
         "validate features.user_* features.session_* features.customer_* --date 2026-03-01 --lookback-days 2",
         "validate features.item_* features.category_* --date 2026-03-01 --lookback-days 2",

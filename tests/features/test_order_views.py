@@ -369,8 +369,8 @@ def _write(spark, settings, table, frame, partition=None):
     (writer.partitionBy(partition) if partition else writer).save(tables.table_path(table, settings))
 
 
-def test_a_lake_without_clickstream_materialises_its_order_and_promotion_views(spark, settings, caplog):
-    # ann buys milk on Mar 1 and Mar 3, bob soap on Mar 2; milk is on display Mar 2..4.
+def _order_lake(spark, settings):
+    """ann buys milk on Mar 1 and Mar 3, bob soap on Mar 2; milk is on display Mar 2..4."""
     rows = [
         ("o1", "ann", "milk", 1, 1.5, 0.0, D(1)),
         ("o2", "bob", "soap", 2, 4.0, 0.0, D(2)),
@@ -386,6 +386,9 @@ def test_a_lake_without_clickstream_materialises_its_order_and_promotion_views(s
     _write(spark, settings, PROMOTIONS_SOURCE, promos, "start_date")
     feature_store.apply(spark, settings)
 
+
+def test_a_lake_without_clickstream_materialises_its_order_and_promotion_views(spark, settings, caplog):
+    _order_lake(spark, settings)
     reports = run_materialize(spark, settings, D(1), D(3))
     assert all(reports[n].written_days == ["2026-03-01", "2026-03-02", "2026-03-03"] for n in NON_EVENT_VIEWS)
     # No clickstream: the clickstream views are computed from the orders (features.sources), views zero.
@@ -416,3 +419,21 @@ def test_a_lake_without_clickstream_materialises_its_order_and_promotion_views(s
     assert run_materialize(spark, settings, D(3), D(4), ["item_promotions_v2"])["item_promotions_v2"].written_days == [
         "2026-03-04"
     ]
+
+
+def test_a_backfill_for_training_gives_history_only_to_the_views_training_sets_join(spark, settings):
+    _order_lake(spark, settings)
+    three_days = ["2026-03-01", "2026-03-02", "2026-03-03"]
+    reports = run_materialize(spark, settings, D(1), D(3), history="training")
+    # customer_orders_v1 is joined by the churn set: every day. customer_item_repeat_v1 is read by
+    # no training set (as of a run's date only): the end day.
+    assert reports["customer_orders_v1"].written_days == three_days
+    assert reports["customer_item_repeat_v1"].written_days == ["2026-03-03"]
+    assert reports["customer_category_share_v1"].written_days == ["2026-03-03"]
+    assert list(reports) == [name for name in REGISTRY if name in reports]  # the registry's order
+    # A later run over every view fills the days left out and recomputes nothing else.
+    again = run_materialize(spark, settings, D(1), D(3), history="all")
+    assert again["customer_item_repeat_v1"].written_days == ["2026-03-01", "2026-03-02"]
+    assert again["customer_orders_v1"].written_days == []
+    with pytest.raises(ValueError, match="unknown history 'some'"):
+        run_materialize(spark, settings, D(1), D(3), history="some")
