@@ -32,6 +32,11 @@ def test_the_backfill_dag_processes_every_day_then_the_features_over_the_range(t
     assert set(silver["event_date"].astype(str)) == {d.isoformat() for d in DAY_LIST}
     view = DeltaTable(tables.table_path("features.user_activity_v2", settings)).to_pandas(columns=["feature_date"])
     assert {str(d)[:10] for d in view["feature_date"]} == {d.isoformat() for d in DAY_LIST}
+    # A view no training set joins gets the end day only (the DAG's feature_history "training").
+    affinity = tables.table_path("features.user_category_affinity_v1", settings)
+    assert {str(d)[:10] for d in DeltaTable(affinity).to_pandas(columns=["feature_date"])["feature_date"]} == {
+        DAY_LIST[-1].isoformat()
+    }
 
     # Every day's ingest ran as its own recorded job, by Airflow; the features once, for the end date.
     report = status(settings, latest=500)
