@@ -135,6 +135,11 @@ def series_scales(actual: np.ndarray, naive: np.ndarray, series: np.ndarray) -> 
     return {str(k): float(v) for k, v in means.items() if v > 0}
 
 
+def row_scales(series: np.ndarray, scales: dict[str, float], default_scale: float) -> np.ndarray:
+    """Each row's series' own MASE scale (``series_scales``), ``default_scale`` for a series without one."""
+    return pd.Series(np.asarray(series).astype(str)).map(scales).fillna(default_scale).to_numpy("float64")
+
+
 def series_mase(
     actual: np.ndarray, forecast: np.ndarray, series: np.ndarray, scales: dict[str, float], default_scale: float
 ) -> float:
@@ -144,6 +149,6 @@ def series_mase(
     if default_scale <= 0:
         raise ValueError("the default MASE scale must be positive")
     keys = np.asarray(series).astype(str)
-    scale = np.array([scales.get(k, default_scale) for k in keys], dtype="float64")
+    scale = row_scales(keys, scales, default_scale)
     errors = pd.DataFrame({"series": keys, "e": np.abs(np.asarray(actual) - np.asarray(forecast)) / scale})
     return float(errors.groupby("series")["e"].mean().mean())

@@ -22,7 +22,7 @@ from lakecart import tables
 from lakecart.features.pit import feature_prefix
 from lakecart.training import data as training_data
 from lakecart.training import plots
-from lakecart.training.evaluate import mase, series_mase, series_scales
+from lakecart.training.evaluate import mase, row_scales, series_mase, series_scales
 from lakecart.training.inputs import TowerSpec
 from lakecart.training.tasks.base import (
     ModelTask,
@@ -124,14 +124,11 @@ class DemandTask(ModelTask):
     def loss_scales(self, frame: pd.DataFrame) -> np.ndarray:
         """(rows, horizons): each row's series' in-sample MASE scale per horizon (``series_scales``),
         the pooled one (``scales``) for a series without its own: what the loss divides errors by."""
-        keys = frame[self.key].astype(str)
+        keys = frame[self.key].to_numpy()
         own = self.state["series_scales"]
-        return np.stack(
-            [
-                keys.map(own.get(str(h), {})).fillna(pooled).to_numpy("float32")
-                for h, pooled in zip(self.state["horizons"], self.state["scales"], strict=True)
-            ],
-            axis=1,
+        horizons = zip(self.state["horizons"], self.state["scales"], strict=True)
+        return np.stack([row_scales(keys, own.get(str(h), {}), pooled) for h, pooled in horizons], axis=1).astype(
+            "float32"
         )
 
     def build(self, params: TrainParams):
