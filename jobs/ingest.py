@@ -156,6 +156,24 @@ __all__ = [
 
 
 # File name endings ingestion reads, and how. A ``.gz`` on JSON lines or CSV is decompressed.
+# A run over more days than this (a backfill) logs one line of totals at INFO and each day's line at
+# DEBUG: a year's import otherwise prints 365 lines per stage and source. The counts per day stay in
+# the staging commit and the returned reports.
+DAY_LINES = 7
+
+
+def log_days(lines: list[str], total: str) -> None:
+    """Each day's line at INFO when there are at most ``DAY_LINES``; else ``total`` at INFO and the
+    days' lines at DEBUG."""
+    if len(lines) <= DAY_LINES:
+        for line in lines:
+            log.info(line)
+        return
+    log.info("%s (each day at DEBUG)", total)
+    for line in lines:
+        log.debug(line)
+
+
 RAW_FORMATS = {".jsonl": "json", ".ndjson": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
 
 
@@ -390,8 +408,12 @@ def run_bronze(
     rows = [(f.path, f.size, f.modified_ms, f.day, batch_ids[f.day]) for f in pending]
     _set_status(spark, settings, source, rows, "bronze")
     counts = _counts_by_day(spark.read.format("delta").load(path).where(scope))
-    for day, paths in sorted(by_day.items()):
-        log.info("bronze %s %s: %d records from %d new file(s)", source.name, day, counts.get(day, 0), len(paths))
+    days_done = sorted(by_day)
+    log_days(
+        [f"bronze {source.name} {d}: {counts.get(d, 0)} records from {len(by_day[d])} new file(s)" for d in days_done],
+        f"bronze {source.name} {days_done[0]}..{days_done[-1]}: {sum(counts.get(d, 0) for d in days_done)} records "
+        f"from {len(pending)} new file(s) over {len(days_done)} day(s)",
+    )
     return {d: counts.get(d, 0) for d in sorted(by_day)}
 
 
@@ -509,17 +531,20 @@ def run_silver(
     _set_status(spark, settings, source, ledger_rows, "staged")
     parsed.unpersist()
     silver.unpersist()
-    for r in reports:
-        log.info(
-            "silver %s %s: %d raw = %d accepted + %d quarantined + %d duplicates (staged as %s)",
-            source.name,
-            r.day,
-            r.raw_records,
-            r.accepted,
-            r.quarantined,
-            r.duplicates_dropped,
-            batch.stage_id,
+
+    def line(what: str, counts: tuple[int, ...]) -> str:
+        raw, accepted, rejected, duplicates = counts
+        return (
+            f"silver {source.name} {what}: {raw} raw = {accepted} accepted + {rejected} quarantined + "
+            f"{duplicates} duplicates (staged as {batch.stage_id})"
         )
+
+    per_day = [(r.raw_records, r.accepted, r.quarantined, r.duplicates_dropped) for r in reports]
+    totals = tuple(sum(c[k] for c in per_day) for k in range(4))
+    log_days(
+        [line(str(r.day), c) for r, c in zip(reports, per_day, strict=True)],
+        line(f"{pending_days[0]}..{pending_days[-1]} ({len(pending_days)} days)", totals),
+    )
     return reports
 
 

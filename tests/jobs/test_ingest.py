@@ -453,3 +453,20 @@ def test_a_closed_day_and_sparse_promotion_days_pass_a_backfill(spark, settings,
     assert sum(r.accepted for r in reports) == 1
     with pytest.raises(ingest.MissingInputError, match="order_date=2026-01-04"):
         ingest.list_raw_files(spark, str(raw), [date(2026, 1, 4)], ingest.ORDERS)
+
+
+def test_a_backfill_logs_one_line_of_totals_and_each_day_at_debug(caplog):
+    days = [f"day {n}" for n in range(ingest.DAY_LINES + 1)]
+    with caplog.at_level("DEBUG", logger=ingest.log.name):
+        ingest.log_days(days, "8 days: totals")
+    info = [r.getMessage() for r in caplog.records if r.levelname == "INFO"]
+    debug = [r.getMessage() for r in caplog.records if r.levelname == "DEBUG"]
+    assert info == ["8 days: totals (each day at DEBUG)"]
+    assert debug == days
+
+
+def test_a_daily_run_logs_each_day_and_no_totals(caplog):
+    days = [f"day {n}" for n in range(ingest.DAY_LINES)]
+    with caplog.at_level("DEBUG", logger=ingest.log.name):
+        ingest.log_days(days, "totals")
+    assert [(r.levelname, r.getMessage()) for r in caplog.records] == [("INFO", d) for d in days]
