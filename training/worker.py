@@ -21,6 +21,7 @@ import hashlib
 import itertools
 import json
 import logging
+import os
 import random
 import time
 from dataclasses import dataclass
@@ -72,9 +73,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def train_params(task: type[ModelTask], args: argparse.Namespace) -> TrainParams:
+def auto_batch(task: type[ModelTask], batch: int, train_rows: int, validation_fraction: float) -> int:
+    """``batch`` doubled until an epoch over the rows the model fits (``train_rows`` less the share held
+    out for early stopping) takes at most ``task.max_steps_per_epoch`` steps, up to
+    ``task.max_auto_batch``; ``batch`` itself for a task without a limit. A function of the set's size,
+    so a rebuild of the same set trains the same model version."""
+    limit = task.max_steps_per_epoch
+    fitted = train_rows * (1.0 - validation_fraction)
+    while limit and batch < task.max_auto_batch and fitted / batch > limit:
+        batch *= 2
+    return batch
+
+
+def train_params(task: type[ModelTask], args: argparse.Namespace, train_rows: int | None = None) -> TrainParams:
     """The run's parameters: flags given, else the task's defaults, else the settings. Unknown
-    ``--param`` keys and sizes below 1 are errors (a typo must not become a new model version)."""
+    ``--param`` keys and sizes below 1 are errors (a typo must not become a new model version).
+    Without ``--global-batch-size``, the default batch grows with the set's ``train_rows`` where the
+    task sets a limit of steps per epoch (``auto_batch``)."""
     s = get_settings().training
     d = task.defaults
     known = task.known_params()
@@ -93,9 +108,12 @@ def train_params(task: type[ModelTask], args: argparse.Namespace) -> TrainParams
         if value is not None and value <= 0:
             raise SystemExit(f"--{flag.replace('_', '-')} must be positive, got {value}")
     given = lambda flag, default: getattr(args, flag) if getattr(args, flag) is not None else default  # noqa: E731
+    batch = d.get("global_batch_size", s.global_batch_size)
+    if args.global_batch_size is None and train_rows is not None:
+        batch = auto_batch(task, batch, train_rows, float(extra.get("validation_fraction", task.validation_fraction)))
     return TrainParams(
         epochs=given("epochs", d.get("epochs", s.epochs)),
-        global_batch_size=given("global_batch_size", d.get("global_batch_size", s.global_batch_size)),
+        global_batch_size=given("global_batch_size", batch),
         learning_rate=given("learning_rate", d.get("learning_rate", s.learning_rate)),
         seed=given("seed", s.seed),
         extra=extra,
@@ -106,8 +124,26 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     args = parse_args(argv)
     task_cls = TASKS[args.model]
-    params = train_params(task_cls, args)
     settings = get_settings()
+    from lakecart.training import data as training_data
+
+    rows = training_data.manifest(settings, args.dataset_id).get("rows", {}).get("train")
+    params = train_params(task_cls, args, rows)
+    default = task_cls.defaults.get("global_batch_size", settings.training.global_batch_size)
+    if (
+        params.global_batch_size != default
+        and args.global_batch_size is None
+        and os.environ.get("HOROVOD_RANK", "0") == "0"
+    ):
+        log.info(
+            "%s: global batch %d for %d training rows (at the default %d an epoch would take %d steps; "
+            "--global-batch-size sets it)",
+            task_cls.name,
+            params.global_batch_size,
+            rows,
+            default,
+            rows // default,
+        )
     run_root = settings.lake.work_path(args.run_root)
     train(task_cls(settings, args.dataset_id), params, run_root, args.as_of, args.resume)
     return 0

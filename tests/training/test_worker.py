@@ -9,14 +9,14 @@ import pytest
 from .test_trainers import train
 
 
-def params_for(model: str, *argv: str):
+def params_for(model: str, *argv: str, train_rows: int | None = None):
     from lakecart.training.tasks import TASKS
     from lakecart.training.worker import parse_args, train_params
 
     args = parse_args(
         ["--model", model, "--dataset-id", "x_20260110", "--as-of", "2026-01-10", "--run-root", "r", *argv]
     )
-    return train_params(TASKS[model], args)
+    return train_params(TASKS[model], args, train_rows)
 
 
 def test_an_unknown_param_is_an_error_naming_the_known_ones():
@@ -66,3 +66,19 @@ def test_tasks_agree_with_the_contracts_the_dags_use():
     assert {name: task.upstream for name, task in TASKS.items() if task.upstream} == contracts.MODEL_UPSTREAM
     # What a model reads from its upstream is an artefact the upstream declares.
     assert all("candidates" in TASKS[up].artefacts for ups in contracts.MODEL_UPSTREAM.values() for up in ups)
+
+
+def test_demand_grows_its_default_batch_with_the_set_and_a_given_batch_wins():
+    from lakecart.training.tasks import TASKS
+    from lakecart.training.worker import auto_batch
+
+    demand = TASKS["demand"]
+    # 92,448 rows, 10% held out: 83,203 fitted; 128 -> 650 steps, 256 -> 325, 512 -> 162.5 <= 200.
+    assert params_for("demand", train_rows=92_448).global_batch_size == 512
+    assert params_for("demand", train_rows=25_600).global_batch_size == 128  # 23,040 / 128 = 180 steps
+    assert params_for("demand", train_rows=28_600).global_batch_size == 256  # 25,740 / 128 = 201 steps
+    assert auto_batch(demand, 128, 10_000_000, 0.1) == demand.max_auto_batch  # capped
+    assert params_for("demand", "--global-batch-size", "128", train_rows=92_448).global_batch_size == 128
+    assert params_for("demand").global_batch_size == 128  # no manifest rows: the default
+    # A task without a limit keeps its default at any size.
+    assert params_for("churn", train_rows=10_000_000).global_batch_size == TASKS["churn"].defaults["global_batch_size"]

@@ -70,6 +70,10 @@ class ModelTask:
     upstream: ClassVar[tuple[str, ...]] = ()  # models whose published artefacts ``outputs`` reads
     validation_fraction: ClassVar[float] = 0.1  # of each worker's training rows, for early stopping
     patience: ClassVar[int | None] = 3  # epochs without a better validation loss before stopping
+    # With no --global-batch-size, the default batch doubles (up to ``max_auto_batch``) until an epoch
+    # over the set's training rows takes at most this many steps (None: the default, whatever the size).
+    max_steps_per_epoch: ClassVar[int | None] = None
+    max_auto_batch: ClassVar[int] = 2048
 
     @classmethod
     def known_params(cls) -> dict[str, str]:
