@@ -155,7 +155,6 @@ __all__ = [
 ]
 
 
-# File name endings ingestion reads, and how. A ``.gz`` on JSON lines or CSV is decompressed.
 # A run over more days than this (a backfill) logs one line of totals at INFO and each day's line at
 # DEBUG: a year's import otherwise prints 365 lines per stage and source. The counts per day stay in
 # the staging commit and the returned reports.
@@ -174,6 +173,7 @@ def log_days(lines: list[str], total: str) -> None:
         log.debug(line)
 
 
+# File name endings ingestion reads, and how. A ``.gz`` on JSON lines or CSV is decompressed.
 RAW_FORMATS = {".jsonl": "json", ".ndjson": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
 
 

@@ -142,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
             params.global_batch_size,
             rows,
             default,
-            rows // default,
+            rows * (1 - float(params.extra.get("validation_fraction", task_cls.validation_fraction))) // default,
         )
     run_root = settings.lake.work_path(args.run_root)
     train(task_cls(settings, args.dataset_id), params, run_root, args.as_of, args.resume)
