@@ -73,13 +73,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def auto_batch(task: type[ModelTask], batch: int, train_rows: int, validation_fraction: float) -> int:
+def validation_fraction(task: type[ModelTask] | ModelTask, extra: dict) -> float:
+    """The share of each shard held out for early stopping: ``--param validation_fraction``, else the task's."""
+    return float(extra.get("validation_fraction", task.validation_fraction))
+
+
+def default_batch(task: type[ModelTask], settings) -> int:
+    """The global batch without ``--global-batch-size`` before any sizing: the task's, else the settings'."""
+    return task.defaults.get("global_batch_size", settings.training.global_batch_size)
+
+
+def auto_batch(task: type[ModelTask], batch: int, train_rows: int, held_out: float) -> int:
     """``batch`` doubled until an epoch over the rows the model fits (``train_rows`` less the share held
     out for early stopping) takes at most ``task.max_steps_per_epoch`` steps, up to
     ``task.max_auto_batch``; ``batch`` itself for a task without a limit. A function of the set's size,
     so a rebuild of the same set trains the same model version."""
     limit = task.max_steps_per_epoch
-    fitted = train_rows * (1.0 - validation_fraction)
+    fitted = train_rows * (1.0 - held_out)
     while limit and batch < task.max_auto_batch and fitted / batch > limit:
         batch *= 2
     return batch
@@ -90,7 +100,8 @@ def train_params(task: type[ModelTask], args: argparse.Namespace, train_rows: in
     ``--param`` keys and sizes below 1 are errors (a typo must not become a new model version).
     Without ``--global-batch-size``, the default batch grows with the set's ``train_rows`` where the
     task sets a limit of steps per epoch (``auto_batch``)."""
-    s = get_settings().training
+    settings = get_settings()
+    s = settings.training
     d = task.defaults
     known = task.known_params()
     extra = {}
@@ -108,9 +119,9 @@ def train_params(task: type[ModelTask], args: argparse.Namespace, train_rows: in
         if value is not None and value <= 0:
             raise SystemExit(f"--{flag.replace('_', '-')} must be positive, got {value}")
     given = lambda flag, default: getattr(args, flag) if getattr(args, flag) is not None else default  # noqa: E731
-    batch = d.get("global_batch_size", s.global_batch_size)
+    batch = default_batch(task, settings)
     if args.global_batch_size is None and train_rows is not None:
-        batch = auto_batch(task, batch, train_rows, float(extra.get("validation_fraction", task.validation_fraction)))
+        batch = auto_batch(task, batch, train_rows, validation_fraction(task, extra))
     return TrainParams(
         epochs=given("epochs", d.get("epochs", s.epochs)),
         global_batch_size=given("global_batch_size", batch),
@@ -127,9 +138,10 @@ def main(argv: list[str] | None = None) -> int:
     settings = get_settings()
     from lakecart.training import data as training_data
 
-    rows = training_data.manifest(settings, args.dataset_id).get("rows", {}).get("train")
+    manifest = training_data.manifest(settings, args.dataset_id)
+    rows = manifest.get("rows", {}).get("train")
     params = train_params(task_cls, args, rows)
-    default = task_cls.defaults.get("global_batch_size", settings.training.global_batch_size)
+    default = default_batch(task_cls, settings)
     if (
         params.global_batch_size != default
         and args.global_batch_size is None
@@ -142,25 +154,32 @@ def main(argv: list[str] | None = None) -> int:
             params.global_batch_size,
             rows,
             default,
-            rows * (1 - float(params.extra.get("validation_fraction", task_cls.validation_fraction))) // default,
+            rows * (1 - validation_fraction(task_cls, params.extra)) // default,
         )
     run_root = settings.lake.work_path(args.run_root)
-    train(task_cls(settings, args.dataset_id), params, run_root, args.as_of, args.resume)
+    train(task_cls(settings, args.dataset_id), params, run_root, args.as_of, args.resume, manifest)
     return 0
 
 
-def train(task: ModelTask, params: TrainParams, run_root: Path, as_of: date, resume: bool = False) -> dict | None:
+def train(
+    task: ModelTask,
+    params: TrainParams,
+    run_root: Path,
+    as_of: date,
+    resume: bool = False,
+    manifest: dict | None = None,
+) -> dict | None:
     """Train ``task`` on this worker's shard; on rank 0 evaluate and write the run (in the local
     ``run_root``, then in the lake when ``run_root`` is the working copy of a lake folder elsewhere).
-    Returns rank 0's metrics."""
+    ``manifest`` is the training set's, when the caller has read it already. Returns rank 0's metrics."""
     import tensorflow as tf
 
     from lakecart.training import data as training_data
 
     worker = distributed.init()
-    version = model_version(
-        task, params, worker.size, training_data.manifest(task.settings, task.dataset_id)["content_hash"]
-    )
+    if manifest is None:
+        manifest = training_data.manifest(task.settings, task.dataset_id)
+    version = model_version(task, params, worker.size, manifest["content_hash"])
     run_dir = run_root / version
     random.seed(params.seed)
     np.random.seed(params.seed)
@@ -172,8 +191,7 @@ def train(task: ModelTask, params: TrainParams, run_root: Path, as_of: date, res
         raise SystemExit(f"global batch {params.global_batch_size} does not divide over {worker.size} workers")
     local_batch = params.global_batch_size // worker.size
     # A slice of each worker's shard is held out to stop before the model overfits.
-    validation_fraction = float(params.extra.get("validation_fraction", task.validation_fraction))
-    shard = ShardStream(task, worker.rank, worker.size, validation_fraction, params.seed)
+    shard = ShardStream(task, worker.rank, worker.size, validation_fraction(task, params.extra), params.seed)
     scan = shard.scan()
     # Normalisation constants of the numeric inputs: averaged over the workers' shards, so identical.
     task.state["numeric_stats"] = {
