@@ -23,6 +23,7 @@ import hashlib
 import json
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 
@@ -161,14 +162,17 @@ __all__ = [
 DAY_LINES = 7
 
 
-def log_days(lines: list[str], total: str) -> None:
-    """Each day's line at INFO when there are at most ``DAY_LINES``; else ``total`` at INFO and the
-    days' lines at DEBUG."""
+def log_days(days: list, counts: list[tuple[int, ...]], render: Callable[[str, tuple[int, ...]], str]) -> None:
+    """Each day's counts, rendered as ``render(day, counts)``, at INFO when there are at most
+    ``DAY_LINES`` days; else one line of the summed counts over the range at INFO (rendered with
+    ``first..last (n days)`` for the day) and the days' lines at DEBUG."""
+    lines = [render(str(day), c) for day, c in zip(days, counts, strict=True)]
     if len(lines) <= DAY_LINES:
         for line in lines:
             log.info(line)
         return
-    log.info("%s (each day at DEBUG)", total)
+    totals = tuple(sum(column) for column in zip(*counts, strict=True))
+    log.info("%s (each day at DEBUG)", render(f"{days[0]}..{days[-1]} ({len(days)} days)", totals))
     for line in lines:
         log.debug(line)
 
@@ -410,9 +414,9 @@ def run_bronze(
     counts = _counts_by_day(spark.read.format("delta").load(path).where(scope))
     days_done = sorted(by_day)
     log_days(
-        [f"bronze {source.name} {d}: {counts.get(d, 0)} records from {len(by_day[d])} new file(s)" for d in days_done],
-        f"bronze {source.name} {days_done[0]}..{days_done[-1]}: {sum(counts.get(d, 0) for d in days_done)} records "
-        f"from {len(pending)} new file(s) over {len(days_done)} day(s)",
+        days_done,
+        [(counts.get(d, 0), len(by_day[d])) for d in days_done],
+        lambda day, c: f"bronze {source.name} {day}: {c[0]} records from {c[1]} new file(s)",
     )
     return {d: counts.get(d, 0) for d in sorted(by_day)}
 
@@ -532,18 +536,13 @@ def run_silver(
     parsed.unpersist()
     silver.unpersist()
 
-    def line(what: str, counts: tuple[int, ...]) -> str:
-        raw, accepted, rejected, duplicates = counts
-        return (
-            f"silver {source.name} {what}: {raw} raw = {accepted} accepted + {rejected} quarantined + "
-            f"{duplicates} duplicates (staged as {batch.stage_id})"
-        )
-
-    per_day = [(r.raw_records, r.accepted, r.quarantined, r.duplicates_dropped) for r in reports]
-    totals = tuple(sum(c[k] for c in per_day) for k in range(4))
     log_days(
-        [line(str(r.day), c) for r, c in zip(reports, per_day, strict=True)],
-        line(f"{pending_days[0]}..{pending_days[-1]} ({len(pending_days)} days)", totals),
+        [r.day for r in reports],
+        [(r.raw_records, r.accepted, r.quarantined, r.duplicates_dropped) for r in reports],
+        lambda day, c: (
+            f"silver {source.name} {day}: {c[0]} raw = {c[1]} accepted + {c[2]} quarantined + "
+            f"{c[3]} duplicates (staged as {batch.stage_id})"
+        ),
     )
     return reports
 

@@ -1,5 +1,5 @@
 import json
-from datetime import date
+from datetime import date, timedelta
 
 import pytest
 
@@ -455,18 +455,25 @@ def test_a_closed_day_and_sparse_promotion_days_pass_a_backfill(spark, settings,
         ingest.list_raw_files(spark, str(raw), [date(2026, 1, 4)], ingest.ORDERS)
 
 
+def _render(day: str, counts: tuple[int, ...]) -> str:
+    return f"{day}: {counts[0]} records from {counts[1]} files"
+
+
 def test_a_backfill_logs_one_line_of_totals_and_each_day_at_debug(caplog):
-    days = [f"day {n}" for n in range(ingest.DAY_LINES + 1)]
+    days = [date(2026, 1, 1) + timedelta(days=n) for n in range(ingest.DAY_LINES + 1)]
+    counts = [(10 * n, 1) for n in range(len(days))]  # 0 + 10 + ... + 70 = 280 records, 8 files
     with caplog.at_level("DEBUG", logger=ingest.log.name):
-        ingest.log_days(days, "8 days: totals")
+        ingest.log_days(days, counts, _render)
     info = [r.getMessage() for r in caplog.records if r.levelname == "INFO"]
     debug = [r.getMessage() for r in caplog.records if r.levelname == "DEBUG"]
-    assert info == ["8 days: totals (each day at DEBUG)"]
-    assert debug == days
+    assert info == ["2026-01-01..2026-01-08 (8 days): 280 records from 8 files (each day at DEBUG)"]
+    assert debug == [f"{d}: {c[0]} records from 1 files" for d, c in zip(days, counts, strict=True)]
 
 
 def test_a_daily_run_logs_each_day_and_no_totals(caplog):
-    days = [f"day {n}" for n in range(ingest.DAY_LINES)]
+    days = [date(2026, 1, 1) + timedelta(days=n) for n in range(ingest.DAY_LINES)]
     with caplog.at_level("DEBUG", logger=ingest.log.name):
-        ingest.log_days(days, "totals")
-    assert [(r.levelname, r.getMessage()) for r in caplog.records] == [("INFO", d) for d in days]
+        ingest.log_days(days, [(5, 2)] * len(days), _render)
+    assert [(r.levelname, r.getMessage()) for r in caplog.records] == [
+        ("INFO", f"{d}: 5 records from 2 files") for d in days
+    ]
