@@ -31,6 +31,8 @@ from airflow.providers.standard.operators.bash import BashOperator
 from airflow.sdk import Param, dag, task
 from lakecart_common import DAILY_STEPS, DEFAULT_ARGS, LAKECART, STEPS, lakecart
 
+from lakecart import contracts  # standard library only: the Airflow environment imports it too
+
 MAX_DAYS = 366
 # Computed once over the whole range after every day is in; the rest runs per day.
 FEATURE_STEPS = (
@@ -80,7 +82,7 @@ def days_between(start: str, end: str) -> list[str]:
         "end": Param(type="string", format="date", description="last day to process, inclusive (YYYY-MM-DD)"),
         "feature_history": Param(
             FEATURE_HISTORY,
-            enum=["training", "all"],
+            enum=list(contracts.FEATURE_HISTORY),
             description="training: the days before the end only for the views a training set joins (the others "
             "for the end day); all: every view for every day",
         ),

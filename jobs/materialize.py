@@ -29,6 +29,7 @@ from pyspark.sql import functions as F
 
 from lakecart import delta, tables
 from lakecart.config import Settings
+from lakecart.contracts import FEATURE_HISTORY
 from lakecart.errors import LakecartError
 from lakecart.features import REGISTRY, FeatureView
 from lakecart.features.definitions import (
@@ -434,7 +435,7 @@ class _NotStarted(Exception):
     """A view skipped because another had failed first."""
 
 
-HISTORY = ("all", "training")
+HISTORY = FEATURE_HISTORY
 
 
 def views_training_reads() -> set[str]:

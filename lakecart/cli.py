@@ -23,7 +23,7 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
-from lakecart.contracts import CANNOT_TRAIN_EXIT, GATE_HOLD_EXIT, MODEL_TRAINING_SETS
+from lakecart.contracts import CANNOT_TRAIN_EXIT, FEATURE_HISTORY, GATE_HOLD_EXIT, MODEL_TRAINING_SETS
 from lakecart.errors import LakecartError, UsageError
 
 log = logging.getLogger("lakecart")
@@ -859,7 +859,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     q.add_argument(
         "--history",
-        choices=("all", "training"),
+        choices=FEATURE_HISTORY,
         default="all",
         help="with --lookback-days: all (default) computes every view for every day; training only the views "
         "a training set joins, the others for --date alone (a backfill then skips history no model reads; "

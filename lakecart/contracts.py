@@ -16,6 +16,10 @@ GATE_HOLD_EXIT = 99
 # DAG marks the task skipped, and the model's gate and publish with it; the other models go on.
 CANNOT_TRAIN_EXIT = 98
 
+# `lakecart materialize --history`: "all" computes every view for every day of a backfill, "training"
+# the earlier days only for the views a training set joins (the backfill DAG's choice).
+FEATURE_HISTORY = ("all", "training")
+
 # Airflow Asset URIs: what a task emits when the table behind it was updated and validated.
 SILVER_EVENTS_ASSET = "lakecart://silver/events"
 SILVER_ORDER_LINES_ASSET = "lakecart://silver/order_lines"
