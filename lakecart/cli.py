@@ -1020,7 +1020,7 @@ def build_parser() -> argparse.ArgumentParser:
         cmd_segments,
         "segment customers with k-means over recency/frequency/monetary features and the published retrieval "
         "model's embeddings, as of --date; k chosen by silhouette; writes gold.user_segments and "
-        "gold.segment_profiles (size, churn risk, top categories, common attributes)",
+        "gold.segment_profiles (size, churn risk, top and distinctive categories, common attributes)",
     )
     _with_date(p, lookback=False)
     p.add_argument("--k", type=_k_values, default="2,3,4,5,6,7,8", help="numbers of segments to try (default 2..8)")

@@ -297,7 +297,8 @@ USER_SEGMENTS = _declare(
 SEGMENT_PROFILES = _declare(
     "gold.segment_profiles",
     keys=("model_version", "segment"),
-    description="per segment: size, recency, frequency, spend, churn risk, top categories, common attributes",
+    description="per segment: size, recency, frequency, spend, churn risk, top and distinctive categories, "
+    "common attributes",
     **_GOLD,
 )
 MODEL_REGISTRY = _declare(

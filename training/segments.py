@@ -45,6 +45,8 @@ NO_PURCHASE_DAYS = 91  # "days since" beyond the 90-day window
 EMBEDDING_COMPONENTS = 4
 SILHOUETTE_SAMPLE = 5000
 DEFAULT_K_RANGE = (2, 3, 4, 5, 6, 7, 8)
+# A category must hold this share of a segment's purchases before its index names it "distinctive".
+MIN_CATEGORY_SHARE = 0.01
 
 
 class NoCustomers(LakecartError, ValueError):
@@ -135,6 +137,11 @@ def profile(
         data = data.assign(churn_probability=data["user_id"].map(churn))
     rows = []
     attribute_columns = [c for c in data.columns if c.startswith("attr__")]
+    everyone = (
+        affinity.groupby("category")["weight"].sum()
+        if affinity is not None and len(affinity)
+        else pd.Series(dtype="float64")
+    )
     for segment, group in data.groupby("segment", sort=True):
         row = {
             "segment": int(segment),
@@ -157,8 +164,10 @@ def profile(
             members = affinity[affinity["user_id"].isin(group["user_id"])]
             weights = members.groupby("category")["weight"].sum().sort_values(ascending=False)
             row["top_categories"] = [str(c) for c in weights.index[:top]]
+            row["distinctive_categories"] = json.dumps(distinctive(weights, everyone, top))
         else:
             row["top_categories"] = []
+            row["distinctive_categories"] = json.dumps({})
         row["attributes"] = json.dumps(
             {
                 c.removeprefix("attr__"): str(group[c].mode().iloc[0])
@@ -169,6 +178,20 @@ def profile(
         )
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def distinctive(segment: pd.Series, everyone: pd.Series, top: int = 3, min_share: float = MIN_CATEGORY_SHARE) -> dict:
+    """The ``top`` categories a segment over-indexes on: a category's share of the segment's purchases
+    over its share of everyone's (the index: 2.0 = twice as likely as the average customer), among
+    categories holding at least ``min_share`` of the segment's purchases (a handful of purchases do
+    not make a trait); only indices above 1, highest first, rounded to two decimals."""
+    total, overall = segment.sum(), everyone.sum()
+    if total <= 0 or overall <= 0:
+        return {}
+    share = segment / total
+    index = (share / (everyone.reindex(share.index) / overall))[share >= min_share]
+    index = index[index > 1].sort_values(ascending=False, kind="stable")[:top]
+    return {str(c): round(float(v), 2) for c, v in index.items()}
 
 
 def _read_published(settings, table: str, model: str) -> pd.DataFrame | None:

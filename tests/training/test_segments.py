@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import date, timedelta
 
 import numpy as np
@@ -51,14 +52,43 @@ def test_profiles_say_size_churn_risk_categories_and_common_attributes():
     )
     churn = pd.Series({"a": 0.1, "b": 0.3, "c": 0.9})
     affinity = pd.DataFrame(
-        {"user_id": ["a", "b", "b", "c"], "category": ["milk", "milk", "bread", "beer"], "weight": [2, 1, 2, 5]}
+        {
+            "user_id": ["a", "b", "b", "c", "c"],
+            "category": ["milk", "milk", "bread", "beer", "milk"],
+            "weight": [2, 1, 2, 5, 1],
+        }
     )
     out = profile(frame, np.array([0, 0, 1]), churn, affinity).set_index("segment")
     assert out.loc[0, "customers"] == 2 and out.loc[0, "share"] == pytest.approx(0.6667, abs=1e-4)
     assert out.loc[0, "median_days_since_purchase"] == 2.0 and out.loc[0, "mean_spend_90d"] == 200.0
     assert out.loc[0, "mean_churn_probability"] == pytest.approx(0.2)
     assert out.loc[0, "top_categories"] == ["milk", "bread"]  # milk 3, bread 2
-    assert out.loc[1, "top_categories"] == ["beer"] and '"income": "under 15K"' in out.loc[1, "attributes"]
+    assert out.loc[1, "top_categories"] == ["beer", "milk"] and '"income": "under 15K"' in out.loc[1, "attributes"]
+
+
+def test_profiles_name_the_categories_a_segment_buys_more_than_everyone():
+    """Milk is every segment's most bought category; what tells segments apart is the index: a
+    category's share of the segment's purchases over its share of everyone's."""
+    frame = pd.DataFrame(
+        {
+            "user_id": ["a", "b", "c"],
+            f"{A}days_since_purchase": [1.0, 3.0, 60.0],
+            f"{A}purchase_days_90d": [10.0, 20.0, 1.0],
+            f"{A}spend_90d": [100.0, 300.0, 5.0],
+        }
+    )
+    affinity = pd.DataFrame(
+        {
+            "user_id": ["a", "b", "b", "c", "c"],
+            "category": ["milk", "milk", "bread", "beer", "milk"],
+            "weight": [2, 1, 2, 5, 1],
+        }
+    )
+    out = profile(frame, np.array([0, 0, 1]), None, affinity).set_index("segment")
+    # everyone: milk 4, bread 2, beer 5 of 11. Segment 0: milk 3, bread 2 of 5 -> bread (2/5)/(2/11) = 2.2,
+    # milk (3/5)/(4/11) = 1.65. Segment 1: beer 5, milk 1 of 6 -> beer (5/6)/(5/11) = 1.83; milk 0.46 (below 1).
+    assert json.loads(out.loc[0, "distinctive_categories"]) == {"bread": 2.2, "milk": 1.65}
+    assert json.loads(out.loc[1, "distinctive_categories"]) == {"beer": 1.83}
 
 
 def _activity(root, day: date, users: int) -> None:
