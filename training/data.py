@@ -4,7 +4,7 @@ and the one "features as of a time" read that serving outputs and ``lakecart fea
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from datetime import timedelta
+from datetime import date, timedelta
 
 import numpy as np
 import pandas as pd
@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 
 from lakecart.errors import UnknownTrainingSet
 from lakecart.features.definitions import AVAILABLE_AT, FEATURE_DATE
-from lakecart.storage import open_delta
+from lakecart.storage import is_delta, open_delta
 
 
 def dataset_fragments(table_uri: str, dataset_id: str) -> list:
@@ -209,6 +209,27 @@ def read_pinned(settings, dataset_id: str, table: str, columns: list[str] | None
 
     version = manifest(settings, dataset_id).get("input_versions", {}).get(str(table))
     return read_delta(tables.table_path(table, settings), columns, version=version)
+
+
+def purchase_history(settings, start: date, end: date) -> pd.DataFrame:
+    """Every purchase (``user_id``, ``item_id``, as text) from ``start`` to ``end`` inclusive: the
+    purchase events of ``silver.events`` and the lines of ``silver.order_lines``, whichever the lake
+    has (a clickstream shop, an order export, or both)."""
+    from lakecart import tables
+
+    sources = (
+        (tables.SILVER_EVENTS, "event_date", [("event_type", "=", "purchase")]),
+        (tables.SILVER_ORDER_LINES, "order_date", []),
+    )
+    parts = []
+    for table, day, only in sources:
+        path = tables.table_path(table, settings)
+        if is_delta(path):
+            span = [(day, ">=", start), (day, "<=", end)]
+            parts.append(read_delta(path, ["user_id", "item_id"], filters=span + only))
+    if not parts:
+        return pd.DataFrame({"user_id": pd.Series(dtype=str), "item_id": pd.Series(dtype=str)})
+    return pd.concat(parts, ignore_index=True).astype({"user_id": str, "item_id": str})
 
 
 def manifest(settings, dataset_id: str) -> dict:

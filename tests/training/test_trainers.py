@@ -34,7 +34,28 @@ def outputs(run_dir, table: str) -> pd.DataFrame:
     return pd.read_parquet(run_dir / "outputs" / f"{table}.parquet")
 
 
+def _order_history(settings) -> pd.DataFrame:
+    """Order lines from before the training window: each user bought from the category after their
+    own 100 days before the end (within the year cross-category looks back over) and from the one
+    after that 400 days before (outside it)."""
+    from datetime import timedelta
+
+    from deltalake import write_deltalake
+
+    from .conftest import ITEMS, USERS, category
+
+    rows = []
+    for k, user in enumerate(USERS):
+        for step, days in ((1, 100), (2, 400)):
+            item = next(i for i in ITEMS if category(i) == f"c{(k + step) % 5}")
+            rows.append((f"o{k}-{step}", user, item, END - timedelta(days=days)))
+    lines = pd.DataFrame(rows, columns=["order_id", "user_id", "item_id", "order_date"])
+    write_deltalake(tables.table_path(tables.SILVER_ORDER_LINES, settings), lines, partition_by=["order_date"])
+    return lines
+
+
 def test_retrieval_learns_each_users_category_and_saves_an_index(tiny_lake, tmp_path):
+    history = _order_history(tiny_lake)
     metrics, run_dir = train(tiny_lake, "retrieval", tmp_path, epochs=15, global_batch_size=64)
     popular = metrics["baselines"]["most_popular"]
     # 90% of a user's interactions are in one category of 6 items: a working model puts the item in
@@ -63,6 +84,20 @@ def test_retrieval_learns_each_users_category_and_saves_an_index(tiny_lake, tmp_
     bought = training[training["event_type"] == "purchase"].groupby("user_id")["category"].agg(set)
     assert len(cross) > 0
     assert not any(row.category in bought.get(row.user_id, set()) for row in cross.itertuples())
+    # ... nor one they bought from in the year before it (order lines 100 days back), while a purchase
+    # 400 days back no longer counts.
+    from .conftest import category
+
+    history["category"] = history["item_id"].map(category)
+    recent = history[history["order_date"] > END - pd.Timedelta(days=365)]
+    old = set(zip(recent["user_id"], recent["category"], strict=True))
+    eligible = {(u, c) for u, c in old if c not in bought.get(u, set())}  # new to the training window
+    assert eligible  # the check below can fail: these categories were recommendable before
+    assert not any((row.user_id, row.category) in old for row in cross.itertuples())
+    older = history[history["order_date"] <= END - pd.Timedelta(days=365)]
+    assert set(zip(older["user_id"], older["category"], strict=True)) & set(
+        zip(cross["user_id"], cross["category"], strict=True)
+    )
     embeddings = outputs(run_dir, tables.USER_EMBEDDINGS)
     assert len(embeddings["embedding"].iloc[0]) == 32 and embeddings["user_id"].is_unique
 

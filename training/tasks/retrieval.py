@@ -13,7 +13,7 @@ searched a bounded block of users at a time: no users x items score matrix is ev
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -48,6 +48,9 @@ SEQUENCE_VIEW = user_sequences_v1.table_name
 RECENT_ITEMS = f"{feature_prefix(SEQUENCE_VIEW)}recent_items"
 RECENT_CATEGORIES = f"{feature_prefix(SEQUENCE_VIEW)}recent_categories"
 CANDIDATES_PER_USER = 100  # handed to the ranking stage
+# Cross-category recommendations leave out the categories a user bought from over this many days up
+# to the run's date (a year: a household that buys turkey at Christmas has bought from the category).
+CROSS_CATEGORY_HISTORY_DAYS = 365
 # The batch job searches exactly (a flat index): published lists equal the dense top-k the gate
 # scored; the HNSW graph (built at publish) serves real-time queries.
 BATCH_INDEX = "flat"
@@ -237,7 +240,7 @@ class RetrievalTask(ModelTask):
         return {
             tables.USER_EMBEDDINGS: pd.DataFrame({"user_id": queries["user_id"], "embedding": list(user_vectors)}),
             tables.ITEM_EMBEDDINGS: pd.DataFrame({"item_id": self.state["items"], "embedding": list(item_vectors)}),
-            **self.recommendation_rows(queries, lambda rows, n: index.search_positions(user_vectors[rows], n)),
+            **self.recommendation_rows(queries, lambda rows, n: index.search_positions(user_vectors[rows], n), as_of),
         }
 
     def baseline_outputs(self, train: pd.DataFrame, as_of: date) -> dict[str, dict[str, pd.DataFrame]]:
@@ -245,24 +248,36 @@ class RetrievalTask(ModelTask):
         are a queries x catalogue matrix by construction)."""
         queries = self.serving_queries(as_of)
         return {
-            name: self.recommendation_rows(queries, dense_search(np.asarray(scores)))
+            name: self.recommendation_rows(queries, dense_search(np.asarray(scores)), as_of)
             for name, scores in self.baseline_scores(train, queries).items()
         }
 
-    def recommendation_rows(self, queries: pd.DataFrame, search: Search) -> dict[str, pd.DataFrame]:
+    def recommendation_rows(self, queries: pd.DataFrame, search: Search, as_of: date) -> dict[str, pd.DataFrame]:
         """Top-k, cross-category top-k and the candidates handed to ranking, from ``search(query
         rows, n) -> (catalogue positions, scores)``, best first (an index over the item embeddings,
-        or :func:`dense_search` of a score matrix)."""
+        or :func:`dense_search` of a score matrix). Cross-category leaves out every category a user
+        bought from in the training set or over the ``CROSS_CATEGORY_HISTORY_DAYS`` up to ``as_of``."""
         bought = training_data.read_delta(
             self.table_uri, ["user_id", "category", "event_type"], filters=[("dataset_id", "=", self.dataset_id)]
         )
-        bought = bought[bought["event_type"] == "purchase"].groupby("user_id")["category"].agg(set)
+        bought = bought[bought["event_type"] == "purchase"][["user_id", "category"]]
         catalogue = self.catalogue().set_index("item_id")["category"]
+        history = training_data.purchase_history(
+            self.settings, as_of - timedelta(days=CROSS_CATEGORY_HISTORY_DAYS - 1), as_of
+        )
+        history = pd.DataFrame({"user_id": history["user_id"], "category": history["item_id"].map(catalogue)})
+        bought = (
+            pd.concat([bought.astype({"user_id": str}), history.dropna()], ignore_index=True)
+            .groupby("user_id")["category"]
+            .agg(set)
+            .to_dict()
+        )
+        users = queries["user_id"].to_numpy()
         return recommendation_frames(
-            queries["user_id"].to_numpy(),
+            users,
             np.array(self.state["items"]),
             catalogue.reindex(self.state["items"]).to_numpy(),
-            bought.to_dict(),
+            {user: bought.get(str(user), set()) for user in users},
             search,
             self.settings.training.top_k,
         )
