@@ -162,7 +162,9 @@ def profile(
         }
         if affinity is not None and len(affinity):
             members = affinity[affinity["user_id"].isin(group["user_id"])]
-            weights = members.groupby("category")["weight"].sum().sort_values(ascending=False)
+            weights = members.groupby("category")["weight"].sum()
+            # Categories only viewed in the window are listed with zero purchases: not favourites.
+            weights = weights[weights > 0].sort_values(ascending=False, kind="stable")
             row["top_categories"] = [str(c) for c in weights.index[:top]]
             row["distinctive_categories"] = json.dumps(distinctive(weights, everyone, top))
         else:

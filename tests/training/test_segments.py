@@ -91,6 +91,23 @@ def test_profiles_name_the_categories_a_segment_buys_more_than_everyone():
     assert json.loads(out.loc[1, "distinctive_categories"]) == {"beer": 1.83}
 
 
+def test_a_segment_that_bought_nothing_lately_has_no_top_categories():
+    """The affinity view lists a customer's categories with zero purchases in its window too (they
+    were only viewed): zeros are not a segment's favourites, in any order."""
+    frame = pd.DataFrame(
+        {
+            "user_id": ["a", "b"],
+            f"{A}days_since_purchase": [1.0, 60.0],
+            f"{A}purchase_days_90d": [10.0, 1.0],
+            f"{A}spend_90d": [100.0, 5.0],
+        }
+    )
+    affinity = pd.DataFrame({"user_id": ["a", "b", "b"], "category": ["milk", "beer", "bread"], "weight": [2, 0, 0]})
+    out = profile(frame, np.array([0, 1]), None, affinity).set_index("segment")
+    assert out.loc[0, "top_categories"] == ["milk"]
+    assert out.loc[1, "top_categories"] == [] and json.loads(out.loc[1, "distinctive_categories"]) == {}
+
+
 def _activity(root, day: date, users: int) -> None:
     rng = np.random.default_rng(3)
     heavy = np.arange(users) % 2 == 0  # two kinds of customer: frequent big spenders, rare small ones
