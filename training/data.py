@@ -211,25 +211,38 @@ def read_pinned(settings, dataset_id: str, table: str, columns: list[str] | None
     return read_delta(tables.table_path(table, settings), columns, version=version)
 
 
-def purchase_history(settings, start: date, end: date) -> pd.DataFrame:
-    """Every purchase (``user_id``, ``item_id``, as text) from ``start`` to ``end`` inclusive: the
+def purchased_categories(settings, catalogue: pd.DataFrame, start: date, end: date) -> pd.DataFrame:
+    """Each (``user_id``, ``category``) with a purchase from ``start`` to ``end`` inclusive, once: the
     purchase events of ``silver.events`` and the lines of ``silver.order_lines``, whichever the lake
-    has (a clickstream shop, an order export, or both)."""
+    has (a clickstream shop, an order export, or both), with ``catalogue``'s ``item_id`` ->
+    ``category``. DuckDB streams the tables' Arrow datasets (the date ranges prune their partitions)
+    and keeps only the distinct pairs, so a year of purchases is never held row by row."""
+    import duckdb
+
     from lakecart import tables
 
     sources = (
-        (tables.SILVER_EVENTS, "event_date", [("event_type", "=", "purchase")]),
-        (tables.SILVER_ORDER_LINES, "order_date", []),
+        (tables.SILVER_EVENTS, "event_date", "and event_type = 'purchase'"),
+        (tables.SILVER_ORDER_LINES, "order_date", ""),
     )
+    con = duckdb.connect()
+    con.register("catalogue", catalogue[["item_id", "category"]].astype(str))
     parts = []
-    for table, day, only in sources:
+    for n, (table, day, only) in enumerate(sources):
         path = tables.table_path(table, settings)
         if is_delta(path):
-            span = [(day, ">=", start), (day, "<=", end)]
-            parts.append(read_delta(path, ["user_id", "item_id"], filters=span + only))
+            con.register(f"source_{n}", open_delta(path).to_pyarrow_dataset())
+            parts.append(
+                f"select cast(user_id as varchar) as user_id, cast(item_id as varchar) as item_id "
+                f"from source_{n} where {day} between $start and $end {only}"
+            )
     if not parts:
-        return pd.DataFrame({"user_id": pd.Series(dtype=str), "item_id": pd.Series(dtype=str)})
-    return pd.concat(parts, ignore_index=True).astype({"user_id": str, "item_id": str})
+        return pd.DataFrame({"user_id": pd.Series(dtype=str), "category": pd.Series(dtype=str)})
+    query = (
+        f"select distinct p.user_id, c.category from ({' union all '.join(parts)}) as p "
+        "join catalogue as c using (item_id) where c.category is not null order by 1, 2"
+    )
+    return con.execute(query, {"start": start, "end": end}).df()
 
 
 def manifest(settings, dataset_id: str) -> dict:

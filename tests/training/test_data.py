@@ -73,20 +73,23 @@ def test_the_catalogue_is_read_at_the_version_the_training_set_pinned(tmp_path):
     assert RetrievalTask(settings, "retrieval_20260102").catalogue()["item_id"].tolist() == ["i1", "i2", "i3"]
 
 
-def test_purchase_history_reads_both_sources_up_to_the_date_and_only_purchases(tmp_path):
+def test_purchased_categories_read_both_sources_up_to_the_date_and_only_purchases(tmp_path):
     from datetime import date
 
     from lakecart import tables
     from lakecart.config import LakeSettings, Settings
-    from lakecart.training.data import purchase_history
+    from lakecart.training.data import purchased_categories
 
     settings = Settings(lake=LakeSettings(root=str(tmp_path / "lake")))
+    catalogue = pd.DataFrame(
+        {"item_id": ["i1", "i2", "i3", "i4", "i5", "i6", "i7"], "category": ["x", "y", "x", "z", "y", "z", "x"]}
+    )
     events = pd.DataFrame(
         {
-            "user_id": ["u1", "u1", "u2", "u2"],
-            "item_id": ["i1", "i2", "i3", "i4"],
-            "event_type": ["purchase", "view", "purchase", "purchase"],
-            "event_date": [date(2026, 1, 5), date(2026, 1, 5), date(2025, 12, 1), date(2026, 1, 11)],
+            "user_id": ["u1", "u1", "u2", "u2", "u1"],
+            "item_id": ["i1", "i2", "i3", "i4", "i7"],
+            "event_type": ["purchase", "view", "purchase", "purchase", "purchase"],
+            "event_date": [date(2026, 1, 5), date(2026, 1, 5), date(2025, 12, 1), date(2026, 1, 11), date(2026, 1, 6)],
         }
     )
     lines = pd.DataFrame(
@@ -99,11 +102,12 @@ def test_purchase_history_reads_both_sources_up_to_the_date_and_only_purchases(t
     )
     write_deltalake(tables.table_path(tables.SILVER_EVENTS, settings), events, partition_by=["event_date"])
     write_deltalake(tables.table_path(tables.SILVER_ORDER_LINES, settings), lines, partition_by=["order_date"])
-    got = purchase_history(settings, date(2025, 12, 1), date(2026, 1, 10))
-    # i2 was only viewed, i4 and i6 fall after and before the range.
-    assert sorted(map(tuple, got[["user_id", "item_id"]].to_numpy())) == [("u1", "i1"), ("u2", "i3"), ("u3", "i5")]
+    got = purchased_categories(settings, catalogue, date(2025, 12, 1), date(2026, 1, 10))
+    # u1 bought i1 and i7 (both x: one pair) and only viewed i2; i4 (z) and i6 (z) fall after and
+    # before the range.
+    assert list(map(tuple, got.to_numpy())) == [("u1", "x"), ("u2", "x"), ("u3", "y")]
     # An order export alone (no clickstream table at all) reads its lines.
     orders_only = Settings(lake=LakeSettings(root=str(tmp_path / "orders-only")))
     write_deltalake(tables.table_path(tables.SILVER_ORDER_LINES, orders_only), lines, partition_by=["order_date"])
-    got = purchase_history(orders_only, date(2025, 11, 1), date(2026, 1, 10))
-    assert sorted(got["item_id"]) == ["i5", "i6"]
+    got = purchased_categories(orders_only, catalogue, date(2025, 11, 1), date(2026, 1, 10))
+    assert list(map(tuple, got.to_numpy())) == [("u3", "y"), ("u3", "z")]

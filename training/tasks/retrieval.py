@@ -261,13 +261,12 @@ class RetrievalTask(ModelTask):
             self.table_uri, ["user_id", "category", "event_type"], filters=[("dataset_id", "=", self.dataset_id)]
         )
         bought = bought[bought["event_type"] == "purchase"][["user_id", "category"]]
-        catalogue = self.catalogue().set_index("item_id")["category"]
-        history = training_data.purchase_history(
-            self.settings, as_of - timedelta(days=CROSS_CATEGORY_HISTORY_DAYS - 1), as_of
+        history = training_data.purchased_categories(
+            self.settings, self.catalogue(), as_of - timedelta(days=CROSS_CATEGORY_HISTORY_DAYS - 1), as_of
         )
-        history = pd.DataFrame({"user_id": history["user_id"], "category": history["item_id"].map(catalogue)})
+        catalogue = self.catalogue().set_index("item_id")["category"]
         bought = (
-            pd.concat([bought.astype({"user_id": str}), history.dropna()], ignore_index=True)
+            pd.concat([bought.astype({"user_id": str}), history], ignore_index=True)
             .groupby("user_id")["category"]
             .agg(set)
             .to_dict()
