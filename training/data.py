@@ -225,24 +225,24 @@ def purchased_categories(settings, catalogue: pd.DataFrame, start: date, end: da
         (tables.SILVER_EVENTS, "event_date", "and event_type = 'purchase'"),
         (tables.SILVER_ORDER_LINES, "order_date", ""),
     )
-    con = duckdb.connect()
-    con.register("catalogue", catalogue[["item_id", "category"]].astype(str))
-    parts = []
-    for n, (table, day, only) in enumerate(sources):
-        path = tables.table_path(table, settings)
-        if is_delta(path):
-            con.register(f"source_{n}", open_delta(path).to_pyarrow_dataset())
-            parts.append(
-                f"select cast(user_id as varchar) as user_id, cast(item_id as varchar) as item_id "
-                f"from source_{n} where {day} between $start and $end {only}"
-            )
-    if not parts:
-        return pd.DataFrame({"user_id": pd.Series(dtype=str), "category": pd.Series(dtype=str)})
-    query = (
-        f"select distinct p.user_id, c.category from ({' union all '.join(parts)}) as p "
-        "join catalogue as c using (item_id) where c.category is not null order by 1, 2"
-    )
-    return con.execute(query, {"start": start, "end": end}).df()
+    with duckdb.connect() as con:
+        con.register("catalogue", catalogue[["item_id", "category"]].astype(str))
+        parts = []
+        for n, (table, day, only) in enumerate(sources):
+            path = tables.table_path(table, settings)
+            if is_delta(path):
+                con.register(f"source_{n}", open_delta(path).to_pyarrow_dataset())
+                parts.append(
+                    f"select cast(user_id as varchar) as user_id, cast(item_id as varchar) as item_id "
+                    f"from source_{n} where {day} between $start and $end {only}"
+                )
+        if not parts:
+            return pd.DataFrame({"user_id": pd.Series(dtype=str), "category": pd.Series(dtype=str)})
+        query = (
+            f"select distinct p.user_id, c.category from ({' union all '.join(parts)}) as p "
+            "join catalogue as c using (item_id) where c.category is not null order by 1, 2"
+        )
+        return con.execute(query, {"start": start, "end": end}).df()
 
 
 def manifest(settings, dataset_id: str) -> dict:
