@@ -252,11 +252,13 @@ class RetrievalTask(ModelTask):
             for name, scores in self.baseline_scores(train, queries).items()
         }
 
-    def recommendation_rows(self, queries: pd.DataFrame, search: Search, as_of: date) -> dict[str, pd.DataFrame]:
-        """Top-k, cross-category top-k and the candidates handed to ranking, from ``search(query
-        rows, n) -> (catalogue positions, scores)``, best first (an index over the item embeddings,
-        or :func:`dense_search` of a score matrix). Cross-category leaves out every category a user
-        bought from in the training set or over the ``CROSS_CATEGORY_HISTORY_DAYS`` up to ``as_of``."""
+    def bought_categories(self, as_of: date) -> dict[str, set]:
+        """user (as text) -> the categories they bought from in the training set or over the
+        ``CROSS_CATEGORY_HISTORY_DAYS`` up to ``as_of``; read once per date (the model's outputs and
+        each baseline's ask for the same)."""
+        cached = getattr(self, "_bought", None)
+        if cached is not None and cached[0] == as_of:
+            return cached[1]
         bought = training_data.read_delta(
             self.table_uri, ["user_id", "category", "event_type"], filters=[("dataset_id", "=", self.dataset_id)]
         )
@@ -264,13 +266,22 @@ class RetrievalTask(ModelTask):
         history = training_data.purchased_categories(
             self.settings, self.catalogue(), as_of - timedelta(days=CROSS_CATEGORY_HISTORY_DAYS - 1), as_of
         )
-        catalogue = self.catalogue().set_index("item_id")["category"]
-        bought = (
+        by_user = (
             pd.concat([bought.astype({"user_id": str}), history], ignore_index=True)
             .groupby("user_id")["category"]
             .agg(set)
             .to_dict()
         )
+        self._bought = (as_of, by_user)
+        return by_user
+
+    def recommendation_rows(self, queries: pd.DataFrame, search: Search, as_of: date) -> dict[str, pd.DataFrame]:
+        """Top-k, cross-category top-k and the candidates handed to ranking, from ``search(query
+        rows, n) -> (catalogue positions, scores)``, best first (an index over the item embeddings,
+        or :func:`dense_search` of a score matrix). Cross-category leaves out every category a user
+        bought from in the training set or over the ``CROSS_CATEGORY_HISTORY_DAYS`` up to ``as_of``."""
+        bought = self.bought_categories(as_of)
+        catalogue = self.catalogue().set_index("item_id")["category"]
         users = queries["user_id"].to_numpy()
         return recommendation_frames(
             users,
