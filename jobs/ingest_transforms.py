@@ -186,12 +186,17 @@ def _promotion_rules(p: str = "p", limits: IngestSettings | None = None) -> Colu
 
 def _extra_fields(known_fields: tuple[str, ...]) -> Column:
     """Fields the contract does not name, kept as text (a new field appearing mid-stream is data,
-    not an error); null when there are none."""
+    not an error); an empty map when there are none (``_null_if_no_extra`` makes that null)."""
     everything = F.from_json("raw", T.MapType(T.StringType(), T.StringType()))
     known = F.array(*[F.lit(name) for name in known_fields])
     # A field sent as null is a field not sent (bulk writers such as pandas write nulls, not gaps).
-    extra = F.map_filter(everything, lambda key, value: ~F.array_contains(known, key) & value.isNotNull())
-    return F.when(F.size(extra) > 0, extra)
+    return F.map_filter(everything, lambda key, value: ~F.array_contains(known, key) & value.isNotNull())
+
+
+def _null_if_no_extra(typed: DataFrame) -> DataFrame:
+    """``extra`` null where the record has no extra field. A projection of its own: one expression
+    naming the map twice (is it empty? then the map) had Spark parse every record's JSON twice."""
+    return typed.withColumn("extra", F.when(F.size("extra") > 0, F.col("extra")))
 
 
 def sessionise(events: DataFrame, gap_seconds: int = SESSION_GAP_SECONDS) -> DataFrame:
@@ -233,7 +238,7 @@ def _typed_events(accepted: DataFrame) -> DataFrame:
         _extra_fields(RAW_EVENT_FIELDS).alias("extra"),
         *INGEST_COLUMNS,
     ).withColumn("event_date", F.to_date("event_time"))
-    return sessionise(keep_first_seen(typed, ["event_id"])).select(*SILVER_COLUMNS)
+    return sessionise(keep_first_seen(_null_if_no_extra(typed), ["event_id"])).select(*SILVER_COLUMNS)
 
 
 def _typed_orders(accepted: DataFrame) -> DataFrame:
@@ -250,7 +255,7 @@ def _typed_orders(accepted: DataFrame) -> DataFrame:
         _extra_fields(RAW_ORDER_FIELDS).alias("extra"),
         *INGEST_COLUMNS,
     ).withColumn("order_date", F.to_date("order_time"))
-    return keep_first_seen(typed, ["order_id", "item_id"]).select(*SILVER_ORDER_COLUMNS)
+    return keep_first_seen(_null_if_no_extra(typed), ["order_id", "item_id"]).select(*SILVER_ORDER_COLUMNS)
 
 
 def _typed_users(accepted: DataFrame) -> DataFrame:
@@ -262,7 +267,7 @@ def _typed_users(accepted: DataFrame) -> DataFrame:
         _extra_fields(RAW_USER_FIELDS).alias("extra"),
         *INGEST_COLUMNS,
     )
-    return keep_first_seen(typed, ["user_id"], newest=True).select(*SILVER_USER_COLUMNS)
+    return keep_first_seen(_null_if_no_extra(typed), ["user_id"], newest=True).select(*SILVER_USER_COLUMNS)
 
 
 def _typed_promotions(accepted: DataFrame) -> DataFrame:
@@ -277,7 +282,9 @@ def _typed_promotions(accepted: DataFrame) -> DataFrame:
         _extra_fields(RAW_PROMOTION_FIELDS).alias("extra"),
         *INGEST_COLUMNS,
     )
-    return keep_first_seen(typed, list(tables.SILVER_PROMOTIONS.keys)).select(*SILVER_PROMOTION_COLUMNS)
+    return keep_first_seen(_null_if_no_extra(typed), list(tables.SILVER_PROMOTIONS.keys)).select(
+        *SILVER_PROMOTION_COLUMNS
+    )
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -341,6 +341,37 @@ def test_duplicates_within_a_batch_keep_the_first_line(spark):
     assert [(r["price"], r["source_line"]) for r in silver.collect()] == [(1.0, 1)]
 
 
+@pytest.mark.parametrize("source", list(ingest.SOURCES.values()), ids=list(ingest.SOURCES))
+def test_extra_fields_are_parsed_once_per_record(spark, source):
+    """Each record's JSON is read into a map once for its extra fields: an expression naming the map
+    twice (is it empty? then the map) made Spark parse every record twice, a third of silver's time
+    on an order export whose every line has extra fields (BENCHMARKS.md)."""
+    fields = {
+        "events": GOOD,
+        "orders": {
+            "order_id": "o1",
+            "user_id": "u1",
+            "item_id": "i1",
+            "quantity": 1,
+            "unit_price": 2.5,
+            "order_time": "2026-01-01T10:00:00Z",
+        },
+        "users": {"user_id": "u1", "signup_time": "2025-06-01T00:00:00Z"},
+        "promotions": {"item_id": "i1", "start_date": "2026-01-01", "end_date": "2026-01-07", "mailer": True},
+    }[source.name]
+    key = {"events": "event_id", "orders": "order_id", "users": "user_id", "promotions": "item_id"}[source.name]
+    lines = [json.dumps({**fields, "aisle": "7", "week": None}), json.dumps({**fields, key: "second"})]
+    raw = spark.createDataFrame(
+        [(line, "f.jsonl", n + 1, date(2026, 1, 1)) for n, line in enumerate(lines)],
+        "raw string, source_file string, source_line long, ingest_date date",
+    )
+    silver = ingest.to_silver(ingest.parse_records(ingest.to_bronze(raw, {date(2026, 1, 1): "b"}), source), source)
+    plan = silver._jdf.queryExecution().optimizedPlan().toString()
+    assert plan.count("from_json(MapType") == 1
+    # A field sent as null is not an extra field; a record without extra fields has null, not {}.
+    assert sorted((r["source_line"], r["extra"]) for r in silver.collect()) == [(1, {"aisle": "7"}), (2, None)]
+
+
 def test_an_imported_order_export_and_promotions_reach_silver(spark, settings, tmp_path):
     """The importer's output through bronze, both suites and publish: a bulk line above the old fixed
     bound of 1,000 units is accepted (ingest.max_quantity), a line of quantity 0 is quarantined, and a
