@@ -69,6 +69,9 @@ def test_notebook_runs_top_to_bottom(path, tmp_path, monkeypatch):
     # The kernel inherits this process's environment: importing lakecart.training.plots here (another
     # test, in the same pytest worker) sets MPLBACKEND=Agg, and a kernel with it draws no inline plots.
     monkeypatch.delenv("MPLBACKEND", raising=False)
+    # The notebooks make their lakes with tempfile.mkdtemp and leave them for the reader to open:
+    # under the test's own folder, not one more lake in /tmp per notebook per run.
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
     notebook = nbformat.read(path, as_version=4)
     # A failing cell raises CellExecutionError with the cell's traceback.
     NotebookClient(
@@ -78,6 +81,7 @@ def test_notebook_runs_top_to_bottom(path, tmp_path, monkeypatch):
     text = "\n".join(output.get("text", "") for output in outputs)
     images = sum("image/png" in output.get("data", {}) for output in outputs)
     CHECKS[path.stem](text, images)
+    assert list(tmp_path.glob("lakecart-notebook-*")), "the notebook's lake is not under the test's folder"
 
 
 def test_there_is_a_notebook():
