@@ -211,12 +211,18 @@ def read_pinned(settings, dataset_id: str, table: str, columns: list[str] | None
     return read_delta(tables.table_path(table, settings), columns, version=version)
 
 
-def purchased_categories(settings, catalogue: pd.DataFrame, start: date, end: date) -> pd.DataFrame:
+def purchased_categories(
+    settings, catalogue: pd.DataFrame, start: date, end: date, versions: dict[str, int | None] | None = None
+) -> pd.DataFrame:
     """Each (``user_id``, ``category``) with a purchase from ``start`` to ``end`` inclusive, once: the
     purchase events of ``silver.events`` and the lines of ``silver.order_lines``, whichever the lake
     has (a clickstream shop, an order export, or both), with ``catalogue``'s ``item_id`` ->
     ``category``. DuckDB streams the tables' Arrow datasets (the date ranges prune their partitions)
-    and keeps only the distinct pairs, so a year of purchases is never held row by row."""
+    and keeps only the distinct pairs, so a year of purchases is never held row by row.
+
+    ``versions``: a training set's pinned ``input_versions``; a table it names is read at that
+    version, or not at all where it pinned None (the table did not exist when the set was built), so
+    a rerun reads what the first run read. A table it does not name: the newest version."""
     import duckdb
 
     from lakecart import tables
@@ -229,9 +235,11 @@ def purchased_categories(settings, catalogue: pd.DataFrame, start: date, end: da
         con.register("catalogue", catalogue[["item_id", "category"]].astype(str))
         parts = []
         for n, (table, day, only) in enumerate(sources):
-            path = tables.table_path(table, settings)
+            path, pinned = tables.table_path(table, settings), versions or {}
+            if str(table) in pinned and pinned[str(table)] is None:
+                continue
             if is_delta(path):
-                con.register(f"source_{n}", open_delta(path).to_pyarrow_dataset())
+                con.register(f"source_{n}", open_delta(path, version=pinned.get(str(table))).to_pyarrow_dataset())
                 parts.append(
                     f"select cast(user_id as varchar) as user_id, cast(item_id as varchar) as item_id "
                     f"from source_{n} where {day} between $start and $end {only}"

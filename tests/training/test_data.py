@@ -111,3 +111,13 @@ def test_purchased_categories_read_both_sources_up_to_the_date_and_only_purchase
     write_deltalake(tables.table_path(tables.SILVER_ORDER_LINES, orders_only), lines, partition_by=["order_date"])
     got = purchased_categories(orders_only, catalogue, date(2025, 11, 1), date(2026, 1, 10))
     assert list(map(tuple, got.to_numpy())) == [("u3", "y"), ("u3", "z")]
+    # At the versions a training set pinned: lines appended since (version 1) are not read, and a
+    # table the set was built without (pinned None: it did not exist then) is not read either.
+    later = pd.DataFrame({"order_id": ["o3"], "user_id": ["u3"], "item_id": ["i1"], "order_date": [date(2026, 1, 9)]})
+    write_deltalake(tables.table_path(tables.SILVER_ORDER_LINES, settings), later, mode="append")
+    pinned = {str(tables.SILVER_ORDER_LINES): 0, str(tables.SILVER_EVENTS): None}
+    got = purchased_categories(settings, catalogue, date(2025, 12, 1), date(2026, 1, 10), versions=pinned)
+    assert list(map(tuple, got.to_numpy())) == [("u3", "y")]
+    # Not pinned (a table the manifest does not name): the newest version.
+    got = purchased_categories(settings, catalogue, date(2025, 12, 1), date(2026, 1, 10), versions={})
+    assert ("u3", "x") in set(map(tuple, got.to_numpy()))

@@ -254,8 +254,8 @@ class RetrievalTask(ModelTask):
 
     def bought_categories(self, as_of: date) -> dict[str, set]:
         """user (as text) -> the categories they bought from in the training set or over the
-        ``CROSS_CATEGORY_HISTORY_DAYS`` up to ``as_of``; read once per date (the model's outputs and
-        each baseline's ask for the same)."""
+        ``CROSS_CATEGORY_HISTORY_DAYS`` up to ``as_of`` (silver at the versions the set pinned); read
+        once per date (the model's outputs and each baseline's ask for the same)."""
         cached = getattr(self, "_bought", None)
         if cached is not None and cached[0] == as_of:
             return cached[1]
@@ -264,7 +264,11 @@ class RetrievalTask(ModelTask):
         )
         bought = bought[bought["event_type"] == "purchase"][["user_id", "category"]]
         history = training_data.purchased_categories(
-            self.settings, self.catalogue(), as_of - timedelta(days=CROSS_CATEGORY_HISTORY_DAYS - 1), as_of
+            self.settings,
+            self.catalogue(),
+            as_of - timedelta(days=CROSS_CATEGORY_HISTORY_DAYS - 1),
+            as_of,
+            versions=training_data.manifest(self.settings, self.dataset_id).get("input_versions", {}),
         )
         by_user = (
             pd.concat([bought.astype({"user_id": str}), history], ignore_index=True)
