@@ -233,9 +233,9 @@ def purchased_categories(
     )
     with duckdb.connect() as con:
         con.register("catalogue", catalogue[["item_id", "category"]].astype(str))
-        parts = []
+        parts, pinned = [], versions or {}
         for n, (table, day, only) in enumerate(sources):
-            path, pinned = tables.table_path(table, settings), versions or {}
+            path = tables.table_path(table, settings)
             if str(table) in pinned and pinned[str(table)] is None:
                 continue
             if is_delta(path):

@@ -344,8 +344,8 @@ def test_duplicates_within_a_batch_keep_the_first_line(spark):
 @pytest.mark.parametrize("source", list(ingest.SOURCES.values()), ids=list(ingest.SOURCES))
 def test_extra_fields_are_parsed_once_per_record(spark, source):
     """Each record's JSON is read into a map once for its extra fields: an expression naming the map
-    twice (is it empty? then the map) made Spark parse every record twice, a third of silver's time
-    on an order export whose every line has extra fields (BENCHMARKS.md)."""
+    twice (is it empty? then the map) made Spark parse every record twice, about a fifth of silver's
+    time on an order export whose every line has extra fields (BENCHMARKS.md)."""
     fields = {
         "events": GOOD,
         "orders": {
