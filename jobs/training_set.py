@@ -337,14 +337,29 @@ def content_hash(frame: DataFrame, exclude: tuple[str, ...] = ("dataset_id",)) -
     return hashlib.sha256(f"{','.join(columns)}|{agg[0]}|{agg[1]}|{agg[2]}".encode()).hexdigest()[:32]
 
 
-def run_training_set(spark: SparkSession, settings: Settings, kind: str, params: BuildParams, shards: int = 4) -> dict:
+DEFAULT_SHARDS = 4  # files a training set is written as, so workers read disjoint shards
+
+
+def stored_layout(frame: DataFrame, kind: DatasetKind, shards: int) -> DataFrame:
+    """The rows as a set is stored: ``shards`` files by ``kind.shard_key`` (an entity's rows in one
+    file), each in one order, by a hash of the unique key. Workers read files and rows in stored
+    order and a model version pins the rows' content, not their order: without this, the same set
+    computed twice (other shuffle partitions, input files, a rebuild) trained on other batches with
+    the same seed. The hash order also mixes entities within a file for the workers' windowed shuffle."""
+    keys = [F.col(k) for k in kind.unique_key]
+    return frame.repartition(shards, kind.shard_key).sortWithinPartitions(F.xxhash64(*keys), *keys)
+
+
+def run_training_set(
+    spark: SparkSession, settings: Settings, kind: str, params: BuildParams, shards: int = DEFAULT_SHARDS
+) -> dict:
     """Build one training set of ``kind`` and record its manifest; returns the manifest."""
     dataset_kind = KINDS[kind]
     require_applied(settings, dataset_kind.views)
     paths, versions = _latest_inputs(spark, dataset_kind, settings)
     dataset_id = dataset_id_for(params.end, kind)
     frame = _build_at(spark, dataset_kind, paths, versions, params)
-    frame = frame.withColumn("dataset_id", F.lit(dataset_id)).repartition(shards, dataset_kind.shard_key)
+    frame = stored_layout(frame.withColumn("dataset_id", F.lit(dataset_id)), dataset_kind, shards)
     out_path = tables.table_path(dataset_kind.table, settings)
     delta.replace_partitions(frame, out_path, "dataset_id", [dataset_id])
     written = spark.read.format("delta").load(out_path).where(F.col("dataset_id") == dataset_id)
@@ -354,6 +369,7 @@ def run_training_set(spark: SparkSession, settings: Settings, kind: str, params:
         "kind": kind,
         "table": dataset_kind.table,
         "params": params.to_json(),
+        "shards": shards,
         "rows": counts,
         "content_hash": content_hash(written),
         "feature_views": view_lineage(dataset_kind),
@@ -404,7 +420,8 @@ def rebuild(spark: SparkSession, settings: Settings, dataset_id: str, write: boo
         spark, kind, _inputs(kind, settings), manifest["input_versions"], BuildParams.from_json(manifest["params"])
     ).withColumn("dataset_id", F.lit(dataset_id))
     rebuilt_hash = content_hash(frame)
-    if write:
+    if write:  # stored as the build stored it (manifests from before "shards" was recorded: the default)
+        frame = stored_layout(frame, kind, manifest.get("shards", DEFAULT_SHARDS))
         delta.replace_partitions(frame, tables.table_path(kind.table, settings), "dataset_id", [dataset_id])
     return {
         "dataset_id": dataset_id,

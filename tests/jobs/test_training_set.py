@@ -202,3 +202,40 @@ def test_the_retrieval_gate_takes_a_shop_that_sends_only_orders_but_not_a_split_
     browsing_only = retrieval_set(spark, ["purchase", "product_view", "product_view", "product_view"])
     outcome = validate_dataframe(browsing_only, "training.retrieval", expectations(), tmp_path / "b")
     assert not outcome.success and failed(outcome, "positive_rate"), outcome.summary()
+
+
+def stored_rows(settings, dataset_id):
+    """Each file of a training set, in the order workers read them, as its rows' event ids in order."""
+    from lakecart.training.data import dataset_fragments
+
+    uri = tables.table_path("training.retrieval", settings)
+    return [
+        fragment.to_table(columns=["event_id"]).column(0).to_pylist() for fragment in dataset_fragments(uri, dataset_id)
+    ]
+
+
+def test_a_set_is_stored_in_one_order_however_it_was_computed_and_when_rebuilt(spark, settings):
+    """Training reads files and rows in stored order, and the model version pins the rows' content,
+    not their order: the same set, computed with other shuffle partitions or rebuilt from its manifest,
+    must be stored the same way, or one version trains on different batches. A rebuild also wrote its
+    rows unsharded, so an entity's rows could span files (and workers)."""
+    views = ("user_activity_v1", "user_sequences_v1", "item_popularity_v1")
+    publish(spark, settings, silver_rows(START, 3))
+    apply_only(spark, settings, *views)
+    run_materialize(spark, settings, START, START + timedelta(days=2), list(views))
+    catalogue = spark.createDataFrame([(f"i{n}", f"c{n % 2}") for n in range(4)], "item_id string, category string")
+    delta.merge_by_key(catalogue, tables.table_path(tables.SILVER_ITEMS, settings), ["item_id"])
+    params = training_set.BuildParams(end=START + timedelta(days=2), days=2, test_days=1)
+    first = training_set.run_training_set(spark, settings, "retrieval", params, shards=2)
+    stored = stored_rows(settings, first["dataset_id"])
+    assert len(stored) == 2 and sum(map(len, stored)) == sum(first["rows"].values())
+    before = spark.conf.get("spark.sql.shuffle.partitions")
+    try:
+        spark.conf.set("spark.sql.shuffle.partitions", "5")
+        again = training_set.run_training_set(spark, settings, "retrieval", params, shards=2)
+    finally:
+        spark.conf.set("spark.sql.shuffle.partitions", before)
+    assert again["content_hash"] == first["content_hash"]
+    assert stored_rows(settings, first["dataset_id"]) == stored
+    assert training_set.rebuild(spark, settings, first["dataset_id"], write=True)["identical"]
+    assert stored_rows(settings, first["dataset_id"]) == stored
