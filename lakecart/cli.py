@@ -420,7 +420,7 @@ def _skip_if_absent(parser: argparse.ArgumentParser) -> None:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     from lakecart.config import get_settings
-    from lakecart.jobs.validate import expand_targets, run_validate
+    from lakecart.jobs.validate import Verdicts, expand_targets, run_validate
     from lakecart.quality import ValidationFailed
 
     settings = get_settings()
@@ -436,16 +436,21 @@ def cmd_validate(args: argparse.Namespace) -> int:
         for table in absent:
             _emit(f"{table}: no such table in this lake (the shop does not send its source): skipped")
         targets = [t for t in targets if t not in absent]
-    spark = _spark("validate") if targets else None  # nothing left to check: no JVM to start
-    for table in targets:
-        try:
-            outcome = run_validate(spark, settings, table, args.date, args.lookback_days)
-        except ValidationFailed as exc:  # validate every table asked for, then fail
-            failed.append(str(exc))
-            continue
-        outcomes.append(outcome)
-        if not args.json:
-            _emit(outcome.summary())
+    if not targets:  # nothing left to check: no JVM to start
+        if args.json:
+            _print([])
+        return 0
+    spark = _spark("validate")
+    with Verdicts(spark, settings) as verdicts:  # every table's verdict in one commit
+        for table in targets:
+            try:
+                outcome = run_validate(spark, settings, table, args.date, args.lookback_days, verdicts)
+            except ValidationFailed as exc:  # validate every table asked for, then fail
+                failed.append(str(exc))
+                continue
+            outcomes.append(outcome)
+            if not args.json:
+                _emit(outcome.summary())
     if args.json:
         _print([o.__dict__ for o in outcomes])
     if failed:
