@@ -23,11 +23,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 
+from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from lakecart import delta, lineage, tables
 from lakecart.config import Settings
+from lakecart.contracts import TRAINING_SET_SHARDS
 from lakecart.errors import LakecartError, UnknownTrainingSet
 from lakecart.features import (
     REGISTRY,
@@ -337,9 +339,6 @@ def content_hash(frame: DataFrame, exclude: tuple[str, ...] = ("dataset_id",)) -
     return hashlib.sha256(f"{','.join(columns)}|{agg[0]}|{agg[1]}|{agg[2]}".encode()).hexdigest()[:32]
 
 
-DEFAULT_SHARDS = 4  # files a training set is written as, so workers read disjoint shards
-
-
 def stored_layout(frame: DataFrame, kind: DatasetKind, shards: int) -> DataFrame:
     """The rows as a set is stored: ``shards`` files by ``kind.shard_key`` (an entity's rows in one
     file), each in one order, by a hash of the unique key. Workers read files and rows in stored
@@ -351,7 +350,7 @@ def stored_layout(frame: DataFrame, kind: DatasetKind, shards: int) -> DataFrame
 
 
 def run_training_set(
-    spark: SparkSession, settings: Settings, kind: str, params: BuildParams, shards: int = DEFAULT_SHARDS
+    spark: SparkSession, settings: Settings, kind: str, params: BuildParams, shards: int = TRAINING_SET_SHARDS
 ) -> dict:
     """Build one training set of ``kind`` and record its manifest; returns the manifest."""
     dataset_kind = KINDS[kind]
@@ -419,16 +418,23 @@ def rebuild(spark: SparkSession, settings: Settings, dataset_id: str, write: boo
     frame = _build_at(
         spark, kind, _inputs(kind, settings), manifest["input_versions"], BuildParams.from_json(manifest["params"])
     ).withColumn("dataset_id", F.lit(dataset_id))
-    rebuilt_hash = content_hash(frame)
     if write:  # stored as the build stored it (manifests from before "shards" was recorded: the default)
-        frame = stored_layout(frame, kind, manifest.get("shards", DEFAULT_SHARDS))
+        # Kept while it is hashed, so the write does not compute the set a second time.
+        frame = stored_layout(frame, kind, manifest.get("shards", TRAINING_SET_SHARDS)).persist(
+            StorageLevel.MEMORY_AND_DISK
+        )
+    rebuilt_hash = content_hash(frame)
+    identical = rebuilt_hash == manifest["content_hash"]
+    if write and identical:  # rows that differ never replace a pinned set: its models used the stored ones
         delta.replace_partitions(frame, tables.table_path(kind.table, settings), "dataset_id", [dataset_id])
+    if write:
+        frame.unpersist()
     return {
         "dataset_id": dataset_id,
         "content_hash": rebuilt_hash,
         "recorded_hash": manifest["content_hash"],
-        "identical": rebuilt_hash == manifest["content_hash"],
-        "written": write,
+        "identical": identical,
+        "written": write and identical,
     }
 
 

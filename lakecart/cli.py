@@ -23,7 +23,13 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
-from lakecart.contracts import CANNOT_TRAIN_EXIT, FEATURE_HISTORY, GATE_HOLD_EXIT, MODEL_TRAINING_SETS
+from lakecart.contracts import (
+    CANNOT_TRAIN_EXIT,
+    FEATURE_HISTORY,
+    GATE_HOLD_EXIT,
+    MODEL_TRAINING_SETS,
+    TRAINING_SET_SHARDS,
+)
 from lakecart.errors import LakecartError, UsageError
 
 log = logging.getLogger("lakecart")
@@ -396,6 +402,11 @@ def cmd_dataset_rebuild(args: argparse.Namespace) -> int:
 
     result = training_set.rebuild(_spark("dataset"), get_settings(), args.dataset_id, write=args.write)
     _print(result)
+    if args.write and not result["written"]:
+        print(
+            f"lakecart dataset: {args.dataset_id}: the rebuilt rows differ from the recorded ones; nothing written",
+            file=sys.stderr,
+        )
     return 0 if result["identical"] else 1
 
 
@@ -925,12 +936,22 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument(
         "--horizons", type=_horizons, default="7,14,28", help="demand: days ahead to forecast, comma-separated"
     )
-    q.add_argument("--shards", type=_positive, default=4, help="files written, so workers can read disjoint shards")
+    q.add_argument(
+        "--shards",
+        type=_positive,
+        default=TRAINING_SET_SHARDS,
+        help=f"files written, so workers can read disjoint shards (default {TRAINING_SET_SHARDS})",
+    )
     q = actions.add(
         "rebuild", cmd_dataset_rebuild, "rebuild a training set from its manifest; exit 1 if the rows differ"
     )
     q.add_argument("dataset_id", metavar="ID", help="the training set id, e.g. churn_20260301")
-    q.add_argument("--write", action="store_true", help="also replace the stored rows with the rebuilt ones")
+    q.add_argument(
+        "--write",
+        action="store_true",
+        help="also replace the stored rows with the rebuilt ones (e.g. after a vacuum lost them); only when "
+        "they are identical to the recorded ones",
+    )
 
     p = add(
         "validate", cmd_validate, "run tables' Great Expectations suites; fails if any expectation of any table fails"

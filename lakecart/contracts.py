@@ -16,6 +16,10 @@ GATE_HOLD_EXIT = 99
 # DAG marks the task skipped, and the model's gate and publish with it; the other models go on.
 CANNOT_TRAIN_EXIT = 98
 
+# Files a training set is stored as (`lakecart dataset build --shards`), so Horovod workers read
+# disjoint shards; the manifest records the number a set was built with.
+TRAINING_SET_SHARDS = 4
+
 # `lakecart materialize --history`: "all" computes every view for every day of a backfill, "training"
 # the earlier days only for the views a training set joins (the backfill DAG's choice).
 FEATURE_HISTORY = ("all", "training")

@@ -1,6 +1,7 @@
 """Training sets: the gate catches leaking or broken builds, and the manifest records everything a
 rebuild or a training run needs (the catalogue's version, the code version, the views' code)."""
 
+import json
 from datetime import date, datetime, timedelta
 
 import pytest
@@ -238,4 +239,14 @@ def test_a_set_is_stored_in_one_order_however_it_was_computed_and_when_rebuilt(s
     assert again["content_hash"] == first["content_hash"]
     assert stored_rows(settings, first["dataset_id"]) == stored
     assert training_set.rebuild(spark, settings, first["dataset_id"], write=True)["identical"]
+    assert stored_rows(settings, first["dataset_id"]) == stored
+    # A rebuild whose rows differ from the recorded ones (here its manifest's window was edited) must
+    # not replace the stored set: a pinned set stays the rows its models were trained and scored on.
+    path = tables.table_path(tables.TRAINING_MANIFESTS, settings)
+    manifest = training_set.load_manifest(spark, settings, first["dataset_id"])
+    manifest["params"] = {**manifest["params"], "days": 3}
+    edited = spark.createDataFrame([(first["dataset_id"], json.dumps(manifest))], "dataset_id string, manifest string")
+    delta.merge_by_key(edited, path, ["dataset_id"])
+    result = training_set.rebuild(spark, settings, first["dataset_id"], write=True)
+    assert not result["identical"] and not result["written"]
     assert stored_rows(settings, first["dataset_id"]) == stored
