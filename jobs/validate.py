@@ -15,6 +15,9 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from fnmatch import fnmatch
 
@@ -350,6 +353,22 @@ def _combine(outcome: ValidationOutcome, more: ValidationOutcome) -> None:
     outcome.docs = more.docs or outcome.docs
 
 
+@dataclass
+class _Batch:
+    """A declared table's rows for a run (cached: GX computes each expectation's metrics as separate
+    Spark jobs, so the batch is read once, not per job), their count and the table's suite."""
+
+    rows: DataFrame
+    count: int
+    expectations: list
+
+
+def _read_batch(spark: SparkSession, settings: Settings, table: str, start: date, end: date) -> _Batch:
+    rows, expectations = _target(spark, settings, table, start, end)
+    rows = rows.cache()
+    return _Batch(rows, rows.count(), expectations)
+
+
 def run_validate(
     spark: SparkSession,
     settings: Settings,
@@ -357,23 +376,23 @@ def run_validate(
     end: date,
     lookback_days: int = 0,
     verdicts: Verdicts | None = None,
+    read: Future[_Batch] | None = None,
 ) -> ValidationOutcome:
     """Validate ``table``'s rows for ``end`` (and ``lookback_days`` before it), record the verdict in
     ``meta.validation_runs`` (at once, or with ``verdicts`` when that block ends) and raise
-    ``ValidationFailed`` when it is a fail."""
+    ``ValidationFailed`` when it is a fail. ``read``: the rows already being read (``run_gate``)."""
     start = end - timedelta(days=lookback_days)
     source = _staged_source(table)
     if source is not None:
         outcome, batch, days, count = _validate_staged(spark, settings, source, table, start, end)
         verdict_table = source.staging
     else:
-        rows, expectations = _target(spark, settings, table, start, end)
-        # GX computes each expectation's metrics as separate Spark jobs: read the batch once, not per job.
-        rows = rows.cache()
-        outcome = validate_dataframe(rows, table, expectations, f"{settings.lake.reports}/gx/{table}")
-        count = rows.count()
-        rows.unpersist()
-        verdict_table, days = table, (start, end)
+        rows = read.result() if read is not None else _read_batch(spark, settings, table, start, end)
+        try:
+            outcome = validate_dataframe(rows.rows, table, rows.expectations, f"{settings.lake.reports}/gx/{table}")
+        finally:
+            rows.rows.unpersist()
+        count, verdict_table, days = rows.count, table, (start, end)
         batch = (
             dataset_id_for(end, table.removeprefix("training.")) if table.startswith("training.") else f"{start}..{end}"
         )
@@ -385,6 +404,37 @@ def run_validate(
     if not outcome.success:
         raise ValidationFailed(outcome.summary())
     return outcome
+
+
+def run_gate(
+    spark: SparkSession, settings: Settings, targets: list[str], end: date, lookback_days: int = 0
+) -> Iterator[ValidationOutcome | ValidationFailed]:
+    """Validate each of ``targets`` in turn, as ``run_validate`` does; yields each table's outcome, or
+    its ``ValidationFailed``, so a gate validates every table asked for before it fails.
+
+    A gate over many small tables (the DAG's feature gates: 7-8 views of one day) waits mostly on
+    fixed latencies, so two things are shared: every verdict goes to ``meta.validation_runs`` in one
+    commit, and while one table's suite runs, a second thread reads and caches the next table (its
+    Delta log, the scan's planning and the read overlap GX's work; at most two batches are cached)."""
+    start = end - timedelta(days=lookback_days)
+    with Verdicts(spark, settings) as verdicts, ThreadPoolExecutor(1, thread_name_prefix="gate-read") as reader:
+
+        def read_ahead(position: int) -> Future[_Batch] | None:
+            if position >= len(targets) or _staged_source(targets[position]) is not None:
+                return None
+            return reader.submit(_read_batch, spark, settings, targets[position], start, end)
+
+        ahead = read_ahead(0)
+        try:
+            for position, table in enumerate(targets):
+                read, ahead = ahead, read_ahead(position + 1)
+                try:
+                    yield run_validate(spark, settings, table, end, lookback_days, verdicts, read)
+                except ValidationFailed as failed:
+                    yield failed
+        finally:  # stopped early (an error): drop what was read ahead
+            if ahead is not None and ahead.exception() is None:
+                ahead.result().rows.unpersist()
 
 
 def run_write_audit_publish(

@@ -431,7 +431,7 @@ def _skip_if_absent(parser: argparse.ArgumentParser) -> None:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     from lakecart.config import get_settings
-    from lakecart.jobs.validate import Verdicts, expand_targets, run_validate
+    from lakecart.jobs.validate import expand_targets, run_gate
     from lakecart.quality import ValidationFailed
 
     settings = get_settings()
@@ -451,17 +451,13 @@ def cmd_validate(args: argparse.Namespace) -> int:
         if args.json:
             _print([])
         return 0
-    spark = _spark("validate")
-    with Verdicts(spark, settings) as verdicts:  # every table's verdict in one commit
-        for table in targets:
-            try:
-                outcome = run_validate(spark, settings, table, args.date, args.lookback_days, verdicts)
-            except ValidationFailed as exc:  # validate every table asked for, then fail
-                failed.append(str(exc))
-                continue
-            outcomes.append(outcome)
-            if not args.json:
-                _emit(outcome.summary())
+    for outcome in run_gate(_spark("validate"), settings, targets, args.date, args.lookback_days):
+        if isinstance(outcome, ValidationFailed):  # validate every table asked for, then fail
+            failed.append(str(outcome))
+            continue
+        outcomes.append(outcome)
+        if not args.json:
+            _emit(outcome.summary())
     if args.json:
         _print([o.__dict__ for o in outcomes])
     if failed:

@@ -118,7 +118,9 @@ def validate_dataframe(df, table: str, expectations: list, project_dir: str | Pa
 
         context.variables.progress_bars = ProgressBarsConfig(globally=False)
     name = table.replace(".", "_")
-    source = context.data_sources.add_or_update_spark(name=f"{name}_source")
+    # persist=False: GX would cache every frame it is given and never drop it; callers cache the frames
+    # worth caching (a table's rows) and drop them after.
+    source = context.data_sources.add_or_update_spark(name=f"{name}_source", persist=False)
     asset = source.add_dataframe_asset(name=name)
     batch = asset.add_batch_definition_whole_dataframe(f"{name}_batch")
     suite = context.suites.add_or_update(gx.ExpectationSuite(name=f"{name}_suite", expectations=expectations))

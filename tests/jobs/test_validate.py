@@ -208,19 +208,22 @@ def test_a_pattern_leaves_out_views_whose_source_the_lake_does_not_have(settings
 def test_one_command_records_every_table_verdict_in_one_commit(spark, settings):
     # A gate over several tables (the DAG's feature gates validate 7-8 views) appends its verdicts to
     # meta.validation_runs once: each Delta append costs a commit (about 1.5 s on this VM), and a
-    # failing table's verdict is recorded with the others.
-    from lakecart.jobs.validate import Verdicts
+    # failing table's verdict is recorded with the others. It reads the next table while one is checked.
+    from lakecart.jobs.validate import run_gate
 
     day = date(2026, 1, 1)
     land(settings, day, {"a.jsonl": "\n".join(RECORD % n for n in range(40)) + "\n"})
     ingest.run_bronze(spark, settings, [day])
     silver_rows(spark, settings, [("e1", "purchase", "c1", 5.0), ("e2", "purchase", "c1", 2_000_000.0)])
     path = tables.table_path(tables.VALIDATION_RUNS, settings)
-    with Verdicts(spark, settings) as verdicts:
-        assert run_validate(spark, settings, tables.BRONZE_EVENTS, day, verdicts=verdicts).success
-        with pytest.raises(ValidationFailed):
-            run_validate(spark, settings, tables.STAGING_SILVER_EVENTS, day, verdicts=verdicts)
+    gate = [tables.BRONZE_EVENTS, tables.STAGING_SILVER_EVENTS, tables.BRONZE_EVENTS]
+    spark.catalog.clearCache()
+    outcomes = list(run_gate(spark, settings, gate, day))
+    assert [type(o).__name__ for o in outcomes] == ["ValidationOutcome", "ValidationFailed", "ValidationOutcome"]
+    assert outcomes[0].success and "column=price" in str(outcomes[1])
+    assert outcomes[2].evaluated == outcomes[0].evaluated and not outcomes[2].failures
     history = spark.sql(f"DESCRIBE HISTORY delta.`{path}`").collect()
     assert [h["operation"] for h in history] == ["WRITE"]  # created by the one append
-    recorded = {r["table"]: r["success"] for r in spark.read.format("delta").load(path).collect()}
-    assert recorded == {tables.BRONZE_EVENTS: True, tables.STAGING_SILVER_EVENTS: False}
+    recorded = [(r["table"], r["success"]) for r in spark.read.format("delta").load(path).collect()]
+    assert sorted(recorded) == [(tables.BRONZE_EVENTS, True)] * 2 + [(tables.STAGING_SILVER_EVENTS, False)]
+    assert spark._jsparkSession.sharedState().cacheManager().isEmpty()  # nothing read ahead is left cached
