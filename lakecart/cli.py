@@ -228,6 +228,10 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             # design, and says so before it starts Spark.
             _print({"skipped": f"no {settings.lake.raw}/{source}/: this shop does not send it"})
             return 0
+    if args.layer in ("orders", "users", "promotions"):  # these validate in this process, after landing
+        from lakecart.quality import import_in_background
+
+        import_in_background()
     spark = _spark(f"ingest-{args.layer}")
     if args.layer == "catalog":
         _print({"items": ingest.run_catalog(spark, settings)})
@@ -432,7 +436,7 @@ def _skip_if_absent(parser: argparse.ArgumentParser) -> None:
 def cmd_validate(args: argparse.Namespace) -> int:
     from lakecart.config import get_settings
     from lakecart.jobs.validate import expand_targets, run_gate
-    from lakecart.quality import ValidationFailed
+    from lakecart.quality import ValidationFailed, import_in_background
 
     settings = get_settings()
     try:
@@ -451,6 +455,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         if args.json:
             _print([])
         return 0
+    import_in_background()  # while the JVM starts
     for outcome in run_gate(_spark("validate"), settings, targets, args.date, args.lookback_days):
         if isinstance(outcome, ValidationFailed):  # validate every table asked for, then fail
             failed.append(str(outcome))

@@ -22,6 +22,7 @@ import logging
 import os
 import re
 import shutil
+import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,6 +36,23 @@ GX_FOLDER = "gx"  # <reports>/gx/<table>: one GX project per validated table
 DOCS_FOLDER = "data_docs"  # <reports>/data_docs: the site
 RESULTS = "gx/uncommitted/validations"  # in a project: GX's stored validation results
 HISTORY = 20  # runs listed on a table's page
+
+
+def import_in_background() -> threading.Thread:
+    """Start importing GX (about 4-5 s of Python on these machines) in a daemon thread, so that a
+    command about to validate pays it while the JVM starts and its first Spark job runs, which wait
+    on the JVM (the GIL is free). A later ``import great_expectations`` waits for this one to finish
+    (Python's import lock), never imports twice; an import error surfaces there, as it would have."""
+
+    def load() -> None:
+        try:
+            import great_expectations.expectations  # noqa: F401  (the suites' module; imports the core)
+        except Exception:  # noqa: BLE001 (the validating code's own import reports it)
+            log.debug("importing great_expectations in the background failed", exc_info=True)
+
+    thread = threading.Thread(target=load, name="import-gx", daemon=True)
+    thread.start()
+    return thread
 
 
 class ValidationFailed(LakecartError, RuntimeError):
