@@ -423,12 +423,14 @@ def rebuild(spark: SparkSession, settings: Settings, dataset_id: str, write: boo
         frame = stored_layout(frame, kind, manifest.get("shards", TRAINING_SET_SHARDS)).persist(
             StorageLevel.MEMORY_AND_DISK
         )
-    rebuilt_hash = content_hash(frame)
-    identical = rebuilt_hash == manifest["content_hash"]
-    if write and identical:  # rows that differ never replace a pinned set: its models used the stored ones
-        delta.replace_partitions(frame, tables.table_path(kind.table, settings), "dataset_id", [dataset_id])
-    if write:
-        frame.unpersist()
+    try:
+        rebuilt_hash = content_hash(frame)
+        identical = rebuilt_hash == manifest["content_hash"]
+        if write and identical:  # rows that differ never replace a pinned set: its models used the stored ones
+            delta.replace_partitions(frame, tables.table_path(kind.table, settings), "dataset_id", [dataset_id])
+    finally:
+        if write:
+            frame.unpersist()
     return {
         "dataset_id": dataset_id,
         "content_hash": rebuilt_hash,

@@ -85,6 +85,14 @@ class ModelTask:
         self.dataset_id = dataset_id
         self.state: dict[str, Any] = dict(state or {})
         self._views: tuple[str, ...] | None = None
+        self._manifest: dict | None = None
+
+    @property
+    def manifest(self) -> dict:
+        """The training set's manifest, read once per task (several outputs ask for parts of it)."""
+        if self._manifest is None:
+            self._manifest = training_data.manifest(self.settings, self.dataset_id)
+        return self._manifest
 
     @property
     def views(self) -> tuple[str, ...]:
@@ -93,7 +101,7 @@ class ModelTask:
         model learnt from, not whichever the kind joins today (a newer version's columns would reach
         the model under names it never saw, as zeros)."""
         if self._views is None:
-            recorded = training_data.manifest(self.settings, self.dataset_id).get("feature_views") or {}
+            recorded = self.manifest.get("feature_views") or {}
             if not recorded:
                 raise UndeclaredView(f"the manifest of {self.dataset_id} records no feature views: build the set again")
             self._views = tuple(name.removeprefix("features.") for name in recorded)

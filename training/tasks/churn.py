@@ -142,7 +142,7 @@ class ChurnTask(ModelTask):
         }
 
     def horizon_days(self) -> int:
-        return int(training_data.manifest(self.settings, self.dataset_id)["params"]["horizon_days"])
+        return int(self.manifest["params"]["horizon_days"])
 
     def evaluate(self, model, train: pd.DataFrame, test: pd.DataFrame) -> dict:
         y = test["churned"].to_numpy()

@@ -268,7 +268,7 @@ class RetrievalTask(ModelTask):
             self.catalogue(),
             as_of - timedelta(days=CROSS_CATEGORY_HISTORY_DAYS - 1),
             as_of,
-            versions=training_data.manifest(self.settings, self.dataset_id).get("input_versions", {}),
+            versions=self.manifest.get("input_versions", {}),
         )
         by_user = (
             pd.concat([bought.astype({"user_id": str}), history], ignore_index=True)
