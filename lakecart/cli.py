@@ -1280,10 +1280,23 @@ def run() -> None:
                 active.stop()
     except Exception:  # noqa: BLE001 - best effort: the work is already committed
         pass
+    _remove_autograph_sources()
     logging.shutdown()
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(rc)
+
+
+def _remove_autograph_sources() -> None:
+    """TensorFlow's autograph writes every function it converts to a ``__autograph_generated_file*.py``
+    in the temp folder and removes it at interpreter exit (``atexit``), which ``os._exit`` skips:
+    without this, each command that loads or evaluates a model leaves files in /tmp for good."""
+    for name, module in list(sys.modules.items()):
+        if name.startswith("__autograph_generated_file") and getattr(module, "__file__", None):
+            try:
+                os.remove(module.__file__)
+            except OSError:  # already gone (a temp folder cleaner): nothing to do
+                pass
 
 
 if __name__ == "__main__":

@@ -371,3 +371,41 @@ def test_train_exits_cannot_train_without_starting_a_worker_for_an_orders_only_s
     assert not run_root_for(settings, "ranking", "retrieval_20260301").exists()
     # A skip, not a failure, in the run records too: `lakecart status` does not list it among failures.
     assert runs.read_runs(settings)[["job", "status"]].values.tolist() == [["train", "skipped"]]
+
+
+AUTOGRAPH = """
+import sys
+from lakecart import cli
+
+def scoring(args):
+    import tensorflow as tf
+
+    @tf.function
+    def absolute(x):  # a Python `if` on a tensor: autograph converts it through a generated module
+        if x > 0:
+            return x
+        return -x
+
+    absolute(tf.constant(-2.0))
+    generated = [m.__file__ for n, m in sys.modules.items() if n.startswith("__autograph_generated_file")]
+    print("GENERATED", *generated, flush=True)
+    return 0
+
+cli.cmd_tables = scoring
+sys.argv = ["lakecart", "tables"]
+cli.run()
+"""
+
+
+def test_the_console_entry_point_leaves_no_autograph_files_behind(tmp_path):
+    """The entry point ends with os._exit (no interpreter teardown), which skips the atexit hook
+    TensorFlow removes its generated sources with: dozens of files piled up in /tmp."""
+    script, temp = tmp_path / "scoring.py", tmp_path / "tmp"  # autograph reads the function's source file
+    script.write_text(AUTOGRAPH)
+    temp.mkdir()
+    env = {**os.environ, "TMPDIR": str(temp)}
+    done = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    generated = next(line.split()[1:] for line in done.stdout.splitlines() if line.startswith("GENERATED"))
+    assert generated and all(Path(f).parent == temp for f in generated)  # autograph wrote them here
+    assert not list(temp.glob("__autograph_generated_file*"))
