@@ -227,3 +227,38 @@ def test_one_command_records_every_table_verdict_in_one_commit(spark, settings):
     recorded = [(r["table"], r["success"]) for r in spark.read.format("delta").load(path).collect()]
     assert sorted(recorded) == [(tables.BRONZE_EVENTS, True)] * 2 + [(tables.STAGING_SILVER_EVENTS, False)]
     assert spark._jsparkSession.sharedState().cacheManager().isEmpty()  # nothing read ahead is left cached
+
+
+def test_a_gate_reads_the_next_table_while_it_checks_one(spark, settings, monkeypatch):
+    # The read-ahead itself: the second table's rows are read in the reader thread, starting before
+    # the first table's suite has finished (the real read and the real GX run, timed).
+    import threading
+    import time
+
+    from lakecart.jobs import validate
+
+    day = date(2026, 1, 1)
+    land(settings, day, {"a.jsonl": "\n".join(RECORD % n for n in range(40)) + "\n"})
+    ingest.run_bronze(spark, settings, [day])
+    events, reads, checks = [], [], []
+    read, check = validate._read_batch, validate.validate_dataframe
+
+    def timed_read(*args, **kwargs):
+        reads.append((time.perf_counter(), threading.current_thread().name))
+        return read(*args, **kwargs)
+
+    def timed_check(*args, **kwargs):
+        began = time.perf_counter()
+        outcome = check(*args, **kwargs)
+        checks.append((began, time.perf_counter()))
+        return outcome
+
+    monkeypatch.setattr(validate, "_read_batch", timed_read)
+    monkeypatch.setattr(validate, "validate_dataframe", timed_check)
+    for outcome in validate.run_gate(spark, settings, [tables.BRONZE_EVENTS] * 3, day):
+        events.append(outcome)
+    assert [o.success for o in events] == [True] * 3
+    assert len(reads) == 3 and {name for _, name in reads} == {"gate-read_0"}
+    assert len(checks) == 3
+    # Table n+1's read began before table n's check ended: they overlap.
+    assert all(reads[n + 1][0] < checks[n][1] for n in range(2)), (reads, checks)
