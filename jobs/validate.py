@@ -324,25 +324,28 @@ def _validate_staged(
         )
         return _failed(table, message), batch.stage_id, (end, end), None
 
-    rows = spark.read.format("delta").load(tables.table_path(source.staging, settings)).cache()
-    count = rows.count()
-    reports = f"{settings.lake.reports}/gx"
-    days = staged_day_profile(spark, settings, source, batch, start, end)
-    name = f"{source.staging}.days"
-    outcome = validate_dataframe(days, name, ingest.staged_days_expectations(source.empty_days_ok), f"{reports}/{name}")
-    outcome.table = table
-    if count or not source.empty_days_ok:
-        if source is ingest.EVENTS:
-            suite = ingest.silver_events_expectations(sent_fields(spark, settings, rows))
-        else:
-            suite = tables.declared(source.staging).expectations()
-        _combine(outcome, validate_dataframe(rows, table, suite, f"{reports}/{table}"))
-    if source is ingest.EVENTS and count:
-        profile = silver_batch_profile(spark, settings, rows, len(batch.days))
-        if profile is not None:
-            name = f"{tables.STAGING_SILVER_EVENTS}.profile"
-            _combine(outcome, validate_dataframe(profile, name, silver_profile_expectations(), f"{reports}/{name}"))
-    rows.unpersist()
+    rows, count = _cached(spark.read.format("delta").load(tables.table_path(source.staging, settings)))
+    try:
+        reports = f"{settings.lake.reports}/gx"
+        days = staged_day_profile(spark, settings, source, batch, start, end)
+        name = f"{source.staging}.days"
+        outcome = validate_dataframe(
+            days, name, ingest.staged_days_expectations(source.empty_days_ok), f"{reports}/{name}"
+        )
+        outcome.table = table
+        if count or not source.empty_days_ok:
+            if source is ingest.EVENTS:
+                suite = ingest.silver_events_expectations(sent_fields(spark, settings, rows))
+            else:
+                suite = tables.declared(source.staging).expectations()
+            _combine(outcome, validate_dataframe(rows, table, suite, f"{reports}/{table}"))
+        if source is ingest.EVENTS and count:
+            profile = silver_batch_profile(spark, settings, rows, len(batch.days))
+            if profile is not None:
+                name = f"{tables.STAGING_SILVER_EVENTS}.profile"
+                _combine(outcome, validate_dataframe(profile, name, silver_profile_expectations(), f"{reports}/{name}"))
+    finally:
+        rows.unpersist()
     return outcome, batch.stage_id, (batch.days[0], batch.days[-1]), count
 
 
@@ -363,10 +366,16 @@ class _Batch:
     expectations: list
 
 
+def _cached(rows: DataFrame) -> tuple[DataFrame, int]:
+    """``rows`` cached (GX computes each expectation's metrics as separate Spark jobs: read once, not
+    per job) and counted, which fills the cache; the caller unpersists them once checked."""
+    rows = rows.cache()
+    return rows, rows.count()
+
+
 def _read_batch(spark: SparkSession, settings: Settings, table: str, start: date, end: date) -> _Batch:
     rows, expectations = _target(spark, settings, table, start, end)
-    rows = rows.cache()
-    return _Batch(rows, rows.count(), expectations)
+    return _Batch(*_cached(rows), expectations)
 
 
 def run_validate(
