@@ -214,6 +214,10 @@ def cmd_import(args: argparse.Namespace) -> int:
     return 0
 
 
+# Sources ingested, validated and published in one command (``run_write_audit_publish``).
+WRITE_AUDIT_PUBLISH_LAYERS = ("orders", "users", "promotions")
+
+
 def cmd_ingest(args: argparse.Namespace) -> int:
     from lakecart.config import get_settings
     from lakecart.jobs import ingest
@@ -228,7 +232,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             # design, and says so before it starts Spark.
             _print({"skipped": f"no {settings.lake.raw}/{source}/: this shop does not send it"})
             return 0
-    if args.layer in ("orders", "users", "promotions"):  # these validate in this process, after landing
+    if args.layer in WRITE_AUDIT_PUBLISH_LAYERS:  # these validate in this process, after landing
         from lakecart.quality import import_in_background
 
         import_in_background()
@@ -243,7 +247,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     if args.layer == "bronze":
         _print({str(d): n for d, n in ingest.run_bronze(spark, settings, days, args.reprocess).items()})
         return 0
-    if args.layer in ("orders", "users", "promotions"):
+    if args.layer in WRITE_AUDIT_PUBLISH_LAYERS:
         from lakecart.jobs.validate import run_write_audit_publish
 
         source = ingest.SOURCES[args.layer]

@@ -118,18 +118,16 @@ def test_a_project_outside_the_reports_layout_writes_no_site(spark, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["somewhere"]
 
 
-def test_gx_imported_in_the_background_is_imported_once_and_usable():
-    """The validate command starts GX's import before the JVM; the suites' own import then waits for
-    it rather than importing a second copy (a fresh interpreter: this one has GX already)."""
+def test_gx_is_imported_by_the_background_thread():
+    """The validate command starts GX's import before the JVM: the thread itself must import the
+    suites' module (a fresh interpreter: this one has GX already)."""
     code = (
         "import sys\n"
         "from lakecart.quality import import_in_background\n"
-        "thread = import_in_background()\n"
-        "import great_expectations.expectations as gxe  # while the thread may still be importing\n"
-        "thread.join(timeout=120)\n"
-        "print(not thread.is_alive(), sys.modules['great_expectations.expectations'] is gxe,\n"
-        "      gxe.ExpectColumnValuesToNotBeNull(column='x').column)\n"
+        "assert 'great_expectations' not in sys.modules\n"
+        "import_in_background().join(timeout=120)\n"
+        "print('great_expectations.expectations' in sys.modules)\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.split() == ["True", "True", "x"]
+    assert done.stdout.split() == ["True"]

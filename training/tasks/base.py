@@ -16,6 +16,7 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date
+from functools import cached_property
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -85,14 +86,11 @@ class ModelTask:
         self.dataset_id = dataset_id
         self.state: dict[str, Any] = dict(state or {})
         self._views: tuple[str, ...] | None = None
-        self._manifest: dict | None = None
 
-    @property
+    @cached_property
     def manifest(self) -> dict:
         """The training set's manifest, read once per task (several outputs ask for parts of it)."""
-        if self._manifest is None:
-            self._manifest = training_data.manifest(self.settings, self.dataset_id)
-        return self._manifest
+        return training_data.manifest(self.settings, self.dataset_id)
 
     @property
     def views(self) -> tuple[str, ...]:
