@@ -43,7 +43,7 @@ import pandas as pd  # noqa: E402
 from scorings_ledger import count_scoring  # noqa: E402
 from scorings_ledger import scorings as past_scorings  # noqa: E402
 
-from lakecart.jobs.presets import wheel_member  # noqa: E402
+from lakecart.jobs.presets import count_measured_lines, wheel_member  # noqa: E402
 from lakecart.training import baselines as bl  # noqa: E402
 from lakecart.training.evaluate import binary_metrics, reliability  # noqa: E402
 
@@ -71,8 +71,9 @@ def member(name: str, cache: Path) -> bytes:
 
 def load(cache: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Order lines (the baselines module's columns), products, and promotions per product and week."""
-    tx = pd.read_parquet(io.BytesIO(member("transactions", cache)))
     products = pd.read_parquet(io.BytesIO(member("products", cache)))
+    # Fuel lines carry volumes, not counts: one purchase each, as the preset imports them.
+    tx, _ = count_measured_lines(pd.read_parquet(io.BytesIO(member("transactions", cache))), products)
     products["item_id"] = products["product_id"].astype(str)
     lines = pd.DataFrame(
         {

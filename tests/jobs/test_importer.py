@@ -347,6 +347,32 @@ def test_complete_journey_preset_accounts_for_every_line(tmp_path):
     assert (summary["customers"]["customers"], summary["customers"]["customers_without_signup_time"]) == (801, 0)
     # 20,940,529 product x store x week rows are 1,184,798 product-weeks, one per week's start date.
     assert (summary["promotions"]["promotions"], summary["promotions"]["days"]) == (1_184_798, 53)
+    # Fuel is sold by volume (thousandths of a gallon): each such line is one purchase at its price.
+    fuel = pd.concat(
+        pd.read_json(path, lines=True, dtype={"item_id": str}).query("item_id == '6534178'")
+        for path in (tmp_path / "raw" / "orders").glob("order_date=2017-0[1-3]-*/complete-journey.jsonl")
+    )
+    assert len(fuel) > 500 and set(fuel["quantity"]) == {1}
+    assert 10 < fuel["unit_price"].median() < 60 and fuel["exported_quantity"].median() > 1_000  # $ a fill
+    assert orders["lines_counted_as_one_purchase"] == 14_697
+
+
+def test_complete_journey_counts_each_fuel_line_as_one_purchase():
+    """The export's gasoline lines carry a volume (thousandths of a gallon), not a count: each becomes one
+    purchase at the line's price, the exported figure kept; every other line is left as it is."""
+    from lakecart.jobs.presets import count_measured_lines
+
+    products = pd.DataFrame({"product_id": [1, 2, 3], "product_type": ["GASOLINE-REG UNLEADED", "BANANAS", None]})
+    transactions = pd.DataFrame(
+        {"product_id": [1, 2, 1, 3], "quantity": [10_601, 3, 1, 2], "sales_value": [25.0, 1.5, 15.0, 4.0]}
+    )
+    lines, counted = count_measured_lines(transactions, products)
+    assert counted == 2
+    assert lines["quantity"].tolist() == [1, 3, 1, 2]
+    assert lines["exported_quantity"].tolist()[::2] == [10_601, 1]
+    assert lines["exported_quantity"].isna().tolist() == [False, True, False, True]
+    assert lines["sales_value"].tolist() == [25.0, 1.5, 15.0, 4.0]
+    assert transactions["quantity"].tolist() == [10_601, 3, 1, 2]  # the input is not changed
 
 
 def test_a_day_without_orders_inside_the_export_gets_an_empty_file(tmp_path):
