@@ -447,22 +447,6 @@ def views_training_reads() -> set[str]:
     return {view.table_name for kind in KINDS.values() for view in kind.views}
 
 
-def _history_for_training(
-    spark: SparkSession, settings: Settings, start: date, end: date, views: Sequence[str] | None, **options
-) -> dict[str, MaterializeReport]:
-    """``start``..``end`` for the views a training set joins, ``end`` alone for the rest."""
-    selected, skipped = _select(settings, views)
-    reads = views_training_reads()
-    older = [v.table_name for v in selected if v.table_name in reads]
-    newest = [v.table_name for v in selected if v.table_name not in reads]
-    log.info("history for the views training sets read (%s); %s only: %s", ", ".join(older), end, ", ".join(newest))
-    reports = run_materialize(spark, settings, start, end, older, **options) if older else {}
-    if newest:
-        reports.update(run_materialize(spark, settings, end, end, newest, **options))
-    reports.update(skipped)
-    return {name: reports[name] for name in REGISTRY if name in reports}  # the registry's order
-
-
 def run_materialize(
     spark: SparkSession,
     settings: Settings,
@@ -482,13 +466,22 @@ def run_materialize(
     computes the days left out."""
     if history not in HISTORY:
         raise ValueError(f"unknown history {history!r}: one of {', '.join(HISTORY)}")
-    if history == "training" and start < end:
-        return _history_for_training(spark, settings, start, end, views, force=force, tiles=tiles)
     selected, skipped = _select(settings, views)
     require_applied(settings, selected)
+    # Each view's first day: ``start``, or for history="training" ``end`` alone for the views no
+    # training set joins. One run for both groups: their views go side by side in one pool.
+    first_day = {v.table_name: start for v in selected}
+    if history == "training" and start < end:
+        reads = views_training_reads()
+        first_day = {v.table_name: start if v.table_name in reads else end for v in selected}
+        log.info(
+            "history for the views training sets read (%s); %s only: %s",
+            ", ".join(n for n, d in first_day.items() if d == start),
+            end,
+            ", ".join(n for n, d in first_day.items() if d != start),
+        )
     sources = [SILVER_SOURCES[s] for s in sorted({v.source for v in selected})]
     files = {s.table: source_files(settings, s.table) for s in sources}
-    days = [start + timedelta(days=n) for n in range((end - start).days + 1)]
     # A day without events (or order lines) is missing data (not published yet, or its batch failed
     # its gate), not a day nobody shopped: refuse before writing anything rather than publish
     # "inactive" features.
@@ -496,14 +489,13 @@ def run_materialize(
     # The windows reach back before `start` too: a day missing there (its batch failed its gate while
     # later days went on) would be read as a day nobody shopped. Days before the source's first day
     # are its history's start, not a gap.
-    lookback = {
-        table: max((v.lookback_days for v in selected if SILVER_SOURCES[v.source].table == table), default=0)
-        for table in accounted
-    }
+    readers = {table: [v for v in selected if SILVER_SOURCES[v.source].table == table] for table in accounted}
+    lookback = {table: max((v.lookback_days for v in views), default=0) for table, views in readers.items()}
+    begins = {table: min((first_day[v.table_name] for v in views), default=start) for table, views in readers.items()}
     empty = {
         table: [
             day
-            for day in _window_days(start, end, lookback[table], min((*files[table], *seen), default=start))
+            for day in _window_days(begins[table], end, lookback[table], min((*files[table], *seen), default=start))
             if not files[table].get(day) and day not in seen
         ]
         for table, seen in accounted.items()
@@ -526,6 +518,8 @@ def run_materialize(
     def materialise(view: FeatureView) -> None:
         report = reports[view.table_name] = MaterializeReport(view.table_name)
         began = time.perf_counter()
+        first_day_of_view = first_day[view.table_name]
+        days = [first_day_of_view + timedelta(days=n) for n in range((end - first_day_of_view).days + 1)]
         recorded = {} if force else _recorded_signatures(settings, view)
         # Order lines (as themselves, or as the purchases of interactions) take categories from the catalogue.
         extra = catalogue if view.source in (ORDER_LINES_SOURCE, EVENTS_SOURCE) else ()
@@ -548,12 +542,12 @@ def run_materialize(
             delta.replace_partitions(frame, view_path(view, settings), FEATURE_DATE, run_days)
             written.extend((view.table_name, d, wanted[d]) for d in run_days)
             report.written_days += [d.isoformat() for d in run_days]
-        report.rows = _rows_between(spark, view_path(view, settings), start, end)
+        report.rows = _rows_between(spark, view_path(view, settings), first_day_of_view, end)
         report.seconds = round(time.perf_counter() - began, 1)
         log.info(
             "%s %s..%s: %d days written, %d unchanged (skipped), %d rows, %.1f s",
             view.qualified_name,
-            start,
+            first_day_of_view,
             end,
             len(report.written_days),
             len(report.skipped_days),
@@ -572,5 +566,5 @@ def run_materialize(
             delta.merge_by_key(
                 state, tables.table_path(tables.FEATURE_MATERIALIZATIONS, settings), ["view", FEATURE_DATE]
             )
-    reports = {view.table_name: reports[view.table_name] for view in selected}  # the registry's order
-    return {**reports, **skipped}
+    everything = {**reports, **skipped}
+    return {name: everything[name] for name in REGISTRY if name in everything}  # the registry's order

@@ -4,6 +4,7 @@ by hand; and their materialisation on a lake that has no clickstream at all."""
 from datetime import date, datetime, timedelta
 
 import pytest
+from deltalake import DeltaTable
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
@@ -425,6 +426,8 @@ def test_a_backfill_for_training_gives_history_only_to_the_views_training_sets_j
     _order_lake(spark, settings)
     three_days = ["2026-03-01", "2026-03-02", "2026-03-03"]
     reports = run_materialize(spark, settings, D(1), D(3), history="training")
+    # One run over both groups of views (side by side), which records what it wrote in one commit.
+    assert DeltaTable(tables.table_path(tables.FEATURE_MATERIALIZATIONS, settings)).version() == 0
     # customer_orders_v1 is joined by the churn set: every day. customer_item_repeat_v1 is read by
     # no training set (as of a run's date only): the end day.
     assert reports["customer_orders_v1"].written_days == three_days
