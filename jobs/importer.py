@@ -114,8 +114,16 @@ class ImportMapping:
     format: str = "csv"
     time_format: str = "iso"
     read_options: dict = field(default_factory=dict)
+    # Promotions: the plan is sent this many days before a promotion starts (see ``to_raw_promotions``).
+    lead_days: int = 0
 
     def __post_init__(self) -> None:
+        if self.lead_days and self.kind != "promotions":
+            raise MappingError(f"mapping {self.name!r}: lead_days is for promotions, not {self.kind}")
+        if not isinstance(self.lead_days, int) or isinstance(self.lead_days, bool) or self.lead_days < 0:
+            raise MappingError(
+                f"mapping {self.name!r}: lead_days must be a whole number of days >= 0, got {self.lead_days!r}"
+            )
         if self.kind not in KINDS:
             raise MappingError(f"mapping {self.name!r}: kind must be one of {KINDS}, got {self.kind!r}")
         if self.format not in FORMATS:
@@ -466,7 +474,10 @@ def to_raw_customers(
 
 
 def to_raw_promotions(source: pd.DataFrame, mapping: ImportMapping) -> pd.DataFrame:
-    """Pure: promotions in the promotion contract (+ unmapped columns); ``start_date`` partitions them."""
+    """Pure: promotions in the promotion contract (+ unmapped columns), partitioned by the day each
+    became known: a promotion counts as known from its raw folder's day (its ingest date), so the
+    known-in-advance features see it only from then. That day is ``start_date - lead_days`` (0: known
+    when it starts), never before the export's first ``start_date``."""
     out = pd.DataFrame(index=source.index)
     for target in ("item_id", "store_id"):
         values = _take(source, mapping, target)
@@ -482,7 +493,12 @@ def to_raw_promotions(source: pd.DataFrame, mapping: ImportMapping) -> pd.DataFr
     if cut is not None:
         out["price_cut"] = _numbers(cut)
     _extras(source, mapping, out)
-    out["_partition"] = out["start_date"].where(out["start_date"].astype("string").str.len().eq(10), None)
+    dated = out["start_date"].where(out["start_date"].astype("string").str.len().eq(10), None)
+    if mapping.lead_days and dated.notna().any():
+        starts = pd.to_datetime(dated)
+        known = (starts - pd.Timedelta(days=mapping.lead_days)).clip(lower=starts.min())
+        dated = known.dt.strftime("%Y-%m-%d").where(starts.notna(), None)
+    out["_partition"] = dated
     return out
 
 

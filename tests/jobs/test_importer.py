@@ -307,6 +307,34 @@ def test_promotions_rows_are_partitioned_by_start_date(tmp_path):
     assert (rows[1]["store_id"], rows[1]["end_date"], rows[1]["display"]) == ("7", "2026-01-04", False)
 
 
+def test_promotions_planned_ahead_land_on_the_day_they_became_known(tmp_path):
+    """``lead_days``: a plan is sent that many days before its promotions start, and a promotion is
+    known from the raw folder's day (its ingest date), so each row goes to ``start - lead_days``, not
+    before the export's first start (nothing was sent before the export begins)."""
+    source = pd.DataFrame(
+        {
+            "sku": ["a", "b", "c"],
+            "from": ["2026-01-05", "2026-01-12", "2026-01-30"],
+            "to": ["2026-01-11"] * 2 + ["2026-02-05"],
+        }
+    )
+    fields = {"item_id": "sku", "start_date": "from", "end_date": "to"}
+    mapping = ImportMapping(name="plan", kind="promotions", fields=fields, lead_days=7)
+    summary = import_frame(source, mapping, tmp_path / "raw")
+    assert (summary["first_date"], summary["last_date"], summary["promotions"]) == ("2026-01-05", "2026-01-23", 3)
+    folder = tmp_path / "raw" / "promotions"
+    assert sorted(p.parent.name for p in folder.glob("*/plan.jsonl")) == [
+        "start_date=2026-01-05",  # a (Jan 5) and b (Jan 12 - 7) were both known on the first day
+        "start_date=2026-01-23",  # c: Jan 30 - 7
+    ]
+    known_early = [json.loads(x) for x in (folder / "start_date=2026-01-05/plan.jsonl").read_text().split()]
+    assert [r["start_date"] for r in known_early] == ["2026-01-05", "2026-01-12"]  # the rows keep their dates
+    with pytest.raises(MappingError, match="lead_days"):
+        ImportMapping(name="x", kind="orders", fields={**fields, "order_id": "o"}, lead_days=7)
+    with pytest.raises(MappingError, match="lead_days"):
+        ImportMapping(name="x", kind="promotions", fields=fields, lead_days=-1)
+
+
 def test_a_typo_in_a_mapping_is_an_error_naming_it(tmp_path):
     with pytest.raises(MappingError, match=r"orders contract does not have: \['quantiy'\]"):
         ImportMapping(name="x", kind="orders", fields={**ORDERS.fields, "quantiy": "qty"})
@@ -345,8 +373,11 @@ def test_complete_journey_preset_accounts_for_every_line(tmp_path):
     assert written == 1_469_307
     assert (summary["catalog"]["items"], orders["catalog_items_derived"]) == (92_331, 0)
     assert (summary["customers"]["customers"], summary["customers"]["customers_without_signup_time"]) == (801, 0)
-    # 20,940,529 product x store x week rows are 1,184,798 product-weeks, one per week's start date.
-    assert (summary["promotions"]["promotions"], summary["promotions"]["days"]) == (1_184_798, 53)
+    # 20,940,529 product x store x week rows are 1,184,798 product-weeks, each in the folder of the day
+    # it became known, a week before its start: 53 week starts, the first two (2017-01-01, 01-02) both
+    # known on the export's first day.
+    assert (summary["promotions"]["promotions"], summary["promotions"]["days"]) == (1_184_798, 52)
+    assert summary["promotions"]["first_date"] == "2017-01-01"
     # Fuel is sold by volume (thousandths of a gallon): each such line is one purchase at its price.
     fuel = pd.concat(
         pd.read_json(path, lines=True, dtype={"item_id": str}).query("item_id == '6534178'")
