@@ -82,22 +82,29 @@ def daily_steps(day: date, ingest_lookback: int, feature_lookback: int) -> list[
     return [tuple(step) for step in json.loads(out.stdout.strip().splitlines()[-1])]
 
 
-def dataset_args() -> dict[str, str]:
+def dataset_args(params: dict | None = None) -> dict[str, str]:
     """Each training-set kind's ``dataset build`` flags as the training DAG renders them with its
-    default parameters (dags/lakecart_training.py), in the Airflow environment."""
+    default parameters updated by ``params`` (dags/lakecart_training.py), in the Airflow environment."""
     code = (
         "import json, sys; sys.path.insert(0, 'dags'); import lakecart_training as t; "
         "from jinja2 import Template; params = t.lakecart_training().params.dump(); "
+        "params.update(json.loads(sys.argv[1])); "
         "print(json.dumps({k: Template(v).render(params=params) for k, v in t.DATASET_ARGS.items()}))"
     )
-    out = subprocess.run([str(AIRFLOW_PYTHON), "-c", code], cwd=REPO, check=True, capture_output=True, text=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    out = subprocess.run(
+        [str(AIRFLOW_PYTHON), "-c", code, json.dumps(params or {})],
+        cwd=REPO,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return {k: " ".join(v.split()) for k, v in json.loads(out.stdout.strip().splitlines()[-1]).items()}
 
 
-def training_steps(day: date, processes: int) -> list[tuple[str, str]]:
+def training_steps(day: date, processes: int, params: dict | None = None) -> list[tuple[str, str]]:
     """The training DAG's tasks in a valid order: each set built and validated once, then per model
     train -> evaluate -> publish (ranking after retrieval's publish), then segments."""
-    steps, built, args = [], set(), dataset_args()
+    steps, built, args = [], set(), dataset_args(params)
     for kind in contracts.MODEL_TRAINING_SETS.values():
         if kind not in built:
             built.add(kind)
@@ -141,7 +148,7 @@ def run(args: argparse.Namespace, root: Path) -> dict:
     planned = [
         ("import", "import complete-journey"),
         *daily_steps(args.date, (args.date - FIRST_DAY).days, args.feature_days - 1),
-        *training_steps(args.date, args.processes),
+        *training_steps(args.date, args.processes, args.params),
     ]
     # Exit codes that are outcomes, not failures (Airflow skips what follows them).
     outcomes = {contracts.CANNOT_TRAIN_EXIT, contracts.GATE_HOLD_EXIT}
@@ -215,6 +222,13 @@ def main() -> int:
         "56 days of observations plus their 28-day horizon)",
     )
     parser.add_argument("--processes", type=int, default=2, help="Horovod workers per model")
+    parser.add_argument(
+        "--params",
+        type=json.loads,
+        default={},
+        help='training DAG params over its defaults, as JSON, e.g. \'{"dataset_args": {"category_demand": '
+        "\"--days 280 --every-days 2\"}}' (only the training sets' build flags read them)",
+    )
     parser.add_argument("--cache", type=Path, default=REPO / "data" / "_sources" / "complete-journey")
     parser.add_argument("--lake", type=Path, help="lake root (default: a temporary folder, removed after)")
     parser.add_argument("--timeout", type=int, default=3600, help="seconds one step may run")

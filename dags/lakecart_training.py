@@ -47,14 +47,17 @@ USER_FEATURES = Asset(contracts.USER_FEATURES_ASSET)
 ITEM_FEATURES = Asset(contracts.ITEM_FEATURES_ASSET)
 # What each model publishes (downstream teams can schedule on these).
 OUTPUTS = {model: Asset(uri) for model, uri in contracts.MODEL_OUTPUT_ASSETS.items()}
-DATASET_ARGS = {
+# `dataset build` flags per training set: the shared windows ...
+_WINDOWS = {
     "retrieval": "--days {{ params.train_days }} --test-days {{ params.test_days }}",
     "churn": "--days {{ params.observation_days }} --every-days {{ params.every_days }} "
     "--horizon-days {{ params.churn_horizon_days }} --test-days {{ params.test_days }}",
     "demand": "--days {{ params.observation_days }} --every-days {{ params.every_days }} "
     "--horizons {{ params.demand_horizons }} --test-days {{ params.test_days }}",
 }
-DATASET_ARGS["category_demand"] = DATASET_ARGS["demand"]
+_WINDOWS["category_demand"] = _WINDOWS["demand"]
+# ... then the set's own flags (params.dataset_args), which win: argparse keeps a flag's last value.
+DATASET_ARGS = {kind: f"{args} {{{{ params.dataset_args.get('{kind}', '') }}}}" for kind, args in _WINDOWS.items()}
 
 TIMEOUTS = {
     "build": timedelta(minutes=45),
@@ -81,6 +84,12 @@ TIMEOUTS = {
         "churn_horizon_days": Param(28, type="integer", minimum=1, description="churn: days without a purchase"),
         "demand_horizons": Param("7,14,28", type="string", description="demand: days ahead, comma-separated"),
         "processes": Param(2, type="integer", minimum=1, description="Horovod workers per model"),
+        "dataset_args": Param(
+            {},
+            type="object",
+            description="extra `lakecart dataset build` flags per training set, after the defaults above (the "
+            'last of a flag wins), e.g. {"category_demand": "--days 280 --every-days 2"}',
+        ),
         "train_args": Param(
             {}, type="object", description='extra `lakecart train` flags per model, e.g. {"churn": "--epochs 5"}'
         ),

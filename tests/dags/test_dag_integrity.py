@@ -135,6 +135,24 @@ def test_the_data_date_of_an_asset_triggered_run_is_the_producing_runs(dagbag):
     assert "--date 2026-07-08 " in task.render_template(task.bash_command, context)
 
 
+def test_a_training_set_takes_its_own_build_flags_after_the_shared_defaults(dagbag):
+    """A year-long shop gives category demand more observations than churn: per-set flags come last,
+    so argparse's last occurrence of a flag wins; the other sets keep the shared defaults."""
+    from airflow.sdk.definitions.context import Context
+
+    dag = dagbag.dags["lakecart_training"]
+    params = {**dag.params.dump(), "date": "2017-12-31"}
+    params["dataset_args"] = {"category_demand": "--days 280 --every-days 2"}
+    render = lambda task_id: " ".join(  # noqa: E731
+        dag.get_task(task_id).render_template(dag.get_task(task_id).bash_command, Context(params=params)).split()
+    )
+    category, item = render("build_category_demand_set"), render("build_demand_set")
+    assert category.endswith("--days 56 --every-days 7 --horizons 7,14,28 --test-days 2 --days 280 --every-days 2")
+    assert item.endswith(
+        "dataset build demand --date 2017-12-31 --days 56 --every-days 7 --horizons 7,14,28 --test-days 2"
+    )
+
+
 def test_orders_users_and_promotions_are_ingested_with_their_own_assets(dagbag):
     dag = dagbag.dags["lakecart_pipeline"]
     for task_id, asset in (
