@@ -44,6 +44,12 @@ Conventions, for every kind:
   Lines of the same (order, item) are one line in the contract: the importer adds them up (quantity,
   amounts, discounts; other fields from the first) and reports how many it merged. A line it cannot
   price (quantity 0, text in a number) is written as it is, for ingestion to quarantine with a reason.
+- Goods sold by weight or volume (0.454 kg of apples, 10.3 gallons of fuel) have no whole quantity,
+  and ingestion would quarantine them as unpriceable. ``measured_lines: fractional`` counts every line
+  with a quantity that is not a whole number as one purchase; ``measured_lines: {column: unit, values:
+  [kg, l]}`` every line whose ``unit`` is one of those. Such a line gets ``quantity`` 1 at the line's
+  amounts (its unit price is what the whole line cost) and keeps the exported figure in the extra
+  field ``exported_quantity``; the summary counts them (``lines_counted_as_one_purchase``).
 - No catalogue file in ``raw/catalog``: importing orders derives one (``<name>.derived.jsonl``: each
   item, its category from a mapped ``category`` column, its median unit price). Importing a catalogue
   later replaces every derived file.
@@ -116,6 +122,8 @@ class ImportMapping:
     read_options: dict = field(default_factory=dict)
     # Promotions: the plan is sent this many days before a promotion starts (see ``to_raw_promotions``).
     lead_days: int = 0
+    # Orders: which lines are sold by measure and count as one purchase each (see the module's notes).
+    measured_lines: str | dict | None = None
 
     def __post_init__(self) -> None:
         if self.lead_days and self.kind != "promotions":
@@ -126,6 +134,7 @@ class ImportMapping:
             )
         if self.kind not in KINDS:
             raise MappingError(f"mapping {self.name!r}: kind must be one of {KINDS}, got {self.kind!r}")
+        self._check_measured_lines()
         if self.format not in FORMATS:
             raise MappingError(f"mapping {self.name!r}: format must be one of {FORMATS}, got {self.format!r}")
         allowed, required = TARGETS[self.kind]
@@ -149,6 +158,25 @@ class ImportMapping:
                 raise MappingError(f"mapping {self.name!r}: {target}: only {LIST_FIELDS} take a list of columns")
             if not isinstance(spec, str | list | dict):
                 raise MappingError(f"mapping {self.name!r}: {target}: give a column name, a list or {{constant: v}}")
+
+    def _check_measured_lines(self) -> None:
+        spec = self.measured_lines
+        if spec is None:
+            return
+        if self.kind != "orders":
+            raise MappingError(f"mapping {self.name!r}: measured_lines is for orders, not {self.kind}")
+        by_column = (
+            isinstance(spec, dict)
+            and set(spec) == {"column", "values"}
+            and isinstance(spec["column"], str)
+            and isinstance(spec["values"], list)
+            and spec["values"]
+        )
+        if spec != "fractional" and not by_column:
+            raise MappingError(
+                f"mapping {self.name!r}: measured_lines must be 'fractional' or {{column: <name>, values: "
+                f"[<value>, ...]}}, got {spec!r}"
+            )
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> ImportMapping:
@@ -349,6 +377,24 @@ def _unit_prices(list_total: pd.Series, quantity: pd.Series, discount: pd.Series
     return unit
 
 
+def _measured(source: pd.DataFrame, mapping: ImportMapping, quantity: pd.Series | None) -> pd.Series:
+    """Lines sold by measure (``mapping.measured_lines``) with a positive exported quantity: a line
+    without one is not a measured purchase but a line ingestion quarantines."""
+    spec, none = mapping.measured_lines, pd.Series(False, index=source.index)
+    if spec is None or quantity is None:
+        return none
+    numeric = pd.to_numeric(quantity, errors="coerce")
+    if spec == "fractional":
+        chosen = numeric != np.floor(numeric)
+    else:
+        if spec["column"] not in source.columns:
+            raise MissingColumnError(
+                f"measured_lines <- {spec['column']!r}: no such column (have {list(source.columns)})"
+            )
+        chosen = _as_text(source[spec["column"]]).isin([str(v) for v in spec["values"]]).fillna(False)
+    return (chosen & (numeric > 0)).astype(bool)
+
+
 def to_raw_orders(source: pd.DataFrame, mapping: ImportMapping) -> tuple[pd.DataFrame, int]:
     """Pure: order lines in the order_line contract (+ unmapped columns, the amount and discount columns
     included), with ``order_date``; and how many duplicate (order, item) lines were merged."""
@@ -356,18 +402,24 @@ def to_raw_orders(source: pd.DataFrame, mapping: ImportMapping) -> tuple[pd.Data
     for target in ("order_id", "user_id", "item_id"):
         out[target] = _as_text(_take(source, mapping, target))
     quantity = _take(source, mapping, "quantity")
+    measured = _measured(source, mapping, quantity)
+    if measured.any():  # one purchase each, at the line's amounts; the exported figure kept
+        out["exported_quantity"] = pd.to_numeric(quantity, errors="coerce").where(measured)
+        quantity = quantity.where(~measured, 1)
     out["quantity"] = 1 if quantity is None else _numbers(quantity, integer=True)
     discount = _discounts(source, mapping)
     amount = _take(source, mapping, "line_amount")
     given_price = _take(source, mapping, "unit_price")
     out["_quantity"] = pd.to_numeric(out["quantity"], errors="coerce").where(lambda q: q == np.floor(q))
+    out["_measured"] = measured
     if amount is not None:
         paid = pd.to_numeric(amount, errors="coerce")
         out["_list_total"] = paid if discount is None else paid + pd.to_numeric(discount, errors="coerce").fillna(0)
         if discount is not None:  # a discount that is not a number: the line cannot be priced
             out.loc[pd.to_numeric(discount, errors="coerce").isna() & discount.notna(), "_list_total"] = np.nan
-    else:
-        out["_list_total"] = pd.to_numeric(given_price, errors="coerce") * out["_quantity"]
+    else:  # a measured line's list value is its price per kg (or litre) times the exported figure
+        units = out["_quantity"].where(~measured, out.get("exported_quantity"))
+        out["_list_total"] = pd.to_numeric(given_price, errors="coerce") * units
         out["unit_price"] = _numbers(given_price)
     if discount is not None:
         out["discount"] = discount
@@ -378,13 +430,14 @@ def to_raw_orders(source: pd.DataFrame, mapping: ImportMapping) -> tuple[pd.Data
     amounts = (*mapping.columns("line_amount"), *mapping.columns("discount"))
     _extras(source, mapping, out, keep=(*amounts, *mapping.columns("category")))
     summed = ["_quantity", "_list_total", *(["discount"] if discount is not None else [])]
+    summed += ["exported_quantity"] if "exported_quantity" in out else []
     out, merged = _aggregate_lines(out, [*summed, *(c for c in amounts if c in out)])
     numeric_discount = pd.to_numeric(out["discount"], errors="coerce") if discount is not None else None
     derived = _unit_prices(out["_list_total"], out["_quantity"], numeric_discount)
     if amount is not None:
         out["unit_price"] = derived
-    else:  # a line as exported keeps its price; a merged line gets the quantity-weighted mean
-        out["unit_price"] = out["unit_price"].where(~out["_merged"], derived)
+    else:  # a line as exported keeps its price; a merged or measured line gets what one unit cost
+        out["unit_price"] = out["unit_price"].where(~(out["_merged"] | out["_measured"]), derived)
     whole = out["_quantity"].astype("Int64")
     out["quantity"] = whole if whole.notna().all() else whole.astype(object).where(whole.notna(), out["quantity"])
     if numeric_discount is not None:
@@ -599,6 +652,7 @@ def import_frame(
             "order_lines": int(len(lines)),
             "duplicate_lines_merged": merged,
             "lines_without_unit_price": int(pd.to_numeric(lines["unit_price"], errors="coerce").isna().sum()),
+            "lines_counted_as_one_purchase": int(lines["_measured"].sum()),
             **_span(counts),
             "rows_without_time": counts.get("unknown", 0),
             "catalog_items_derived": derived,

@@ -203,12 +203,15 @@ def cmd_import(args: argparse.Namespace) -> int:
             flags += [("price", args.price_col)]
             fields["event_type"] = {"constant": args.event_type}
         fields |= {target: column for target, column in flags if column}
+        if args.measured_lines and not orders:
+            raise UsageError("--measured-lines is for --kind orders")
         mapping = ImportMapping(
             name=args.name or Path(args.source).stem,
             fields=fields,
             kind=args.kind,
             format=args.format,
             time_format=args.time_format,
+            measured_lines=args.measured_lines,
         )
     _print(run_import(args.source, mapping, raw_root))
     return 0
@@ -817,6 +820,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--discount-col",
         action="append",
         help="orders: a discount column, its absolute value counts (repeatable: the columns are summed)",
+    )
+    p.add_argument(
+        "--measured-lines",
+        choices=["fractional"],
+        help="orders: count each line whose quantity is not a whole number (goods sold by weight or volume) as "
+        "one purchase at the line's amounts, keeping the figure as exported_quantity (a YAML mapping can choose "
+        "the lines by a column instead)",
     )
     p.add_argument("--event-type", default="purchase", choices=["product_view", "add_to_cart", "purchase"])
 

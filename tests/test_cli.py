@@ -409,3 +409,23 @@ def test_the_console_entry_point_leaves_no_autograph_files_behind(tmp_path):
     generated = next(line.split()[1:] for line in done.stdout.splitlines() if line.startswith("GENERATED"))
     assert generated and all(Path(f).parent == temp for f in generated)  # autograph wrote them here
     assert not list(temp.glob("__autograph_generated_file*"))
+
+
+def test_import_flags_count_lines_sold_by_weight_as_one_purchase(tmp_path, capfd):
+    export = tmp_path / "till.csv"
+    export.write_text("basket,customer,sku,at,kg,paid\nB1,U1,apples,2026-01-02T10:00:00Z,0.454,1.36\n")
+    flags = ["--order-col", "basket", "--user-col", "customer", "--item-col", "sku", "--time-col", "at"]
+    flags += ["--quantity-col", "kg", "--amount-col", "paid", "--out", str(tmp_path / "raw")]
+    assert (
+        cli.main(["--json", "import", str(export), "--kind", "orders", *flags, "--measured-lines", "fractional"]) == 0
+    )
+    assert json.loads(capfd.readouterr().out)["lines_counted_as_one_purchase"] == 1
+    (line,) = (tmp_path / "raw/orders/order_date=2026-01-02/till.jsonl").read_text().splitlines()
+    assert {k: v for k, v in json.loads(line).items() if k in ("quantity", "unit_price", "exported_quantity")} == {
+        "quantity": 1,
+        "unit_price": 1.36,
+        "exported_quantity": 0.454,
+    }
+    events = ["import", str(export), "--user-col", "customer", "--item-col", "sku", "--time-col", "at"]
+    assert cli.main([*events, "--measured-lines", "fractional"]) == 1
+    assert "--measured-lines is for --kind orders" in capfd.readouterr().err

@@ -229,6 +229,81 @@ def test_unit_price_given_is_kept_and_quantity_defaults_to_one():
     assert "discount" not in lines  # not in the export: absent, which the contract reads as 0
 
 
+def test_lines_sold_by_weight_count_as_one_purchase_at_the_lines_amounts(tmp_path):
+    path = grocer_csv(
+        tmp_path,
+        [
+            "B1,U1,APPLES,2026-01-02T10:00:00Z,0.454,1.36,-0.20,0,PRODUCE,1",
+            "B1,U1,MILK,2026-01-02T10:00:00Z,2,3.00,0,0,DAIRY,1",
+            "B2,U2,PEARS,2026-01-02T11:00:00Z,0,0.00,0,0,PRODUCE,1",
+        ],
+    )
+    source = read_source(path, ORDERS)
+    as_before, _ = to_raw_orders(source, ORDERS)  # without the option: written as exported, quarantined
+    assert as_before.set_index("item_id").loc["APPLES", "quantity"] == 0.454 and "exported_quantity" not in as_before
+    fractional = ImportMapping(**{**ORDERS.__dict__, "measured_lines": "fractional"})
+    lines = to_raw_orders(source, fractional)[0].set_index("item_id")
+    # 0.454 kg: one purchase; list value 1.36 paid + 0.20 discount = 1.56 for the whole line
+    assert (lines.loc["APPLES", "quantity"], lines.loc["APPLES", "unit_price"]) == (1, 1.56)
+    assert lines.loc["APPLES", "exported_quantity"] == 0.454
+    assert (lines.loc["MILK", "quantity"], lines.loc["MILK", "unit_price"]) == (2, 1.5)
+    assert lines["exported_quantity"].isna().tolist() == [False, True, True]
+    assert lines.loc["PEARS", "quantity"] == 0  # a line of 0 is no purchase: still quarantined
+    summary = run_import(path, fractional, tmp_path / "raw")
+    assert (summary["lines_counted_as_one_purchase"], summary["lines_without_unit_price"]) == (1, 1)
+
+
+def test_lines_sold_by_measure_can_be_chosen_by_a_column_and_priced_per_unit_of_measure():
+    mapping = ImportMapping(
+        name="s",
+        kind="orders",
+        fields={"order_id": "o", "user_id": "u", "item_id": "i", "order_time": "t", "quantity": "q", "unit_price": "p"},
+        measured_lines={"column": "unit", "values": ["kg", "l"]},
+    )
+    source = pd.DataFrame(
+        {
+            "o": ["1", "1", "2", "2"],
+            "u": ["u"] * 4,
+            "i": ["beef", "eggs", "fuel", "fuel"],
+            "t": ["2026-01-01T00:00:00Z"] * 4,
+            "q": [2.0, 6.0, 40.0, 10.0],
+            "p": [12.5, 0.3, 1.5, 1.5],
+            "unit": ["kg", "each", "l", "l"],
+        }
+    )
+    lines, merged = to_raw_orders(source, mapping)
+    lines = lines.set_index("item_id")
+    # 2 kg at 12.50 a kg: one purchase of 25.00 (a whole number of kg is still a weight)
+    assert (lines.loc["beef", "quantity"], lines.loc["beef", "unit_price"], lines.loc["beef", "exported_quantity"]) == (
+        1,
+        25.0,
+        2.0,
+    )
+    assert (lines.loc["eggs", "quantity"], lines.loc["eggs", "unit_price"]) == (6, 0.3)
+    # two fills in one basket merge like any repeated line: 2 purchases, (60 + 15) / 2 each, 50 l
+    assert merged == 1
+    assert (lines.loc["fuel", "quantity"], lines.loc["fuel", "unit_price"], lines.loc["fuel", "exported_quantity"]) == (
+        2,
+        37.5,
+        50.0,
+    )
+    assert lines.loc["fuel", "unit"] == "l"  # the column that chose them stays an extra field
+
+
+def test_measured_lines_is_checked_when_the_mapping_is_read():
+    with pytest.raises(MappingError, match="measured_lines is for orders"):
+        ImportMapping(name="x", kind="catalog", fields={"item_id": "sku"}, measured_lines="fractional")
+    with pytest.raises(MappingError, match="measured_lines must be 'fractional' or"):
+        ImportMapping(**{**ORDERS.__dict__, "measured_lines": "fractionl"})
+    with pytest.raises(MappingError, match="measured_lines must be"):
+        ImportMapping(**{**ORDERS.__dict__, "measured_lines": {"column": "unit"}})
+    mapping = ImportMapping(**{**ORDERS.__dict__, "measured_lines": {"column": "unit", "values": ["kg"]}})
+    with pytest.raises(MissingColumnError, match="measured_lines <- 'unit': no such column"):
+        to_raw_orders(
+            pd.DataFrame({c: ["1"] for c in ("basket", "household", "product", "at", "qty", "paid")}), mapping
+        )
+
+
 def test_catalog_hierarchy_becomes_a_category_path_and_extras_stay(tmp_path):
     products = pd.DataFrame(
         {

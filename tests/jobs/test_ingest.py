@@ -374,8 +374,9 @@ def test_extra_fields_are_parsed_once_per_record(spark, source):
 
 def test_an_imported_order_export_and_promotions_reach_silver(spark, settings, tmp_path):
     """The importer's output through bronze, both suites and publish: a bulk line above the old fixed
-    bound of 1,000 units is accepted (ingest.max_quantity), a line of quantity 0 is quarantined, and a
-    promotion for every store (store_id null) stays one row when its file is published again."""
+    bound of 1,000 units is accepted (ingest.max_quantity), a line of quantity 0 is quarantined, a line
+    sold by weight (0.454 kg) is one purchase, and a promotion for every store (store_id null) stays one
+    row when its file is published again."""
     import pandas as pd
 
     from lakecart.config import IngestSettings, Settings
@@ -395,19 +396,21 @@ def test_an_imported_order_export_and_promotions_reach_silver(spark, settings, t
             "line_amount": "paid",
             "discount": "disc",
         },
+        measured_lines="fractional",
     )
     lines = pd.DataFrame(
         {
-            "basket": ["b1", "b1", "b2", "b3"],
-            "hh": ["01", "01", "02", "03"],
-            "sku": ["007", "007", "008", "009"],
-            "at": ["2026-01-01T09:00:00Z"] * 4,
-            "qty": [1, 2, 1200, 0],
-            "paid": [2.0, 4.0, 1800.0, 0.0],
-            "disc": [-0.5, -1.0, 0.0, 0.0],
+            "basket": ["b1", "b1", "b2", "b3", "b4"],
+            "hh": ["01", "01", "02", "03", "04"],
+            "sku": ["007", "007", "008", "009", "apples"],
+            "at": ["2026-01-01T09:00:00Z"] * 5,
+            "qty": [1, 2, 1200, 0, 0.454],
+            "paid": [2.0, 4.0, 1800.0, 0.0, 1.36],
+            "disc": [-0.5, -1.0, 0.0, 0.0, -0.2],
         }
     )
-    assert import_frame(lines, orders, raw)["duplicate_lines_merged"] == 1
+    summary = import_frame(lines, orders, raw)
+    assert (summary["duplicate_lines_merged"], summary["lines_counted_as_one_purchase"]) == (1, 1)
     promotions = ImportMapping(
         name="shop",
         kind="promotions",
@@ -418,7 +421,7 @@ def test_an_imported_order_export_and_promotions_reach_silver(spark, settings, t
 
     days = [date(2026, 1, 1)]
     (report,) = run_write_audit_publish(spark, settings, ingest.ORDERS, days)
-    assert (report.raw_records, report.accepted, report.quarantined) == (3, 2, 1)  # 4 lines in, 2 merged
+    assert (report.raw_records, report.accepted, report.quarantined) == (4, 3, 1)  # 5 lines in, 2 merged
     silver = {
         r["item_id"]: r
         for r in spark.read.format("delta").load(tables.table_path(tables.SILVER_ORDER_LINES, settings)).collect()
@@ -426,6 +429,10 @@ def test_an_imported_order_export_and_promotions_reach_silver(spark, settings, t
     # 007: quantity 1 + 2 = 3, discount 1.50, unit (6.00 + 1.50) / 3 = 2.50, revenue 3 x 2.50 - 1.50 = 6.00
     assert (silver["007"]["quantity"], silver["007"]["unit_price"], silver["007"]["revenue"]) == (3, 2.5, 6.0)
     assert (silver["007"]["user_id"], silver["008"]["quantity"], silver["008"]["revenue"]) == ("01", 1200, 1800.0)
+    # apples: one purchase at the line's list value 1.36 + 0.20 = 1.56, revenue what was paid; 0.454 kept
+    apples = silver["apples"]
+    assert (apples["quantity"], apples["unit_price"], apples["revenue"]) == (1, 1.56, 1.36)
+    assert float(apples["extra"]["exported_quantity"]) == 0.454
     quarantine = spark.read.format("delta").load(tables.table_path(tables.QUARANTINE_ORDERS, settings)).collect()
     assert [r["reject_reason"] for r in quarantine] == ["invalid_quantity"]
     # The bound is a setting: at 1,000 units the bulk line would have been quarantined.
