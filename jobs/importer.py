@@ -558,11 +558,24 @@ def to_raw_promotions(source: pd.DataFrame, mapping: ImportMapping) -> pd.DataFr
 # --- writing ---------------------------------------------------------------------------------------
 
 
+def _json_key(column: str) -> str:
+    """``column`` as pandas writes it as a JSON key (quoted, ``/`` escaped)."""
+    line = pd.DataFrame({column: [0]}).to_json(orient="records", lines=True, force_ascii=False)
+    return line[1 : line.rindex(":")]
+
+
 def _write_jsonl(rows: pd.DataFrame, path: Path) -> None:
-    """JSON lines in one pass (pandas, not a record at a time); a missing value is written as null,
-    which every contract reads as absent. 15 significant digits keep PRICE_DECIMALS exact."""
+    """JSON lines in one pass (pandas, not a record at a time). A missing value is left out of its
+    record, which every contract reads as absent (a sparse extra field such as ``exported_quantity``
+    is then in the records that have it only). A key followed by ``:null`` cannot occur inside a
+    JSON string (its quotes would be escaped), so removing those members is exact. 15 significant
+    digits keep PRICE_DECIMALS exact."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    rows.to_json(path, orient="records", lines=True, double_precision=15, force_ascii=False)
+    text = rows.to_json(orient="records", lines=True, double_precision=15, force_ascii=False)
+    for column in rows.columns[rows.isna().any().to_numpy()]:
+        key = _json_key(column)
+        text = text.replace(f",{key}:null", "").replace(f"{{{key}:null,", "{").replace(f"{{{key}:null}}", "{}")
+    path.write_text(text, encoding="utf-8")
 
 
 def _private(frame: pd.DataFrame) -> list[str]:

@@ -251,6 +251,18 @@ def test_lines_sold_by_weight_count_as_one_purchase_at_the_lines_amounts(tmp_pat
     assert lines.loc["PEARS", "quantity"] == 0  # a line of 0 is no purchase: still quarantined
     summary = run_import(path, fractional, tmp_path / "raw")
     assert (summary["lines_counted_as_one_purchase"], summary["lines_without_unit_price"]) == (1, 1)
+    # The sparse extra field is in the measured line's record only, not a null in every other one.
+    raw = (tmp_path / "raw/orders/order_date=2026-01-02/grocer.jsonl").read_text()
+    assert raw.count("exported_quantity") == 1 and "null" not in raw
+
+
+def test_raw_records_leave_missing_values_out_and_keep_text_that_looks_like_them(tmp_path):
+    from lakecart.jobs.importer import _write_jsonl
+
+    rows = pd.DataFrame({"a/b": [None, 'x,"c":null/', None], "c": [1.0, None, None], "d": ["k", "l", None]})
+    _write_jsonl(rows, tmp_path / "x.jsonl")
+    records = [json.loads(line) for line in (tmp_path / "x.jsonl").read_text().splitlines()]
+    assert records == [{"c": 1.0, "d": "k"}, {"a/b": 'x,"c":null/', "d": "l"}, {}]
 
 
 def test_lines_sold_by_measure_can_be_chosen_by_a_column_and_priced_per_unit_of_measure():
@@ -370,9 +382,8 @@ def test_promotions_rows_are_partitioned_by_start_date(tmp_path):
     summary = import_frame(source, mapping, tmp_path / "raw")
     assert (summary["promotions"], summary["rows_without_start_date"]) == (2, 1)
     rows = [json.loads(x) for x in (tmp_path / "raw/promotions/start_date=2026-01-05/promo.jsonl").read_text().split()]
-    assert rows[0] == {
+    assert rows[0] == {  # no store: every store (the key is left out, which the contract reads as null)
         "item_id": "01",
-        "store_id": None,
         "start_date": "2026-01-05",
         "end_date": "2026-01-11",
         "display": True,
