@@ -58,6 +58,8 @@ Conventions, for every kind:
 - Customers: ``signup_time`` is required by the user contract. Unmapped, it is each customer's first
   order time when orders come in the same import (a preset); customers with neither are kept in
   ``raw/import_rejects``, counted, never dropped.
+- Promotions: each row goes to the raw folder of the day it became known (its ingest date, which the
+  known-in-advance features read): a mapped ``announced_date``, else ``start_date - lead_days``.
 - Rows whose time or date cannot be read have no partition to go to: they are kept in
   ``raw/import_rejects/<name>.jsonl`` (events) or ``<name>-<kind>.jsonl``, and counted.
 """
@@ -90,12 +92,12 @@ TARGETS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "orders": ((*ORDER_TARGETS, "category"), ("order_id", "user_id", "item_id", "order_time")),
     "catalog": (CATALOG_TARGETS, ("item_id",)),
     "customers": (CUSTOMER_TARGETS, ("user_id",)),
-    "promotions": (RAW_PROMOTION_FIELDS, ("item_id", "start_date", "end_date")),
+    "promotions": ((*RAW_PROMOTION_FIELDS, "announced_date"), ("item_id", "start_date", "end_date")),
 }
 LIST_FIELDS = ("hierarchy", "discount")  # fields a list of columns may feed
 NUMBER_FIELDS = ("price", "quantity", "unit_price", "line_amount", "discount", "price_cut")
 TIME_FIELDS = ("event_time", "order_time", "signup_time")
-DATE_FIELDS = ("start_date", "end_date", "launch_date")
+DATE_FIELDS = ("start_date", "end_date", "launch_date", "announced_date")
 FLAG_FIELDS = ("display", "mailer")
 DERIVED_CATALOG_SUFFIX = ".derived.jsonl"
 PRICE_DECIMALS = 9  # unit prices are written rounded to this many decimals (exact in JSON)
@@ -529,8 +531,10 @@ def to_raw_customers(
 def to_raw_promotions(source: pd.DataFrame, mapping: ImportMapping) -> pd.DataFrame:
     """Pure: promotions in the promotion contract (+ unmapped columns), partitioned by the day each
     became known: a promotion counts as known from its raw folder's day (its ingest date), so the
-    known-in-advance features see it only from then. That day is ``start_date - lead_days`` (0: known
-    when it starts), never before the export's first ``start_date``."""
+    known-in-advance features see it only from then. That day is the row's mapped
+    ``announced_date`` (never after its start); else ``start_date - lead_days`` (0: known when it
+    starts), never before the export's first ``start_date``. An announced date that is not a date
+    falls back to the start (the latest day the promotion was surely known; ``_unreadable``)."""
     out = pd.DataFrame(index=source.index)
     for target in ("item_id", "store_id"):
         values = _take(source, mapping, target)
@@ -547,9 +551,16 @@ def to_raw_promotions(source: pd.DataFrame, mapping: ImportMapping) -> pd.DataFr
         out["price_cut"] = _numbers(cut)
     _extras(source, mapping, out)
     dated = out["start_date"].where(out["start_date"].astype("string").str.len().eq(10), None)
-    if mapping.lead_days and dated.notna().any():
+    announced = _take(source, mapping, "announced_date")
+    if (mapping.lead_days or announced is not None) and dated.notna().any():
         starts = pd.to_datetime(dated)
         known = (starts - pd.Timedelta(days=mapping.lead_days)).clip(lower=starts.min())
+        if announced is not None:
+            told = pd.to_datetime(_dates(announced), format="%Y-%m-%d", errors="coerce")
+            out["_unreadable"] = told.isna() & announced.notna()
+            known = told.where(told.notna(), known.where(~out["_unreadable"], starts)).where(
+                lambda k: k <= starts, starts
+            )
         dated = known.dt.strftime("%Y-%m-%d").where(starts.notna(), None)
     out["_partition"] = dated
     return out
@@ -689,6 +700,9 @@ def import_frame(
         counts = write_partitioned(promotions, raw_root, "promotions", "start_date", name, rejects, drop_by=False)
         summary |= {"promotions": int(len(promotions)) - counts.get("unknown", 0), **_span(counts)}
         summary["rows_without_start_date"] = counts.get("unknown", 0)
+        if "announced_date" in mapping.fields:
+            unreadable = promotions.get("_unreadable", pd.Series(dtype=bool))
+            summary["announced_dates_unreadable"] = int(unreadable.sum())
     log.info("imported %s (%s): %s", name, kind, {k: v for k, v in summary.items() if not k.startswith("_")})
     return summary
 

@@ -421,6 +421,36 @@ def test_promotions_planned_ahead_land_on_the_day_they_became_known(tmp_path):
         ImportMapping(name="x", kind="promotions", fields=fields, lead_days=-1)
 
 
+def test_promotions_land_on_the_day_they_were_announced_when_the_export_says(tmp_path):
+    """``announced_date``: the plan's own date for each row (never after its start, when it was
+    known for sure); rows without one fall back to ``lead_days``, an unreadable one to its start
+    (the latest day it was surely known), counted."""
+    source = pd.DataFrame(
+        {
+            "sku": ["a", "b", "c", "d", "e"],
+            "from": ["2026-01-12", "2026-01-12", "2026-01-12", "2026-01-12", "2026-01-05"],
+            "to": ["2026-01-18"] * 4 + ["2026-01-11"],
+            "told": ["2025-12-29", None, "2026-01-20", "next week", "2026-01-02"],
+        }
+    )
+    fields = {"item_id": "sku", "start_date": "from", "end_date": "to", "announced_date": "told"}
+    mapping = ImportMapping(name="plan", kind="promotions", fields=fields, lead_days=3)
+    summary = import_frame(source, mapping, tmp_path / "raw")
+    folders = {
+        json.loads(line)["item_id"]: path.parent.name.removeprefix("start_date=")
+        for path in (tmp_path / "raw" / "promotions").glob("*/plan.jsonl")
+        for line in path.read_text().split()
+    }
+    # a: announced Dec 29, before the export's first start (real dates are not clamped); b: none,
+    # Jan 12 - 3; c: announced after it started, known by Jan 12; d: unreadable, its start; e: Jan 2
+    assert folders == {"a": "2025-12-29", "b": "2026-01-09", "c": "2026-01-12", "d": "2026-01-12", "e": "2026-01-02"}
+    assert (summary["promotions"], summary["announced_dates_unreadable"]) == (5, 1)
+    record = json.loads((tmp_path / "raw/promotions/start_date=2025-12-29/plan.jsonl").read_text())
+    assert "told" not in record and "announced_date" not in record  # the folder's day says it
+    with pytest.raises(MappingError, match="does not have"):
+        ImportMapping(name="x", kind="catalog", fields={"item_id": "sku", "announced_date": "told"})
+
+
 def test_a_typo_in_a_mapping_is_an_error_naming_it(tmp_path):
     with pytest.raises(MappingError, match=r"orders contract does not have: \['quantiy'\]"):
         ImportMapping(name="x", kind="orders", fields={**ORDERS.fields, "quantiy": "qty"})
