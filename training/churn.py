@@ -15,10 +15,11 @@ import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
 from lakecart.training.inputs import TowerSpec
+from lakecart.training.model import Model
 from lakecart.training.towers import Tower
 
 
-class ChurnModel(tfrs.Model):
+class ChurnModel(Model):
     def __init__(
         self, inputs: TowerSpec, hidden_layers: Sequence[int] = (64, 32), dropout: float = 0.1, label: str = "label"
     ) -> None:

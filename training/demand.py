@@ -26,15 +26,15 @@ from dataclasses import replace
 from typing import Literal
 
 import tensorflow as tf
-import tensorflow_recommenders as tfrs
 
 from lakecart.training.inputs import TowerSpec
+from lakecart.training.model import Model
 from lakecart.training.towers import Tower
 
 LOSSES = ("mae", "poisson")
 
 
-class DemandModel(tfrs.Model):
+class DemandModel(Model):
     def __init__(
         self,
         inputs: TowerSpec,

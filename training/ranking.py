@@ -16,10 +16,11 @@ import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
 from lakecart.training.inputs import TowerSpec
+from lakecart.training.model import Model
 from lakecart.training.towers import Tower
 
 
-class DCNRanking(tfrs.Model):
+class DCNRanking(Model):
     def __init__(
         self,
         inputs: TowerSpec,

@@ -27,12 +27,13 @@ import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
 from lakecart.training.inputs import TowerSpec
+from lakecart.training.model import Model
 from lakecart.training.towers import Tower
 
 Gather = Callable[[tf.Tensor], tf.Tensor]
 
 
-class TwoTowerRetrieval(tfrs.Model):
+class TwoTowerRetrieval(Model):
     def __init__(self, query: TowerSpec, candidate: TowerSpec, temperature: float | None = None) -> None:
         super().__init__()
         self.query_model = Tower(query, name="query")
