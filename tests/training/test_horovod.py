@@ -32,7 +32,7 @@ def lakecart_train(model: str, processes: int, *args: str) -> dict:
     from lakecart.training.tasks import TASKS
 
     run_dir = run_dir_for(get_settings(), model, dataset_id_for(END, TASKS[model].dataset_kind))
-    return {**json.loads((run_dir / "metrics.json").read_text()), "run_dir": run_dir}
+    return {**json.loads((run_dir / "metrics.json").read_text()), "run_dir": run_dir, "stderr": done.stderr}
 
 
 @pytest.fixture(scope="module")
@@ -59,6 +59,29 @@ def test_two_workers_reach_the_quality_of_one_within_two_percent(one_and_two_wor
     for metric in ("roc_auc", "pr_auc"):
         assert abs(two["test"][metric] - one["test"][metric]) <= 0.02 * one["test"][metric], metric
     assert one["model_version"] != two["model_version"]  # both runs kept, side by side
+
+
+def test_training_logs_leave_out_tensorflows_harmless_import_errors(one_and_two_workers):
+    for run in one_and_two_workers:
+        assert "worker 0/" in run["stderr"]  # the workers' own log lines come through
+        assert "Unable to register" not in run["stderr"]  # TF 2.15's CUDA plugins, on every import
+        # Keras blaming the first batch's one-off callback work (Horovod's broadcast, TensorBoard)
+        assert "is slow compared to the batch time" not in run["stderr"]
+
+
+def test_the_launcher_drops_only_the_harmless_lines(capfd):
+    from lakecart.training.distributed import run_quietly
+
+    script = (
+        "import sys; print('to stdout'); "
+        "sys.stderr.write('E cuda_dnn.cc:9261] Unable to register cuDNN factory: Attempting to register\\n'"
+        "'E cuda_fft.cc:607] Unable to register cuFFT factory: Attempting to register\\n'"
+        "'E something.cc:1] a real error\\n'); sys.exit(3)"
+    )
+    assert run_quietly([sys.executable, "-c", script]) == 3
+    out, err = capfd.readouterr()
+    assert out == "to stdout\n"
+    assert err == "E something.cc:1] a real error\n"
 
 
 def test_the_same_trainer_runs_inside_spark_tasks(tiny_lake):
