@@ -66,6 +66,7 @@ Conventions, for every kind:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 from dataclasses import dataclass, field, fields
@@ -379,13 +380,13 @@ def _unit_prices(list_total: pd.Series, quantity: pd.Series, discount: pd.Series
     return unit
 
 
-def _measured(source: pd.DataFrame, mapping: ImportMapping, quantity: pd.Series | None) -> pd.Series:
-    """Lines sold by measure (``mapping.measured_lines``) with a positive exported quantity: a line
-    without one is not a measured purchase but a line ingestion quarantines."""
+def _measured(source: pd.DataFrame, mapping: ImportMapping, numeric: pd.Series | None) -> pd.Series:
+    """Lines sold by measure (``mapping.measured_lines``) with a positive exported quantity
+    (``numeric``: the quantities as numbers): a line without one is not a measured purchase but a line
+    ingestion quarantines."""
     spec, none = mapping.measured_lines, pd.Series(False, index=source.index)
-    if spec is None or quantity is None:
+    if spec is None or numeric is None:
         return none
-    numeric = pd.to_numeric(quantity, errors="coerce")
     if spec == "fractional":
         chosen = numeric != np.floor(numeric)
     else:
@@ -404,9 +405,10 @@ def to_raw_orders(source: pd.DataFrame, mapping: ImportMapping) -> tuple[pd.Data
     for target in ("order_id", "user_id", "item_id"):
         out[target] = _as_text(_take(source, mapping, target))
     quantity = _take(source, mapping, "quantity")
-    measured = _measured(source, mapping, quantity)
+    exported = None if quantity is None else pd.to_numeric(quantity, errors="coerce")
+    measured = _measured(source, mapping, exported)
     if measured.any():  # one purchase each, at the line's amounts; the exported figure kept
-        out["exported_quantity"] = pd.to_numeric(quantity, errors="coerce").where(measured)
+        out["exported_quantity"] = exported.where(measured)
         quantity = quantity.where(~measured, 1)
     out["quantity"] = 1 if quantity is None else _numbers(quantity, integer=True)
     discount = _discounts(source, mapping)
@@ -569,6 +571,7 @@ def to_raw_promotions(source: pd.DataFrame, mapping: ImportMapping) -> pd.DataFr
 # --- writing ---------------------------------------------------------------------------------------
 
 
+@functools.cache  # one per column name, not one per column of every file written
 def _json_key(column: str) -> str:
     """``column`` as pandas writes it as a JSON key (quoted, ``/`` escaped)."""
     line = pd.DataFrame({column: [0]}).to_json(orient="records", lines=True, force_ascii=False)
