@@ -307,6 +307,21 @@ class Scan:
     signature: dict[str, tuple[str, tuple[int, ...]]]  # each input's kind ("string"/"float32"/...) and row shape
 
 
+def newest_values(task: ModelTask, fraction: float) -> frozenset:
+    """The values of ``task.validate_on_newest`` (observation dates) whose training rows validate: the
+    newest ``fraction`` of the distinct values, at least one, read from the whole training split so
+    every worker holds out the same dates. Empty (rows drawn per row) for other tasks, for a set with
+    a single training date and when nothing is held out."""
+    column = task.validate_on_newest
+    if column is None or fraction <= 0:
+        return frozenset()
+    rows = task.read_columns([column, "split"])
+    values = sorted(rows.loc[rows["split"] == "train", column].dropna().unique())
+    if len(values) < 2:
+        return frozenset()
+    return frozenset(values[-max(1, round(fraction * len(values))) :])
+
+
 class ShardStream:
     """One worker's training examples, streamed from its shard of the Delta training set as model
     inputs: a read batch (or, for tasks that pair rows, a file) at a time, never the whole shard.
@@ -317,16 +332,22 @@ class ShardStream:
         self.task, self.rank, self.size = task, rank, size
         self.fraction, self.seed = validation_fraction, seed
         self.holds_out = True  # False: every row trains (no worker has validation rows)
+        self.newest = newest_values(task, validation_fraction)
+
+    def held_out(self, number: int, start: int, frame: pd.DataFrame) -> np.ndarray:
+        from lakecart.training import data as training_data
+
+        if self.newest:
+            return frame[self.task.validate_on_newest].isin(self.newest).to_numpy()
+        return training_data.held_out(number, np.arange(start, start + len(frame)), self.fraction, self.seed)
 
     def frames(self, part: str):
         """``part``: "all", "fit" or "held_out"; yields ``(frame, held-out mask)``."""
-        from lakecart.training import data as training_data
-
         seen: dict[int, int] = {}
         for number, frame in self.task.stream_shard(self.rank, self.size, split="train"):
             start = seen.get(number, 0)
             seen[number] = start + len(frame)
-            mask = training_data.held_out(number, np.arange(start, start + len(frame)), self.fraction, self.seed)
+            mask = self.held_out(number, start, frame)
             if part == "fit" and self.holds_out:
                 frame, mask = frame[~mask], mask[~mask]
             elif part == "held_out":

@@ -172,3 +172,45 @@ def test_the_same_seed_streams_the_same_training_batches(tmp_path):
     assert first == first_batches(3) and first != first_batches(4)
     assert all(len(b) == 32 for b in first)
     assert first[:8] != first[8:]  # each pass is shuffled anew
+
+
+class Panel(Rows):
+    """A panel set: each user at several observation dates (as churn's and demand's are)."""
+
+    validate_on_newest = "observation_date"
+
+
+def test_a_panel_set_validates_on_its_newest_training_dates_on_every_worker(tmp_path):
+    from datetime import date, timedelta
+
+    from lakecart.training.worker import ShardStream
+
+    # 20 users x 12 weekly observations; the last 2 dates are the test split.
+    days = [date(2017, 1, 1) + timedelta(days=7 * n) for n in range(12)]
+    frame = pd.DataFrame(
+        {
+            "dataset_id": "d1",
+            "user_id": [f"u{u}" for _ in days for u in range(20)],
+            "observation_date": [d for d in days for _ in range(20)],
+            "event_id": np.arange(240),
+            "x": np.arange(240, dtype="float64"),
+            "split": ["train"] * 200 + ["test"] * 40,
+        }
+    )
+    write_deltalake(str(tmp_path / "p"), pa.Table.from_pandas(frame), partition_by=["dataset_id"])
+    uri = str(tmp_path / "p")
+    by_id = frame.set_index("event_id")["observation_date"]
+
+    def held_dates(stream: ShardStream) -> set:
+        return {by_id[int(e)] for inputs in stream.inputs("held_out") for e in inputs["event_id"]}
+
+    # 10 training dates, 20%: the newest 2 (not the same customers' other weeks at random).
+    assert held_dates(ShardStream(Panel(uri), 0, 1, 0.2, seed=1)) == {days[8], days[9]}
+    assert held_dates(ShardStream(Panel(uri), 0, 1, 0.01, seed=1)) == {days[9]}  # at least one
+    # Each worker holds out the same dates of its own users, whatever its shard holds.
+    workers = [ShardStream(Panel(uri), rank, 2, 0.1, seed=1) for rank in range(2)]
+    assert [held_dates(w) for w in workers] == [{days[9]}, {days[9]}]
+    fit = sorted(int(e) for w in workers for inputs in w.inputs("fit") for e in inputs["event_id"])
+    assert fit == list(range(180))  # every other training row trains
+    # The per-row draw without the column (as before): held-out rows from every date.
+    assert len(held_dates(ShardStream(Rows(uri), 0, 1, 0.5, seed=1))) > 2

@@ -32,7 +32,8 @@ from lakecart.training import data as training_data
 
 # ``--param`` keys the trainer itself reads, for every task.
 TRAINER_PARAMS: dict[str, str] = {
-    "validation_fraction": "share of each worker's training rows held out for early stopping",
+    "validation_fraction": "share of each worker's training rows held out for early stopping (churn, demand: "
+    "of the training observation dates, the newest)",
     "patience": "epochs without a better validation loss before stopping (null: never stop early)",
     "shuffle_rows": "rows each worker shuffles together as it streams its shard (memory; default 100000)",
     "steps_per_epoch": "at most this many steps per epoch (default: one pass over the smallest shard)",
@@ -70,6 +71,11 @@ class ModelTask:
     artefacts: ClassVar[tuple[str, ...]] = ()
     upstream: ClassVar[tuple[str, ...]] = ()  # models whose published artefacts ``outputs`` reads
     validation_fraction: ClassVar[float] = 0.1  # of each worker's training rows, for early stopping
+    # Panel sets (an entity at many observation dates): early stopping validates on the newest of
+    # this column's values among the training rows (that share of them), as the gate scores later
+    # dates. Rows drawn at random would be the same customers' other weeks, which rewards memorising
+    # them (BENCHMARKS.md, "The validation split is the defect"). None: rows drawn per row.
+    validate_on_newest: ClassVar[str | None] = None
     patience: ClassVar[int | None] = 3  # epochs without a better validation loss before stopping
     # With no --global-batch-size, the default batch doubles (up to ``max_auto_batch``) until an epoch
     # over the set's training rows takes at most this many steps (None: the default, whatever the size).
