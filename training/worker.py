@@ -325,7 +325,8 @@ def newest_values(task: ModelTask, fraction: float) -> frozenset:
 class ShardStream:
     """One worker's training examples, streamed from its shard of the Delta training set as model
     inputs: a read batch (or, for tasks that pair rows, a file) at a time, never the whole shard.
-    Validation rows are chosen by :func:`~lakecart.training.data.held_out` per row, so they are the
+    Validation rows are chosen by :meth:`held_out`: a panel task's newest training dates
+    (``validate_on_newest``), else :func:`~lakecart.training.data.held_out` per row; either way the
     same in every pass and every run with the same seed."""
 
     def __init__(self, task: ModelTask, rank: int, size: int, validation_fraction: float, seed: int) -> None:
