@@ -156,3 +156,15 @@ def test_publishing_a_retrieval_model_builds_the_index_serving_loads(settings):
     exact = vectors @ vectors[7]
     best = np.argsort(-exact)[:3]
     assert ids[0].tolist() == [f"i{i}" for i in best] and np.allclose(scores[0], exact[best], atol=1e-5)
+
+
+def test_a_search_over_score_blocks_answers_as_the_dense_one():
+    from lakecart.training.evaluate import Scores
+    from lakecart.training.tasks.retrieval import scores_search
+
+    scores = np.random.default_rng(3).random((7, 20)).astype("float32")
+    rows = np.array([6, 0, 3, 4])
+    dense = dense_search(scores)(rows, 5)
+    blocked = scores_search(Scores(20, lambda r: scores[r], rows_per_block=3))(rows, 5)
+    assert np.array_equal(blocked[0], dense[0]) and np.array_equal(blocked[1], dense[1])
+    assert blocked[0][0].tolist() == np.argsort(-scores[6])[:5].tolist()

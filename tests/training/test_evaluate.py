@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from lakecart.training.evaluate import (
+    Scores,
     binary_metrics,
     cooccurrence_matrix,
     cooccurrence_scores,
@@ -30,6 +31,21 @@ def test_ndcg_by_hand():
     # Row 1: rank 2 -> gain 1/log2(3); row 2: rank 4 -> 1/log2(5), counted at k=4 only.
     assert metrics["ndcg@2"] == pytest.approx((1 / np.log2(3) + 0) / 2)
     assert metrics["ndcg@4"] == pytest.approx((1 / np.log2(3) + 1 / np.log2(5)) / 2)
+
+
+def test_scores_computed_a_block_at_a_time_rank_as_the_whole_matrix():
+    scores = np.array([[0.9, 0.1, 0.5, 0.3], [0.1, 0.2, 0.3, 0.4], [0.4, 0.4, 0.4, 0.0]])
+    asked = []
+
+    def block(rows):
+        asked.append(rows.tolist())
+        return scores[rows]
+
+    blocked = ranking_metrics(Scores(4, block, rows_per_block=2), np.array([2, 0, 1]), [1, 2, 4])
+    assert asked == [[0, 1], [2]]  # never more than two rows at once
+    # Ranks 1, 3 and (ties count against the item) 2: recall@1 0, @2 1/3, @4 1.
+    assert blocked == ranking_metrics(scores, np.array([2, 0, 1]), [1, 2, 4])
+    assert blocked["recall@2"] == pytest.approx(1 / 3) and blocked["recall@4"] == 1.0
 
 
 def test_top_k_is_best_first():

@@ -7,7 +7,9 @@ Evaluated on the held-out days over the whole catalogue against most-popular and
 co-occurrence; the serving index (TFRS BruteForce) is saved with the model.
 
 Batch recommendations come from an index over the item embeddings (:mod:`lakecart.serving.ann`),
-searched a bounded block of users at a time: no users x items score matrix is ever held.
+searched a bounded block of users at a time; the evaluation and the baselines' scores are computed,
+ranked and dropped a block of queries at a time (:class:`~lakecart.training.evaluate.Scores`): no
+queries x catalogue score matrix is ever held.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from lakecart.features.pit import feature_prefix
 from lakecart.training import data as training_data
 from lakecart.training import plots
 from lakecart.training.evaluate import (
+    Scores,
     cooccurrence_matrix,
     cooccurrence_scores,
     popularity_scores,
@@ -184,20 +187,27 @@ class RetrievalTask(ModelTask):
         """Catalogue position of each item id."""
         return pd.Series(np.arange(len(self.state["items"])), index=self.state["items"])
 
-    def baseline_scores(self, train: pd.DataFrame, queries: pd.DataFrame) -> dict[str, np.ndarray]:
-        """Each baseline's scores (queries x catalogue), learnt from the training interactions:
-        most-popular, and item co-occurrence with the query's recent items."""
+    def baseline_scores(self, train: pd.DataFrame, queries: pd.DataFrame) -> dict[str, Scores]:
+        """Each baseline's scores (queries x catalogue, computed a block of queries at a time), learnt
+        from the training interactions: most-popular, and item co-occurrence with the query's recent
+        items."""
         items = self.item_index()
+        n_items = len(items)
         train = train[train["item_id"].astype(str).isin(items.index)]
         train_index = items.loc[train["item_id"].astype(str)].to_numpy()
-        popular = popularity_scores(train_index, len(items), len(queries))
+        popular = popularity_scores(train_index, n_items, 1)[0]
         users = pd.Series(np.arange(train["user_id"].nunique()), index=sorted(train["user_id"].unique()))
-        matrix = cooccurrence_matrix(users.loc[train["user_id"]].to_numpy(), train_index, len(items))
+        matrix = cooccurrence_matrix(users.loc[train["user_id"]].to_numpy(), train_index, n_items)
         history = [
             items.reindex([str(v) for v in (seq if seq is not None else [])]).dropna().astype(int).to_numpy()
             for seq in _column(queries, RECENT_ITEMS)
         ]
-        return {"most_popular": popular, "co_occurrence": cooccurrence_scores(history, matrix, popular[0])}
+        return {
+            "most_popular": Scores(n_items, lambda rows: np.broadcast_to(popular, (len(rows), n_items))),
+            "co_occurrence": Scores(
+                n_items, lambda rows: cooccurrence_scores([history[row] for row in rows], matrix, popular)
+            ),
+        }
 
     def evaluate(self, model, train: pd.DataFrame, test: pd.DataFrame) -> dict:
         from lakecart.training.retrieval import embed
@@ -206,7 +216,8 @@ class RetrievalTask(ModelTask):
         test = test[test["item_id"].astype(str).isin(items.index)].reset_index(drop=True)
         true_index = items.loc[test["item_id"].astype(str)].to_numpy()
         queries = embed(model.query_model, self.query_inputs(test))
-        model_scores = queries @ self.item_vectors(model).T
+        vectors = self.item_vectors(model)
+        model_scores = Scores(len(vectors), lambda rows: queries[rows] @ vectors.T)
         return {
             "test": ranking_metrics(model_scores, true_index, KS),
             "baselines": {
@@ -248,7 +259,7 @@ class RetrievalTask(ModelTask):
         are a queries x catalogue matrix by construction)."""
         queries = self.serving_queries(as_of)
         return {
-            name: self.recommendation_rows(queries, dense_search(np.asarray(scores)), as_of)
+            name: self.recommendation_rows(queries, scores_search(scores), as_of)
             for name, scores in self.baseline_scores(train, queries).items()
         }
 
@@ -340,15 +351,16 @@ def _column(frame: pd.DataFrame, name: str) -> list:
 def dense_search(scores: np.ndarray) -> Search:
     """The ``search`` of :meth:`RetrievalTask.recommendation_rows` over a queries x catalogue
     score matrix (ties: the lower catalogue position first)."""
+    return scores_search(Scores.of(scores))
 
-    from lakecart.serving.ann import RESULTS_PER_BATCH
 
-    step = max(1, RESULTS_PER_BATCH // max(1, scores.shape[1]))  # rows copied at a time
+def scores_search(scores: Scores) -> Search:
+    """The ``search`` of :meth:`RetrievalTask.recommendation_rows` over scores computed a block of
+    queries at a time (ties: the lower catalogue position first)."""
 
     def search(rows: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
         best, found = [], []
-        for start in range(0, len(rows), step):
-            block = scores[rows[start : start + step]]
+        for _, block in scores.blocks(np.asarray(rows)):
             best.append(top_k_indices(block, n))
             found.append(np.take_along_axis(block, best[-1], axis=1))
         return np.concatenate(best), np.concatenate(found)
