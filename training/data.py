@@ -100,6 +100,20 @@ def held_out(file_number: int, positions: np.ndarray, fraction: float, seed: int
     return (keys >> np.uint64(11)).astype(np.float64) * 2.0**-53 < fraction
 
 
+GROUP_HASH_KEY = "lakecart-groups1"  # pandas' hash key (16 characters): fixed, so the groups are too
+
+
+def held_out_groups(values: pd.Series, fraction: float, seed: int) -> np.ndarray:
+    """Which rows a worker holds out for validation when whole groups (customers) are held out: those
+    whose hash of (seed, value) falls below ``fraction``, so a value's rows are all held out or none,
+    on any worker and in any batch."""
+    keys = pd.util.hash_pandas_object(values.astype(str), index=False, hash_key=GROUP_HASH_KEY).to_numpy()
+    with np.errstate(over="ignore"):
+        start = _mix(np.array([seed], dtype=np.uint64) + np.uint64(0x9E3779B97F4A7C15))
+        keys = _mix(keys.astype(np.uint64) ^ start[0])
+    return (keys >> np.uint64(11)).astype(np.float64) * 2.0**-53 < fraction
+
+
 def _mix(x: np.ndarray) -> np.ndarray:
     """SplitMix64's finaliser: a bijection of 64-bit integers whose outputs look uniform."""
     x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)

@@ -325,9 +325,10 @@ def newest_values(task: ModelTask, fraction: float) -> frozenset:
 class ShardStream:
     """One worker's training examples, streamed from its shard of the Delta training set as model
     inputs: a read batch (or, for tasks that pair rows, a file) at a time, never the whole shard.
-    Validation rows are chosen by :meth:`held_out`: a panel task's newest training dates
-    (``validate_on_newest``), else :func:`~lakecart.training.data.held_out` per row; either way the
-    same in every pass and every run with the same seed."""
+    Validation rows are chosen by :meth:`held_out`: whole groups (``validate_on_groups``: customers), a
+    panel task's newest training dates (``validate_on_newest``), else
+    :func:`~lakecart.training.data.held_out` per row; in every case the same in every pass and every
+    run with the same seed."""
 
     def __init__(self, task: ModelTask, rank: int, size: int, validation_fraction: float, seed: int) -> None:
         self.task, self.rank, self.size = task, rank, size
@@ -338,6 +339,8 @@ class ShardStream:
     def held_out(self, number: int, start: int, frame: pd.DataFrame) -> np.ndarray:
         from lakecart.training import data as training_data
 
+        if self.task.validate_on_groups is not None:
+            return training_data.held_out_groups(frame[self.task.validate_on_groups], self.fraction, self.seed)
         if self.newest:
             return frame[self.task.validate_on_newest].isin(self.newest).to_numpy()
         return training_data.held_out(number, np.arange(start, start + len(frame)), self.fraction, self.seed)

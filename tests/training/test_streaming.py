@@ -180,25 +180,31 @@ class Panel(Rows):
     validate_on_newest = "observation_date"
 
 
-def test_a_panel_set_validates_on_its_newest_training_dates_on_every_worker(tmp_path):
+def _panel_set(path, users: int, dates: int, test_dates: int) -> tuple[str, pd.DataFrame, list]:
+    """``users`` x ``dates`` weekly observations, the last ``test_dates`` of them the test split."""
     from datetime import date, timedelta
 
-    from lakecart.training.worker import ShardStream
-
-    # 20 users x 12 weekly observations; the last 2 dates are the test split.
-    days = [date(2017, 1, 1) + timedelta(days=7 * n) for n in range(12)]
+    days = [date(2017, 1, 1) + timedelta(days=7 * n) for n in range(dates)]
+    rows = users * dates
     frame = pd.DataFrame(
         {
             "dataset_id": "d1",
-            "user_id": [f"u{u}" for _ in days for u in range(20)],
-            "observation_date": [d for d in days for _ in range(20)],
-            "event_id": np.arange(240),
-            "x": np.arange(240, dtype="float64"),
-            "split": ["train"] * 200 + ["test"] * 40,
+            "user_id": [f"u{u}" for _ in days for u in range(users)],
+            "observation_date": [d for d in days for _ in range(users)],
+            "event_id": np.arange(rows),
+            "x": np.arange(rows, dtype="float64"),
+            "split": ["train"] * (rows - users * test_dates) + ["test"] * (users * test_dates),
         }
     )
-    write_deltalake(str(tmp_path / "p"), pa.Table.from_pandas(frame), partition_by=["dataset_id"])
-    uri = str(tmp_path / "p")
+    write_deltalake(str(path), pa.Table.from_pandas(frame), partition_by=["dataset_id"])
+    return str(path), frame, days
+
+
+def test_a_panel_set_validates_on_its_newest_training_dates_on_every_worker(tmp_path):
+    from lakecart.training.worker import ShardStream
+
+    # 20 users x 12 weekly observations; the last 2 dates are the test split.
+    uri, frame, days = _panel_set(tmp_path / "p", users=20, dates=12, test_dates=2)
     by_id = frame.set_index("event_id")["observation_date"]
 
     def held_dates(stream: ShardStream) -> set:
@@ -214,3 +220,29 @@ def test_a_panel_set_validates_on_its_newest_training_dates_on_every_worker(tmp_
     assert fit == list(range(180))  # every other training row trains
     # The per-row draw without the column (as before): held-out rows from every date.
     assert len(held_dates(ShardStream(Rows(uri), 0, 1, 0.5, seed=1))) > 2
+
+
+class Customers(Rows):
+    """A panel set that validates on whole customers (as churn's does)."""
+
+    validate_on_groups = "user_id"
+
+
+def test_a_set_validating_on_customers_holds_out_all_their_rows_and_trains_on_none(tmp_path):
+    from lakecart.training.worker import ShardStream
+
+    # 40 users x 6 weekly observations; the last date is the test split.
+    uri, frame, _ = _panel_set(tmp_path / "p", users=40, dates=6, test_dates=1)
+    user = frame.set_index("event_id")["user_id"]
+
+    def users(stream: ShardStream, part: str) -> list[str]:
+        return [user[int(e)] for inputs in stream.inputs(part) for e in inputs["event_id"]]
+
+    workers = [ShardStream(Customers(uri), rank, 2, 0.25, seed=1) for rank in range(2)]
+    held = [u for w in workers for u in users(w, "held_out")]
+    fit = [u for w in workers for u in users(w, "fit")]
+    assert not set(held) & set(fit)  # no held-out customer trains, at any date
+    assert all(held.count(u) == 5 for u in set(held))  # each at all 5 training dates
+    assert len(held) + len(fit) == 200 and 4 <= len(set(held)) <= 16  # about a quarter of 40
+    assert set(held) == {u for u in users(ShardStream(Customers(uri), 0, 1, 0.25, seed=1), "held_out")}
+    assert set(held) != set(users(ShardStream(Customers(uri), 0, 1, 0.25, seed=2), "held_out"))

@@ -76,6 +76,12 @@ class ModelTask:
     # dates. Rows drawn at random would be the same customers' other weeks, which rewards memorising
     # them (BENCHMARKS.md, "The validation split is the defect"). None: rows drawn per row.
     validate_on_newest: ClassVar[str | None] = None
+    # Or: early stopping validates on every training row of a random ``validation_fraction`` of this
+    # column's values (whole customers), none of whose rows trains. For a set whose label windows
+    # overlap from one observation date to the next (churn: weekly dates, a 28-day horizon), the
+    # newest dates share label weeks with the dates before them for the same customers, and their
+    # loss rewards recognising those customers (BENCHMARKS.md, "Churn: whole customers held out").
+    validate_on_groups: ClassVar[str | None] = None
     patience: ClassVar[int | None] = 3  # epochs without a better validation loss before stopping
     # With no --global-batch-size, the default batch doubles (up to ``max_auto_batch``) until an epoch
     # over the set's training rows takes at most this many steps (None: the default, whatever the size).

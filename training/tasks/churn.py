@@ -83,7 +83,7 @@ class ChurnTask(ModelTask):
     shard_key = "user_id"
     primary_metric = "pr_auc"
     defaults = {"epochs": 15, "global_batch_size": 256, "learning_rate": 0.003}
-    validate_on_newest = "observation_date"
+    validate_on_groups = "user_id"
     output_tables = (tables.CHURN_SCORES,)
     params = {
         "embedding_dim": "width of the item and category embeddings (default 16)",
