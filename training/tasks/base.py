@@ -32,8 +32,8 @@ from lakecart.training import data as training_data
 
 # ``--param`` keys the trainer itself reads, for every task.
 TRAINER_PARAMS: dict[str, str] = {
-    "validation_fraction": "share of each worker's training rows held out for early stopping (churn, demand: "
-    "of the training observation dates, the newest)",
+    "validation_fraction": "share of each worker's training rows held out for early stopping (churn: of its "
+    "customers, all their dates; demand: of the training observation dates, the newest)",
     "patience": "epochs without a better validation loss before stopping (null: never stop early)",
     "shuffle_rows": "rows each worker shuffles together as it streams its shard (memory; default 100000)",
     "steps_per_epoch": "at most this many steps per epoch (default: one pass over the smallest shard)",

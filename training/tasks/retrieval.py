@@ -255,8 +255,8 @@ class RetrievalTask(ModelTask):
         }
 
     def baseline_outputs(self, train: pd.DataFrame, as_of: date) -> dict[str, dict[str, pd.DataFrame]]:
-        """The baselines' recommendations and candidates (a baseline has no embeddings: its scores
-        are a queries x catalogue matrix by construction)."""
+        """The baselines' recommendations and candidates (a baseline has no embeddings to index: its
+        scores are searched a block of queries at a time)."""
         queries = self.serving_queries(as_of)
         return {
             name: self.recommendation_rows(queries, scores_search(scores), as_of)
