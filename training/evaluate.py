@@ -52,6 +52,15 @@ def true_item_rank(scores: np.ndarray, true_index: np.ndarray) -> np.ndarray:
     return np.where(np.isnan(true_scores), scores.shape[1] - 1, at_least)
 
 
+def true_item_ranks(scores: np.ndarray | Scores, true_index: np.ndarray) -> np.ndarray:
+    """:func:`true_item_rank` of every row of ``scores`` (a matrix, or :class:`Scores` computed a
+    block of rows at a time)."""
+    scores = scores if isinstance(scores, Scores) else Scores.of(scores)
+    true_index = np.asarray(true_index)
+    blocks = [true_item_rank(block, true_index[rows]) for rows, block in scores.blocks(np.arange(len(true_index)))]
+    return np.concatenate(blocks) if blocks else np.zeros(0, dtype=int)
+
+
 def ranking_metrics(scores: np.ndarray | Scores, true_index: np.ndarray, ks: Sequence[int]) -> dict[str, float]:
     """recall@k and NDCG@k over the full catalogue, one relevant item per held-out interaction (row
     ``i`` of ``scores``: a matrix, or :class:`Scores` computed a block at a time).
@@ -61,11 +70,7 @@ def ranking_metrics(scores: np.ndarray | Scores, true_index: np.ndarray, ks: Seq
     """
     if len(true_index) == 0:
         return {**{f"recall@{k}": 0.0 for k in ks}, **{f"ndcg@{k}": 0.0 for k in ks}}
-    scores = scores if isinstance(scores, Scores) else Scores.of(scores)
-    true_index = np.asarray(true_index)
-    rank = np.concatenate(
-        [true_item_rank(block, true_index[rows]) for rows, block in scores.blocks(np.arange(len(true_index)))]
-    )
+    rank = true_item_ranks(scores, true_index)
     gain = 1.0 / np.log2(rank + 2.0)
     return {
         **{f"recall@{k}": float(np.mean(rank < k)) for k in ks},
