@@ -97,7 +97,7 @@ def held_out(file_number: int, positions: np.ndarray, fraction: float, seed: int
     with np.errstate(over="ignore"):
         start = _mix(np.array([seed, file_number], dtype=np.uint64) + np.uint64(0x9E3779B97F4A7C15))
         keys = _mix(np.asarray(positions, dtype=np.uint64) ^ (start[0] * np.uint64(31) + start[1]))
-    return (keys >> np.uint64(11)).astype(np.float64) * 2.0**-53 < fraction
+    return _unit_interval(keys) < fraction
 
 
 GROUP_HASH_KEY = "lakecart-groups1"  # pandas' hash key (16 characters): fixed, so the groups are too
@@ -111,7 +111,12 @@ def held_out_groups(values: pd.Series, fraction: float, seed: int) -> np.ndarray
     with np.errstate(over="ignore"):
         start = _mix(np.array([seed], dtype=np.uint64) + np.uint64(0x9E3779B97F4A7C15))
         keys = _mix(keys.astype(np.uint64) ^ start[0])
-    return (keys >> np.uint64(11)).astype(np.float64) * 2.0**-53 < fraction
+    return _unit_interval(keys) < fraction
+
+
+def _unit_interval(keys: np.ndarray) -> np.ndarray:
+    """Mixed 64-bit keys as uniform floats in [0, 1) (their top 53 bits)."""
+    return (keys >> np.uint64(11)).astype(np.float64) * 2.0**-53
 
 
 def _mix(x: np.ndarray) -> np.ndarray:
