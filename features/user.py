@@ -192,6 +192,7 @@ user_activity_v2 = FeatureView(
     refactored_from=(
         "bf727802cd2a8832",  # d2a3b36: before tiles and the narrower fan_out
         "eff65f6f6dd0af0a",  # a9f2e6d: distinct counts over lists of arrays, before `distinct_counts`
+        "198389a8162af528",  # `distinct_counts` fanning each element out to every output day
     ),
 )
 

@@ -3,8 +3,10 @@
 Each source day is aggregated once per key (a *partial*); a window of ``w`` days ending on day
 ``d`` combines the partials of days ``d-w+1 .. d``. Output days are produced by fanning each
 partial out to the output days it contributes to (``fan_out``), so cost grows with days x longest
-window, never with days x history. Sums, distinct sets, newest-N sequences, lags and "latest value"
-all combine this way; the column helpers below build them over a fanned frame.
+window, never with days x history. Sums, newest-N sequences, lags and "latest value" combine this
+way; the column helpers below build them over a fanned frame. Distinct counts do not: an element
+fanned out to every output day costs elements x window, so ``distinct_counts`` keeps a running count
+of when each element enters and leaves a window instead.
 
 Every partial carries ``known_date``: the newest ingest date of the records it summarises. A late
 event (arriving in a later batch) therefore moves ``available_at`` of every output row it touches
@@ -16,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import date, timedelta
 
-from pyspark.sql import Column, DataFrame
+from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from lakecart.features.definitions import AVAILABLE_AT, FEATURE_DATE, Feature
@@ -53,11 +55,6 @@ def window_sum(metric: str, days: int) -> Column:
     return F.sum(F.when(in_window(days), F.col(metric)).otherwise(F.lit(0)))
 
 
-def window_distinct_count(array_col: str, days: int) -> Column:
-    """Distinct elements over the trailing ``days`` of a per-day ``collect_set`` column."""
-    return F.size(F.array_distinct(F.flatten(F.collect_list(F.when(in_window(days), F.col(array_col))))))
-
-
 def distinct_counts(
     partials: DataFrame,
     keys: Sequence[str],
@@ -68,11 +65,26 @@ def distinct_counts(
     end: date,
 ) -> DataFrame:
     """``keys``, ``feature_date`` and, per ``{days: name}`` of ``windows``, the distinct elements of
-    a per-day ``collect_set`` column over the trailing ``days``: the same numbers as
-    ``window_distinct_count``, as a frame to join (keys without elements have no row).
+    a per-day ``collect_set`` column over the trailing ``days``, as a frame to join (keys without
+    elements have no row).
 
-    Each element is exploded and kept once per output day at its newest age, so the aggregation
-    holds plain values, not lists of arrays: cheaper where keys have many partials."""
+    Two plans, the same rows: a run of a few output days (the daily run) fans each element out to
+    them (``_fanned_distinct_counts``); a longer run (a backfill) keeps running counts
+    (``_running_distinct_counts``), whose cost does not grow with the days. On The Complete
+    Journey's purchase categories (windows of 7, 28 and 90 days) running counts took 2.7x the
+    fanned plan's time for one output day and 0.6x for seven, and 60 s -> 2.8 s for 85."""
+    if (end - start).days < FANNED_DISTINCT_DAYS:
+        return _fanned_distinct_counts(partials, keys, day_col, array_col, windows, start, end)
+    return _running_distinct_counts(partials, keys, day_col, array_col, windows, start, end)
+
+
+# Output days up to which distinct counts fan elements out (below the break-even measured above).
+FANNED_DISTINCT_DAYS = 3
+
+
+def _fanned_distinct_counts(partials, keys, day_col, array_col, windows, start, end) -> DataFrame:
+    """Each element kept once per output day at its newest age: cost grows with elements x output
+    days (up to the longest window)."""
     elements = partials.select(*keys, day_col, F.explode(array_col).alias("_element"))
     newest_age = (
         fan_out(elements, day_col, max(windows), start, end)
@@ -81,6 +93,52 @@ def distinct_counts(
     )
     return newest_age.groupBy(*keys, FEATURE_DATE).agg(
         *[F.count_if(in_window(days)).cast("int").alias(name) for days, name in windows.items()]
+    )
+
+
+def _running_distinct_counts(partials, keys, day_col, array_col, windows, start, end) -> DataFrame:
+    """An element seen on day ``x`` and next on day ``x'`` is, on every output day ``d`` from ``x``
+    to ``x' - 1``, ``d - x`` days old: it counts in a ``w``-day window on the days ``x`` up to
+    ``min(x', x + w) - 1``. Each occurrence adds 1 on its first such day and takes it away the day
+    after its last; a running sum of those changes per key is the count, constant between two
+    changes. Cost grows with the elements, not with elements x output days."""
+    longest = max(windows)
+    named = sorted(windows.items())
+    element = "_element"
+    occurrences = partials.where(
+        (F.col(day_col) > F.lit(start - timedelta(days=longest))) & (F.col(day_col) <= F.lit(end))
+    ).select(*keys, F.col(day_col).alias("_day"), F.explode(array_col).alias(element))
+    following = F.lead("_day").over(Window.partitionBy(*keys, element).orderBy("_day"))
+    occurrences = occurrences.withColumn("_next", following)
+    # One change row per occurrence and window end, with the change of every window's count.
+    starts = F.struct(F.col("_day").alias("_at"), *[F.lit(1).alias(name) for _, name in named])
+    stops = [
+        F.struct(
+            F.least(F.coalesce(F.col("_next"), F.date_add("_day", days)), F.date_add("_day", days)).alias("_at"),
+            *[F.lit(-1 if other == days else 0).alias(name) for other, name in named],
+        )
+        for days, _ in named
+    ]
+    changes = (
+        occurrences.select(*keys, F.explode(F.array(starts, *stops)).alias("_change"))
+        .select(*keys, "_change.*")
+        .groupBy(*keys, "_at")
+        .agg(*[F.sum(name).alias(name) for _, name in named])
+    )
+    ordered = Window.partitionBy(*keys).orderBy("_at")
+    running = changes.select(
+        *keys,
+        "_at",
+        F.lead("_at").over(ordered).alias("_until"),
+        *[F.sum(name).over(ordered.rowsBetween(Window.unboundedPreceding, 0)).alias(name) for _, name in named],
+    )
+    # Each count holds from its change to the day before the next; output days in [start, end] only.
+    first = F.greatest(F.col("_at"), F.lit(start))
+    last = F.least(F.date_sub(F.coalesce(F.col("_until"), F.date_add(F.lit(end), 1)), 1), F.lit(end))
+    return running.where((F.col(windows[longest]) > 0) & (first <= last)).select(
+        *keys,
+        F.explode(F.sequence(first, last)).alias(FEATURE_DATE),
+        *[F.coalesce(F.col(name).cast("int"), F.lit(0)).alias(name) for _, name in named],  # never null
     )
 
 
