@@ -71,8 +71,9 @@ def distinct_counts(
     Two plans, the same rows: a run of a few output days (the daily run) fans each element out to
     them (``_fanned_distinct_counts``); a longer run (a backfill) keeps running counts
     (``_running_distinct_counts``), whose cost does not grow with the days. On The Complete
-    Journey's purchase categories (windows of 7, 28 and 90 days) running counts took 2.7x the
-    fanned plan's time for one output day and 0.6x for seven, and 60 s -> 2.8 s for 85."""
+    Journey's purchase categories (windows of 7, 28 and 90 days) running counts took 2.9x the
+    fanned plan's time for one output day and 0.6x for seven (medians of 3 rounds), and 60 s ->
+    2.8 s for 85 (BENCHMARKS.md)."""
     if (end - start).days < FANNED_DISTINCT_DAYS:
         return _fanned_distinct_counts(partials, keys, day_col, array_col, windows, start, end)
     return _running_distinct_counts(partials, keys, day_col, array_col, windows, start, end)
