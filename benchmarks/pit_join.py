@@ -12,8 +12,9 @@ still fresh (``label_time - available_at < ttl``, a 2-day time-to-live), and wri
 and the eight features to Parquet. The sides (``--sides``, default all):
 
 - ``lakecart``: ``features/pit.py``'s ``point_in_time_join`` on Spark ``local[2]`` (the reference).
-- ``lakecart-local``: ``features/pit_local.py``, lakecart's single-node engine behind the same API
-  (Arrow labels, feature table location); left out while that module does not exist.
+- ``lakecart-local``: ``features/pit_local.py``, lakecart's single-node engine, as ``lakecart
+  features join labels.parquet --out ...`` runs it (``join_to_parquet``: DuckDB reads the labels'
+  file and writes the answer's, in the labels' order); left out while that module does not exist.
 - ``feast``: Feast's ``get_historical_features`` with its ``file`` offline store (pandas/Dask, its
   local default).
 - ``feast-duckdb``: the same with ``offline_store: {type: duckdb}`` (ibis on DuckDB) and the file
@@ -141,15 +142,18 @@ def run_lakecart(data: Path, out: Path, quick_jit: bool = True) -> None:
 
 
 def run_lakecart_local(data: Path, out: Path, memory_limit: str | None) -> None:
-    import pyarrow.parquet as pq
+    """What ``lakecart features join labels.parquet --out ...`` runs: the labels file in, the answer's
+    file out, DuckDB reading and writing both (``pit_local.join_to_parquet``)."""
+    from lakecart.features.pit_local import join_to_parquet
 
-    from lakecart.features.pit_local import point_in_time_join
-
-    labels = pq.read_table(data / "labels.parquet")
-    joined = point_in_time_join(
-        labels, "label_time", [(bench_view(), str(data / "features"))], memory_limit=memory_limit
+    join_to_parquet(
+        str(data / "labels.parquet"),
+        "label_time",
+        [(bench_view(), str(data / "features"))],
+        str(out),
+        columns=OUTPUT,
+        memory_limit=memory_limit,
     )
-    pq.write_table(joined.select(OUTPUT), out)
 
 
 def run_feast(data: Path, out: Path, store: str) -> None:

@@ -431,6 +431,40 @@ def answer_view(con, part, micros: str, view: ColumnarView, files, arrow_frame, 
     return out
 
 
+def newest_into(con, table: str, view: ColumnarView, files, arrow_frame, feature_date, available_at) -> bool:
+    """``answer_view``'s candidates kept in DuckDB: the newest candidate per label row in the temp
+    table ``table`` (``_row``, ``newest``: a struct of available_at in microseconds and the
+    features), for answers larger than memory. The label rows are DuckDB's view ``labels`` (``_row``,
+    the view's keys, ``_t``). False, and no table, when no file can hold a candidate."""
+    if not files:
+        return False
+    con.execute(label_buckets_sql(view.ttl_micros))
+    newest = _newest_per_row_sql(list(view.keys), view.ttl_micros, available_at, feature_date, view.features)
+    wanted = [*view.keys, feature_date, available_at, *view.features]
+    paths = [_local_path(uri) for uri, _ in files]
+    if all(paths):  # DuckDB reads the files and keeps the answer: nothing passes through Python
+        con.register("parts", _partitions_table(files, paths, arrow_frame))
+        con.execute(_local_feats_sql(paths, files, wanted, available_at, feature_date))
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS {newest}")
+        con.execute("DROP VIEW feats")
+        con.unregister("parts")
+    else:  # chunks through Arrow's file systems: a label's candidates from several, keep the newest
+        pieces = f"{table}_pieces"
+        for n, chunk in enumerate(_chunks(files, wanted, arrow_frame)):
+            con.register("feats", _as_micros(chunk, available_at, feature_date))
+            con.execute(
+                f"CREATE OR REPLACE TEMP TABLE {pieces} AS {newest}" if n == 0 else f"INSERT INTO {pieces} {newest}"
+            )
+            con.unregister("feats")
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE {table} AS "
+            f"SELECT _row, arg_max(newest, {ORDER}) AS newest FROM {pieces} GROUP BY _row"
+        )
+        con.execute(f"DROP TABLE {pieces}")
+    con.execute("DROP TABLE labels_in_buckets")
+    return True
+
+
 def _over_files(con, query: str, files, wanted, arrow_frame, available_at: str, feature_date: str) -> Iterator:
     """The results (Arrow) of ``query`` with ``feats`` the ``wanted`` columns of ``files``: one
     result when DuckDB reads the files itself (local files: streaming and several times faster than

@@ -12,7 +12,10 @@ its keys in the same or the previous TTL-wide time bucket (a hash join built on 
 feature rows streamed through it) and keeps the newest match per label row. Files whose
 ``available_at`` range (Delta statistics, Parquet footers) cannot matter to any label are not read.
 
-Use it where the labels and the result fit one machine and a JVM's start-up would dominate:
+``join_to_parquet`` runs the same join from a label file to an answer file, DuckDB reading and
+writing both: labels and answer larger than memory stay on disk (``lakecart features join``).
+
+Use it where the work fits one machine and a JVM's start-up would dominate:
 notebooks, ``lakecart features join``, a service. It needs no cluster, but it is no scale path:
 the Spark plans are (``point_in_time_join(..., plan="local")`` runs this one in the driver).
 """
@@ -67,8 +70,6 @@ def join_files(
     ``feature_files`` lists them or Spark's ``pit_columnar.files_of`` finds them under a frame."""
     import duckdb
 
-    from lakecart.features.pit import BUCKETED_TTL_LIMIT, feature_column, feature_time_column
-
     if label_time not in labels.column_names:
         raise ValueError(f"the labels have no column {label_time!r}; they have {labels.column_names}")
     micros = _micros(labels[label_time])
@@ -82,22 +83,9 @@ def join_files(
     times = {}
     try:
         for index, (view, files, schema) in enumerate(views):
-            if view.ttl > BUCKETED_TTL_LIMIT:
-                raise ValueError(
-                    f"{view.qualified_name}: the local plan takes TTLs up to {BUCKETED_TTL_LIMIT}, not {view.ttl}; "
-                    "use the Spark plans"
-                )
+            _check(view, labels.column_names, schema)
             part, label_keys = _label_part(labels, micros, view, schema, index)
-            spec = pit_columnar.ColumnarView(
-                files=list(files),
-                keys=tuple(view.entity.keys),
-                label_keys=label_keys,
-                ttl_micros=view.ttl // timedelta(microseconds=1),
-                features=tuple(view.feature_names()),
-                feature_columns=tuple(feature_column(view, f) for f in view.feature_names()),
-                time_column=feature_time_column(view),
-                frame_schema=None,
-            )
+            spec = _spec(view, files, label_keys)
             needed = [(f.uri, f.partition_values) for f in files if pit_columnar.may_matter(f, span, spec.ttl_micros)]
             found = pit_columnar.answer_view(con, part, _MICROS, spec, needed, schema, FEATURE_DATE, AVAILABLE_AT)
             times[spec.time_column] = found.pop(spec.time_column)
@@ -105,6 +93,154 @@ def join_files(
     finally:
         con.close()
     return pa.table({**columns, **times})
+
+
+def join_to_parquet(
+    labels: str | pa.Table,
+    label_time: str,
+    views: Sequence[tuple[FeatureView, str]],
+    out: str,
+    *,
+    columns: Sequence[str] | None = None,
+    threads: int | None = None,
+    memory_limit: str | None = None,
+) -> dict:
+    """``point_in_time_join``'s answer written to the Parquet file ``out`` by DuckDB, the labels read
+    by it too: neither the labels nor the answer pass through Python, so both may be larger than
+    memory (``memory_limit`` bounds the join; DuckDB spills the rest to a temporary folder). The
+    same rows and columns, in the order given, as ``point_in_time_join``; ``columns`` keeps only
+    those. ``labels`` is a Parquet file or a folder of them (read in ``pyarrow.dataset``'s order,
+    hive-style folder names ignored), or an Arrow table.
+
+    Returns the rows written, the share of them each view answered (by table name: its
+    ``feature_time__<table>`` not null; views whose time column is not written are left out) and the
+    labels' time range."""
+    import duckdb
+
+    from lakecart.features.pit import feature_time_column
+
+    config = {"threads": threads or os.cpu_count() or 1}
+    if memory_limit:
+        config["memory_limit"] = memory_limit
+    con = duckdb.connect(config=config)
+    try:
+        con.execute("SET TimeZone = 'UTC'")
+        _labels_view(con, labels)
+        names = [r[0] for r in con.execute("DESCRIBE lab").fetchall() if r[0] != _ROW]
+        types = dict(con.execute("SELECT column_name, column_type FROM (DESCRIBE lab)").fetchall())
+        if label_time not in names:
+            raise ValueError(f"the labels have no column {label_time!r}; they have {names}")
+        con.execute(f"CREATE TEMP VIEW lab_t AS SELECT *, {_micros_sql(label_time, types[label_time])} AS _t FROM lab")
+        span = con.execute("SELECT min(_t), max(_t) FROM lab_t").fetchall()[0]
+        span = None if span[0] is None else span
+        selected, times, joins = [(n, f"lab.{_q(n)}") for n in names], [], []
+        for index, (view, location) in enumerate(views):
+            files, schema = feature_files(location)
+            _check(view, names, schema)
+            feature_types = _duckdb_types(con, schema)
+            keys = ", ".join(f"CAST({_q(k)} AS {feature_types[k]}) AS {_q(k)}" for k in view.entity.keys)
+            con.execute(f"CREATE OR REPLACE TEMP VIEW labels AS SELECT {_ROW} AS _row, {keys}, _t FROM lab_t")
+            spec = _spec(view, files, tuple(view.entity.keys))
+            needed = [(f.uri, f.partition_values) for f in files if pit_columnar.may_matter(f, span, spec.ttl_micros)]
+            found = f"found{index}"
+            try:
+                answered = pit_columnar.newest_into(con, found, spec, needed, schema, FEATURE_DATE, AVAILABLE_AT)
+            except duckdb.ConversionException as exc:  # a label key the feature table's type cannot hold
+                raise ValueError(
+                    f"{view.qualified_name}: a label key does not convert to the feature table's type: {exc}"
+                ) from None
+            if answered:
+                joins.append(f"LEFT JOIN {found} ON {found}._row = lab.{_ROW}")
+
+            def value(field: str, found: str = found, answered: bool = answered) -> str:
+                return f"{found}.newest.{_q(field)}" if answered else "NULL"
+
+            for feature, name in zip(spec.features, spec.feature_columns, strict=True):
+                selected.append((name, f"CAST({value(feature)} AS {feature_types[feature]})"))
+            times.append((spec.time_column, f"CAST(make_timestamp({value(AVAILABLE_AT)}) AS TIMESTAMPTZ)"))
+        outputs = dict([*selected, *times])
+        if columns is not None:
+            unknown = [c for c in columns if c not in outputs]
+            if unknown:
+                raise ValueError(f"the join gives no columns {unknown}; it gives {list(outputs)}")
+            outputs = {c: outputs[c] for c in columns}
+        target = "'" + str(out).replace("'", "''") + "'"
+        listed = ", ".join(f"{sql} AS {_q(name)}" for name, sql in outputs.items())
+        con.execute(
+            f"COPY (SELECT {listed} FROM lab {' '.join(joins)} ORDER BY lab.{_ROW}) TO {target} (FORMAT parquet)"
+        )
+        answered_by = [feature_time_column(v) for v, _ in views if feature_time_column(v) in outputs]
+        counted = ", ".join(["count(*)", *(f"count({_q(c)})" for c in answered_by)])
+        rows, *found_counts = con.execute(f"SELECT {counted} FROM read_parquet({target})").fetchall()[0]
+    finally:
+        con.close()
+    return {
+        "rows": rows,
+        "share_of_rows_with_features": {
+            column.removeprefix("feature_time__"): round(n / max(1, rows), 4)
+            for column, n in zip(answered_by, found_counts, strict=True)
+        },
+        "label_time_range": None if span is None else [str(_from_micros(t)) for t in span],
+    }
+
+
+_ROW = "_pit_label_row"  # a label row's place in the input: (file index << 40) + its row in the file
+
+
+def _q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _labels_view(con, labels) -> None:
+    """DuckDB's view ``lab``: the label rows with ``_ROW``, their place in the input."""
+    if isinstance(labels, pa.Table):
+        import numpy as np
+
+        if _ROW in labels.column_names:
+            raise ValueError(f"the labels may not have a column named {_ROW!r}")
+        con.register("lab_arrow", labels.append_column(_ROW, pa.array(np.arange(len(labels), dtype=np.int64))))
+        con.execute("CREATE TEMP VIEW lab AS SELECT * FROM lab_arrow")
+        return
+    import pyarrow.dataset as ds
+
+    files = ds.dataset(labels, format="parquet").files  # the order read_labels reads them in
+    if not files:
+        raise ValueError(f"no Parquet files at {labels}")
+    con.register("lab_files", pa.table({"_file": files, "_index": pa.array(range(len(files)), pa.int64())}))
+    listing = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
+    raw = f"read_parquet([{listing}], filename = '_pit_file', file_row_number = true, hive_partitioning = false)"
+    columns = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {raw}").fetchall()]
+    kept = [c for c in columns if c not in ("_pit_file", "file_row_number")]
+    if "file_row_number" in kept or _ROW in columns:
+        raise ValueError(f"the labels may not have columns named file_row_number or {_ROW!r}")
+    con.execute(
+        f"CREATE TEMP VIEW lab AS SELECT {', '.join('r.' + _q(c) for c in kept)}, "
+        f"(f._index << 40) + r.file_row_number AS {_ROW} FROM {raw} r JOIN lab_files f ON r._pit_file = f._file"
+    )
+
+
+def _micros_sql(column: str, duckdb_type: str) -> str:
+    """The label time in microseconds since 1970, as ``_micros`` computes it (a date is its
+    midnight; a time without a zone is UTC)."""
+    if duckdb_type == "DATE" or duckdb_type.startswith("TIMESTAMP"):
+        cast = "TIMESTAMPTZ" if "TIME ZONE" in duckdb_type else "TIMESTAMP"
+        return f"epoch_us(CAST({_q(column)} AS {cast}))"
+    raise ValueError(f"label times must be dates or timestamps, not {duckdb_type}")
+
+
+def _duckdb_types(con, schema: pa.Schema) -> dict[str, str]:
+    """Each column of an Arrow schema as DuckDB types it."""
+    con.register("_schema_probe", schema.empty_table())
+    try:
+        return dict(con.execute("SELECT column_name, column_type FROM (DESCRIBE _schema_probe)").fetchall())
+    finally:
+        con.unregister("_schema_probe")
+
+
+def _from_micros(micros: int):
+    from datetime import UTC, datetime
+
+    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=micros)
 
 
 def feature_files(location: str) -> tuple[list[pit_columnar.FeatureFile], pa.Schema]:
@@ -164,16 +300,44 @@ def _micros(times: pa.ChunkedArray) -> pa.ChunkedArray:
     return pc.cast(times, pa.int64())
 
 
+def _check(view: FeatureView, label_columns: Sequence[str], schema: pa.Schema) -> None:
+    """What the local plan cannot answer, as an error naming the view: a TTL longer than the
+    bucketed join takes, or a key column missing from the labels or the feature table."""
+    from lakecart.features.pit import BUCKETED_TTL_LIMIT
+
+    if view.ttl > BUCKETED_TTL_LIMIT:
+        raise ValueError(
+            f"{view.qualified_name}: the local plan takes TTLs up to {BUCKETED_TTL_LIMIT}, not {view.ttl}; "
+            "use the Spark plans"
+        )
+    for key in view.entity.keys:
+        if key not in label_columns:
+            raise ValueError(f"{view.qualified_name}: the labels have no key column {key!r}")
+        if key not in schema.names:
+            raise ValueError(f"{view.qualified_name}: the feature table has no key column {key!r}")
+
+
+def _spec(view: FeatureView, files, label_keys: tuple[str, ...]) -> pit_columnar.ColumnarView:
+    from lakecart.features.pit import feature_column, feature_time_column
+
+    return pit_columnar.ColumnarView(
+        files=list(files),
+        keys=tuple(view.entity.keys),
+        label_keys=label_keys,
+        ttl_micros=view.ttl // timedelta(microseconds=1),
+        features=tuple(view.feature_names()),
+        feature_columns=tuple(feature_column(view, f) for f in view.feature_names()),
+        time_column=feature_time_column(view),
+        frame_schema=None,
+    )
+
+
 def _label_part(labels: pa.Table, micros, view: FeatureView, schema: pa.Schema, index: int):
     """The label columns one view's answer needs: its keys typed as the feature table types them
     (as Spark would cast them), and the label time in microseconds."""
     part = {_MICROS: micros}
     label_keys = []
     for key in view.entity.keys:
-        if key not in labels.column_names:
-            raise ValueError(f"{view.qualified_name}: the labels have no key column {key!r}")
-        if key not in schema.names:
-            raise ValueError(f"{view.qualified_name}: the feature table has no key column {key!r}")
         name = f"_pit_key{index}_{key}"
         try:
             part[name] = pc.cast(labels[key], schema.field(key).type)

@@ -155,6 +155,30 @@ def historical_features(
     named ``<view table>__<feature>``, as in training sets."""
     from lakecart.features import pit_local
 
+    views = _located_views(settings, view_names)
+    return pit_local.point_in_time_join(labels, label_time, views, threads=threads, memory_limit=memory_limit)
+
+
+def historical_features_to_parquet(
+    settings: Settings,
+    labels,
+    label_time: str,
+    view_names: Sequence[str],
+    out: str,
+    threads: int | None = None,
+    memory_limit: str | None = None,
+) -> dict:
+    """``historical_features`` from a label file (a Parquet file or folder; or Arrow labels) to the
+    Parquet file ``out``, DuckDB reading and writing both (``pit_local.join_to_parquet``): labels
+    and answer larger than memory stay on disk. Returns the rows written and each view's share."""
+    from lakecart.features import pit_local
+
+    views = _located_views(settings, view_names)
+    return pit_local.join_to_parquet(labels, label_time, views, out, threads=threads, memory_limit=memory_limit)
+
+
+def _located_views(settings: Settings, view_names: Sequence[str]) -> list:
+    """(view, its Delta table's location) per name; an unknown or unmaterialised view is an error."""
     views = []
     for name in view_names:
         view = REGISTRY.get(name.removeprefix("features."))
@@ -164,4 +188,4 @@ def historical_features(
         if not is_delta(path):
             raise NotApplied(f"{view.qualified_name} has no table at {path}: apply and materialise it first")
         views.append((view, path))
-    return pit_local.point_in_time_join(labels, label_time, views, threads=threads, memory_limit=memory_limit)
+    return views

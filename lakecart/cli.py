@@ -346,35 +346,31 @@ def cmd_features_get(args: argparse.Namespace) -> int:
 def cmd_features_join(args: argparse.Namespace) -> int:
     import time as clock
 
-    import pyarrow.compute as pc
-    import pyarrow.parquet as pq
-
     from lakecart.config import get_settings
     from lakecart.features import REGISTRY
-    from lakecart.jobs.feature_store import historical_features, read_labels
+    from lakecart.jobs.feature_store import historical_features_to_parquet, read_labels
 
     _known_views(args.view)
     keys = sorted({k for v in args.view for k in REGISTRY[v.removeprefix("features.")].entity.keys})
     started = clock.perf_counter()
-    labels = read_labels(args.labels, keys)
-    joined = historical_features(
-        get_settings(), labels, args.time_column, args.view, threads=args.threads, memory_limit=args.memory_limit
-    )
+    # Parquet labels go to DuckDB as files (neither they nor the answer pass through Python); CSV
+    # labels are read here first, their key columns as text.
+    labels = read_labels(args.labels, keys) if args.labels.endswith(".csv") else args.labels
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(joined, out)
-    found = {
-        name.removeprefix("feature_time__"): round(1 - joined[name].null_count / max(1, joined.num_rows), 4)
-        for name in joined.column_names
-        if name.startswith("feature_time__")
-    }
+    summary = historical_features_to_parquet(
+        get_settings(),
+        labels,
+        args.time_column,
+        args.view,
+        str(out),
+        threads=args.threads,
+        memory_limit=args.memory_limit,
+    )
     _print(
         {
             "out": str(out),
-            "rows": joined.num_rows,
-            "columns": joined.num_columns,
-            "share_of_rows_with_features": found,
-            "label_time_range": [str(pc.min(joined[args.time_column])), str(pc.max(joined[args.time_column]))],
+            **summary,
             "seconds": round(clock.perf_counter() - started, 2),
         }
     )

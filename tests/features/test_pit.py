@@ -23,9 +23,17 @@ VIEW = FeatureView(
 # features are a read of a table's files, bucketed when not. The columnar plan has two ways to
 # split the work: by stretches of label time (chosen where it reads little more than one pass) and
 # by runs of files, merging candidates ("columnar-by-file" forces the latter). "local" runs the
-# columnar join once in the driver (features/pit_local.py, which also runs without Spark).
-PLANS = pytest.mark.parametrize("plan", ["columnar", "columnar-by-file", "bucketed", "sorted", "local"])
+# columnar join once in the driver (features/pit_local.py, which also runs without Spark);
+# "local-parquet" is pit_local's file-to-file path (``join_to_parquet``: labels and answer never in
+# Python); "local-parquet-chunks" the same with the files read as object-store files are (through
+# Arrow, a few rows at a time, a label's candidates merged across chunks).
+PLANS = pytest.mark.parametrize(
+    "plan", ["columnar", "columnar-by-file", "bucketed", "sorted", "local", "local-parquet", "local-parquet-chunks"]
+)
 SCHEMA = "user_id string, feature_date date, available_at timestamp, score long"
+
+
+LOCATIONS = {}  # id of a frame ``source`` read back -> the folder it was written to
 
 
 @pytest.fixture()
@@ -35,21 +43,39 @@ def source(spark, tmp_path):
     written = iter(range(1000))
 
     def as_source(frame, plan, fmt="parquet"):
-        if not plan.startswith("columnar") and plan != "local":
+        if not plan.startswith(("columnar", "local")):
             return frame
         path = str(tmp_path / f"features-{next(written)}")
         frame.write.format(fmt).partitionBy("feature_date").save(path)
         reader = spark.read.format(fmt)
-        return (reader if fmt == "delta" else reader.schema(frame.schema)).load(path)
+        read = (reader if fmt == "delta" else reader.schema(frame.schema)).load(path)
+        LOCATIONS[id(read)] = path
+        return read
 
     return as_source
 
 
 @pytest.fixture()
-def join(monkeypatch):
+def join(monkeypatch, tmp_path):
     """point_in_time_join with one of PLANS."""
+    calls = iter(range(1000))
 
     def joined(labels, views, plan):
+        if plan.startswith("local-parquet"):  # the labels to a file, the answer read back from one
+            import pyarrow.parquet as pq
+
+            from lakecart.features import pit_local
+
+            if plan == "local-parquet-chunks":
+                monkeypatch.setattr(pit_columnar, "_local_path", lambda uri: None)
+                monkeypatch.setattr(pit_columnar, "_ROWS_PER_CHUNK", 1)  # a chunk per file
+
+            n = next(calls)
+            labels_file, out = tmp_path / f"labels-{n}.parquet", tmp_path / f"joined-{n}.parquet"
+            pq.write_table(labels.toArrow(), labels_file)
+            located = [(view, LOCATIONS[id(frame)]) for view, frame in views]
+            pit_local.join_to_parquet(str(labels_file), "label_time", located, str(out))
+            return labels.sparkSession.read.parquet(str(out))
         if plan.startswith("columnar"):
             by_time = float("inf") if plan == "columnar" else 0.0
             monkeypatch.setattr(pit_columnar, "BY_LABEL_TIME_MAX_READ", by_time)
@@ -425,6 +451,36 @@ def test_the_local_engine_joins_arrow_labels_with_a_table_location_without_spark
         pit_local.point_in_time_join(labels, "label_time", [(long_ttl, str(location))])
     with pytest.raises(ValueError, match="no key column 'user_id'"):
         pit_local.point_in_time_join(labels.drop_columns(["user_id"]), "label_time", [(VIEW, str(location))])
+
+    # File to file (``join_to_parquet``): the same table, from a labels file split in two (read in
+    # order) or from Arrow labels, and a chosen subset of columns.
+    folder = tmp_path / "labels"
+    folder.mkdir()
+    pq.write_table(labels.slice(0, 3), folder / "part-0.parquet")
+    pq.write_table(labels.slice(3), folder / "part-1.parquet")
+    for n, labels_in in enumerate([str(folder), labels]):
+        written = tmp_path / f"joined-{n}.parquet"
+        summary = pit_local.join_to_parquet(labels_in, "label_time", [(VIEW, str(location))], str(written), threads=2)
+        assert pq.read_table(written).equals(out), labels_in
+        assert summary["rows"] == 5 and summary["share_of_rows_with_features"] == {"toy_v1": 0.6}
+    pit_local.join_to_parquet(
+        str(folder), "label_time", [(VIEW, str(location))], str(written), columns=["toy_v1__score", "label_id"]
+    )
+    assert pq.read_table(written).to_pydict() == {
+        "toy_v1__score": [20, None, 30, 70, None],
+        "label_id": [1, 2, 3, 4, 5],
+    }
+    with pytest.raises(ValueError, match="no columns \\['toy_v1__nope'\\]"):
+        pit_local.join_to_parquet(
+            str(folder), "label_time", [(VIEW, str(location))], str(written), columns=["toy_v1__nope"]
+        )
+    with pytest.raises(ValueError, match="no column 'at'"):
+        pit_local.join_to_parquet(str(folder), "at", [(VIEW, str(location))], str(written))
+    with pytest.raises(ValueError, match="label times must be dates or timestamps, not BIGINT"):
+        pit_local.join_to_parquet(str(folder), "label_id", [(VIEW, str(location))], str(written))
+    text_ids = labels.set_column(1, "user_id", pa.array(["1", "x", "1", "2", "3"]))
+    with pytest.raises(ValueError, match="toy_v1: a label key does not convert"):
+        pit_local.join_to_parquet(text_ids, "label_time", [(VIEW, str(location))], str(written))
 
 
 def test_stretches_cut_labels_into_equal_counts_by_time_and_pick_the_cheaper_split():

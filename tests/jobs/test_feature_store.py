@@ -181,6 +181,15 @@ def test_historical_features_join_labels_as_of_their_times_without_spark(spark, 
     assert pq.read_table(out).to_pylist() == got
     said = json.loads(capfd.readouterr().out)
     assert said["rows"] == 3 and said["share_of_rows_with_features"] == {"user_activity_v2": round(1 / 3, 4)}
+    # From Parquet labels DuckDB reads the file itself: the same rows.
+    pq.write_table(labels, tmp_path / "labels.parquet")
+    argv[3] = str(tmp_path / "labels.parquet")
+    assert cli.main(argv) == 0
+    assert pq.read_table(out).to_pylist() == got
+    assert json.loads(capfd.readouterr().out)["label_time_range"] == [
+        "2026-03-01 12:00:00+00:00",
+        "2026-03-04 06:00:00+00:00",
+    ]
     with pytest.raises(feature_store.NotApplied, match="apply and materialise"):
         feature_store.historical_features(settings, labels, "label_time", ["session_summary_v1"])
     with pytest.raises(UsageError, match="unknown feature view"):
