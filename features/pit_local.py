@@ -221,10 +221,9 @@ def _labels_view(con, labels) -> None:
 
 def _micros_sql(column: str, duckdb_type: str) -> str:
     """The label time in microseconds since 1970, as ``_micros`` computes it (a date is its
-    midnight; a time without a zone is UTC)."""
-    if duckdb_type == "DATE" or duckdb_type.startswith("TIMESTAMP"):
-        cast = "TIMESTAMPTZ" if "TIME ZONE" in duckdb_type else "TIMESTAMP"
-        return f"epoch_us(CAST({_q(column)} AS {cast}))"
+    midnight; a time without a zone is UTC: the connection's time zone)."""
+    if duckdb_type == "DATE" or duckdb_type.startswith("TIMESTAMP"):  # any unit, with a zone or not
+        return f"epoch_us(CAST({_q(column)} AS TIMESTAMPTZ))"
     raise ValueError(f"label times must be dates or timestamps, not {duckdb_type}")
 
 

@@ -478,6 +478,17 @@ def test_the_local_engine_joins_arrow_labels_with_a_table_location_without_spark
         pit_local.join_to_parquet(str(folder), "at", [(VIEW, str(location))], str(written))
     with pytest.raises(ValueError, match="label times must be dates or timestamps, not BIGINT"):
         pit_local.join_to_parquet(str(folder), "label_id", [(VIEW, str(location))], str(written))
+    # Label times in any unit and zone (as pandas writes them: nanoseconds), or dates: the same rows.
+    for times in (pa.timestamp("ns", tz="UTC"), pa.timestamp("ns", tz="Europe/Berlin"), pa.timestamp("s")):
+        retimed = labels.set_column(
+            2, "label_time", labels["label_time"].cast(pa.timestamp("us", tz="UTC")).cast(times)
+        )
+        pit_local.join_to_parquet(retimed, "label_time", [(VIEW, str(location))], str(written))
+        assert pq.read_table(written)["toy_v1__score"].to_pylist() == [20, None, 30, 70, None], times
+    dated = labels.set_column(2, "label_time", pa.array([date(2026, 1, 3), None, None, date(2026, 1, 2), None]))
+    pit_local.join_to_parquet(dated, "label_time", [(VIEW, str(location))], str(written))
+    # Jan 3 is its midnight: the instant Jan 2's row became known -> 20.
+    assert pq.read_table(written)["toy_v1__score"].to_pylist() == [20, None, None, 70, None]
     text_ids = labels.set_column(1, "user_id", pa.array(["1", "x", "1", "2", "3"]))
     with pytest.raises(ValueError, match="toy_v1: a label key does not convert"):
         pit_local.join_to_parquet(text_ids, "label_time", [(VIEW, str(location))], str(written))

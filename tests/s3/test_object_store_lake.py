@@ -153,6 +153,11 @@ def test_historical_features_from_the_bucket_equal_the_local_ones(lakes):
         .sort_values(by_all, ignore_index=True)
         .equals(joined["local"].sort_values(by_all, ignore_index=True))
     )
+    # File to file (``join_to_parquet``): the bucket's feature files come through Arrow's S3 file
+    # system in chunks, DuckDB keeps the answer; the same table as the Arrow path, in label order.
+    out = Path(local_root) / "joined-from-s3.parquet"
+    pit_local.join_to_parquet(labels, "at", [(view, f"{s3_root}/lake/{VIEW_TABLE}")], str(out))
+    assert pd.read_parquet(out).equals(joined["s3"])
 
 
 def test_a_raw_folder_is_found_on_the_bucket_without_spark(s3_server, tmp_path, monkeypatch):
