@@ -208,11 +208,13 @@ def _labels_view(con, labels) -> None:
         raise ValueError(f"no Parquet files at {labels}")
     con.register("lab_files", pa.table({"_file": files, "_index": pa.array(range(len(files)), pa.int64())}))
     listing = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
+    every = f"read_parquet([{listing}], union_by_name = true)"  # a name in any of the files
+    plain = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {every}").fetchall()]
+    taken = sorted({"_pit_file", "file_row_number", _ROW} & set(plain))
+    if taken:  # the names this view adds to keep the rows' order
+        raise ValueError(f"the labels may not have columns named {taken}")
     raw = f"read_parquet([{listing}], filename = '_pit_file', file_row_number = true, hive_partitioning = false)"
-    columns = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {raw}").fetchall()]
-    kept = [c for c in columns if c not in ("_pit_file", "file_row_number")]
-    if "file_row_number" in kept or _ROW in columns:
-        raise ValueError(f"the labels may not have columns named file_row_number or {_ROW!r}")
+    kept = [c for c in (r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {raw}").fetchall()) if c in plain]
     con.execute(
         f"CREATE TEMP VIEW lab AS SELECT {', '.join('r.' + _q(c) for c in kept)}, "
         f"(f._index << 40) + r.file_row_number AS {_ROW} FROM {raw} r JOIN lab_files f ON r._pit_file = f._file"

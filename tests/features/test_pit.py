@@ -489,6 +489,10 @@ def test_the_local_engine_joins_arrow_labels_with_a_table_location_without_spark
     pit_local.join_to_parquet(dated, "label_time", [(VIEW, str(location))], str(written))
     # Jan 3 is its midnight: the instant Jan 2's row became known -> 20.
     assert pq.read_table(written)["toy_v1__score"].to_pylist() == [20, None, None, 70, None]
+    clash = tmp_path / "clash.parquet"  # a name the file-to-file join adds to keep the rows' order
+    pq.write_table(labels.append_column("file_row_number", labels["label_id"]), clash)
+    with pytest.raises(ValueError, match="may not have columns named \\['file_row_number'\\]"):
+        pit_local.join_to_parquet(str(clash), "label_time", [(VIEW, str(location))], str(written))
     text_ids = labels.set_column(1, "user_id", pa.array(["1", "x", "1", "2", "3"]))
     with pytest.raises(ValueError, match="toy_v1: a label key does not convert"):
         pit_local.join_to_parquet(text_ids, "label_time", [(VIEW, str(location))], str(written))
