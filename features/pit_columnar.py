@@ -441,21 +441,15 @@ def newest_into(con, table: str, view: ColumnarView, files, arrow_frame, feature
     con.execute(label_buckets_sql(view.ttl_micros))
     newest = _newest_per_row_sql(list(view.keys), view.ttl_micros, available_at, feature_date, view.features)
     wanted = [*view.keys, feature_date, available_at, *view.features]
-    paths = [_local_path(uri) for uri, _ in files]
-    if all(paths):  # DuckDB reads the files and keeps the answer: nothing passes through Python
-        con.register("parts", _partitions_table(files, paths, arrow_frame))
-        con.execute(_local_feats_sql(paths, files, wanted, available_at, feature_date))
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS {newest}")
-        con.execute("DROP VIEW feats")
-        con.unregister("parts")
+    pieces = f"{table}_pieces"
+    count = 0
+    for count, _ in enumerate(_feats(con, files, wanted, arrow_frame, available_at, feature_date), start=1):
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE {pieces} AS {newest}" if count == 1 else f"INSERT INTO {pieces} {newest}"
+        )
+    if count == 1:  # local files: DuckDB read them all at once
+        con.execute(f"ALTER TABLE {pieces} RENAME TO {table}")
     else:  # chunks through Arrow's file systems: a label's candidates from several, keep the newest
-        pieces = f"{table}_pieces"
-        for n, chunk in enumerate(_chunks(files, wanted, arrow_frame)):
-            con.register("feats", _as_micros(chunk, available_at, feature_date))
-            con.execute(
-                f"CREATE OR REPLACE TEMP TABLE {pieces} AS {newest}" if n == 0 else f"INSERT INTO {pieces} {newest}"
-            )
-            con.unregister("feats")
         con.execute(
             f"CREATE OR REPLACE TEMP TABLE {table} AS "
             f"SELECT _row, arg_max(newest, {ORDER}) AS newest FROM {pieces} GROUP BY _row"
@@ -466,19 +460,26 @@ def newest_into(con, table: str, view: ColumnarView, files, arrow_frame, feature
 
 
 def _over_files(con, query: str, files, wanted, arrow_frame, available_at: str, feature_date: str) -> Iterator:
-    """The results (Arrow) of ``query`` with ``feats`` the ``wanted`` columns of ``files``: one
-    result when DuckDB reads the files itself (local files: streaming and several times faster than
-    Arrow), one per chunk when they come through Arrow's file systems (object stores, HDFS)."""
+    """The results (Arrow) of ``query`` over each ``feats`` that ``_feats`` sets up."""
+    for _ in _feats(con, files, wanted, arrow_frame, available_at, feature_date):
+        yield con.sql(query).to_arrow_table()
+
+
+def _feats(con, files, wanted, arrow_frame, available_at: str, feature_date: str) -> Iterator[None]:
+    """Sets DuckDB's view ``feats`` to the ``wanted`` columns of ``files`` and yields while it holds
+    them: once when DuckDB reads the files itself (local files: streaming and several times faster
+    than Arrow), once per chunk when they come through Arrow's file systems (object stores, HDFS)."""
     paths = [_local_path(uri) for uri, _ in files]
     if all(paths):
         con.register("parts", _partitions_table(files, paths, arrow_frame))
         con.execute(_local_feats_sql(paths, files, wanted, available_at, feature_date))
-        yield con.sql(query).to_arrow_table()
+        yield
         con.execute("DROP VIEW feats")
+        con.unregister("parts")
         return
     for chunk in _chunks(files, wanted, arrow_frame):
         con.register("feats", _as_micros(chunk, available_at, feature_date))
-        yield con.sql(query).to_arrow_table()
+        yield
         con.unregister("feats")
 
 

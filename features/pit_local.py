@@ -112,7 +112,7 @@ def join_to_parquet(
     those. ``labels`` is a Parquet file or a folder of them (read in ``pyarrow.dataset``'s order,
     hive-style folder names ignored), or an Arrow table.
 
-    Returns the rows written, the share of them each view answered (by table name: its
+    Returns the rows and columns written, the share of the rows each view answered (by table name: its
     ``feature_time__<table>`` not null; views whose time column is not written are left out) and the
     labels' time range."""
     import duckdb
@@ -126,8 +126,8 @@ def join_to_parquet(
     try:
         con.execute("SET TimeZone = 'UTC'")
         _labels_view(con, labels)
-        names = [r[0] for r in con.execute("DESCRIBE lab").fetchall() if r[0] != _ROW]
-        types = dict(con.execute("SELECT column_name, column_type FROM (DESCRIBE lab)").fetchall())
+        types = {name: kind for name, kind, *_ in con.execute("DESCRIBE lab").fetchall() if name != _ROW}
+        names = list(types)
         if label_time not in names:
             raise ValueError(f"the labels have no column {label_time!r}; they have {names}")
         con.execute(f"CREATE TEMP VIEW lab_t AS SELECT *, {_micros_sql(label_time, types[label_time])} AS _t FROM lab")
@@ -176,6 +176,7 @@ def join_to_parquet(
         con.close()
     return {
         "rows": rows,
+        "columns": len(outputs),
         "share_of_rows_with_features": {
             column.removeprefix("feature_time__"): round(n / max(1, rows), 4)
             for column, n in zip(answered_by, found_counts, strict=True)
