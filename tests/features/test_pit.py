@@ -391,10 +391,10 @@ def test_columnar_views_are_answered_together_and_keys_typed_as_the_features(spa
     ]
 
 
-@pytest.mark.parametrize("fmt", ["delta", "parquet"])
+@pytest.mark.parametrize("fmt", ["delta", "parquet", "flat-parquet"])
 def test_the_local_engine_joins_arrow_labels_with_a_table_location_without_spark(spark, tmp_path, fmt):
     """pit_local.point_in_time_join takes Arrow labels and a table's location (a Delta root, or a
-    folder of hive-partitioned Parquet files written by another tool): no Spark involved."""
+    folder of Parquet files written by another tool, hive-partitioned or not): no Spark involved."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -410,6 +410,23 @@ def test_the_local_engine_joins_arrow_labels_with_a_table_location_without_spark
     if fmt == "delta":
         frame = spark.createDataFrame(rows, "user_id long, feature_date date, available_at timestamp, score long")
         frame.write.format("delta").partitionBy("feature_date").save(str(location))
+    elif fmt == "flat-parquet":  # feature_date a column, folders not named name=value, files not data
+        for user, day, known, score in rows:
+            folder = location / f"batch-{user}"
+            folder.mkdir(parents=True, exist_ok=True)
+            table = pa.table(
+                {
+                    "user_id": pa.array([user], pa.int64()),
+                    "feature_date": pa.array([day], pa.date32()),
+                    "available_at": pa.array([known.replace(tzinfo=UTC)], pa.timestamp("us", tz="UTC")),
+                    "score": pa.array([score], pa.int64()),
+                }
+            )
+            pq.write_table(table, folder / f"part-{day.isoformat()}.parquet")
+        (location / "_SUCCESS").write_text("")
+        (location / "batch-1" / ".part-x.parquet.crc").write_text("not parquet")
+        (location / "_temporary").mkdir()
+        (location / "_temporary" / "part-9.parquet").write_text("not parquet")
     else:
         for user, day, known, score in rows:
             folder = location / f"feature_date={day.isoformat()}"
@@ -496,6 +513,31 @@ def test_the_local_engine_joins_arrow_labels_with_a_table_location_without_spark
     text_ids = labels.set_column(1, "user_id", pa.array(["1", "x", "1", "2", "3"]))
     with pytest.raises(ValueError, match="toy_v1: a label key does not convert"):
         pit_local.join_to_parquet(text_ids, "label_time", [(VIEW, str(location))], str(written))
+
+
+def test_label_files_are_listed_as_pyarrow_dataset_lists_them(tmp_path):
+    # join_to_parquet keeps the labels' order by file: the files, and their order, must be those
+    # read_labels (pyarrow.dataset) reads, without importing it.
+    import pyarrow as pa
+    import pyarrow.dataset as ds
+    import pyarrow.parquet as pq
+
+    from lakecart.features import pit_local
+
+    for name in ["b/part-1.parquet", "a=2/x.parquet", "a=10/x.parquet", "B.parquet", "b/c/d.parquet", "b-2.parquet"]:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        pq.write_table(pa.table({"x": [1]}), tmp_path / name)
+    for junk in ["_SUCCESS", ".hidden.parquet", "b/.part-1.parquet.crc", "_delta_log/0.json", "b/_tmp/y.parquet"]:
+        (tmp_path / junk).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / junk).write_text("not parquet")
+    listed = pit_local.parquet_files(str(tmp_path))
+    assert listed == ds.dataset(str(tmp_path), format="parquet").files
+    assert len(listed) == 6 and listed[0].endswith("/B.parquet")
+    assert pit_local.parquet_files(f"file://{tmp_path}/b-2.parquet") == [str(tmp_path / "b-2.parquet")]
+    with pytest.raises(FileNotFoundError, match="no such file or folder"):
+        pit_local.parquet_files(str(tmp_path / "nope"))
+    with pytest.raises(ValueError, match="must be local"):
+        pit_local.parquet_files("s3://bucket/labels")
 
 
 def test_stretches_cut_labels_into_equal_counts_by_time_and_pick_the_cheaper_split():

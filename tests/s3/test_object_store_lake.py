@@ -133,8 +133,9 @@ def test_historical_features_from_the_bucket_equal_the_local_ones(lakes):
     lake's storage options and answers as it does on local disk."""
     import pandas as pd
     import pyarrow as pa
+    import pyarrow.parquet as pq
 
-    from lakecart.features import REGISTRY, pit_local
+    from lakecart.features import REGISTRY, pit_columnar, pit_local
 
     local_root, _ = lakes["local"]
     s3_root, _ = lakes["s3"]
@@ -157,6 +158,11 @@ def test_historical_features_from_the_bucket_equal_the_local_ones(lakes):
     # system in chunks, DuckDB keeps the answer; the same table as the Arrow path, in label order.
     out = Path(local_root) / "joined-from-s3.parquet"
     pit_local.join_to_parquet(labels, "at", [(view, f"{s3_root}/lake/{VIEW_TABLE}")], str(out))
+    assert pd.read_parquet(out).equals(joined["s3"])
+    # Labels on the bucket too (read through Arrow): the same answer.
+    fs, path = pafs.FileSystem.from_uri(pit_columnar.arrow_uri(f"{s3_root}/labels/part-0.parquet"))
+    pq.write_table(labels, path, filesystem=fs)
+    pit_local.join_to_parquet(f"{s3_root}/labels", "at", [(view, f"{s3_root}/lake/{VIEW_TABLE}")], str(out))
     assert pd.read_parquet(out).equals(joined["s3"])
 
 
