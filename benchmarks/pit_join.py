@@ -234,8 +234,9 @@ def run_duckdb_asof(data: Path, out: Path, memory_limit: str | None) -> None:
 def run_duckdb_bucket(data: Path, out: Path, memory_limit: str | None) -> None:
     """lakecart's bucketed plan as plain DuckDB SQL: each label goes into its TTL-wide time bucket
     and the one before, a hash join on (user_id, bucket) finds the candidates within the TTL, and
-    ``arg_max`` keeps the newest per label by one packed integer (age within the TTL, then
-    feature_date's day number), no sort; a left join puts them back on the labels."""
+    ``arg_max_null`` keeps the newest per label by one packed integer (age within the TTL, then
+    feature_date's day number), no sort, one aggregate per feature (about half the time of one
+    ``arg_max`` over a struct of them); a left join puts them back on the labels."""
     con = duckdb_connection(out, memory_limit)
     order = f"((f.a - l.t + {TTL_MICROS}) << {DAY_BITS}) + (f.feature_date - DATE '1970-01-01')"
     con.execute(f"""
@@ -248,11 +249,11 @@ def run_duckdb_bucket(data: Path, out: Path, memory_limit: str | None) -> None:
                 SELECT user_id, epoch_us(available_at) AS a, feature_date, {", ".join(FEATURES)}
                 FROM read_parquet('{data / "features" / "*.parquet"}')),
             newest AS (
-                SELECT l.label_id, arg_max(struct_pack({", ".join(f"{f} := f.{f}" for f in FEATURES)}), {order}) AS n
+                SELECT l.label_id, {", ".join(f"arg_max_null(f.{f}, {order}) AS {f}" for f in FEATURES)}
                 FROM l JOIN f ON f.user_id = l.user_id AND f.a // {TTL_MICROS} = l.b
                                  AND f.a <= l.t AND f.a > l.t - {TTL_MICROS}
                 GROUP BY l.label_id)
-            SELECT label_id, {", ".join(f"n.{f} AS bench_v1__{f}" for f in FEATURES)}
+            SELECT label_id, {", ".join(f"newest.{f} AS bench_v1__{f}" for f in FEATURES)}
             FROM read_parquet('{data / "labels.parquet"}') LEFT JOIN newest USING (label_id)
         ) TO '{out}' (FORMAT parquet)""")
 

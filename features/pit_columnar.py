@@ -566,9 +566,9 @@ def _as_micros(table, available_at: str, feature_date: str):
     return table.set_column(table.schema.get_field_index(feature_date), feature_date, days)
 
 
-def _match_sql(keys, ttl_micros: int, available_at: str, feature_date: str, carried) -> tuple[str, str, str]:
-    """The pieces both ways of grouping share: a candidate's order, the struct of its ``carried``
-    columns and the join of ``feats`` with ``labels_in_buckets``."""
+def _match_sql(keys, ttl_micros: int, available_at: str, feature_date: str) -> tuple[str, str]:
+    """The pieces both ways of grouping share: a candidate's order and the join of ``feats`` with
+    ``labels_in_buckets``."""
     q = _q
     day_span = 1 << (DAY_BITS - 1)
     # Same order as the bucketed plan: age within the TTL in the high bits, feature_date's day offset
@@ -577,24 +577,36 @@ def _match_sql(keys, ttl_micros: int, available_at: str, feature_date: str, carr
         f"((f.{q(available_at)} - l._t + {ttl_micros}) << {DAY_BITS}) + "
         f"least(greatest(f.{q(feature_date)} - (l._t // 86400000000), {-day_span}), {day_span - 1}) + {day_span}"
     )
-    values = "struct_pack(" + ", ".join(f"{q(c)} := f.{q(c)}" for c in carried) + ")"
     # Equal keys and equal TTL-wide time bucket (labels sit in their own bucket and the one before,
     # see ``label_buckets_sql``): a hash join that pairs a feature row only with the labels of its
     # key that are close in time, instead of with every label of its key.
     on = " AND ".join(f"f.{q(k)} = l.{q(k)}" for k in keys) + f" AND f.{q(available_at)} // {ttl_micros} = l._b"
     join = f"""feats f JOIN labels_in_buckets l
               ON {on} AND f.{q(available_at)} <= l._t AND f.{q(available_at)} > l._t - {ttl_micros}"""
-    return order, values, join
+    return order, join
+
+
+def _newest_aggregates(order: str, carried) -> str:
+    """The greatest ``order`` (as ``ORDER``) and each ``carried`` column of the row that has it (as
+    ``_pit_c0``, ``_pit_c1``, ...). One ``arg_max_null`` per column takes about half the time of one
+    ``arg_max`` over a struct of them; ``_null`` because a null value is that row's value (``arg_max``
+    would skip to an older row). Feature rows are unique per key and feature_date, so ``order`` has
+    no ties within a label's candidates and every column comes from the same row."""
+    return ", ".join(
+        [f"max({order}) AS {ORDER}", *(f"arg_max_null(f.{_q(c)}, {order}) AS _pit_c{i}" for i, c in enumerate(carried))]
+    )
 
 
 def _newest_sql(keys, ttl_micros: int, available_at: str, feature_date: str, features) -> str:
     """Per (keys, label time): the newest candidate's order, available_at and features."""
-    order, values, join = _match_sql(keys, ttl_micros, available_at, feature_date, [available_at, *features])
+    order, join = _match_sql(keys, ttl_micros, available_at, feature_date)
+    carried = [available_at, *features]
     label_keys = ", ".join(f"l.{_q(k)}" for k in keys)
+    named = ", ".join(f"_pit_c{i} AS {_q(c)}" for i, c in enumerate(carried))
     return f"""
-        SELECT {", ".join(_q(k) for k in keys)}, _t, {ORDER}, newest.*
+        SELECT {", ".join(_q(k) for k in keys)}, _t, {ORDER}, {named}
         FROM (
-            SELECT {label_keys}, l._t, max({order}) AS {ORDER}, arg_max({values}, {order}) AS newest
+            SELECT {label_keys}, l._t, {_newest_aggregates(order, carried)}
             FROM {join}
             GROUP BY {label_keys}, l._t
         )"""
@@ -603,11 +615,16 @@ def _newest_sql(keys, ttl_micros: int, available_at: str, feature_date: str, fea
 def _newest_per_row_sql(keys, ttl_micros: int, available_at: str, feature_date: str, features) -> str:
     """Per label row (``_row``) that has one: the newest candidate's order and its available_at and
     features (a struct)."""
-    order, values, join = _match_sql(keys, ttl_micros, available_at, feature_date, [available_at, *features])
+    order, join = _match_sql(keys, ttl_micros, available_at, feature_date)
+    carried = [available_at, *features]
+    packed = "struct_pack(" + ", ".join(f"{_q(c)} := _pit_c{i}" for i, c in enumerate(carried)) + ")"
     return f"""
-        SELECT l._row, max({order}) AS {ORDER}, arg_max({values}, {order}) AS newest
-        FROM {join}
-        GROUP BY l._row"""
+        SELECT _row, {ORDER}, {packed} AS newest
+        FROM (
+            SELECT l._row, {_newest_aggregates(order, carried)}
+            FROM {join}
+            GROUP BY l._row
+        )"""
 
 
 def label_buckets_sql(ttl_micros: int) -> str:

@@ -186,6 +186,17 @@ def test_matches_a_brute_force_reference_on_random_data(spark, plan, source, joi
 
 
 @PLANS
+def test_a_null_in_the_newest_row_is_the_answer_not_an_older_rows_value(spark, plan, source, join):
+    features = spark.createDataFrame(
+        [("a", date(2026, 1, 1), datetime(2026, 1, 2), 1), ("a", date(2026, 1, 2), datetime(2026, 1, 3), None)],
+        "user_id string, feature_date date, available_at timestamp, score long",
+    )
+    labels = spark.createDataFrame([("a", datetime(2026, 1, 3, 12))], "user_id string, label_time timestamp")
+    out = join(labels, [(VIEW, source(features, plan))], plan).collect()
+    assert [(r["toy_v1__score"], r["feature_time__toy_v1"]) for r in out] == [(None, datetime(2026, 1, 3))]
+
+
+@PLANS
 def test_rows_known_at_the_same_instant_resolve_to_the_newer_day(spark, plan, source, join):
     # Jan 1's row arrived a day late, so it became known together with Jan 2's on-time row.
     features = spark.createDataFrame(
