@@ -25,9 +25,10 @@ def measured(*command: str) -> dict:
 def test_a_short_command_is_timed_to_its_exit_not_to_the_next_memory_sample():
     # A command that exits at once: its wall time is its start-up, far under the 0.25 s between
     # memory samples (that interval was the resolution of every short side's time).
-    quick = measured(sys.executable, "-S", "-c", "pass")
-    assert quick["exit_code"] == 0 and not quick["timed_out"]
-    assert quick["seconds"] < 0.2, quick
+    # The least of three runs: a busy machine may slow one start-up, not the resolution.
+    runs = [measured(sys.executable, "-S", "-c", "pass") for _ in range(3)]
+    assert all(r["exit_code"] == 0 and not r["timed_out"] for r in runs)
+    assert min(r["seconds"] for r in runs) < 0.2, runs
 
 
 def test_exit_code_cpu_and_memory_of_the_whole_tree_are_counted():
