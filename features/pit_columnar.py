@@ -447,7 +447,7 @@ def newest_into(con, table: str, view: ColumnarView, files, arrow_frame, feature
         con.execute(
             f"CREATE OR REPLACE TEMP TABLE {pieces} AS {newest}" if count == 1 else f"INSERT INTO {pieces} {newest}"
         )
-    if count == 1:  # local files: DuckDB read them all at once
+    if count == 1:  # one pass (local files, read by DuckDB at once; or a single chunk): nothing to merge
         con.execute(f"ALTER TABLE {pieces} RENAME TO {table}")
     else:  # chunks through Arrow's file systems: a label's candidates from several, keep the newest
         con.execute(

@@ -26,7 +26,8 @@ VIEW = FeatureView(
 # columnar join once in the driver (features/pit_local.py, which also runs without Spark);
 # "local-parquet" is pit_local's file-to-file path (``join_to_parquet``: labels and answer never in
 # Python); "local-parquet-chunks" the same with the files read as object-store files are (through
-# Arrow, a few rows at a time, a label's candidates merged across chunks).
+# Arrow, a few rows at a time, a label's candidates merged across chunks; the label file too, as
+# object-store labels are: into Arrow first).
 PLANS = pytest.mark.parametrize(
     "plan", ["columnar", "columnar-by-file", "bucketed", "sorted", "local", "local-parquet", "local-parquet-chunks"]
 )
